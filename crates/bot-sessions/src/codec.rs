@@ -1,0 +1,104 @@
+//! How a session value becomes bytes: JSON by default, MessagePack behind the
+//! `msgpack` feature.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::BoxError;
+
+/// An encoding or decoding failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{codec}: {source}")]
+pub struct CodecError {
+    /// The codec that failed.
+    pub codec: &'static str,
+    /// The codec's own error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// The encoding of stored values.
+///
+/// JSON is the default because an operator can read it. MessagePack (feature
+/// `msgpack`) is smaller and faster; it writes maps with field names so migrations on
+/// [`serde_json::Value`] see the same shape as with JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Codec {
+    /// `serde_json`.
+    #[default]
+    Json,
+    /// `rmp-serde` with named fields.
+    #[cfg(feature = "msgpack")]
+    MessagePack,
+}
+
+impl Codec {
+    /// The codec's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Json => "json",
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => "msgpack",
+        }
+    }
+
+    fn err(self, e: impl Into<BoxError>) -> CodecError {
+        CodecError { codec: self.name(), source: e.into() }
+    }
+
+    /// Encodes a value.
+    ///
+    /// # Errors
+    ///
+    /// When `T`'s `Serialize` fails (a map with non-string keys in JSON, say).
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
+        match self {
+            Codec::Json => serde_json::to_vec(value).map_err(|e| self.err(e)),
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => rmp_serde::to_vec_named(value).map_err(|e| self.err(e)),
+        }
+    }
+
+    /// Decodes a value.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes are not a valid encoding of `T`.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        match self {
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| self.err(e)),
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| self.err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct S {
+        a: u32,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let codecs = [
+            Codec::Json,
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack,
+        ];
+        for c in codecs {
+            let v = S { a: 7, b: Some("é".into()) };
+            let bytes = c.encode(&v).unwrap();
+            assert_eq!(c.decode::<S>(&bytes).unwrap(), v);
+            let as_value: serde_json::Value = c.decode(&bytes).unwrap();
+            assert_eq!(as_value["a"], 7, "{c:?} keeps field names");
+            let err = c.decode::<S>(b"\xc1\xff not it").unwrap_err();
+            assert_eq!(err.codec, c.name());
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Interactive sessions (being written).

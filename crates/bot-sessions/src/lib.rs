@@ -1,0 +1,34 @@
+//! Persistent, concurrency-safe conversational state for chat bots.
+//!
+//! See the crate README for the tour; the layers, bottom up:
+//!
+//! - [`store`]: the [`Store`] trait every backend implements ([`store::memory`] always;
+//!   SQLite, Redis and PostgreSQL behind features);
+//! - [`session`]: [`Sessions<T>`], the typed API bot code calls (keys, TTL, codec,
+//!   migrations, in-process key locks, compare-and-set retry);
+//! - `interactive` (feature `interactive`): components that route back to a live
+//!   session;
+//! - `testing` (feature `testing`): the conformance suite every backend runs.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod clock;
+pub mod codec;
+mod context;
+pub mod key;
+mod record;
+pub mod session;
+pub mod store;
+
+#[cfg(feature = "interactive")]
+pub mod interactive;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use codec::Codec;
+pub use context::Context;
+pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
+pub use record::{Precondition, Record, Write};
+pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
+pub use store::{DynStore, Page, Store, StoreError};

@@ -1,0 +1,563 @@
+//! The store conformance suite: one function per property of the store contract
+//! (DESIGN.md), each taking a fresh handle to the backend under test.
+//!
+//! Every property works in its own random namespace with random user ids and moves time
+//! with a [`ManualClock`] that starts at the real current time (so backends with native
+//! expiry never see a past deadline). Functions panic on a violated property: they are
+//! test code. Run them all with [`conformance_tests!`](crate::conformance_tests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Counter, hammer, total, unique_namespace, unique_user};
+use crate::{
+    DecodePolicy, DynStore, ManualClock, Migrations, Namespace, Precondition, Scope, SessionError, SessionKey,
+    Sessions, StoreError, Timestamp, Write,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn key(ns: &Namespace, scope: Scope) -> SessionKey {
+    SessionKey::new(ns.clone(), scope)
+}
+
+fn w(value: &[u8]) -> Write<'_> {
+    Write { value, schema_version: 1, expires_at: None }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::starting_now()
+}
+
+fn now(c: &ManualClock) -> Timestamp {
+    crate::Clock::now(c)
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::Conflict { key }) => assert!(!key.is_empty(), "{what}: conflict must name the key"),
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    }
+}
+
+/// Create, read, update (version and timestamps), delete.
+pub async fn crud(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("crud");
+    let k = key(&ns, Scope::ChatUser { chat: -100, user: unique_user() });
+    let t0 = now(&c);
+    assert_eq!(store.load(&k, t0).await.unwrap(), None, "fresh key is absent");
+
+    assert_eq!(store.write(&k, w(b"one"), Precondition::Absent, t0).await.unwrap(), 1);
+    let r = store.load(&k, t0).await.unwrap().expect("created record loads");
+    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"one"[..], 1, 1));
+    assert_eq!((r.created_at, r.updated_at, r.expires_at), (t0, t0, None));
+
+    c.advance(Duration::from_millis(1500));
+    let t1 = now(&c);
+    let write = Write { value: b"two", schema_version: 3, expires_at: Some(t1.saturating_add(MINUTE)) };
+    assert_eq!(store.write(&k, write, Precondition::Version(1), t1).await.unwrap(), 2);
+    let r = store.load(&k, t1).await.unwrap().expect("updated record loads");
+    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"two"[..], 2, 3));
+    assert_eq!((r.created_at, r.updated_at), (t0, t1), "created_at is kept, updated_at moves");
+    assert_eq!(r.expires_at, Some(t1.saturating_add(MINUTE)));
+
+    assert_eq!(store.write(&k, w(b"three"), Precondition::Any, t1).await.unwrap(), 3);
+    assert_eq!(store.load(&k, t1).await.unwrap().map(|r| r.value), Some(b"three".to_vec()));
+    assert_eq!(store.write(&k, w(b"four"), Precondition::Any, t1).await.unwrap(), 4, "Any bumps too");
+
+    assert!(store.delete(&k, Precondition::Any, t1).await.unwrap(), "delete reports a live record");
+    assert_eq!(store.load(&k, t1).await.unwrap(), None);
+    assert!(!store.delete(&k, Precondition::Any, t1).await.unwrap(), "second delete finds nothing");
+    assert_eq!(store.write(&k, w(b"again"), Precondition::Absent, t1).await.unwrap(), 1, "re-create starts at 1");
+}
+
+/// Values are opaque bytes: empty, binary, and large ones come back exactly.
+pub async fn values_round_trip(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("bytes");
+    let big: Vec<u8> = (0..256 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    let cases: [&[u8]; 4] = [b"", b"\x00\xff\x00binary\xc3\x28", "ünïcødé ✓".as_bytes(), &big];
+    for (i, value) in cases.into_iter().enumerate() {
+        let k = key(&ns, Scope::Chat(i as i64));
+        store.write(&k, w(value), Precondition::Absent, now(&c)).await.unwrap();
+        let back = store.load(&k, now(&c)).await.unwrap().expect("written value loads").value;
+        assert_eq!(back, value, "value {i} round-trips");
+    }
+}
+
+/// A failed precondition is a conflict and changes nothing.
+pub async fn preconditions(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let ns = unique_namespace("pre");
+    let k = key(&ns, Scope::User(unique_user()));
+    assert_conflict(store.write(&k, w(b"x"), Precondition::Version(1), t).await, "CAS on an absent key");
+    assert_conflict(store.delete(&k, Precondition::Version(1), t).await, "CAS delete of an absent key");
+    assert_eq!(store.load(&k, t).await.unwrap(), None, "failed writes create nothing");
+
+    store.write(&k, w(b"v1"), Precondition::Absent, t).await.unwrap();
+    assert_conflict(store.write(&k, w(b"dup"), Precondition::Absent, t).await, "create over a live record");
+    assert_conflict(store.write(&k, w(b"stale"), Precondition::Version(2), t).await, "CAS with a wrong version");
+    assert_conflict(store.write(&k, w(b"stale"), Precondition::Version(0), t).await, "CAS with version 0");
+    assert_conflict(store.delete(&k, Precondition::Version(7), t).await, "CAS delete with a wrong version");
+    assert_conflict(store.delete(&k, Precondition::Absent, t).await, "delete-if-absent of a live record");
+    let r = store.load(&k, t).await.unwrap().expect("record survives failed writes");
+    assert_eq!((r.value.as_slice(), r.version), (&b"v1"[..], 1), "nothing changed");
+
+    assert_eq!(store.write(&k, w(b"v2"), Precondition::Version(1), t).await.unwrap(), 2);
+    assert_conflict(store.write(&k, w(b"v3"), Precondition::Version(1), t).await, "CAS with the old version");
+    assert!(store.delete(&k, Precondition::Version(2), t).await.unwrap(), "CAS delete with the right version");
+    assert_eq!(store.load(&k, t).await.unwrap(), None);
+}
+
+/// Expired records are absent everywhere, before and after a purge.
+pub async fn expiry(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("ttl");
+    let user = unique_user();
+    let short = key(&ns, Scope::ChatUser { chat: 1, user });
+    let long = key(&ns, Scope::ChatUser { chat: 2, user });
+    let forever = key(&ns, Scope::Chat(3));
+    let t0 = now(&c);
+    let at = |d| Some(t0.saturating_add(d));
+    store
+        .write(&short, Write { value: b"s", schema_version: 1, expires_at: at(MINUTE) }, Precondition::Absent, t0)
+        .await
+        .unwrap();
+    store
+        .write(&long, Write { value: b"l", schema_version: 1, expires_at: at(60 * MINUTE) }, Precondition::Absent, t0)
+        .await
+        .unwrap();
+    store.write(&forever, w(b"f"), Precondition::Absent, t0).await.unwrap();
+
+    let just_before = t0.saturating_add(MINUTE - Duration::from_millis(1));
+    assert!(store.load(&short, just_before).await.unwrap().is_some(), "live until its expiry instant");
+    c.set(t0.saturating_add(MINUTE));
+    let t1 = now(&c);
+    assert_eq!(store.load(&short, t1).await.unwrap(), None, "expired at expires_at, before any purge");
+    assert_eq!(store.count(Some(&ns), t1).await.unwrap(), 2, "count skips the expired record");
+    let page = store.scan(&ns, None, 10, t1).await.unwrap();
+    assert_eq!(page.items.len(), 2, "scan skips the expired record");
+    assert!(page.items.iter().all(|(k, _)| k != &short));
+    assert_conflict(store.write(&short, w(b"x"), Precondition::Version(1), t1).await, "CAS on an expired record");
+    assert!(!store.delete(&short, Precondition::Any, t1).await.unwrap(), "deleting an expired record finds nothing");
+
+    // The expired record is gone for good; a new one starts over.
+    store
+        .write(&short, Write { value: b"s2", schema_version: 1, expires_at: at(2 * MINUTE) }, Precondition::Absent, t1)
+        .await
+        .unwrap();
+    let r = store.load(&short, t1).await.unwrap().expect("re-created");
+    assert_eq!((r.version, r.created_at), (1, t1), "a record created over an expired one is new");
+
+    c.set(t0.saturating_add(3 * MINUTE));
+    let t2 = now(&c);
+    let purged = store.purge_expired(t2).await.unwrap();
+    assert!(purged >= 1, "purge removes at least our expired record, got {purged}");
+    assert_eq!(store.load(&short, t2).await.unwrap(), None);
+    assert!(store.load(&long, t2).await.unwrap().is_some(), "purge keeps live records");
+    assert!(store.load(&forever, t2).await.unwrap().is_some(), "purge keeps records without expiry");
+    assert_eq!(store.count(Some(&ns), t2).await.unwrap(), 2);
+    // Expired records are still absent at an earlier `now`? No: purge removed them for
+    // good, which is what an operator expects.
+    assert_eq!(store.load(&short, t0).await.unwrap(), None, "purged records do not come back");
+}
+
+/// Forget-user removes every record of one user in every namespace, and nothing else.
+pub async fn forget_user(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let (a, b) = (unique_namespace("fa"), unique_namespace("fb"));
+    let (user, other) = (unique_user(), unique_user());
+    let mine = [
+        key(&a, Scope::User(user)),
+        key(&a, Scope::ChatUser { chat: 5, user }),
+        key(&b, Scope::TopicUser { chat: 5, topic: 9, user }),
+        SessionKey::with_bot(b.clone(), Some(77), Scope::Custom { id: "cart/1".into(), user: Some(user) }),
+    ];
+    let theirs =
+        [key(&a, Scope::User(other)), key(&a, Scope::Chat(5)), key(&b, Scope::Custom { id: "x".into(), user: None })];
+    for k in mine.iter().chain(&theirs) {
+        store.write(k, w(b"v"), Precondition::Absent, t).await.unwrap();
+    }
+    // An expired record of the user goes too, but is not counted.
+    let stale = key(&b, Scope::ChatUser { chat: 6, user });
+    let write = Write { value: b"old", schema_version: 1, expires_at: Some(t.saturating_add(MINUTE)) };
+    store.write(&stale, write, Precondition::Absent, t).await.unwrap();
+    c.advance(2 * MINUTE);
+    let t = now(&c);
+
+    assert_eq!(store.forget_user(user, t).await.unwrap(), mine.len() as u64, "counts the live records it removed");
+    for k in &mine {
+        assert_eq!(store.load(k, t).await.unwrap(), None, "{k} forgotten");
+    }
+    for k in &theirs {
+        assert!(store.load(k, t).await.unwrap().is_some(), "{k} kept");
+    }
+    assert_eq!(store.forget_user(user, t).await.unwrap(), 0, "nothing left to forget");
+    // The user can come back.
+    store.write(&mine[0], w(b"new"), Precondition::Absent, t).await.unwrap();
+    assert_eq!(store.forget_user(user, t).await.unwrap(), 1);
+}
+
+/// Scans page through one namespace in key order, completely, without duplicates.
+pub async fn scan_paging(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let (ns, other) = (unique_namespace("scan"), unique_namespace("scan"));
+    let mut expected = Vec::new();
+    for i in 0..25 {
+        let k = key(&ns, Scope::ChatUser { chat: i, user: i * 7 });
+        store.write(&k, format!("{i}").as_bytes().into_write(), Precondition::Absent, t).await.unwrap();
+        expected.push(k.to_string());
+    }
+    store.write(&key(&other, Scope::Chat(1)), w(b"o"), Precondition::Absent, t).await.unwrap();
+    let gone = key(&ns, Scope::Chat(999));
+    let write = Write { value: b"gone", schema_version: 1, expires_at: Some(t.saturating_add(MINUTE)) };
+    store.write(&gone, write, Precondition::Absent, t).await.unwrap();
+    c.advance(2 * MINUTE);
+    let t = now(&c);
+    expected.sort();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.scan(&ns, cursor.as_deref(), 10, t).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 10, "a page holds at most `limit` items");
+        for (k, r) in &page.items {
+            assert_eq!(k.namespace(), &ns, "scan stays in its namespace");
+            let loaded = store.load(k, t).await.unwrap().expect("scanned records are live");
+            assert_eq!(&loaded, r, "scan returns the stored record");
+            seen.push(k.to_string());
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "scan does not terminate");
+    }
+    assert_eq!(seen, expected, "every live key once, in ascending order");
+    assert!(pages >= 3, "25 items in pages of 10 take at least 3 pages");
+    let empty = store.scan(&unique_namespace("none"), None, 10, t).await.unwrap();
+    assert!(empty.items.is_empty() && empty.next.is_none());
+}
+
+trait IntoWrite {
+    fn into_write(&self) -> Write<'_>;
+}
+impl IntoWrite for [u8] {
+    fn into_write(&self) -> Write<'_> {
+        w(self)
+    }
+}
+
+/// Count per namespace and in all, live records only.
+pub async fn count(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let (a, b) = (unique_namespace("ca"), unique_namespace("cb"));
+    let before_all = store.count(None, t).await.unwrap();
+    for i in 0..3 {
+        store.write(&key(&a, Scope::Chat(i)), w(b"a"), Precondition::Absent, t).await.unwrap();
+    }
+    store.write(&key(&b, Scope::Chat(1)), w(b"b"), Precondition::Absent, t).await.unwrap();
+    assert_eq!(store.count(Some(&a), t).await.unwrap(), 3);
+    assert_eq!(store.count(Some(&b), t).await.unwrap(), 1);
+    assert!(store.count(None, t).await.unwrap() >= before_all + 4, "count(None) covers every namespace");
+    store.delete(&key(&a, Scope::Chat(0)), Precondition::Any, t).await.unwrap();
+    assert_eq!(store.count(Some(&a), t).await.unwrap(), 2);
+}
+
+/// Raw compare-and-set from many tasks (no in-process lock): every increment lands.
+pub async fn concurrent_compare_and_set(store: DynStore) {
+    const TASKS: u64 = 16;
+    const EACH: u64 = 40;
+    let ns = unique_namespace("cas");
+    let k = key(&ns, Scope::Chat(1));
+    let mut handles = Vec::new();
+    for _ in 0..TASKS {
+        let (store, k) = (store.clone(), k.clone());
+        handles.push(tokio::spawn(async move {
+            let mut conflicts = 0u64;
+            for _ in 0..EACH {
+                loop {
+                    let t = Timestamp::now();
+                    let cur = store.load(&k, t).await.unwrap();
+                    let (n, pre) = match &cur {
+                        None => (0u64, Precondition::Absent),
+                        Some(r) => {
+                            (String::from_utf8_lossy(&r.value).parse().unwrap(), Precondition::Version(r.version))
+                        }
+                    };
+                    match store.write(&k, w((n + 1).to_string().as_bytes()), pre, t).await {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict { .. }) => conflicts += 1,
+                        Err(e) => panic!("unexpected store error: {e}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            conflicts
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let r = store.load(&k, Timestamp::now()).await.unwrap().expect("counter exists");
+    assert_eq!(String::from_utf8_lossy(&r.value), (TASKS * EACH).to_string(), "no increment lost");
+    assert_eq!(r.version, TASKS * EACH, "one version per successful write");
+}
+
+/// 64 tasks x 500 updates over 8 keys through `Sessions::update` sum exactly.
+pub async fn sessions_concurrency(store: DynStore) {
+    let sessions = Sessions::<Counter>::builder(store).namespace(unique_namespace("hammer").as_str()).build().unwrap();
+    let keys: Vec<SessionKey> = (0..8).map(|i| key(sessions.namespace(), Scope::Chat(i))).collect();
+    hammer(&sessions, &keys, 64, 500).await.unwrap();
+    assert_eq!(total(&sessions, &keys).await.unwrap(), 64 * 500, "every update counted");
+    for k in &keys {
+        let r = sessions.store().load(k, Timestamp::now()).await.unwrap().expect("key written");
+        assert_eq!(r.version, 64 * 500 / 8, "one write per update on {k}");
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Profile {
+    name: String,
+    #[serde(default)]
+    visits: u32,
+}
+
+fn profiles(store: &DynStore, ns: &Namespace, clock: &ManualClock) -> crate::session::SessionsBuilder<Profile> {
+    Sessions::<Profile>::builder(store.clone()).namespace(ns.as_str()).clock(Arc::new(clock.clone()))
+}
+
+/// Writes only what changed: an untouched default is never stored, an unchanged value
+/// is not rewritten, and setting the session to none deletes it.
+pub async fn writes_only_changes(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("lazy");
+    let s = profiles(&store, &ns, &c).build().unwrap();
+    let k = key(&ns, Scope::User(unique_user()));
+    s.update(&k, |p| Ok::<_, SessionError>(p.visits)).await.unwrap();
+    assert_eq!(store.load(&k, now(&c)).await.unwrap(), None, "an untouched default is not stored");
+    let guard = s.open(&k).await.unwrap();
+    guard.commit().await.unwrap();
+    assert_eq!(store.load(&k, now(&c)).await.unwrap(), None, "an untouched guard writes nothing");
+
+    s.update(&k, |p| {
+        p.name = "Ada".into();
+        Ok::<_, SessionError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.version), Some(1));
+    s.update(&k, |p| {
+        p.name = "Ada".into();
+        Ok::<_, SessionError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.version), Some(1), "same value: no write");
+
+    let failed: Result<(), SessionError> = s
+        .update(&k, |p| {
+            p.name = "changed".into();
+            Err(SessionError::Config("handler refused".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(s.get(&k).await.unwrap().map(|p| p.name), Some("Ada".into()), "Err writes nothing");
+
+    s.update_option(&k, |slot| {
+        *slot = None;
+        Ok::<_, SessionError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.load(&k, now(&c)).await.unwrap(), None, "none deletes");
+}
+
+/// Idle TTL is refreshed by writes (and by reads when asked); absolute TTL is not.
+pub async fn session_ttl(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("sttl");
+    let idle = profiles(&store, &ns, &c).ttl(crate::Ttl::idle(10 * MINUTE)).build().unwrap();
+    let k = key(&ns, Scope::User(unique_user()));
+    let bump = |p: &mut Profile| {
+        p.visits += 1;
+        Ok::<_, SessionError>(())
+    };
+    idle.update(&k, bump).await.unwrap();
+    c.advance(9 * MINUTE);
+    idle.update(&k, bump).await.unwrap();
+    c.advance(9 * MINUTE);
+    assert_eq!(idle.get(&k).await.unwrap().map(|p| p.visits), Some(2), "a write pushed the idle expiry back");
+    c.advance(MINUTE);
+    assert_eq!(idle.get(&k).await.unwrap(), None, "10 idle minutes after the last write it is gone");
+
+    let reread = profiles(&store, &ns, &c).ttl(crate::Ttl::idle_refreshed_on_read(10 * MINUTE)).build().unwrap();
+    let k2 = key(&ns, Scope::User(unique_user()));
+    reread.update(&k2, bump).await.unwrap();
+    for _ in 0..3 {
+        c.advance(9 * MINUTE);
+        assert!(reread.get(&k2).await.unwrap().is_some(), "each read refreshes");
+    }
+    c.advance(10 * MINUTE);
+    assert_eq!(reread.get(&k2).await.unwrap(), None);
+
+    let absolute = profiles(&store, &ns, &c).ttl(crate::Ttl::absolute(10 * MINUTE)).build().unwrap();
+    let k3 = key(&ns, Scope::User(unique_user()));
+    absolute.update(&k3, bump).await.unwrap();
+    c.advance(9 * MINUTE);
+    absolute.update(&k3, bump).await.unwrap();
+    c.advance(MINUTE);
+    assert_eq!(absolute.get(&k3).await.unwrap(), None, "absolute TTL counts from creation");
+    absolute.update(&k3, bump).await.unwrap();
+    assert_eq!(absolute.get(&k3).await.unwrap().map(|p| p.visits), Some(1), "an expired session starts over");
+}
+
+async fn plant(store: &DynStore, k: &SessionKey, value: &[u8], schema_version: u32) -> u64 {
+    let write = Write { value, schema_version, expires_at: None };
+    store.write(k, write, Precondition::Any, Timestamp::now()).await.unwrap()
+}
+
+/// Undecodable bytes under each policy: fail leaves them, reset replaces them,
+/// quarantine keeps them aside (listable, and erased by forget-user).
+pub async fn undecodable_policies(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("bad");
+    let user = unique_user();
+    let garbage: &[u8] = b"\x00not json at all\xff";
+
+    let k = key(&ns, Scope::ChatUser { chat: 1, user });
+    plant(&store, &k, garbage, 1).await;
+    let fail = profiles(&store, &ns, &c).build().unwrap();
+    match fail.update(&k, |p| Ok::<_, SessionError>(p.visits)).await {
+        Err(SessionError::Decode { key, .. }) => assert_eq!(key, k.to_string(), "the error names the key"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.value), Some(garbage.to_vec()), "fail: untouched");
+
+    let reset = profiles(&store, &ns, &c).on_decode_error(DecodePolicy::Reset).build().unwrap();
+    let visits = reset
+        .update(&k, |p| {
+            p.visits += 1;
+            Ok::<_, SessionError>(p.visits)
+        })
+        .await
+        .unwrap();
+    assert_eq!(visits, 1, "reset starts from the initial value");
+    assert_eq!(reset.get(&k).await.unwrap().map(|p| p.visits), Some(1));
+
+    let k2 = key(&ns, Scope::ChatUser { chat: 2, user });
+    plant(&store, &k2, garbage, 1).await;
+    let quarantine = profiles(&store, &ns, &c).on_decode_error(DecodePolicy::Quarantine).build().unwrap();
+    quarantine
+        .update(&k2, |p| {
+            p.name = "fresh".into();
+            Ok::<_, SessionError>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(quarantine.get(&k2).await.unwrap().map(|p| p.name), Some("fresh".into()));
+    let kept = quarantine.quarantined().await.unwrap();
+    assert_eq!(kept.len(), 1, "one quarantined record in this namespace: {kept:?}");
+    assert_eq!((kept[0].original.as_str(), kept[0].value.as_slice()), (k2.as_str(), garbage), "bytes kept as stored");
+    assert_eq!(store.forget_user(user, now(&c)).await.unwrap(), 3, "two sessions and the quarantined copy");
+    assert!(quarantine.quarantined().await.unwrap().is_empty(), "forget-user erases quarantine too");
+}
+
+/// A record written by newer code is an error and stays untouched; so does a record
+/// whose migration fails; an older record is migrated and written back.
+pub async fn schema_versions(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("schema");
+    let migrations = Migrations::new().step(|mut v| {
+        // v1 stored {"full_name": ..}; v2 calls it "name". v1 "boom" cannot migrate.
+        if v["full_name"] == "boom" {
+            return Err("cannot migrate boom".into());
+        }
+        let name = v["full_name"].take();
+        Ok(serde_json::json!({ "name": name }))
+    });
+    let s = profiles(&store, &ns, &c).migrations(migrations).build().unwrap();
+
+    let newer = key(&ns, Scope::User(unique_user()));
+    let v = plant(&store, &newer, br#"{"name":"x","visits":1,"future":true}"#, 3).await;
+    match s.update(&newer, |p| Ok::<_, SessionError>(p.visits)).await {
+        Err(SessionError::NewerSchema { key, found: 3, supported: 2 }) => assert_eq!(key, newer.to_string()),
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    assert_eq!(store.load(&newer, now(&c)).await.unwrap().map(|r| (r.version, r.schema_version)), Some((v, 3)));
+
+    let broken = key(&ns, Scope::User(unique_user()));
+    plant(&store, &broken, br#"{"full_name":"boom"}"#, 1).await;
+    match s.get(&broken).await {
+        Err(SessionError::Migration { key, from: 1, .. }) => assert_eq!(key, broken.to_string()),
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+    let r = store.load(&broken, now(&c)).await.unwrap().expect("kept");
+    assert_eq!((r.value.as_slice(), r.schema_version), (&br#"{"full_name":"boom"}"#[..], 1), "untouched");
+
+    let old = key(&ns, Scope::User(unique_user()));
+    plant(&store, &old, br#"{"full_name":"Ada"}"#, 1).await;
+    assert_eq!(s.get(&old).await.unwrap().map(|p| p.name), Some("Ada".into()), "migrated on load");
+    s.update(&old, |_| Ok::<_, SessionError>(())).await.unwrap();
+    let r = store.load(&old, now(&c)).await.unwrap().expect("kept");
+    assert_eq!(r.schema_version, 2, "written back at the current schema on the next save");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.value).unwrap()["name"], "Ada");
+}
+
+/// An oversized value is refused before any write.
+pub async fn size_limit(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("size");
+    let s = profiles(&store, &ns, &c).max_size(64).build().unwrap();
+    let k = key(&ns, Scope::User(unique_user()));
+    s.update(&k, |p| {
+        p.name = "short".into();
+        Ok::<_, SessionError>(())
+    })
+    .await
+    .unwrap();
+    let res = s
+        .update(&k, |p| {
+            p.name = "x".repeat(100);
+            Ok::<_, SessionError>(())
+        })
+        .await;
+    match res {
+        Err(SessionError::TooLarge { key, limit: 64, size }) => {
+            assert_eq!(key, k.to_string());
+            assert!(size > 100);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let r = store.load(&k, now(&c)).await.unwrap().expect("kept");
+    assert_eq!((r.version, s.get(&k).await.unwrap().map(|p| p.name)), (1, Some("short".into())), "nothing written");
+}
+
+/// Runs every conformance property as its own `#[tokio::test]` against the stores a
+/// factory makes: `conformance_tests!(factory)` where `async fn factory() -> DynStore`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:ident) => {
+        $crate::conformance_tests!(@each $factory;
+            crud, values_round_trip, preconditions, expiry, forget_user, scan_paging, count,
+            concurrent_compare_and_set, sessions_concurrency, writes_only_changes, session_ttl,
+            undecodable_policies, schema_versions, size_limit);
+    };
+    (@each $factory:ident; $($name:ident),* $(,)?) => {
+        mod conformance {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::testing::conformance::$name(super::$factory().await).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,47 @@
+//! Multi-process tests: a test re-runs its own test binary, filtered to itself, as a
+//! child with a role in an environment variable.
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn two_processes() {
+//!     if let Some(role) = process::child_role() {
+//!         // child: do the work, exit
+//!         return;
+//!     }
+//!     let children: Vec<_> = (0..2)
+//!         .map(|i| process::spawn_child("two_processes", &i.to_string(), &[]).unwrap())
+//!         .collect();
+//!     // wait for them, then check the totals
+//! }
+//! ```
+
+use std::process::{Child, Command, Stdio};
+
+/// The variable that carries a child's role.
+pub const CHILD_ENV: &str = "BOT_SESSIONS_TEST_CHILD";
+
+/// This process's role if it is a child started by [`spawn_child`].
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Starts the current test binary as a child that runs only `test_name` (exact match),
+/// with `role` in [`CHILD_ENV`] and `env` added. Its stdout is piped (a child can report
+/// acknowledged writes there); stderr is inherited.
+///
+/// # Errors
+///
+/// When the binary cannot be found or started.
+pub fn spawn_child(test_name: &str, role: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+}

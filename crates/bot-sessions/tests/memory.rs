@@ -1,0 +1,38 @@
+//! The conformance suite on the memory store, plus what only the memory store has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bot_sessions::store::memory::MemoryStore;
+use bot_sessions::{DynStore, Namespace, Precondition, Scope, SessionKey, Store, Timestamp, Write};
+
+async fn store() -> DynStore {
+    Arc::new(MemoryStore::new())
+}
+
+bot_sessions::conformance_tests!(store);
+
+#[tokio::test]
+async fn sweeper_purges_and_stops_with_the_store() {
+    let store = MemoryStore::with_sweeper(Duration::from_millis(5)).unwrap();
+    let ns = Namespace::new("sweep").unwrap();
+    let now = Timestamp::now();
+    for i in 0..100 {
+        let k = SessionKey::new(ns.clone(), Scope::Chat(i));
+        let expires_at = Some(Timestamp(now.as_millis() - 1 + (i % 2) * 3_600_000));
+        store.write(&k, Write { value: b"x", schema_version: 1, expires_at }, Precondition::Any, now).await.unwrap();
+    }
+    assert_eq!(store.len(), 100);
+    // Poll until the sweeper has run (bounded), rather than sleeping a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.len() != 50 {
+        assert!(tokio::time::Instant::now() < deadline, "sweeper did not purge: {} left", store.len());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(store.count(Some(&ns), Timestamp::now()).await.unwrap(), 50);
+}
+
+#[test]
+fn sweeper_needs_a_runtime() {
+    assert!(MemoryStore::with_sweeper(Duration::from_secs(1)).is_err());
+}

@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn reports_the_failing_step() {
-        let m = Migrations::new().step(|v| Ok(v)).step(|_| Err("boom".into()));
+        let m = Migrations::new().step(Ok).step(|_| Err("boom".into()));
         let (from, err) = m.apply(1, json!(null)).unwrap_err();
         assert_eq!(from, 2);
         assert_eq!(err.to_string(), "boom");

@@ -28,9 +28,10 @@ use super::{DynStore, StoreError};
 /// # }).unwrap();
 /// ```
 pub async fn open(url: &str) -> Result<DynStore, StoreError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| StoreError::Config(format!("store URL `{url}` has no scheme (memory://, sqlite://PATH, ...)")))?;
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        StoreError::Config(format!("store URL `{url}` has no scheme (memory://, sqlite://PATH, ...)"))
+    })?;
     match scheme {
         "memory" => Ok(Arc::new(super::memory::MemoryStore::new())),
         #[cfg(feature = "sqlite")]

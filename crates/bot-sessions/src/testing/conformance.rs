@@ -209,7 +209,7 @@ pub async fn scan_paging(store: DynStore) {
     let mut expected = Vec::new();
     for i in 0..25 {
         let k = key(&ns, Scope::ChatUser { chat: i, user: i * 7 });
-        store.write(&k, format!("{i}").as_bytes().into_write(), Precondition::Absent, t).await.unwrap();
+        store.write(&k, w(format!("{i}").as_bytes()), Precondition::Absent, t).await.unwrap();
         expected.push(k.to_string());
     }
     store.write(&key(&other, Scope::Chat(1)), w(b"o"), Precondition::Absent, t).await.unwrap();
@@ -243,15 +243,6 @@ pub async fn scan_paging(store: DynStore) {
     assert!(pages >= 3, "25 items in pages of 10 take at least 3 pages");
     let empty = store.scan(&unique_namespace("none"), None, 10, t).await.unwrap();
     assert!(empty.items.is_empty() && empty.next.is_none());
-}
-
-trait IntoWrite {
-    fn into_write(&self) -> Write<'_>;
-}
-impl IntoWrite for [u8] {
-    fn into_write(&self) -> Write<'_> {
-        w(self)
-    }
 }
 
 /// Count per namespace and in all, live records only.

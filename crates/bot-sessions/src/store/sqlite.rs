@@ -1,1 +1,0 @@
-//! The sqlite store (being written).

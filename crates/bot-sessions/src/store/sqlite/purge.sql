@@ -1,0 +1,1 @@
+DELETE FROM "{table}" WHERE expires_at <= ?1

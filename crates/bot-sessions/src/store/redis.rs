@@ -1,1 +1,608 @@
-//! The redis store (being written).
+//! The Redis store (feature `redis`): one hash per session, written by Lua scripts that
+//! check the precondition and keep the indexes in step in one round trip.
+//!
+//! # Key layout
+//!
+//! With the default prefix `bs:` (set with `?prefix=` in the URL):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `bs:{u:42}onboarding/chat:1/user:42` | hash | a session of user 42: `value`, `version`, `schema`, `created`, `updated`, `expires` (unix ms; absent: never) |
+//! | `bs:{counter/chat:5}` | hash | a session without a user, tagged by its whole key text |
+//! | `bs:{u:42}:keys` | set | the key texts of every session of user 42, in every namespace |
+//! | `bs:{ns:onboarding}:keys` | sorted set | the key texts of a namespace (score 0, so in byte order): scans |
+//! | `bs:{ns:onboarding}:exp` | sorted set | the key texts of a namespace that expire, scored by `expires_at`: counts and purges |
+//! | `bs:namespaces` | set | every namespace that has records |
+//!
+//! Hash tags (`{…}`): a session with a user id is tagged by that user, so its record
+//! and the user's index set live in one Redis Cluster slot and the write script updates
+//! both atomically even though the user's sessions span namespaces. Sessions without a
+//! user are tagged by their own key text. The namespace indexes are tagged by
+//! namespace, which is another slot: this store drives one Redis server (or a
+//! primary), where a script may touch any key; on a cluster, the namespace index
+//! updates would have to move out of the scripts. The layout keeps that change local.
+//!
+//! # Expiry
+//!
+//! Every decision compares `expires_at` with the caller's `now`, as on every backend.
+//! Redis' own expiry (`PEXPIREAT`) is set to `expires_at` plus a grace period (one
+//! minute by default, see [`RedisConfig::expiry_grace`]) so memory is reclaimed without a
+//! sweeper even if the bot's clock runs somewhat behind the server's. Index entries
+//! left behind by native expiry are not counted or scanned (the expiry index says they
+//! are expired) and go at the next [`purge_expired`](Store::purge_expired).
+//!
+//! # Faults
+//!
+//! One multiplexed [`ConnectionManager`] reconnects after a server restart; connect and
+//! response timeouts, a bounded reconnect backoff and a timeout around every operation
+//! turn an outage into a retryable [`StoreError::Backend`] within
+//! [`RedisConfig::op_timeout`], never a hang.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
+
+const BACKEND: &str = "redis";
+/// Key texts fetched per round trip while scanning or purging.
+const BATCH: usize = 256;
+
+/// Settings of a [`RedisStore`] beyond the server URL.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Prepended to every key (default `bs:`): 1 to 64 characters from
+    /// `[A-Za-z0-9_.:-]`.
+    pub prefix: String,
+    /// Longest time one store operation may take, reconnecting included, before it
+    /// fails with a retryable error (default 5 s).
+    pub op_timeout: Duration,
+    /// Timeout of one connection attempt (default 2 s).
+    pub connect_timeout: Duration,
+    /// Redis' own expiry is set this long after a record's `expires_at` (default 60 s),
+    /// so a bot clock behind the server's never loses a live record early.
+    pub expiry_grace: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            prefix: "bs:".into(),
+            op_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            expiry_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Sets [`RedisConfig::prefix`].
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`RedisConfig::op_timeout`].
+    pub fn op_timeout(mut self, d: Duration) -> Self {
+        self.op_timeout = d;
+        self
+    }
+
+    /// Sets [`RedisConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Sets [`RedisConfig::expiry_grace`].
+    pub fn expiry_grace(mut self, d: Duration) -> Self {
+        self.expiry_grace = d;
+        self
+    }
+}
+
+/// A store on a Redis server, safe for many bot processes at once.
+///
+/// # Examples
+///
+/// ```no_run
+/// use bot_sessions::store::redis::RedisStore;
+///
+/// # async fn demo() -> Result<(), bot_sessions::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/0?prefix=mybot:").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    con: ConnectionManager,
+    config: RedisConfig,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    write: Script,
+    delete: Script,
+    forget: Script,
+    purge: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The compare-and-set write script, for benchmarks and tools that want to call it raw.
+pub const WRITE_SCRIPT: &str = include_str!("redis/write.lua");
+
+fn backend_err(key: Option<&str>, e: redis::RedisError) -> StoreError {
+    let retryable = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.retry_method(),
+            redis::RetryMethod::Reconnect
+                | redis::RetryMethod::RetryImmediately
+                | redis::RetryMethod::WaitAndRetry
+                | redis::RetryMethod::ReconnectFromInitialConnections
+        );
+    StoreError::backend(BACKEND, key, retryable, e)
+}
+
+fn timeout_err(key: Option<&str>, after: Duration) -> StoreError {
+    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer from redis within {after:?}"));
+    StoreError::backend(BACKEND, key, true, e)
+}
+
+fn config_err(msg: String) -> StoreError {
+    StoreError::Config(msg)
+}
+
+/// Splits `?prefix=` off a URL; other query parameters stay for the redis client.
+fn split_url(url: &str) -> Result<(String, Option<String>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut prefix = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", v)) => prefix = Some(v.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, prefix))
+}
+
+fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(config_err(format!(
+            "redis key prefix {prefix:?} must be 1 to 64 characters from A-Z, a-z, 0-9, `_`, `.`, `:`, `-`"
+        )))
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server a `redis://` or `rediss://` URL names
+    /// (`redis://HOST:PORT[/DB][?prefix=P]`) with the default [`RedisConfig`] (the
+    /// URL's `prefix` replaces the default prefix).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for a malformed URL or prefix; a retryable
+    /// [`StoreError::Backend`] when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, RedisConfig::default()).await
+    }
+
+    /// Connects with explicit settings. A `?prefix=` in the URL wins over
+    /// `config.prefix`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`].
+    pub async fn connect_with(url: &str, mut config: RedisConfig) -> Result<Self, StoreError> {
+        let (url, prefix) = split_url(url)?;
+        if let Some(p) = prefix {
+            config.prefix = p;
+        }
+        validate_prefix(&config.prefix)?;
+        if config.op_timeout.is_zero() {
+            return Err(config_err("redis op_timeout must be above zero".into()));
+        }
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| config_err(format!("redis URL `{url}` is not valid: {e}")))?;
+        let response_timeout = config.op_timeout.min(Duration::from_secs(3));
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let connecting = ConnectionManager::new_with_config(client, manager_config);
+        let con = match tokio::time::timeout(config.op_timeout, connecting).await {
+            Ok(con) => con.map_err(|e| backend_err(None, e))?,
+            Err(_) => return Err(timeout_err(None, config.op_timeout)),
+        };
+        let scripts = Scripts {
+            write: Script::new(WRITE_SCRIPT),
+            delete: Script::new(include_str!("redis/delete.lua")),
+            forget: Script::new(include_str!("redis/forget.lua")),
+            purge: Script::new(include_str!("redis/purge.lua")),
+        };
+        Ok(RedisStore { con, config, scripts: std::sync::Arc::new(scripts) })
+    }
+
+    /// The key prefix in use.
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    /// The Redis key of the hash that holds `key`'s record (for operators and tools).
+    pub fn record_key(&self, key: &SessionKey) -> String {
+        let p = &self.config.prefix;
+        match key.user_id() {
+            Some(u) => format!("{p}{{u:{u}}}{key}"),
+            None => format!("{p}{{{key}}}"),
+        }
+    }
+
+    fn user_index(&self, user: i64) -> String {
+        format!("{}{{u:{user}}}:keys", self.config.prefix)
+    }
+
+    fn namespace_index(&self, ns: &str) -> String {
+        format!("{}{{ns:{ns}}}:keys", self.config.prefix)
+    }
+
+    fn expiry_index(&self, ns: &str) -> String {
+        format!("{}{{ns:{ns}}}:exp", self.config.prefix)
+    }
+
+    fn namespaces(&self) -> String {
+        format!("{}namespaces", self.config.prefix)
+    }
+
+    /// Runs `fut` under the operation timeout.
+    async fn timed<T>(
+        &self,
+        key: Option<&str>,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.config.op_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_err(key, self.config.op_timeout)),
+        }
+    }
+
+    fn native_expiry(&self, expires_at: Timestamp) -> i64 {
+        // Never in the past from Redis' point of view by more than the grace allows.
+        expires_at.saturating_add(self.config.expiry_grace).as_millis()
+    }
+}
+
+fn mode(p: Precondition) -> (&'static str, u64) {
+    match p {
+        Precondition::Any => ("a", 0),
+        Precondition::Absent => ("n", 0),
+        Precondition::Version(v) => ("v", v),
+    }
+}
+
+/// Parses the fields `value, version, schema, created, updated, expires` of a hash.
+fn parse_record(key: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Record>, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt { key: key.to_owned(), reason: reason.to_owned() };
+    let mut it = fields.into_iter();
+    let mut next = || it.next().flatten();
+    let value = next();
+    let (version, schema, created, updated, expires) = (next(), next(), next(), next(), next());
+    let Some(value) = value else {
+        if version.is_none() {
+            return Ok(None);
+        }
+        return Err(corrupt("the hash has no `value` field"));
+    };
+    fn num<T: std::str::FromStr>(raw: Option<Vec<u8>>, field: &str, key: &str) -> Result<T, StoreError> {
+        let raw = raw.ok_or_else(|| StoreError::Corrupt { key: key.into(), reason: format!("no `{field}` field") })?;
+        std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()).ok_or_else(|| StoreError::Corrupt {
+            key: key.into(),
+            reason: format!("field `{field}` is not a number: {:?}", String::from_utf8_lossy(&raw)),
+        })
+    }
+    let expires_at = match expires {
+        Some(raw) => Some(Timestamp(num(Some(raw), "expires", key)?)),
+        None => None,
+    };
+    Ok(Some(Record {
+        value,
+        version: num(version, "version", key)?,
+        schema_version: num(schema, "schema", key)?,
+        created_at: Timestamp(num(created, "created", key)?),
+        updated_at: Timestamp(num(updated, "updated", key)?),
+        expires_at,
+    }))
+}
+
+const FIELDS: [&str; 6] = ["value", "version", "schema", "created", "updated", "expires"];
+
+fn parse_text(text: &str) -> Result<SessionKey, StoreError> {
+    text.parse::<SessionKey>().map_err(|e| StoreError::Corrupt { key: text.to_owned(), reason: e.to_string() })
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        let text = key.as_str();
+        let rkey = self.record_key(key);
+        let mut con = self.con.clone();
+        self.timed(Some(text), async move {
+            let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(&rkey)
+                .arg(&FIELDS[..])
+                .query_async(&mut con)
+                .await
+                .map_err(|e| backend_err(Some(text), e))?;
+            Ok(parse_record(text, fields)?.filter(|r| !r.is_expired(now)))
+        })
+        .await
+    }
+
+    async fn write(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let text = key.as_str();
+        let ns = key.namespace().as_str();
+        let rkey = self.record_key(key);
+        let user = key.user_id().map(|u| self.user_index(u));
+        let (mode, expected) = mode(precondition);
+        let (expires, native) = match write.expires_at {
+            Some(at) => (at.as_millis().to_string(), self.native_expiry(at).to_string()),
+            None => (String::new(), String::new()),
+        };
+        let mut inv = self.scripts.write.prepare_invoke();
+        inv.key(&rkey)
+            .key(self.namespace_index(ns))
+            .key(self.expiry_index(ns))
+            .key(user.as_deref().unwrap_or(&rkey))
+            .key(self.namespaces())
+            .arg(text)
+            .arg(ns)
+            .arg(mode)
+            .arg(expected)
+            .arg(write.value)
+            .arg(write.schema_version)
+            .arg(now.as_millis())
+            .arg(expires)
+            .arg(native)
+            .arg(if user.is_some() { "1" } else { "0" });
+        let mut con = self.con.clone();
+        let version: i64 = self
+            .timed(Some(text), async { inv.invoke_async(&mut con).await.map_err(|e| backend_err(Some(text), e)) })
+            .await?;
+        match version {
+            -1 => Err(StoreError::Conflict { key: text.to_owned() }),
+            v => u64::try_from(v).map_err(|_| StoreError::Corrupt {
+                key: text.to_owned(),
+                reason: format!("script returned version {v}"),
+            }),
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {
+        let text = key.as_str();
+        let ns = key.namespace().as_str();
+        let rkey = self.record_key(key);
+        let user = key.user_id().map(|u| self.user_index(u));
+        let (mode, expected) = mode(precondition);
+        let mut inv = self.scripts.delete.prepare_invoke();
+        inv.key(&rkey)
+            .key(self.namespace_index(ns))
+            .key(self.expiry_index(ns))
+            .key(user.as_deref().unwrap_or(&rkey))
+            .arg(text)
+            .arg(mode)
+            .arg(expected)
+            .arg(now.as_millis())
+            .arg(if user.is_some() { "1" } else { "0" });
+        let mut con = self.con.clone();
+        let outcome: i64 = self
+            .timed(Some(text), async { inv.invoke_async(&mut con).await.map_err(|e| backend_err(Some(text), e)) })
+            .await?;
+        match outcome {
+            -1 => Err(StoreError::Conflict { key: text.to_owned() }),
+            n => Ok(n == 1),
+        }
+    }
+
+    async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {
+        let index = self.user_index(user_id);
+        let mut con = self.con.clone();
+        self.timed(None, async move {
+            let mut forgotten = 0u64;
+            loop {
+                // Batches keep each script short; each one removes what it is given.
+                let texts: Vec<String> = redis::cmd("SRANDMEMBER")
+                    .arg(&index)
+                    .arg(BATCH)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| backend_err(None, e))?;
+                if texts.is_empty() {
+                    return Ok(forgotten);
+                }
+                let mut inv = self.scripts.forget.prepare_invoke();
+                inv.key(&index).arg(now.as_millis());
+                for text in &texts {
+                    let key = parse_text(text)?;
+                    let ns = key.namespace().as_str();
+                    inv.key(self.record_key(&key)).key(self.namespace_index(ns)).key(self.expiry_index(ns)).arg(text);
+                }
+                let n: u64 = inv.invoke_async(&mut con).await.map_err(|e| backend_err(None, e))?;
+                forgotten += n;
+            }
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        namespace: &Namespace,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        let index = self.namespace_index(namespace.as_str());
+        let mut con = self.con.clone();
+        self.timed(None, async move {
+            let mut items: Vec<(SessionKey, Record)> = Vec::new();
+            let mut from = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
+            loop {
+                let want = (limit + 1 - items.len()).clamp(1, BATCH);
+                let texts: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                    .arg(&index)
+                    .arg(&from)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(want)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| backend_err(None, e))?;
+                let keys = texts.iter().map(|t| parse_text(t)).collect::<Result<Vec<_>, _>>()?;
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("HMGET").arg(self.record_key(k)).arg(&FIELDS[..]);
+                }
+                let rows: Vec<Vec<Option<Vec<u8>>>> = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    pipe.query_async(&mut con).await.map_err(|e| backend_err(None, e))?
+                };
+                for (k, fields) in keys.into_iter().zip(rows) {
+                    if let Some(r) = parse_record(k.as_str(), fields)?.filter(|r| !r.is_expired(now)) {
+                        items.push((k, r));
+                    }
+                }
+                let exhausted = texts.len() < want;
+                match texts.last() {
+                    Some(last) if !exhausted && items.len() <= limit => from = format!("({last}"),
+                    _ => break,
+                }
+            }
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let next = if more { items.last().map(|(k, _)| k.to_string()) } else { None };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut con = self.con.clone();
+        self.timed(None, async move {
+            let namespaces: Vec<String> = con.smembers(self.namespaces()).await.map_err(|e| backend_err(None, e))?;
+            let mut purged = 0u64;
+            for ns in namespaces {
+                loop {
+                    let texts: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(self.expiry_index(&ns))
+                        .arg("-inf")
+                        .arg(now.as_millis())
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(BATCH)
+                        .query_async(&mut con)
+                        .await
+                        .map_err(|e| backend_err(None, e))?;
+                    let mut inv = self.scripts.purge.prepare_invoke();
+                    inv.key(self.namespace_index(&ns))
+                        .key(self.expiry_index(&ns))
+                        .key(self.namespaces())
+                        .arg(now.as_millis())
+                        .arg(&ns);
+                    for text in &texts {
+                        let key = parse_text(text)?;
+                        let rkey = self.record_key(&key);
+                        let user = key.user_id().map(|u| self.user_index(u));
+                        inv.key(&rkey).key(user.as_deref().unwrap_or(&rkey)).arg(text).arg(if user.is_some() {
+                            "1"
+                        } else {
+                            "0"
+                        });
+                    }
+                    let n: u64 = inv.invoke_async(&mut con).await.map_err(|e| backend_err(None, e))?;
+                    purged += n;
+                    if texts.len() < BATCH || n == 0 {
+                        break;
+                    }
+                }
+            }
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn count(&self, namespace: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError> {
+        let mut con = self.con.clone();
+        self.timed(None, async move {
+            let namespaces: Vec<String> = match namespace {
+                Some(ns) => vec![ns.as_str().to_owned()],
+                None => con.smembers(self.namespaces()).await.map_err(|e| backend_err(None, e))?,
+            };
+            if namespaces.is_empty() {
+                return Ok(0);
+            }
+            let mut pipe = redis::pipe();
+            for ns in &namespaces {
+                pipe.zcard(self.namespace_index(ns)).zcount(self.expiry_index(ns), "-inf", now.as_millis());
+            }
+            let counts: Vec<u64> = pipe.query_async(&mut con).await.map_err(|e| backend_err(None, e))?;
+            Ok(counts.chunks(2).map(|c| c[0].saturating_sub(c.get(1).copied().unwrap_or(0))).sum())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_split_off_the_url() {
+        let (url, p) = split_url("redis://h:1/2?prefix=app:&protocol=resp3").unwrap();
+        assert_eq!((url.as_str(), p.as_deref()), ("redis://h:1/2?protocol=resp3", Some("app:")));
+        let (url, p) = split_url("redis://h:1").unwrap();
+        assert_eq!((url.as_str(), p), ("redis://h:1", None));
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        assert!(validate_prefix("bs:").is_ok());
+        for bad in ["", "a{b", "x}", "sp ace", &"x".repeat(65)] {
+            assert!(validate_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn records_parse_and_corruption_is_named() {
+        let f = |v: &str| Some(v.as_bytes().to_vec());
+        let r = parse_record("k", vec![f("x"), f("3"), f("1"), f("10"), f("20"), None]).unwrap().unwrap();
+        assert_eq!((r.version, r.created_at, r.expires_at), (3, Timestamp(10), None));
+        assert_eq!(parse_record("k", vec![None; 6]).unwrap(), None);
+        let bad = parse_record("k", vec![f("x"), f("three"), f("1"), f("10"), f("20"), None]);
+        assert!(matches!(bad, Err(StoreError::Corrupt { key, .. }) if key == "k"));
+    }
+}

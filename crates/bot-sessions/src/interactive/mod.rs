@@ -1,1 +1,398 @@
-//! Interactive sessions (being written).
+//! Interactive sessions: short-lived objects that answer an update with components
+//! (buttons, select menus, inline keyboards) whose clicks route back to them.
+//!
+//! Platform-neutral: the adapters turn a Discord interaction or a Telegram callback
+//! query into a [`Context`] whose `custom_id` is set; everything here works on that.
+//!
+//! - [`Interactive`]: one kind of session (a menu, a poll, a wizard): `start` answers the
+//!   opening update, `update` handles each click and says whether to refresh the time
+//!   to live or to [finish](Step::Finish) with a result, `end` runs once when the
+//!   session ends for any [`EndReason`] (and can disable the message's components).
+//! - [`Manager`]: registers kinds by name, starts sessions with random unguessable ids,
+//!   [routes](Manager::route) clicks, applies the updates of one session one at a time
+//!   (an in-process key lock, then compare-and-set on the stored record, so several
+//!   processes on one store never lose or double-apply a click), runs expiry, and hands
+//!   the starter a [`SessionHandle`] that resolves with the end and the result.
+//! - [`CustomIdCodec`]: builds and reads the custom ids (`namespace:session:component:
+//!   tokens…[:signature]`), with escaping, a per-[`Target`] length limit checked at
+//!   build time, and optional truncated HMAC-SHA256 signatures with key rotation.
+//! - [`Filter`]: who may open a session and whose clicks it accepts; by default only
+//!   the user who opened it ([`Filter::opener`]).
+//! - [`RouteOutcome`]: what happened to a click: handled, not ours, unknown, expired,
+//!   ended, refused, forged, malformed. Bad input is an outcome, never a panic, and never
+//!   touches a session.
+//!
+//! # Storage and expiry
+//!
+//! Each session is one record in the manager's [`Store`](crate::Store) under the
+//! namespace `interactive` (configurable), key `interactive/custom:<session id>`,
+//! holding JSON: the kind's name, the state, the phase (`live`, `ending`, `ended`), the
+//! session's own deadline, its [`Origin`] and the id of the manager holding its handle.
+//! The record's store-level `expires_at` is the deadline plus a *grace* period (24 h by
+//! default), so an expired session is still there for someone to run its `end`, and a
+//! store nobody sweeps still forgets it eventually. Ended sessions stay for a *linger*
+//! period (10 min) so late clicks get [`RouteOutcome::Ended`] and a handle in another
+//! process can collect the result.
+//!
+//! Due sessions are found two ways:
+//!
+//! - [`Manager::expire_due`]: an in-process index ordered by deadline of the sessions
+//!   this manager started or routed; its cost grows with the number of due entries.
+//!   Idle refreshes do not touch it: a popped entry whose session was refreshed is filed
+//!   again at the stored deadline. Sessions whose handle is awaited here are also
+//!   re-checked every *watch period* (1 s), which is how a handle learns of an end that
+//!   happened in another process.
+//! - [`Manager::expire_scan`]: a scan of the whole namespace, for sessions whose
+//!   process died. Its cost grows with the number of stored sessions (every record is
+//!   read), so the [sweeper](Manager::spawn_sweeper) runs it every n-th tick only.
+//!
+//! Ending is claimed with compare-and-set (phase `live` → `ending`), so `end` runs once
+//! across all managers. If the claimer dies inside `end`, another manager marks the
+//! session ended after the claim's lease (60 s) *without* running `end` again: `end`
+//! runs at most once.
+//!
+//! # Example
+//!
+//! ```
+//! use bot_sessions::interactive::*;
+//! use bot_sessions::{store::memory::MemoryStore, Context, ManualClock, Ttl};
+//! use bot_sessions::store::BoxError;
+//! use std::time::Duration;
+//!
+//! /// Counts clicks; "done" finishes with the count.
+//! struct Counter;
+//!
+//! #[async_trait::async_trait]
+//! impl Interactive for Counter {
+//!     type State = u32;
+//!     type Args = ();
+//!     type Output = u32;
+//!
+//!     async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<u32, BoxError> {
+//!         let plus = cx.encode(&cx.custom_id("plus"))?;
+//!         let done = cx.encode(&cx.custom_id("done"))?;
+//!         // Send a message with two buttons carrying `plus` and `done` here.
+//!         # let _ = (plus, done);
+//!         Ok(0)
+//!     }
+//!
+//!     async fn update(&self, cx: &mut UpdateCx<'_>, n: &mut u32) -> Result<Step<u32>, BoxError> {
+//!         match cx.component() {
+//!             "plus" => { *n += 1; Ok(Step::refresh()) }
+//!             _ => Ok(Step::Finish(*n)),
+//!         }
+//!     }
+//!
+//!     fn ttl(&self) -> Ttl {
+//!         Ttl::idle(Duration::from_secs(60))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let codec = CustomIdCodec::new("c", Target::Telegram)?;
+//! let manager = Manager::builder(MemoryStore::new(), codec).clock(ManualClock::new(0)).build()?;
+//! let counter = manager.register("counter", Counter)?;
+//!
+//! let opener = Context::new().chat(1).user(42);
+//! let started = manager.start(&counter, &opener, ()).await?;
+//! let plus = manager.codec().encode(&CustomId::new(started.id, "plus"))?;
+//! let done = manager.codec().encode(&CustomId::new(started.id, "done"))?;
+//!
+//! manager.route(&opener.clone().custom_id(&plus)).await?;
+//! let outcome = manager.route(&Context::new().chat(1).user(7).custom_id(&plus)).await?;
+//! assert!(matches!(outcome, RouteOutcome::Refused { .. })); // only the opener may click
+//! manager.route(&opener.clone().custom_id(&done)).await?;
+//!
+//! let ended = started.handle.await?;
+//! assert_eq!((ended.reason, ended.result), (EndReason::Finished, Some(1)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod custom_id;
+mod engine;
+mod envelope;
+mod error;
+mod filter;
+mod handle;
+mod local;
+mod manager;
+mod outcome;
+mod sweeper;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use custom_id::{
+    CustomId, CustomIdCodec, CustomIdError, DecodeError, MAX_NAMESPACE_LEN, SEPARATOR, SessionId, SigningKeys, Target,
+    Unit,
+};
+pub use error::InteractiveError;
+pub use filter::{Filter, Origin, Rejection};
+pub use handle::{HandleError, SessionHandle, Started};
+pub use manager::{Kind, Manager, ManagerBuilder};
+pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, ShutdownReport};
+pub use sweeper::Sweeper;
+
+use crate::store::BoxError;
+use crate::{Context, Timestamp, Ttl};
+
+/// The default time to live of a session kind: 15 minutes idle.
+pub const DEFAULT_TTL: Ttl = Ttl::Idle { idle: Duration::from_secs(15 * 60), refresh_on_read: false };
+
+/// What an [`update`](Interactive::update) decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step<R> {
+    /// The session goes on. With `refresh`, an idle time to live starts over from now
+    /// (an absolute one never moves).
+    Continue {
+        /// Whether to push the expiry back.
+        refresh: bool,
+    },
+    /// The session is over, with this result: `end` runs with
+    /// [`EndReason::Finished`] and the starter's handle resolves.
+    Finish(R),
+}
+
+impl<R> Step<R> {
+    /// Goes on and refreshes an idle time to live.
+    pub fn refresh() -> Self {
+        Step::Continue { refresh: true }
+    }
+
+    /// Goes on without touching the expiry (a click that should not keep the session
+    /// alive, like "show help").
+    pub fn keep() -> Self {
+        Step::Continue { refresh: false }
+    }
+}
+
+/// One kind of interactive session (a menu, a poll, a wizard).
+///
+/// Register it with [`Manager::register`] under a name in every process that may
+/// receive its clicks: the stored session names its kind, and any process that has the
+/// kind can rebuild it from the stored state.
+///
+/// The configuration methods ([`ttl`](Self::ttl), [`start_filter`](Self::start_filter),
+/// [`update_filter`](Self::update_filter)) are read once, at registration.
+///
+/// # Re-runs
+///
+/// Within one process, updates of one session run one at a time and never twice. When
+/// two processes handle clicks of one session at the same moment, the loser's save
+/// meets a conflict and its `update` runs again on the winner's state (the click is
+/// neither lost nor applied twice to the state). Side effects in `update` (sending a
+/// message) can therefore happen twice in that case; `start` and `end` never re-run.
+#[async_trait::async_trait]
+pub trait Interactive: Send + Sync + 'static {
+    /// The session's state, stored between clicks.
+    type State: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// What [`Manager::start`] passes to [`start`](Self::start) (`()` if nothing).
+    type Args: Send + 'static;
+    /// The result the starter's handle resolves with.
+    type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// Answers the update that opened the session (send the message with its
+    /// components; build their ids with [`StartCx::custom_id`]) and returns the
+    /// initial state. An error starts nothing.
+    async fn start(&self, cx: &mut StartCx<'_>, args: Self::Args) -> Result<Self::State, BoxError>;
+
+    /// Handles one routed click. An error writes nothing (the click is dropped and
+    /// [`Manager::route`] returns it).
+    async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError>;
+
+    /// Runs once when the session ends, for any reason: edit the message
+    /// ([`EndCx::origin`] has its ids) to disable its components. For
+    /// [`EndReason::Finished`] the result is the one [`Step::Finish`] carried and the
+    /// value returned here is ignored; otherwise it becomes the result. An error is
+    /// logged; the session ends all the same.
+    async fn end(&self, cx: &EndCx<'_>, state: Self::State) -> Result<Option<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(None)
+    }
+
+    /// How long a session lives: [`Ttl::Idle`] (refreshed when `update` returns
+    /// [`Step::refresh`]), [`Ttl::Absolute`] (from the start) or [`Ttl::None`].
+    /// Default: [`DEFAULT_TTL`].
+    fn ttl(&self) -> Ttl {
+        DEFAULT_TTL
+    }
+
+    /// Who may open a session of this kind. Default: anybody.
+    fn start_filter(&self) -> Filter {
+        Filter::allow_all()
+    }
+
+    /// Whose clicks a session accepts. Default: only the user who opened it.
+    fn update_filter(&self) -> Filter {
+        Filter::opener()
+    }
+}
+
+/// What [`Interactive::start`] sees.
+#[derive(Debug)]
+pub struct StartCx<'a> {
+    ctx: &'a Context,
+    session: SessionId,
+    codec: &'a CustomIdCodec,
+    origin: &'a mut Origin,
+    now: Timestamp,
+}
+
+impl StartCx<'_> {
+    /// The update that opens the session.
+    pub fn context(&self) -> &Context {
+        self.ctx
+    }
+
+    /// The new session's id.
+    pub fn session_id(&self) -> SessionId {
+        self.session
+    }
+
+    /// A custom id for `component` of this session, to [`push`](CustomId::push) tokens
+    /// on and [`encode`](Self::encode).
+    pub fn custom_id(&self, component: &str) -> CustomId {
+        CustomId::new(self.session, component)
+    }
+
+    /// The text of a custom id.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn encode(&self, id: &CustomId) -> Result<String, CustomIdError> {
+        self.codec.encode(id)
+    }
+
+    /// Records the message that carries the components, for [`EndCx::origin`].
+    pub fn set_message(&mut self, message_id: i64) {
+        self.origin.message = Some(message_id);
+    }
+
+    /// Where and by whom the session is opened.
+    pub fn origin(&self) -> &Origin {
+        self.origin
+    }
+
+    /// The manager clock's time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
+/// What [`Interactive::update`] sees.
+#[derive(Debug)]
+pub struct UpdateCx<'a> {
+    ctx: &'a Context,
+    clicked: &'a CustomId,
+    codec: &'a CustomIdCodec,
+    origin: &'a mut Origin,
+    now: Timestamp,
+}
+
+impl UpdateCx<'_> {
+    /// The routed update.
+    pub fn context(&self) -> &Context {
+        self.ctx
+    }
+
+    /// The decoded custom id that was clicked.
+    pub fn clicked(&self) -> &CustomId {
+        self.clicked
+    }
+
+    /// The clicked component's name.
+    pub fn component(&self) -> &str {
+        self.clicked.component()
+    }
+
+    /// The clicked id's token at `index`.
+    pub fn token(&self, index: usize) -> Option<&str> {
+        self.clicked.get_at(index)
+    }
+
+    /// The session's id.
+    pub fn session_id(&self) -> SessionId {
+        self.clicked.session()
+    }
+
+    /// A custom id for `component` of this session (to re-render the message).
+    pub fn custom_id(&self, component: &str) -> CustomId {
+        CustomId::new(self.clicked.session(), component)
+    }
+
+    /// The text of a custom id.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn encode(&self, id: &CustomId) -> Result<String, CustomIdError> {
+        self.codec.encode(id)
+    }
+
+    /// Where and by whom the session was opened.
+    pub fn origin(&self) -> &Origin {
+        self.origin
+    }
+
+    /// Records the message that now carries the components.
+    pub fn set_message(&mut self, message_id: i64) {
+        self.origin.message = Some(message_id);
+    }
+
+    /// The manager clock's time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
+/// What [`Interactive::end`] sees.
+#[derive(Debug)]
+pub struct EndCx<'a> {
+    session: SessionId,
+    reason: EndReason,
+    origin: &'a Origin,
+    codec: &'a CustomIdCodec,
+    now: Timestamp,
+}
+
+impl EndCx<'_> {
+    /// The session's id.
+    pub fn session_id(&self) -> SessionId {
+        self.session
+    }
+
+    /// Why it ends.
+    pub fn reason(&self) -> EndReason {
+        self.reason
+    }
+
+    /// Where and by whom it was opened, and the message carrying its components.
+    pub fn origin(&self) -> &Origin {
+        self.origin
+    }
+
+    /// A custom id for `component` of this session (to re-render the message with the
+    /// same ids, disabled).
+    pub fn custom_id(&self, component: &str) -> CustomId {
+        CustomId::new(self.session, component)
+    }
+
+    /// The text of a custom id.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn encode(&self, id: &CustomId) -> Result<String, CustomIdError> {
+        self.codec.encode(id)
+    }
+
+    /// The manager clock's time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+}

@@ -8,7 +8,7 @@
 mod builder;
 mod error;
 mod guard;
-mod locks;
+pub(crate) mod locks;
 mod migrate;
 mod quarantine;
 mod retry;

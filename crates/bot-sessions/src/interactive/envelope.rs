@@ -1,0 +1,90 @@
+//! The stored form of one interactive session.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EndReason, Origin};
+use crate::Timestamp;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Phase {
+    /// Takes clicks.
+    Live,
+    /// A manager claimed its end and is running `end` (until `lease`).
+    Ending,
+    /// Over; kept for the linger period with its reason and result.
+    Ended,
+}
+
+/// One session as stored (JSON). Generic so that writes serialize borrowed parts
+/// (`Envelope<&str, &S, &R>`) and reads own them (`Envelope<String, S, R>`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope<N, S, R> {
+    /// The registered name of the session's kind.
+    pub kind: N,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EndReason>,
+    /// Present while live; dropped once the session ends.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub state: Option<S>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub result: Option<R>,
+    /// The session's own expiry (the record outlives it by the grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// Until when an `ending` claim holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Timestamp>,
+    pub origin: Origin,
+    /// The manager instance whose process holds the starter's handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiter: Option<u64>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The fields routing and scanning need, read without decoding the state.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+    pub phase: Phase,
+    #[serde(default)]
+    pub deadline: Option<Timestamp>,
+    #[serde(default)]
+    pub lease: Option<Timestamp>,
+    #[serde(default)]
+    pub waiter: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_header() {
+        let origin = Origin::of(&crate::Context::new().chat(1).user(2), Timestamp(5));
+        let env: Envelope<&str, &u32, &String> = Envelope {
+            kind: "k",
+            phase: Phase::Live,
+            reason: None,
+            state: Some(&7),
+            result: None,
+            deadline: Some(Timestamp(10)),
+            lease: None,
+            origin: origin.clone(),
+            waiter: Some(3),
+        };
+        let bytes = serde_json::to_vec(&env).unwrap();
+        let back: Envelope<String, u32, String> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((back.kind.as_str(), back.state, back.result, back.origin), ("k", Some(7), None, origin));
+        let h: Header<'_> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((h.phase, h.deadline, h.waiter), (Phase::Live, Some(Timestamp(10)), Some(3)));
+    }
+}

@@ -1,0 +1,573 @@
+//! The manager: registry of kinds, start, routing, expiry and shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::engine::{Engine, ErasedKind, Tended};
+use super::envelope::{Header, Phase};
+use super::local::Local;
+use super::{
+    CustomIdCodec, DecodeError, EndReason, ExpiryReport, HandleError, Interactive, InteractiveError, RouteOutcome,
+    SessionHandle, SessionId, ShutdownReport, Started,
+};
+use crate::session::IntoDynStore;
+use crate::session::RetryPolicy;
+use crate::session::locks::KeyLocks;
+use crate::{
+    Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, SystemClock, Timestamp, Write,
+};
+
+/// The store namespace of interactive sessions unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "interactive";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) grace: Duration,
+    pub(crate) linger: Duration,
+    pub(crate) end_lease: Duration,
+    pub(crate) watch: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) scan_page: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grace: Duration::from_secs(24 * 3600),
+            linger: Duration::from_secs(600),
+            end_lease: Duration::from_secs(60),
+            watch: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            scan_page: 256,
+        }
+    }
+}
+
+/// What every clone of a [`Manager`] shares.
+pub(crate) struct Core {
+    pub(crate) store: DynStore,
+    pub(crate) namespace: Namespace,
+    pub(crate) codec: CustomIdCodec,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) locks: KeyLocks,
+    pub(crate) kinds: RwLock<HashMap<Arc<str>, Arc<dyn ErasedKind>>>,
+    pub(crate) local: Local,
+    /// Identifies this manager in stored sessions (whose handle it holds).
+    pub(crate) instance: u64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) cfg: Config,
+}
+
+impl Core {
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn key(&self, sid: SessionId) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), Scope::Custom { id: sid.as_str().into(), user: None })
+    }
+
+    /// The record's store-level expiry for a session whose own deadline is `deadline`.
+    pub(crate) fn keep_live(&self, deadline: Option<Timestamp>) -> Option<Timestamp> {
+        deadline.map(|d| d.saturating_add(self.cfg.grace))
+    }
+
+    pub(crate) async fn load(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Record>, InteractiveError> {
+        self.store.load(key, now).await.map_err(InteractiveError::store(sid))
+    }
+
+    /// Writes `value` as JSON; `Ok(None)` when the precondition failed.
+    pub(crate) async fn write<T: Serialize + Sync>(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        value: &T,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+        now: Timestamp,
+    ) -> Result<Option<u64>, InteractiveError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| InteractiveError::Codec {
+            session: sid,
+            op: "encode",
+            source,
+        })?;
+        let write = Write { value: &bytes, schema_version: 1, expires_at };
+        match self.store.write(key, write, precondition, now).await {
+            Ok(version) => Ok(Some(version)),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(InteractiveError::store(sid)(e)),
+        }
+    }
+
+    fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
+        // The map is only ever changed by single inserts: a poisoned lock is still sound.
+        self.kinds.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn engine_for(&self, sid: SessionId, record: &Record) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
+        let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
+            session: sid,
+            op: "decode",
+            source,
+        })?;
+        self.kinds()
+            .get(&*header.kind)
+            .cloned()
+            .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: header.kind.into_owned() })
+    }
+
+    /// Locks, loads and tends one session.
+    async fn tend(&self, sid: SessionId, now: Timestamp, force: Option<EndReason>) -> Result<Tended, InteractiveError> {
+        let key = self.key(sid);
+        let _lock = self.locks.lock(key.as_str()).await;
+        let tended = match self.load(sid, &key, now).await? {
+            Some(record) => {
+                let engine = self.engine_for(sid, &record)?;
+                engine.tend(self, sid, &key, record, now, force).await?
+            }
+            None => Tended::Gone,
+        };
+        if tended == Tended::Gone {
+            self.local.deliver(sid, Err(HandleError::Vanished { session: sid }));
+        }
+        Ok(tended)
+    }
+}
+
+/// A registered session kind: what [`Manager::start`] takes.
+pub struct Kind<K> {
+    engine: Arc<Engine<K>>,
+}
+
+impl<K> Clone for Kind<K> {
+    fn clone(&self) -> Self {
+        Kind { engine: self.engine.clone() }
+    }
+}
+
+impl<K> std::fmt::Debug for Kind<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kind({})", self.engine.name)
+    }
+}
+
+impl<K> Kind<K> {
+    /// The registered name.
+    pub fn name(&self) -> &str {
+        &self.engine.name
+    }
+
+    /// The kind's value.
+    pub fn get(&self) -> &K {
+        &self.engine.kind
+    }
+}
+
+/// Configures a [`Manager`]; see [`Manager::builder`].
+#[must_use]
+pub struct ManagerBuilder {
+    store: DynStore,
+    codec: CustomIdCodec,
+    namespace: String,
+    clock: Arc<dyn Clock>,
+    cfg: Config,
+}
+
+impl std::fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("namespace", &self.namespace)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagerBuilder {
+    /// The store namespace of the sessions (default [`DEFAULT_NAMESPACE`]). Managers
+    /// that share sessions must use the same one.
+    pub fn namespace(mut self, name: &str) -> Self {
+        self.namespace = name.to_owned();
+        self
+    }
+
+    /// The clock (default: the system clock). A [`ManualClock`](crate::ManualClock)
+    /// makes expiry testable without sleeping.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long an expired session's record stays for an expiry pass to end it
+    /// (default 24 h). After that the store forgets it, and its `end` never runs.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.cfg.grace = grace;
+        self
+    }
+
+    /// How long an ended session's record stays, so late clicks get
+    /// [`RouteOutcome::Ended`] and a handle in another process can collect the result
+    /// (default 10 min).
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.cfg.linger = linger;
+        self
+    }
+
+    /// How long a manager's claim to end a session holds before others consider the
+    /// manager dead (default 60 s). `end` should finish well within it.
+    pub fn end_lease(mut self, lease: Duration) -> Self {
+        self.cfg.end_lease = lease;
+        self
+    }
+
+    /// How often an expiry pass re-reads a session whose handle waits here, to learn of
+    /// an end in another process (default 1 s; each costs one load).
+    pub fn watch_period(mut self, period: Duration) -> Self {
+        self.cfg.watch = period;
+        self
+    }
+
+    /// The compare-and-set retry policy for conflicts with other processes.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.cfg.retry = retry;
+        self
+    }
+
+    /// Builds the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`InteractiveError::InvalidName`] for an invalid namespace.
+    pub fn build(self) -> Result<Manager, InteractiveError> {
+        let namespace = Namespace::new(&self.namespace)
+            .map_err(|e| InteractiveError::InvalidName { name: self.namespace.clone(), reason: e.to_string() })?;
+        let mut cfg = self.cfg;
+        cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
+        Ok(Manager {
+            core: Arc::new(Core {
+                store: self.store,
+                namespace,
+                codec: self.codec,
+                clock: self.clock,
+                locks: KeyLocks::default(),
+                kinds: RwLock::new(HashMap::new()),
+                local: Local::default(),
+                instance: rand::random(),
+                closed: AtomicBool::new(false),
+                cfg,
+            }),
+        })
+    }
+}
+
+/// Starts interactive sessions, routes their clicks, and ends them.
+///
+/// Cheap to clone (an `Arc` inside). One per process and platform is the usual setup;
+/// several managers (in one or many processes) may share a store and namespace: each
+/// click and each end is applied exactly once among them.
+///
+/// See the [module documentation](super) for a full example.
+#[derive(Clone)]
+pub struct Manager {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("namespace", &self.core.namespace)
+            .field("codec", &self.core.codec)
+            .field("local", &self.core.local.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Starts configuring a manager over `store`, building custom ids with `codec`.
+    pub fn builder(store: impl IntoDynStore, codec: CustomIdCodec) -> ManagerBuilder {
+        ManagerBuilder {
+            store: store.into_dyn_store(),
+            codec,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            clock: Arc::new(SystemClock),
+            cfg: Config::default(),
+        }
+    }
+
+    /// The custom id codec.
+    pub fn codec(&self) -> &CustomIdCodec {
+        &self.core.codec
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DynStore {
+        &self.core.store
+    }
+
+    /// The store namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.core.namespace
+    }
+
+    /// How many sessions this manager keeps in memory (started here or routed here and
+    /// not yet ended): what its expiry index holds.
+    pub fn local_sessions(&self) -> usize {
+        self.core.local.len()
+    }
+
+    /// Registers a kind under `name`. Every process that may receive the kind's clicks
+    /// must register it under the same name.
+    ///
+    /// # Errors
+    ///
+    /// [`InteractiveError::InvalidName`] (the rules of [`Namespace`]) or
+    /// [`InteractiveError::DuplicateKind`].
+    pub fn register<K: Interactive>(&self, name: &str, kind: K) -> Result<Kind<K>, InteractiveError> {
+        Namespace::new(name).map_err(|e| InteractiveError::InvalidName { name: name.into(), reason: e.to_string() })?;
+        let name: Arc<str> = name.into();
+        let engine = Arc::new(Engine::new(name.clone(), kind));
+        let mut kinds = self.core.kinds.write().unwrap_or_else(|p| p.into_inner());
+        if kinds.contains_key(&name) {
+            return Err(InteractiveError::DuplicateKind { kind: name.to_string() });
+        }
+        kinds.insert(name, engine.clone());
+        Ok(Kind { engine })
+    }
+
+    /// Starts a session of `kind` for the update `ctx`: checks the kind's start filter,
+    /// draws a random id, runs [`Interactive::start`] and stores the session.
+    ///
+    /// # Errors
+    ///
+    /// [`InteractiveError::StartRefused`], the kind's `start` error, store errors,
+    /// [`InteractiveError::ShutDown`], [`InteractiveError::NotRegistered`].
+    pub async fn start<K: Interactive>(
+        &self,
+        kind: &Kind<K>,
+        ctx: &Context,
+        args: K::Args,
+    ) -> Result<Started<K::Output>, InteractiveError> {
+        let core = &*self.core;
+        if core.closed.load(Ordering::Acquire) {
+            return Err(InteractiveError::ShutDown);
+        }
+        let engine = &kind.engine;
+        let registered =
+            core.kinds().get(&engine.name).is_some_and(|e| std::ptr::addr_eq(Arc::as_ptr(e), Arc::as_ptr(engine)));
+        if !registered {
+            return Err(InteractiveError::NotRegistered { kind: engine.name.clone() });
+        }
+        let origin = super::Origin::of(ctx, core.now());
+        engine
+            .start_filter
+            .check(ctx, &origin)
+            .map_err(|r| InteractiveError::StartRefused { kind: engine.name.clone(), filter: r.filter })?;
+        let sid = SessionId::random();
+        let key = core.key(sid);
+        // Held until the handle is registered: a click arriving meanwhile waits.
+        let lock = core.locks.lock(key.as_str()).await;
+        let deadline = engine.start(core, sid, &key, ctx, args).await?;
+        let (tx, rx) = oneshot::channel();
+        core.local.insert_started(sid, tx, deadline, core.now(), core.cfg.watch);
+        drop(lock);
+        if core.closed.load(Ordering::Acquire) {
+            // Shut down while starting: the shutdown pass may have missed this one.
+            core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;
+        }
+        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx) })
+    }
+
+    /// Starts a session of `kind` in place of `old`, which ends with
+    /// [`EndReason::Replaced`] (if it is still live). If the start fails, `old` is left
+    /// as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start) and [`end`](Self::end).
+    pub async fn replace<K: Interactive>(
+        &self,
+        old: SessionId,
+        kind: &Kind<K>,
+        ctx: &Context,
+        args: K::Args,
+    ) -> Result<Started<K::Output>, InteractiveError> {
+        let started = self.start(kind, ctx, args).await?;
+        self.end(old, EndReason::Replaced).await?;
+        Ok(started)
+    }
+
+    /// Ends a live session now with `reason` (its `end` runs here). Returns whether it
+    /// was live.
+    ///
+    /// # Errors
+    ///
+    /// Store errors, [`InteractiveError::UnknownKind`].
+    pub async fn end(&self, session: SessionId, reason: EndReason) -> Result<bool, InteractiveError> {
+        let tended = self.core.tend(session, self.core.now(), Some(reason)).await?;
+        Ok(tended == Tended::Ended)
+    }
+
+    /// Routes a component update to its session and applies it.
+    ///
+    /// Reads `ctx.custom_id`; an update without one, or with another namespace's, is
+    /// [`RouteOutcome::NotOurs`]. Forged, malformed, unknown, ended and expired ids and
+    /// refused clicks are outcomes too; only faults are errors. Updates of one session
+    /// are applied one at a time.
+    ///
+    /// # Errors
+    ///
+    /// The kind's `update` error (nothing written), store errors,
+    /// [`InteractiveError::UnknownKind`] (the session's kind is not registered in this
+    /// process), [`InteractiveError::Contention`], [`InteractiveError::ShutDown`].
+    pub async fn route(&self, ctx: &Context) -> Result<RouteOutcome, InteractiveError> {
+        let core = &*self.core;
+        if core.closed.load(Ordering::Acquire) {
+            return Err(InteractiveError::ShutDown);
+        }
+        let Some(text) = ctx.custom_id.as_deref() else { return Ok(RouteOutcome::NotOurs) };
+        let id = match core.codec.decode(text) {
+            Ok(id) => id,
+            Err(DecodeError::NotOurs) => return Ok(RouteOutcome::NotOurs),
+            Err(DecodeError::Forged { custom_id }) => return Ok(RouteOutcome::Forged { custom_id }),
+            Err(DecodeError::Malformed { custom_id, reason }) => {
+                return Ok(RouteOutcome::Malformed { custom_id, reason });
+            }
+        };
+        let sid = id.session();
+        let key = core.key(sid);
+        let _lock = core.locks.lock(key.as_str()).await;
+        let Some(record) = core.load(sid, &key, core.now()).await? else {
+            return Ok(RouteOutcome::Unknown { session: sid });
+        };
+        let engine = core.engine_for(sid, &record)?;
+        engine.click(core, sid, &key, record, ctx, id).await
+    }
+
+    /// Looks at the sessions this manager's index holds that are due at `now`: ends
+    /// expired ones (their `end` runs, once across managers), and hands handles waiting
+    /// here the ends that happened elsewhere. Cost: one load per due entry.
+    ///
+    /// Sessions of a process that died are found by [`expire_scan`](Self::expire_scan).
+    /// Errors are counted in the report (and logged); those sessions are retried one
+    /// watch period later.
+    pub async fn expire_due(&self, now: Timestamp) -> ExpiryReport {
+        let core = &*self.core;
+        let mut report = ExpiryReport::default();
+        for sid in core.local.pop_due(now) {
+            report.add(self.tend_one(sid, now).await);
+        }
+        report
+    }
+
+    /// Reads every session of the namespace (page by page) and ends the expired ones,
+    /// including those of managers that died; sessions of kinds not registered here are
+    /// skipped. Cost: every stored session of the namespace is read.
+    ///
+    /// # Errors
+    ///
+    /// A failed scan page (store error); sessions that fail are counted in the report.
+    pub async fn expire_scan(&self, now: Timestamp) -> Result<ExpiryReport, InteractiveError> {
+        let core = &*self.core;
+        let mut report = ExpiryReport::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = core
+                .store
+                .scan(&core.namespace, cursor.as_deref(), core.cfg.scan_page, now)
+                .await
+                .map_err(|source| InteractiveError::Store { session: None, source })?;
+            for (key, record) in &page.items {
+                let Scope::Custom { id, .. } = key.scope() else { continue };
+                let Some(sid) = SessionId::parse(id) else { continue };
+                let Ok(header) = serde_json::from_slice::<Header<'_>>(&record.value) else {
+                    report.errors += 1;
+                    tracing::warn!(session = %sid, "interactive session record does not decode; skipped");
+                    continue;
+                };
+                let due = match header.phase {
+                    Phase::Live => now.is_expired(header.deadline),
+                    Phase::Ending => now.is_expired(header.lease),
+                    Phase::Ended => header.waiter == Some(core.instance),
+                };
+                if due && core.kinds().contains_key(&*header.kind) {
+                    report.add(self.tend_one(sid, now).await);
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(report),
+            }
+        }
+    }
+
+    async fn tend_one(&self, sid: SessionId, now: Timestamp) -> ExpiryReport {
+        let core = &*self.core;
+        let mut report = ExpiryReport { checked: 1, ..ExpiryReport::default() };
+        match core.tend(sid, now, None).await {
+            Ok(Tended::Ended) => report.expired += 1,
+            Ok(Tended::Abandoned) => report.abandoned += 1,
+            Ok(Tended::Delivered) => report.delivered += 1,
+            Ok(Tended::NotDue | Tended::Forgotten | Tended::Claimed | Tended::Gone) => {}
+            Err(error) => {
+                tracing::warn!(session = %sid, %error, "interactive expiry failed; retrying later");
+                report.errors += 1;
+                core.local.file_at(sid, now.saturating_add(core.cfg.watch));
+            }
+        }
+        report
+    }
+
+    /// Shuts down: refuses new starts and routes, and ends every session this manager
+    /// started with [`EndReason::Shutdown`] (its `end` runs, so it can disable the
+    /// message's components; its handle resolves).
+    ///
+    /// Sessions started by other managers are left alone even if this one routed their
+    /// clicks: their starter, or an expiry scan, takes care of them. To keep this
+    /// manager's sessions alive for a restart or another process instead, use
+    /// [`shutdown_detached`](Self::shutdown_detached).
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let core = &*self.core;
+        core.closed.store(true, Ordering::Release);
+        let mut report = ShutdownReport::default();
+        for sid in core.local.started_here() {
+            match core.tend(sid, core.now(), Some(EndReason::Shutdown)).await {
+                Ok(Tended::Ended) => report.ended += 1,
+                Ok(_) => report.already_ended += 1,
+                Err(error) => {
+                    tracing::warn!(session = %sid, %error, "could not end interactive session at shutdown");
+                    report.errors += 1;
+                }
+            }
+        }
+        core.local.drain(|session| Err(HandleError::Lost { session }));
+        report
+    }
+
+    /// Shuts down without ending anything: refuses new starts and routes, and resolves
+    /// this manager's handles with [`HandleError::Detached`]. The sessions stay live in
+    /// the store: after a restart, or in another process, their clicks still route and
+    /// their expiry still runs (found by [`expire_scan`](Self::expire_scan)). Returns
+    /// how many sessions were detached.
+    pub fn shutdown_detached(&self) -> usize {
+        let core = &*self.core;
+        core.closed.store(true, Ordering::Release);
+        let n = core.local.started_here().len();
+        core.local.drain(|session| Err(HandleError::Detached { session }));
+        n
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) or [`shutdown_detached`](Self::shutdown_detached)
+    /// ran.
+    pub fn is_shut_down(&self) -> bool {
+        self.core.closed.load(Ordering::Acquire)
+    }
+}

@@ -63,8 +63,15 @@ impl Record {
     /// The record that results from applying `write` at `now` over `previous` (the live
     /// record, if any): the version and timestamps every backend must assign.
     pub fn next(previous: Option<&Record>, write: &Write<'_>, now: Timestamp) -> Record {
+        Self::next_into(previous, write, now, Vec::new())
+    }
+
+    /// [`Record::next`], reusing `buffer`'s allocation for the value.
+    pub fn next_into(previous: Option<&Record>, write: &Write<'_>, now: Timestamp, mut buffer: Vec<u8>) -> Record {
+        buffer.clear();
+        buffer.extend_from_slice(write.value);
         Record {
-            value: write.value.to_vec(),
+            value: buffer,
             version: previous.map_or(1, |p| p.version + 1),
             schema_version: write.schema_version,
             created_at: previous.map_or(now, |p| p.created_at),

@@ -1,20 +1,38 @@
 //! Per-key async locks that exist only while someone holds or waits for them.
 //!
 //! Updates of one key are applied one at a time inside a process: the lock is taken
-//! before the session is loaded and released after it is saved. Entries are removed
-//! when their last holder or waiter leaves, so a bot that has seen millions of keys
-//! keeps only the locks in use. Keys are hashed to 64 bits; a collision can only make
-//! two keys wait for each other, never let two holders of one key in.
+//! before the session is loaded and released after it is saved. A key's entry is
+//! removed when its last holder leaves with nobody waiting, so a bot that has seen
+//! millions of keys keeps only the locks in use.
+//!
+//! The uncontended path is one shard-mutex round trip to take and one to release, with
+//! no allocation: an entry is a small struct in a sharded `HashMap`. Waiters queue in
+//! FIFO order and the lock is handed to the first one directly (no thundering herd, no
+//! barging). A waiter that is cancelled after being handed the lock passes it on.
+//!
+//! Keys are hashed to 64 bits; a collision can only make two keys wait for each other,
+//! never let two holders of one key in.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::hash::BuildHasher;
 
-use tokio::sync::OwnedMutexGuard;
+use foldhash::fast::RandomState;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
 
 const SHARDS: usize = 64;
 
-type Shard = Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>;
+/// The waiters of one held key; an entry exists exactly while the key is held.
+#[derive(Debug, Default)]
+struct Held {
+    waiters: VecDeque<oneshot::Sender<()>>,
+}
+
+type Shard = Mutex<HashMap<u64, Held>>;
 
 #[derive(Debug)]
 struct Table {
@@ -29,31 +47,42 @@ pub(crate) struct KeyLocks(Arc<Table>);
 impl Default for KeyLocks {
     fn default() -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        KeyLocks(Arc::new(Table { shards, hasher: RandomState::new() }))
+        KeyLocks(Arc::new(Table { shards, hasher: RandomState::default() }))
     }
 }
 
-/// Held while a key is being worked on; releasing it may free the table entry.
+/// Held while a key is being worked on; dropping it releases the key.
 #[derive(Debug)]
 pub(crate) struct KeyLock {
     table: Arc<Table>,
     hash: u64,
-    guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl KeyLocks {
     /// Waits for, and takes, the lock of `key`.
     pub(crate) async fn lock(&self, key: &str) -> KeyLock {
         let hash = self.0.hasher.hash_one(key);
-        let mutex = {
+        let rx = {
             let mut shard = self.0.shard(hash);
-            shard.entry(hash).or_default().clone()
+            match shard.get_mut(&hash) {
+                None => {
+                    shard.insert(hash, Held::default());
+                    None
+                }
+                Some(held) => {
+                    let (tx, rx) = oneshot::channel();
+                    held.waiters.push_back(tx);
+                    Some(rx)
+                }
+            }
         };
-        let guard = mutex.lock_owned().await;
-        KeyLock { table: self.0.clone(), hash, guard: Some(guard) }
+        if let Some(rx) = rx {
+            Wait { table: self.0.clone(), hash, rx: Some(rx) }.await;
+        }
+        KeyLock { table: self.0.clone(), hash }
     }
 
-    /// How many keys have a lock entry now (held or waited for).
+    /// How many keys have a lock entry now (held).
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.0.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
@@ -61,22 +90,67 @@ impl KeyLocks {
 }
 
 impl Table {
-    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<tokio::sync::Mutex<()>>>> {
+    fn shard(&self, hash: u64) -> MutexGuard<'_, HashMap<u64, Held>> {
         // `hash % SHARDS` is below SHARDS, so the index is in bounds.
         let shard = &self.shards[(hash % SHARDS as u64) as usize];
-        // A panic while holding a shard cannot leave the map inconsistent (each
-        // operation is one insert or remove), so a poisoned shard is still usable.
+        // Each critical section is a single insert, push or remove, so a panic inside
+        // one cannot leave the map inconsistent: a poisoned shard is still usable.
         shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands the key to the next live waiter, or removes its entry.
+    fn release(&self, hash: u64) {
+        let mut shard = self.shard(hash);
+        let Some(held) = shard.get_mut(&hash) else { return };
+        while let Some(next) = held.waiters.pop_front() {
+            if next.send(()).is_ok() {
+                return;
+            }
+            // That waiter was cancelled; try the next one.
+        }
+        shard.remove(&hash);
     }
 }
 
 impl Drop for KeyLock {
     fn drop(&mut self) {
-        // Release first, so our clone of the mutex is gone before we count.
-        drop(self.guard.take());
-        let mut shard = self.table.shard(self.hash);
-        if shard.get(&self.hash).is_some_and(|m| Arc::strong_count(m) == 1) {
-            shard.remove(&self.hash);
+        self.table.release(self.hash);
+    }
+}
+
+/// Waits for the hand-off; releases the key if cancelled after receiving it.
+struct Wait {
+    table: Arc<Table>,
+    hash: u64,
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+impl Future for Wait {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(rx) = self.rx.as_mut() else { return Poll::Ready(()) };
+        match Pin::new(rx).poll(cx) {
+            Poll::Ready(_) => {
+                // Ok: we own the key now. Err cannot happen while the entry exists (the
+                // sender is only dropped by `release` after a failed send to *us*, which
+                // needs our receiver gone); treat it as ownership too, which is safe
+                // because the caller then releases it.
+                self.rx = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                // Handed the lock, then cancelled before using it: pass it on.
+                self.table.release(self.hash);
+            }
         }
     }
 }
@@ -84,6 +158,7 @@ impl Drop for KeyLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]
     async fn entries_go_away_when_idle() {
@@ -100,7 +175,6 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_holder_at_a_time() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let locks = KeyLocks::default();
         let inside = Arc::new(AtomicUsize::new(0));
         let total = Arc::new(AtomicUsize::new(0));
@@ -122,5 +196,30 @@ mod tests {
         }
         assert_eq!(total.load(Ordering::SeqCst), 3200);
         assert_eq!(locks.live(), 0);
+    }
+
+    #[tokio::test]
+    async fn cancelled_waiters_do_not_strand_the_key() {
+        let locks = KeyLocks::default();
+        let held = locks.lock("k").await;
+        // Two waiters queue up; the first is cancelled while waiting, the second after
+        // it has been handed the lock but before it ran.
+        let mut first = Box::pin(locks.lock("k"));
+        let mut second = Box::pin(locks.lock("k"));
+        let waker = futures_noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        drop(held); // hands the key to `second`
+        drop(second); // cancelled holding it: must pass it on / free it
+        let again = tokio::time::timeout(std::time::Duration::from_secs(5), locks.lock("k")).await;
+        assert!(again.is_ok(), "the key was stranded");
+        drop(again);
+        assert_eq!(locks.live(), 0);
+    }
+
+    fn futures_noop_waker() -> std::task::Waker {
+        std::task::Waker::noop().clone()
     }
 }

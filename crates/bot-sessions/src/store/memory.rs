@@ -26,10 +26,12 @@ struct Stored {
     record: Record,
 }
 
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Debug, Default)]
 struct Inner {
-    records: DashMap<Arc<str>, Stored>,
-    users: DashMap<i64, HashSet<Arc<str>>>,
+    records: DashMap<Arc<str>, Stored, Hasher>,
+    users: DashMap<i64, HashSet<Arc<str>, Hasher>, Hasher>,
     expiry: Mutex<BTreeSet<(Timestamp, Arc<str>)>>,
 }
 
@@ -183,12 +185,13 @@ impl Store for MemoryStore {
                 if !precondition.holds(current) {
                     return Err(conflict(key));
                 }
-                let next = Record::next(live.then_some(&e.get().record), &write, now);
-                let version = next.version;
                 let old_expiry = e.get().record.expires_at;
-                inner.reindex_expiry(e.key(), old_expiry, next.expires_at);
-                e.get_mut().record = next;
-                Ok(version)
+                inner.reindex_expiry(e.key(), old_expiry, write.expires_at);
+                let rec = &mut e.get_mut().record;
+                // Reuse the old value's buffer: an update allocates nothing here.
+                let value = std::mem::take(&mut rec.value);
+                *rec = Record::next_into(live.then_some(&*rec), &write, now, value);
+                Ok(rec.version)
             }
             Entry::Vacant(e) => {
                 if !precondition.holds(None) {

@@ -32,6 +32,25 @@ async fn sweeper_purges_and_stops_with_the_store() {
     assert_eq!(store.count(Some(&ns), Timestamp::now()).await.unwrap(), 50);
 }
 
+#[tokio::test]
+async fn the_sweeper_stops_when_the_store_is_dropped() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let store = MemoryStore::with_sweeper(Duration::from_millis(1)).unwrap();
+    assert_eq!(metrics.num_alive_tasks(), before + 1, "the sweeper runs");
+    let clone = store.clone();
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(metrics.num_alive_tasks(), before + 1, "a live clone keeps it");
+    drop(clone);
+    // Bounded poll: the task notices at its next tick.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.num_alive_tasks() != before {
+        assert!(tokio::time::Instant::now() < deadline, "the sweeper outlived its store");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[test]
 fn sweeper_needs_a_runtime() {
     assert!(MemoryStore::with_sweeper(Duration::from_secs(1)).is_err());

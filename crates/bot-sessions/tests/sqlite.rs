@@ -59,7 +59,12 @@ async fn sessions_survive_a_reopen() {
         let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
         let s = Sessions::<Counter>::builder(store).namespace(ns.as_str()).build().unwrap();
         for _ in 0..3 {
-            s.update(&key, |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+            s.update(&key, |c| {
+                c.n += 1;
+                Ok::<_, SessionError>(())
+            })
+            .await
+            .unwrap();
         }
     }
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();

@@ -116,7 +116,13 @@ async fn sum_child() {
     // Start together, so the processes really overlap: each checks in on a barrier key
     // and waits (bounded) until all have.
     let barrier = SessionKey::new(ns.clone(), Scope::Custom { id: "barrier".into(), user: None });
-    sessions.update(&barrier, |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+    sessions
+        .update(&barrier, |c| {
+            c.n += 1;
+            Ok::<_, SessionError>(())
+        })
+        .await
+        .unwrap();
     let deadline = Instant::now() + CHILD_DEADLINE;
     while sessions.get(&barrier).await.unwrap().map_or(0, |c| c.n) < PROCESSES as u64 {
         assert!(Instant::now() < deadline, "the other process never arrived");
@@ -136,7 +142,13 @@ fn processes_creating_one_file_at_once() {
             let ns = Namespace::new(&env(NS_ENV)).unwrap();
             let sessions = counters(&env(DB_ENV), &ns).await;
             let me = SessionKey::new(ns, Scope::Chat(role.parse().unwrap()));
-            sessions.update(&me, |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+            sessions
+                .update(&me, |c| {
+                    c.n += 1;
+                    Ok::<_, SessionError>(())
+                })
+                .await
+                .unwrap();
         });
     }
     let path = fresh_path("create");

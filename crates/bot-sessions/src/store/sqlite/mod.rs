@@ -195,7 +195,8 @@ impl SqliteOptions {
         }
         let sql = Arc::new(Sql::new(&table));
         let writer = Writer::spawn(conn, sql.clone(), self.max_batch, self.busy_timeout)?;
-        let readers = Readers { path, busy_timeout: self.busy_timeout, max_idle: self.max_idle_readers, idle: Mutex::default() };
+        let readers =
+            Readers { path, busy_timeout: self.busy_timeout, max_idle: self.max_idle_readers, idle: Mutex::default() };
         // Open one reader now so a broken file shows up here rather than on first use.
         let first = readers.connect().map_err(err)?;
         readers.put(first);
@@ -457,7 +458,9 @@ impl Store for SqliteStore {
         let namespace = namespace.map(|n| n.as_str().to_owned());
         self.read_many(move |conn, sql| {
             let n: i64 = match &namespace {
-                Some(ns) => conn.prepare_cached(&sql.count_namespace)?.query_row(params![now.as_millis(), ns], |r| r.get(0))?,
+                Some(ns) => {
+                    conn.prepare_cached(&sql.count_namespace)?.query_row(params![now.as_millis(), ns], |r| r.get(0))?
+                }
                 None => conn.prepare_cached(&sql.count)?.query_row([now.as_millis()], |r| r.get(0))?,
             };
             Ok(Ok(u64::try_from(n).unwrap_or(0)))
@@ -478,7 +481,10 @@ mod tests {
         let (path, o) =
             parse_location("/var/lib/bot.db?table=s1&durability=full&busy_timeout_ms=250&max_batch=1").unwrap();
         assert_eq!(path, "/var/lib/bot.db");
-        assert_eq!((o.table.as_str(), o.durability, o.busy_timeout, o.max_batch), ("s1", Durability::Full, Duration::from_millis(250), 1));
+        assert_eq!(
+            (o.table.as_str(), o.durability, o.busy_timeout, o.max_batch),
+            ("s1", Durability::Full, Duration::from_millis(250), 1)
+        );
         for bad in ["x.db?durability=sometimes", "x.db?busy_timeout_ms=soon", "x.db?nope=1", "x.db?table"] {
             assert!(matches!(parse_location(bad), Err(StoreError::Config(_))), "{bad}");
         }

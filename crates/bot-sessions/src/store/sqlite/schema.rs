@@ -85,7 +85,10 @@ impl Sql {
 #[derive(Debug)]
 pub(super) enum UpgradeError {
     /// The table was created by newer code; it is left untouched.
-    Newer { found: i64, known: usize },
+    Newer {
+        found: i64,
+        known: usize,
+    },
     Sqlite(rusqlite::Error),
 }
 
@@ -104,11 +107,9 @@ pub(super) fn upgrade(conn: &mut Connection, table: &TableName, steps: &[&str]) 
         "CREATE TABLE IF NOT EXISTS \"{VERSION_TABLE}\" (table_name TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)"
     ))?;
     let found: i64 = tx
-        .query_row(
-            &format!("SELECT version FROM \"{VERSION_TABLE}\" WHERE table_name = ?1"),
-            [table.as_str()],
-            |r| r.get(0),
-        )
+        .query_row(&format!("SELECT version FROM \"{VERSION_TABLE}\" WHERE table_name = ?1"), [table.as_str()], |r| {
+            r.get(0)
+        })
         .optional()?
         .unwrap_or(0);
     let known = steps.len();
@@ -212,7 +213,11 @@ mod tests {
             conn.prepare(stmt).unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }
         let indexes: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(indexes, 3);
     }

@@ -25,9 +25,20 @@ use crate::{Precondition, Record, SessionKey, StoreError, Timestamp, Write};
 /// One mutation.
 #[derive(Debug)]
 pub(super) enum Op {
-    Write { key: SessionKey, value: Vec<u8>, schema_version: u32, expires_at: Option<Timestamp>, precondition: Precondition },
-    Delete { key: SessionKey, precondition: Precondition },
-    ForgetUser { user_id: i64 },
+    Write {
+        key: SessionKey,
+        value: Vec<u8>,
+        schema_version: u32,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+    },
+    Delete {
+        key: SessionKey,
+        precondition: Precondition,
+    },
+    ForgetUser {
+        user_id: i64,
+    },
     Purge,
 }
 
@@ -151,10 +162,10 @@ fn apply(
 
 fn rollback(conn: &Connection) {
     // SQLite may already have rolled back on its own (SQLITE_FULL, I/O errors).
-    if !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            tracing::warn!(error = %e, "sqlite rollback failed");
-        }
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %e, "sqlite rollback failed");
     }
 }
 
@@ -247,9 +258,7 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
 type Head = (i64, i64, Option<i64>);
 
 fn head(conn: &Connection, sql: &Sql, key: &SessionKey) -> rusqlite::Result<Option<Head>> {
-    conn.prepare_cached(&sql.head)?
-        .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
+    conn.prepare_cached(&sql.head)?.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
 }
 
 /// The live record's metadata (the value is not read), as [`Record::next`] needs it.

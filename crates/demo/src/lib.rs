@@ -1,0 +1,12 @@
+//! The bot-sessions demo bot.
+//!
+//! - [`bot`]: the logic (a counter, an onboarding form, a profile, forget-me), free of
+//!   any transport;
+//! - [`console`]: the transport that reads messages from stdin and answers on stdout.
+//!
+//! Run it with `cargo run -p bot-sessions-demo` and type `/help`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bot;
+pub mod console;

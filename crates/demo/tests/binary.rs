@@ -1,0 +1,111 @@
+//! The real `bot-sessions-demo` binary, piped a script: the README's promise.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn fresh_db() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("demo-{}-{:016x}.db", std::process::id(), rand_suffix()))
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.finish()
+}
+
+/// Runs the binary with `args`, feeds it `script`, and waits for it to exit.
+fn run(args: &[&str], script: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_of(args: &[&str], script: &str) -> Vec<String> {
+    let out = run(args, script);
+    assert!(out.status.success(), "{:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_scripted_session() {
+    let db = fresh_db();
+    let store = format!("sqlite://{}", db.display());
+    let script = "/count\n/count\n2@-100: /count\n\n/onboard\nAda Lovelace\nnot-an-email\nada@example.com\n/confirm\n/profile\n/nope\n/forget\n/profile\n";
+    let out = stdout_of(&["console", "--store", &store], script);
+    let expected_prefixes = [
+        "bot -> 1@1: count: 1",
+        "bot -> 1@1: count: 2",
+        "bot -> 2@-100: count: 1",
+        "bot -> 1@1: let's get you set up. What is your name?",
+        "bot -> 1@1: nice to meet you, Ada Lovelace. What is your email?",
+        "bot -> 1@1: `not-an-email` does not look like an email address",
+        "bot -> 1@1: name: Ada Lovelace, email: ada@example.com.",
+        "bot -> 1@1: saved: Ada Lovelace <ada@example.com>",
+        "bot -> 1@1: profile: Ada Lovelace <ada@example.com>",
+        "bot -> 1@1: unknown command /nope",
+        "bot -> 1@1: forgotten: deleted 2 sessions of user 1",
+        "bot -> 1@1: no profile saved",
+    ];
+    assert_eq!(out.len(), expected_prefixes.len(), "{out:#?}");
+    for (line, prefix) in out.iter().zip(expected_prefixes) {
+        assert!(line.starts_with(prefix), "expected {prefix:?}, got {line:?}");
+    }
+}
+
+#[test]
+fn a_restart_in_the_middle_of_onboarding_continues() {
+    let db = fresh_db();
+    let store = format!("sqlite://{}", db.display());
+    // `console` is the default subcommand.
+    let first = stdout_of(&["--store", &store], "/count\n/onboard\nGrace Hopper\n");
+    assert_eq!(first.last().unwrap(), "bot -> 1@1: nice to meet you, Grace Hopper. What is your email?");
+    let second =
+        stdout_of(&["console", "--store", &store, "--onboarding-ttl", "3600"], "grace@example.com\n/confirm\n/count\n");
+    assert_eq!(
+        second,
+        [
+            "bot -> 1@1: name: Grace Hopper, email: grace@example.com. /confirm to save, /cancel to drop it",
+            "bot -> 1@1: saved: Grace Hopper <grace@example.com>",
+            "bot -> 1@1: count: 2",
+        ]
+    );
+}
+
+#[test]
+fn the_memory_store_forgets_on_exit() {
+    assert_eq!(stdout_of(&["--store", "memory://"], "/count\n"), ["bot -> 1@1: count: 1"]);
+    assert_eq!(stdout_of(&["--store", "memory://"], "/count\n"), ["bot -> 1@1: count: 1"]);
+}
+
+#[test]
+fn empty_input_exits_cleanly() {
+    let db = fresh_db();
+    assert!(stdout_of(&["--store", &format!("sqlite://{}", db.display())], "").is_empty());
+    assert!(stdout_of(&["--store", &format!("sqlite://{}", db.display())], "\n\n").is_empty());
+}
+
+#[test]
+fn bad_settings_fail_with_a_message() {
+    for args in [
+        &["--store", "ftp://nowhere"][..],
+        &["--store", "sqlite:///nonexistent-dir/x/y.db"],
+        &["--onboarding-ttl", "0"],
+        &["--onboarding-ttl", "soon"],
+        &["console", "--bogus"],
+    ] {
+        let out = run(args, "/count\n");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "{args:?} answered anyway");
+        assert!(!out.stderr.is_empty(), "{args:?} gave no message");
+    }
+}

@@ -1,0 +1,164 @@
+//! The demo's logic, driven directly: every command, validation, expiry through a
+//! manual clock, restarts, and users kept apart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bot_sessions::store::memory::MemoryStore;
+use bot_sessions::{Context, DynStore, ManualClock};
+use bot_sessions_demo::bot::{Bot, BotConfig, BotError, HELP};
+
+const TTL: Duration = Duration::from_secs(30 * 60);
+
+fn bot(store: &DynStore, clock: &ManualClock) -> Bot {
+    Bot::new(store.clone(), BotConfig { onboarding_ttl: TTL, clock: Arc::new(clock.clone()) }).unwrap()
+}
+
+fn setup() -> (DynStore, ManualClock, Bot) {
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let clock = ManualClock::starting_now();
+    let b = bot(&store, &clock);
+    (store, clock, b)
+}
+
+fn user(user: i64, chat: i64) -> Context {
+    Context::new().chat(chat).user(user)
+}
+
+/// Sends `text` and returns the single reply line.
+async fn say(bot: &Bot, ctx: &Context, text: &str) -> String {
+    let mut replies = bot.handle(ctx, text).await.unwrap();
+    assert_eq!(replies.len(), 1, "{text:?} -> {replies:?}");
+    replies.remove(0)
+}
+
+#[tokio::test]
+async fn counts_per_user_in_each_chat() {
+    let (_, _, bot) = setup();
+    let (a, b, a_elsewhere) = (user(1, 1), user(2, 1), user(1, 2));
+    assert_eq!(say(&bot, &a, "/count").await, "count: 1");
+    assert_eq!(say(&bot, &a, "/count").await, "count: 2");
+    assert_eq!(say(&bot, &b, "/count").await, "count: 1");
+    assert_eq!(say(&bot, &a_elsewhere, "/count").await, "count: 1");
+    assert_eq!(say(&bot, &a, "/count@DemoBot").await, "count: 3");
+}
+
+#[tokio::test]
+async fn onboarding_asks_validates_and_saves() {
+    let (_, _, bot) = setup();
+    let me = user(1, 1);
+    assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
+    assert!(say(&bot, &me, "/onboard").await.contains("What is your name?"));
+    assert!(say(&bot, &me, "  Ada   Lovelace ").await.contains("What is your email?"));
+    for bad in ["ada", "ada@example", "ada lovelace@example.com"] {
+        let reply = say(&bot, &me, bad).await;
+        assert!(reply.contains("does not look like an email") && reply.ends_with("What is your email?"), "{reply}");
+    }
+    let summary = say(&bot, &me, "ada@example.com").await;
+    assert!(summary.contains("Ada Lovelace") && summary.contains("ada@example.com") && summary.contains("/confirm"));
+    assert_eq!(say(&bot, &me, "something else").await, "please answer /confirm or /cancel");
+    assert_eq!(say(&bot, &me, "/confirm").await, "saved: Ada Lovelace <ada@example.com>");
+    assert_eq!(say(&bot, &me, "/profile").await, "profile: Ada Lovelace <ada@example.com>");
+    // The profile is per user, across chats; the form is gone.
+    assert_eq!(say(&bot, &user(1, 99), "/profile").await, "profile: Ada Lovelace <ada@example.com>");
+    assert!(say(&bot, &me, "/confirm").await.starts_with("nothing to confirm"));
+    assert!(say(&bot, &me, "hello").await.contains("only understand commands"));
+}
+
+#[tokio::test]
+async fn cancel_drops_the_form() {
+    let (_, _, bot) = setup();
+    let me = user(3, 1);
+    assert!(say(&bot, &me, "/cancel").await.starts_with("nothing to cancel"));
+    say(&bot, &me, "/onboard").await;
+    say(&bot, &me, "Grace").await;
+    assert_eq!(say(&bot, &me, "/cancel").await, "cancelled");
+    assert!(say(&bot, &me, "grace@example.com").await.contains("only understand commands"));
+    assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
+}
+
+#[tokio::test]
+async fn an_idle_form_expires_and_starts_over() {
+    let (_, clock, bot) = setup();
+    let me = user(1, 1);
+    say(&bot, &me, "/onboard").await;
+    // Each answer refreshes the idle TTL: 29 minutes between answers keep it alive.
+    clock.advance(TTL - Duration::from_secs(60));
+    assert!(say(&bot, &me, "Ada").await.contains("What is your email?"));
+    clock.advance(TTL - Duration::from_secs(60));
+    assert!(say(&bot, &me, "ada@example.com").await.contains("/confirm"));
+    // 30 minutes without an answer: gone.
+    clock.advance(TTL);
+    assert!(say(&bot, &me, "/confirm").await.starts_with("nothing to confirm"));
+    assert!(say(&bot, &me, "ada@example.com").await.contains("only understand commands"));
+    assert!(say(&bot, &me, "/onboard").await.contains("What is your name?"), "starts over");
+    assert!(say(&bot, &me, "Ada").await.contains("What is your email?"));
+}
+
+#[tokio::test]
+async fn a_restart_continues_the_form() {
+    let (store, clock, first) = setup();
+    let me = user(1, 1);
+    say(&first, &me, "/onboard").await;
+    say(&first, &me, "Ada").await;
+    drop(first);
+    let second = bot(&store, &clock);
+    assert!(say(&second, &me, "ada@example.com").await.contains("/confirm"));
+    assert_eq!(say(&second, &me, "/confirm").await, "saved: Ada <ada@example.com>");
+}
+
+#[tokio::test]
+async fn forget_deletes_everything_of_the_user_only() {
+    let (store, _, bot) = setup();
+    let (me, other) = (user(1, 1), user(2, 1));
+    say(&bot, &me, "/count").await;
+    say(&bot, &user(1, 7), "/count").await;
+    for line in ["/onboard", "Ada", "ada@example.com", "/confirm", "/onboard"] {
+        say(&bot, &me, line).await;
+    }
+    say(&bot, &other, "/count").await;
+    // Two counters, the profile and the open form.
+    assert_eq!(say(&bot, &me, "/forget").await, "forgotten: deleted 4 sessions of user 1");
+    assert_eq!(say(&bot, &me, "/count").await, "count: 1");
+    assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
+    assert!(say(&bot, &me, "Ada").await.contains("only understand commands"), "the form went too");
+    assert_eq!(say(&bot, &other, "/count").await, "count: 2", "other users keep theirs");
+    assert_eq!(store.count(None, bot_sessions::Timestamp::now()).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn help_unknown_commands_and_blank_messages() {
+    let (_, _, bot) = setup();
+    let me = user(1, 1);
+    assert_eq!(bot.handle(&me, "/help").await.unwrap(), HELP);
+    assert_eq!(bot.handle(&me, "/start").await.unwrap(), HELP);
+    let reply = say(&bot, &me, "/frobnicate now").await;
+    assert!(reply.contains("unknown command /frobnicate") && reply.contains("/help"), "{reply}");
+    assert!(bot.handle(&me, "   ").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn updates_without_a_user_are_refused() {
+    let (_, _, bot) = setup();
+    let channel_post = Context::new().chat(-100);
+    assert!(matches!(bot.handle(&channel_post, "/count").await, Err(BotError::NoUser)));
+}
+
+#[test]
+fn a_zero_ttl_is_refused() {
+    let config = BotConfig { onboarding_ttl: Duration::ZERO, ..BotConfig::default() };
+    assert!(Bot::new(Arc::new(MemoryStore::new()), config).is_err());
+}
+
+#[tokio::test]
+async fn the_console_transport_routes_lines() {
+    let (_, _, bot) = setup();
+    let script = b"/count\n2@-5: /count\n\n   \n2@-5: /count\nnot: a prefix\n";
+    let mut out = Vec::new();
+    bot_sessions_demo::console::run(&bot, &script[..], &mut out).await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "bot -> 1@1: count: 1\nbot -> 2@-5: count: 1\nbot -> 2@-5: count: 2\n\
+         bot -> 1@1: I only understand commands; /help lists them\n"
+    );
+}

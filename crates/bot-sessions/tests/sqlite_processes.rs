@@ -136,7 +136,7 @@ async fn sum_child() {
 #[test]
 fn processes_creating_one_file_at_once() {
     const TEST: &str = "processes_creating_one_file_at_once";
-    const OPENERS: usize = 6;
+    const OPENERS: usize = 8;
     if let Some(role) = process::child_role() {
         return runtime().block_on(async {
             let ns = Namespace::new(&env(NS_ENV)).unwrap();

@@ -173,7 +173,7 @@ impl SqliteOptions {
         let shown = path.display().to_string();
         let err = |e: rusqlite::Error| sqlite_error(None, &e, format!("opening {shown}: {e}"));
         let mut conn = connect(&path, self.busy_timeout).map_err(err)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(err)?;
+        let mode = enable_wal(&conn, self.busy_timeout).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Config(format!(
                 "{} cannot use the WAL journal (got `{mode}`); is it on a network file system?",
@@ -201,6 +201,27 @@ impl SqliteOptions {
         let first = readers.connect().map_err(err)?;
         readers.put(first);
         Ok(SqliteStore { shared: Arc::new(Shared { sql, writer, readers, table: table.as_str().to_owned() }) })
+    }
+}
+
+/// Switches the file to WAL and returns the journal mode it ends up in.
+///
+/// Switching needs an exclusive lock that SQLite does not wait for with its busy
+/// timeout, so several processes opening a new file at once would fail: only switch
+/// when the file is not in WAL yet, and retry a busy switch until the timeout.
+fn enable_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        let current: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if current.eq_ignore_ascii_case("wal") {
+            return Ok(current);
+        }
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") || std::time::Instant::now() >= deadline => return Ok(mode),
+            Err(e) if !writer::is_busy(&e) || std::time::Instant::now() >= deadline => return Err(e),
+            // Busy, or another process is switching right now: look again shortly.
+            Ok(_) | Err(_) => std::thread::sleep(Duration::from_millis(rand::random_range(1..=5))),
+        }
     }
 }
 

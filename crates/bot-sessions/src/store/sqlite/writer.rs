@@ -187,7 +187,7 @@ fn begin_immediate(conn: &Connection, busy_timeout: Duration) -> rusqlite::Resul
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 

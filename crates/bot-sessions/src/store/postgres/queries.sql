@@ -37,7 +37,8 @@ RETURNING version;
 DELETE FROM {table} WHERE key = $1 RETURNING (expires_at IS NULL OR expires_at > $2);
 
 -- name: delete_version
-DELETE FROM {table} WHERE key = $1 AND version = $2 AND (expires_at IS NULL OR expires_at > $3);
+DELETE FROM {table} WHERE key = $1 AND version = $2 AND (expires_at IS NULL OR expires_at > $3)
+RETURNING 1;
 
 -- name: delete_absent
 -- Removes an expired leftover; answers whether a live row is in the way.
@@ -56,9 +57,13 @@ ORDER BY key LIMIT $4;
 
 -- name: purge
 -- One batch; SKIP LOCKED lets several purging processes share the work.
-DELETE FROM {table} WHERE key IN (
-    SELECT key FROM {table} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-);
+WITH gone AS (
+    DELETE FROM {table} WHERE key IN (
+        SELECT key FROM {table} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_namespace
 SELECT count(*) FROM {table} WHERE namespace = $1 AND (expires_at IS NULL OR expires_at > $2);

@@ -1,0 +1,190 @@
+//! Redis store benchmark (issue 4), one run, 64 concurrent tasks:
+//!
+//! - `Sessions::update` on the Redis store (load with HMGET, change one field, save with
+//!   the compare-and-set script);
+//! - raw: the same `redis` client (one multiplexed `ConnectionManager`) doing the same
+//!   read-modify-write by hand: HMGET, JSON decode/encode, EVALSHA of the very same
+//!   compare-and-set script, retry on conflict (goal: `Sessions::update` >= 0.9x);
+//! - teloxide 0.17 `RedisStorage` doing the same logical update: `get_dialogue`, change,
+//!   `update_dialogue` (a blind GET then SET; goal: >= 1.0x of it).
+//!
+//! Needs a Redis server (default `redis://127.0.0.1:6379`, or `BENCH_REDIS_URL`); the
+//! store's keys go under the prefix `bsbench:` of db 0, teloxide's into db 15.
+
+use std::sync::Arc;
+
+use bot_sessions::store::redis::{RedisStore, WRITE_SCRIPT};
+use bot_sessions::{Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp};
+use bot_sessions_bench::{Bench, Op, compare, op};
+use teloxide::dispatching::dialogue::{RedisStorage, Storage, serializer::Json};
+use teloxide::types::ChatId;
+
+const TASKS: usize = 64;
+const OPS: usize = 400;
+const KEYS: usize = 1_024;
+const ROUNDS: usize = 5;
+
+fn key_of(t: usize, i: usize) -> usize {
+    (t * 7919 + i * 31) % KEYS
+}
+
+fn base_url() -> String {
+    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn keys(ns: &str) -> Arc<Vec<SessionKey>> {
+    let ns = Namespace::new(ns).unwrap();
+    Arc::new((0..KEYS).map(|k| SessionKey::new(ns.clone(), Scope::Chat(k as i64))).collect())
+}
+
+fn sessions_op(store: RedisStore) -> Op {
+    let sessions = Sessions::<Bench>::builder_with_initial(store, Bench::seeded).namespace("bench").build().unwrap();
+    let keys = keys("bench");
+    op(move |t, i| {
+        let (sessions, keys) = (sessions.clone(), keys.clone());
+        async move {
+            sessions
+                .update(&keys[key_of(t, i)], |b| {
+                    b.count += 1;
+                    Ok::<_, SessionError>(())
+                })
+                .await?;
+            Ok(())
+        }
+    })
+}
+
+/// What one raw key needs: the record hash and the index keys the script maintains.
+struct RawKey {
+    text: String,
+    record: String,
+    ns_keys: String,
+    ns_exp: String,
+}
+
+fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
+    let prefix = store.prefix().to_owned();
+    let raw_keys: Arc<Vec<RawKey>> = Arc::new(
+        keys("raw")
+            .iter()
+            .map(|k| RawKey {
+                text: k.to_string(),
+                record: store.record_key(k),
+                ns_keys: format!("{prefix}{{ns:raw}}:keys"),
+                ns_exp: format!("{prefix}{{ns:raw}}:exp"),
+            })
+            .collect(),
+    );
+    let namespaces = format!("{prefix}namespaces");
+    let script = Arc::new(redis::Script::new(WRITE_SCRIPT));
+    op(move |t, i| {
+        let (raw_keys, script, namespaces, mut con) =
+            (raw_keys.clone(), script.clone(), namespaces.clone(), con.clone());
+        async move {
+            let k = &raw_keys[key_of(t, i)];
+            loop {
+                let now = Timestamp::now().as_millis();
+                let (value, version): (Option<Vec<u8>>, Option<u64>) =
+                    redis::cmd("HMGET").arg(&k.record).arg("value").arg("version").query_async(&mut con).await?;
+                let mut v: Bench = match &value {
+                    Some(bytes) => serde_json::from_slice(bytes)?,
+                    None => Bench::seeded(),
+                };
+                v.count += 1;
+                let bytes = serde_json::to_vec(&v)?;
+                let (mode, expected) = match version {
+                    Some(n) => ("v", n),
+                    None => ("n", 0),
+                };
+                let written: i64 = script
+                    .key(&k.record)
+                    .key(&k.ns_keys)
+                    .key(&k.ns_exp)
+                    .key(&k.record)
+                    .key(&namespaces)
+                    .arg(&k.text)
+                    .arg("raw")
+                    .arg(mode)
+                    .arg(expected)
+                    .arg(bytes)
+                    .arg(1)
+                    .arg(now)
+                    .arg("")
+                    .arg("")
+                    .arg("0")
+                    .invoke_async(&mut con)
+                    .await?;
+                if written > 0 {
+                    return Ok(());
+                }
+            }
+        }
+    })
+}
+
+/// The store's own load and compare-and-set, without the `Sessions` layer.
+fn store_op(store: RedisStore) -> Op {
+    use bot_sessions::{Precondition, Store, Write};
+    let keys = keys("store");
+    op(move |t, i| {
+        let (store, keys) = (store.clone(), keys.clone());
+        async move {
+            let k = &keys[key_of(t, i)];
+            loop {
+                let now = Timestamp::now();
+                let cur = store.load(k, now).await?;
+                let mut v: Bench = match &cur {
+                    Some(r) => serde_json::from_slice(&r.value)?,
+                    None => Bench::seeded(),
+                };
+                v.count += 1;
+                let bytes = serde_json::to_vec(&v)?;
+                let pre = cur.map_or(Precondition::Absent, |r| Precondition::Version(r.version));
+                match store.write(k, Write { value: &bytes, schema_version: 1, expires_at: None }, pre, now).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.is_conflict() => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    })
+}
+
+fn teloxide_op(storage: Arc<RedisStorage<Json>>) -> Op {
+    op(move |t, i| {
+        let storage = storage.clone();
+        async move {
+            let chat = ChatId(key_of(t, i) as i64);
+            let mut v: Bench = storage.clone().get_dialogue(chat).await?.unwrap_or_else(Bench::seeded);
+            v.count += 1;
+            storage.update_dialogue(chat, v).await?;
+            Ok(())
+        }
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let base = base_url();
+    let store = RedisStore::connect(&format!("{base}/0?prefix=bsbench:")).await?;
+    let client = redis::Client::open(format!("{base}/0"))?;
+    let con = redis::aio::ConnectionManager::new(client).await?;
+    let teloxide = RedisStorage::open(&format!("{base}/15"), Json).await?;
+
+    let contenders = [
+        ("raw redis: HMGET + EVALSHA CAS script", raw_op(&store, con)),
+        ("bot-sessions redis Sessions::update", sessions_op(store.clone())),
+        ("bot-sessions RedisStore load + write (no Sessions layer)", store_op(store.clone())),
+        ("teloxide 0.17 RedisStorage get+update", teloxide_op(teloxide)),
+    ];
+    compare(
+        "Redis update (load, change one field, save) at 64 tasks",
+        &contenders,
+        "raw redis: HMGET + EVALSHA CAS script",
+        TASKS,
+        OPS,
+        ROUNDS,
+    )
+    .await?;
+    Ok(())
+}

@@ -75,6 +75,8 @@ impl Writer {
         max_batch: usize,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        // `begin_immediate` does the waiting, in finer steps than SQLite's busy handler.
+        conn.busy_timeout(Duration::ZERO).map_err(|e| sqlite_error(None, &e, e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("bot-sessions-sqlite-writer".into())

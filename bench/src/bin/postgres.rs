@@ -24,7 +24,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 const TASKS: usize = 64;
 const OPS: usize = 100;
 const KEYS: usize = 1_024;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 const POOL: usize = 16;
 const SCHEMA: &str = "bot_sessions_bench";
 

@@ -22,7 +22,7 @@ use teloxide::types::ChatId;
 const TASKS: usize = 64;
 const OPS: usize = 400;
 const KEYS: usize = 1_024;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 fn key_of(t: usize, i: usize) -> usize {
     (t * 7919 + i * 31) % KEYS

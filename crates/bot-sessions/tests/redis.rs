@@ -206,3 +206,32 @@ async fn server_killed_and_restarted_under_load_loses_no_acknowledged_update() {
     eprintln!("redis fault test: {acked} acknowledged, {failed} failed during the outage");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_server_gives_retryable_timeouts_then_recovers() {
+    let port = free_port();
+    let dir = temp_dir("redis-hang");
+    let server = Server::start(port, &dir);
+    server.wait_ready().await;
+    let config = RedisConfig::default().op_timeout(Duration::from_millis(500));
+    let store = RedisStore::connect_with(&server.url(), config).await.expect("connect");
+    let k = SessionKey::new(bot_sessions::testing::unique_namespace("hang"), Scope::Chat(1));
+    let w = Write { value: b"x", schema_version: 1, expires_at: None };
+    assert_eq!(store.write(&k, w, Precondition::Absent, Timestamp::now()).await.unwrap(), 1);
+
+    let pid = server.child.as_ref().expect("running").id().to_string();
+    redis_postgres_common::run(Command::new("kill").args(["-STOP", &pid]));
+    let err = store.load(&k, Timestamp::now()).await.expect_err("a stopped server cannot answer");
+    let write_err = store.write(&k, w, Precondition::Version(1), Timestamp::now()).await.expect_err("nor take writes");
+    redis_postgres_common::run(Command::new("kill").args(["-CONT", &pid]));
+    assert!(err.is_retryable() && write_err.is_retryable(), "{err:?} / {write_err:?}");
+
+    // The write may or may not have reached the server before the timeout; either way
+    // the store answers again and the record is consistent.
+    wait_until("the store to answer again", Duration::from_secs(30), || async {
+        store.load(&k, Timestamp::now()).await.is_ok()
+    })
+    .await;
+    let r = store.load(&k, Timestamp::now()).await.unwrap().expect("the record survives");
+    assert!(r.version == 1 || r.version == 2, "version {}", r.version);
+}

@@ -470,7 +470,7 @@ impl Store for RedisStore {
             let mut items: Vec<(SessionKey, Record)> = Vec::new();
             let mut from = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
             loop {
-                let want = (limit + 1 - items.len()).clamp(1, BATCH);
+                let want = limit.saturating_add(1).saturating_sub(items.len()).clamp(1, BATCH);
                 let texts: Vec<String> = redis::cmd("ZRANGEBYLEX")
                     .arg(&index)
                     .arg(&from)

@@ -224,3 +224,17 @@ async fn memory_paths_are_refused() {
     let err = SqliteStore::open("/nonexistent-dir/sub/bot.db").await.unwrap_err();
     assert!(matches!(err, StoreError::Backend { backend: "sqlite", retryable: false, .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn dropping_the_store_closes_the_file_cleanly() {
+    let path = fresh_path("close");
+    let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    let key = SessionKey::new(unique_namespace("close"), Scope::Chat(1));
+    store.write(&key, w(b"kept"), Precondition::Absent, Timestamp::now()).await.unwrap();
+    drop(store);
+    // The last connection checkpointed the WAL into the file and removed it.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(!wal.exists(), "{} left behind", wal.display());
+    let value: Vec<u8> = raw(&path).query_row("SELECT value FROM bot_sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(value, b"kept");
+}

@@ -283,8 +283,9 @@ struct Shared {
 
 /// A [`Store`] in an SQLite file. See the [module docs](self) for how it works.
 ///
-/// Cheap to clone; the clones share the writer thread and the read connections, which
-/// close when the last clone is dropped.
+/// Cheap to clone; the clones share the writer thread and the read connections.
+/// Dropping the last clone waits for the writes still queued to commit, then closes
+/// the file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+#[cfg(feature = "msgpack")]
+use bot_sessions::Codec;
 use bot_sessions::session::RetryPolicy;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::{
-    Codec, Context, KeyError, KeyStrategy, Namespace, Page, Precondition, Record, Scope, SessionError, SessionKey,
-    Sessions, Store, StoreError, Timestamp, Write,
+    Context, KeyError, KeyStrategy, Namespace, Page, Precondition, Record, Scope, SessionError, SessionKey, Sessions,
+    Store, StoreError, Timestamp, Write,
 };
 
 /// Delegates to a memory store, counting calls; can be told to fail or to conflict.

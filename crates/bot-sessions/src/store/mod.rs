@@ -38,8 +38,8 @@ pub struct Page {
 /// `expires_at <= now` is treated as absent everywhere: never loaded, never scanned or
 /// counted, and a write with [`Precondition::Absent`] succeeds over it.
 ///
-/// Implementors: run [`testing`](crate::testing)'s conformance suite against your
-/// store (feature `testing`).
+/// Implementors: run the conformance suite (`bot_sessions::conformance_tests!`, feature
+/// `testing`) against your store.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Loads the live record under `key`.

@@ -53,7 +53,7 @@ impl Manager {
                 if report.expired + report.abandoned + report.errors > 0 {
                     tracing::debug!(?report, "interactive sweeper: due pass");
                 }
-                if scan_every > 0 && n % u64::from(scan_every) == 0 {
+                if scan_every > 0 && n.is_multiple_of(u64::from(scan_every)) {
                     match manager.expire_scan(now).await {
                         Ok(report) if report.expired + report.abandoned + report.errors > 0 => {
                             tracing::debug!(?report, "interactive sweeper: scan pass");

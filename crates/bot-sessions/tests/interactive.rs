@@ -296,6 +296,11 @@ async fn kinds_must_be_registered() {
     let s = m.start(&kind, &opener(), 0).await.unwrap();
     let err = other.route(&click(&other, s.id, "inc")).await.unwrap_err();
     assert!(matches!(err, InteractiveError::UnknownKind { ref kind, session } if kind == "counter" && session == s.id));
+    // Also when it has exactly one other kind (the fast path that skips the header).
+    other.register("poll", Counter::new(idle(1), &ends)).unwrap();
+    let err = other.route(&click(&other, s.id, "inc")).await.unwrap_err();
+    assert!(matches!(err, InteractiveError::UnknownKind { ref kind, session } if kind == "counter" && session == s.id));
+    assert_eq!(m.route(&click(&m, s.id, "inc")).await.unwrap(), handled(s.id), "nothing was touched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

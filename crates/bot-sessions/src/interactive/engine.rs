@@ -72,12 +72,17 @@ pub(crate) trait ErasedKind: Send + Sync + 'static {
     ) -> Result<Tended, InteractiveError>;
 }
 
-fn decode<K: Interactive>(sid: SessionId, record: &Record) -> Result<Stored<K>, InteractiveError> {
-    serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
+/// Decodes a stored session, which must be of the kind `name`.
+fn decode<K: Interactive>(name: &str, sid: SessionId, record: &Record) -> Result<Stored<K>, InteractiveError> {
+    let stored: Stored<K> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
         session: sid,
         op: "decode",
         source,
-    })
+    })?;
+    if stored.kind != name {
+        return Err(InteractiveError::UnknownKind { session: sid, kind: stored.kind });
+    }
+    Ok(stored)
 }
 
 fn stateless(sid: SessionId) -> InteractiveError {
@@ -257,7 +262,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         let mut attempt = 1;
         loop {
             let now = core.now();
-            let Envelope { phase, reason, state, deadline, mut origin, waiter, .. } = decode::<K>(sid, &record)?;
+            let Envelope { phase, reason, state, deadline, mut origin, waiter, .. } =
+                decode::<K>(&self.name, sid, &record)?;
             if phase != Phase::Live {
                 return Ok(RouteOutcome::Ended { session: sid, reason: reason.unwrap_or(EndReason::Expired) });
             }
@@ -338,7 +344,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         let mut attempt = 1;
         loop {
             let Envelope { phase, reason, state, result, deadline, lease, origin, waiter, .. } =
-                decode::<K>(sid, &record)?;
+                decode::<K>(&self.name, sid, &record)?;
             match phase {
                 Phase::Live => {
                     let state = state.ok_or_else(|| stateless(sid))?;

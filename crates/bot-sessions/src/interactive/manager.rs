@@ -115,6 +115,16 @@ impl Core {
     }
 
     fn engine_for(&self, sid: SessionId, record: &Record) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
+        {
+            // One kind registered (the common case): skip reading the header; the
+            // engine checks the stored kind name when it decodes the record.
+            let kinds = self.kinds();
+            if kinds.len() == 1
+                && let Some(only) = kinds.values().next()
+            {
+                return Ok(only.clone());
+            }
+        }
         let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
             session: sid,
             op: "decode",

@@ -62,7 +62,7 @@
 //! /// Counts clicks; "done" finishes with the count.
 //! struct Counter;
 //!
-//! #[async_trait::async_trait]
+//! #[async_trait]
 //! impl Interactive for Counter {
 //!     type State = u32;
 //!     type Args = ();
@@ -135,6 +135,11 @@ pub use handle::{HandleError, SessionHandle, Started};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, ShutdownReport};
 pub use sweeper::Sweeper;
+
+/// The attribute [`Interactive`] implementations need (re-exported so that bot code
+/// does not have to depend on `async-trait` itself).
+#[doc(no_inline)]
+pub use async_trait::async_trait;
 
 use crate::store::BoxError;
 use crate::{Context, Timestamp, Ttl};

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, SigningKeys, StartCx, Started, Step, Target,
-    UpdateCx, async_trait,
+    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, SigningKeys, StartCx, Started, Step, Target, UpdateCx,
+    async_trait,
 };
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
@@ -178,10 +178,8 @@ async fn memory_per_session() -> anyhow::Result<()> {
     let other = Manager::builder(store.clone(), codec(true)?).build()?;
     other.register("clicks", Clicks)?;
     let before_other = LIVE.load(Ordering::SeqCst);
-    let texts: Vec<String> = handles
-        .iter()
-        .map(|s| manager.codec().encode(&CustomId::new(s.id, "inc")))
-        .collect::<Result<_, _>>()?;
+    let texts: Vec<String> =
+        handles.iter().map(|s| manager.codec().encode(&CustomId::new(s.id, "inc"))).collect::<Result<_, _>>()?;
     let texts_bytes = LIVE.load(Ordering::SeqCst) - before_other;
     for text in &texts {
         other.route(&opener().custom_id(text.clone())).await?;
@@ -197,7 +195,10 @@ async fn memory_per_session() -> anyhow::Result<()> {
         with_handles as f64 / n
     );
     println!("| adopted by a second manager (its index entry after routing one click) | {:.0} |", adopted as f64 / n);
-    println!("\n(store: {} records, state = the `Bench` value, JSON)", store.count(None, bot_sessions::Timestamp::now()).await?);
+    println!(
+        "\n(store: {} records, state = the `Bench` value, JSON)",
+        store.count(None, bot_sessions::Timestamp::now()).await?
+    );
     drop((handles, texts));
     Ok(())
 }
@@ -212,9 +213,15 @@ async fn main() -> anyhow::Result<()> {
     let contenders: Vec<(&str, Op)> = vec![
         ("memory: route + update + save (signed ids)", click_op(memory, memory_ids)),
         ("memory: route + update + save (unsigned ids)", click_op(unsigned, unsigned_ids)),
-        ("memory: Sessions::update, same value (no interactive layer)", data_session_op(Arc::new(MemoryStore::new())).await?),
+        (
+            "memory: Sessions::update, same value (no interactive layer)",
+            data_session_op(Arc::new(MemoryStore::new())).await?,
+        ),
         ("sqlite: route + update + save (signed ids)", click_op(sqlite, sqlite_ids)),
-        ("sqlite: Sessions::update, same value (no interactive layer)", data_session_op(sqlite_store("data").await?).await?),
+        (
+            "sqlite: Sessions::update, same value (no interactive layer)",
+            data_session_op(sqlite_store("data").await?).await?,
+        ),
     ];
     compare(
         &format!("One click, {SESSIONS} live sessions, {TASKS} tasks"),

@@ -2,7 +2,7 @@
 //! manager, each end happens once, handles learn of ends elsewhere, sessions outlive
 //! their manager. Run on every backend this build has (memory always; SQLite, Redis
 //! and PostgreSQL with their features, against the servers `.ci/run` starts).
-#![cfg(all(feature = "interactive", feature = "testing"))]
+#![cfg(feature = "interactive")]
 
 mod interactive_support;
 

@@ -145,7 +145,7 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(s1: DynStore, s2: DynStore, ttl: Ttl) -> Self {
-        let ns = bot_sessions::testing::unique_namespace("ia").as_str().to_owned();
+        let ns = format!("ia-{:016x}", rand::random::<u64>());
         let clock = ManualClock::starting_now();
         let ends = EndLog::default();
         let m1 = manager_in(&s1, &clock, &ns);

@@ -1,3 +1,4 @@
+#![cfg(feature = "testing")]
 //! The conformance suite on the memory store, plus what only the memory store has.
 
 use std::sync::Arc;

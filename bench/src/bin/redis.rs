@@ -3,7 +3,7 @@
 //! - `Sessions::update` on the Redis store (load with HMGET, change one field, save with
 //!   the compare-and-set script);
 //! - raw: the same `redis` client (one multiplexed `ConnectionManager`) doing the same
-//!   read-modify-write by hand: HMGET, JSON decode/encode, EVALSHA of the very same
+//!   read-modify-write by hand: HMGET of `value` and `meta`, JSON decode/encode, EVALSHA of the very same
 //!   compare-and-set script, retry on conflict (goal: `Sessions::update` >= 0.9x);
 //! - teloxide 0.17 `RedisStorage` doing the same logical update: `get_dialogue`, change,
 //!   `update_dialogue` (a blind GET then SET; goal: >= 1.0x of it).
@@ -84,8 +84,10 @@ fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
             let k = &raw_keys[key_of(t, i)];
             loop {
                 let now = Timestamp::now().as_millis();
-                let (value, version): (Option<Vec<u8>>, Option<u64>) =
-                    redis::cmd("HMGET").arg(&k.record).arg("value").arg("version").query_async(&mut con).await?;
+                let (value, meta): (Option<Vec<u8>>, Option<String>) =
+                    redis::cmd("HMGET").arg(&k.record).arg("value").arg("meta").query_async(&mut con).await?;
+                // `meta` is `version schema created updated expires`.
+                let version: Option<u64> = meta.and_then(|m| m.split(' ').next().and_then(|v| v.parse().ok()));
                 let mut v: Bench = match &value {
                     Some(bytes) => serde_json::from_slice(bytes)?,
                     None => Bench::seeded(),
@@ -168,12 +170,17 @@ async fn main() -> anyhow::Result<()> {
     let base = base_url();
     let store = RedisStore::connect(&format!("{base}/0?prefix=bsbench:")).await?;
     let client = redis::Client::open(format!("{base}/0"))?;
-    let con = redis::aio::ConnectionManager::new(client).await?;
+    let mut con = redis::aio::ConnectionManager::new(client).await?;
+    // Start from an empty prefix (earlier runs may have left records behind).
+    let old: Vec<String> = redis::cmd("KEYS").arg("bsbench:*").query_async(&mut con).await?;
+    for chunk in old.chunks(500) {
+        let () = redis::cmd("DEL").arg(chunk).query_async(&mut con).await?;
+    }
     let teloxide = RedisStorage::open(&format!("{base}/15"), Json).await?;
 
     let contenders = [
-        ("raw redis: HMGET + EVALSHA CAS script", raw_op(&store, con)),
         ("bot-sessions redis Sessions::update", sessions_op(store.clone())),
+        ("raw redis: HMGET + EVALSHA CAS script", raw_op(&store, con)),
         ("bot-sessions RedisStore load + write (no Sessions layer)", store_op(store.clone())),
         ("teloxide 0.17 RedisStorage get+update", teloxide_op(teloxide)),
     ];

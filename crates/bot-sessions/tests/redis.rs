@@ -61,10 +61,12 @@ async fn hash_layout_is_readable_and_prefixed() {
     let fields: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(store.record_key(&with_user)).query_async(&mut con).await.unwrap();
     assert_eq!(fields["value"], "{}");
-    assert_eq!(fields["version"], "1");
-    assert_eq!(fields["schema"], "2");
-    assert_eq!(fields["created"], now.as_millis().to_string());
-    assert_eq!(fields["expires"], at.as_millis().to_string());
+    assert_eq!(
+        fields["meta"],
+        format!("1 2 {0} {0} {1}", now.as_millis(), at.as_millis()),
+        "version schema created updated expires"
+    );
+    assert_eq!(fields.len(), 2);
     let pexpire: i64 = redis::cmd("PEXPIRETIME").arg(store.record_key(&with_user)).query_async(&mut con).await.unwrap();
     assert_eq!(pexpire, at.as_millis() + 60_000, "native expiry = expires_at + grace");
     let ttl: i64 = redis::cmd("PTTL").arg(store.record_key(&without)).query_async(&mut con).await.unwrap();

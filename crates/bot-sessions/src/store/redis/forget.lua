@@ -1,4 +1,5 @@
 -- Delete the given records of one user and their index entries, atomically.
+-- (The record layout is described in write.lua.)
 --
 -- KEYS[1] the user index; then per record i (from 0): KEYS[2+3i] record hash,
 -- KEYS[3+3i] its namespace key index, KEYS[4+3i] its namespace expiry index
@@ -10,8 +11,11 @@ local n = 0
 for i = 2, #ARGV do
   local base = 2 + 3 * (i - 2)
   local rec = KEYS[base]
-  local cur = redis.call('HMGET', rec, 'version', 'expires')
-  if cur[1] and ((not cur[2]) or tonumber(cur[2]) > now) then n = n + 1 end
+  local meta = redis.call('HGET', rec, 'meta')
+  if meta then
+    local expires = string.match(meta, '^%d+ %d+ %-?%d+ %-?%d+ (%S+)$')
+    if expires == '-' or (expires and tonumber(expires) > now) then n = n + 1 end
+  end
   redis.call('DEL', rec)
   redis.call('ZREM', KEYS[base + 1], ARGV[i])
   redis.call('ZREM', KEYS[base + 2], ARGV[i])

@@ -1,6 +1,6 @@
 -- Remove the given records of one namespace if they are expired (or already gone from
 -- native expiry), with their index entries, atomically. Forgets the namespace when it
--- is left empty.
+-- is left empty. (The record layout is described in write.lua.)
 --
 -- KEYS[1] namespace key index   KEYS[2] namespace expiry index   KEYS[3] the set of namespaces
 -- per record i (from 0): KEYS[4+2i] record hash, KEYS[5+2i] user index or the record again
@@ -14,9 +14,13 @@ local i = 0
 while 3 + 2 * i <= #ARGV do
   local rec = KEYS[4 + 2 * i]
   local text = ARGV[3 + 2 * i]
-  local exists = redis.call('EXISTS', rec) == 1
-  local expires = redis.call('HGET', rec, 'expires')
-  if (not exists) or (expires and tonumber(expires) <= now) then
+  local meta = redis.call('HGET', rec, 'meta')
+  local expired = true
+  if meta then
+    local expires = string.match(meta, '^%d+ %d+ %-?%d+ %-?%d+ (%S+)$')
+    expired = expires ~= nil and expires ~= '-' and tonumber(expires) <= now
+  end
+  if expired then
     redis.call('DEL', rec)
     redis.call('ZREM', KEYS[1], text)
     redis.call('ZREM', KEYS[2], text)

@@ -123,6 +123,7 @@ impl RedisConfig {
 pub struct RedisStore {
     con: ConnectionManager,
     config: RedisConfig,
+    namespaces_key: String,
     scripts: std::sync::Arc<Scripts>,
 }
 
@@ -243,7 +244,8 @@ impl RedisStore {
             forget: Script::new(include_str!("redis/forget.lua")),
             purge: Script::new(include_str!("redis/purge.lua")),
         };
-        Ok(RedisStore { con, config, scripts: std::sync::Arc::new(scripts) })
+        let namespaces_key = format!("{}namespaces", config.prefix);
+        Ok(RedisStore { con, config, namespaces_key, scripts: std::sync::Arc::new(scripts) })
     }
 
     /// The key prefix in use.
@@ -253,27 +255,57 @@ impl RedisStore {
 
     /// The Redis key of the hash that holds `key`'s record (for operators and tools).
     pub fn record_key(&self, key: &SessionKey) -> String {
-        let p = &self.config.prefix;
+        // Built by hand rather than with `format!`: this runs twice per update, and the
+        // formatting machinery showed up in profiles.
+        let (p, text) = (self.config.prefix.as_str(), key.as_str());
+        let mut s = String::with_capacity(p.len() + text.len() + 24);
+        s.push_str(p);
         match key.user_id() {
-            Some(u) => format!("{p}{{u:{u}}}{key}"),
-            None => format!("{p}{{{key}}}"),
+            Some(u) => {
+                s.push_str("{u:");
+                push_int(&mut s, u);
+                s.push('}');
+                s.push_str(text);
+            }
+            None => {
+                s.push('{');
+                s.push_str(text);
+                s.push('}');
+            }
         }
+        s
     }
 
     fn user_index(&self, user: i64) -> String {
-        format!("{}{{u:{user}}}:keys", self.config.prefix)
+        let mut s = String::with_capacity(self.config.prefix.len() + 30);
+        s.push_str(&self.config.prefix);
+        s.push_str("{u:");
+        push_int(&mut s, user);
+        s.push_str("}:keys");
+        s
+    }
+
+    fn namespace_key(&self, ns: &str, suffix: &str) -> String {
+        let p = &self.config.prefix;
+        let mut s = String::with_capacity(p.len() + ns.len() + 5 + suffix.len());
+        s.push_str(p);
+        s.push_str("{ns:");
+        s.push_str(ns);
+        s.push('}');
+        s.push_str(suffix);
+        s
     }
 
     fn namespace_index(&self, ns: &str) -> String {
-        format!("{}{{ns:{ns}}}:keys", self.config.prefix)
+        self.namespace_key(ns, ":keys")
     }
 
     fn expiry_index(&self, ns: &str) -> String {
-        format!("{}{{ns:{ns}}}:exp", self.config.prefix)
+        self.namespace_key(ns, ":exp")
     }
 
-    fn namespaces(&self) -> String {
-        format!("{}namespaces", self.config.prefix)
+    fn namespaces(&self) -> &str {
+        &self.namespaces_key
     }
 
     /// Runs `fut` under the operation timeout.
@@ -291,6 +323,27 @@ impl RedisStore {
     fn native_expiry(&self, expires_at: Timestamp) -> i64 {
         // Never in the past from Redis' point of view by more than the grace allows.
         expires_at.saturating_add(self.config.expiry_grace).as_millis()
+    }
+}
+
+/// Appends the decimal form of `n`.
+fn push_int(s: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        s.push('-');
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
     }
 }
 
@@ -583,6 +636,15 @@ mod tests {
         assert_eq!((url.as_str(), p.as_deref()), ("redis://h:1/2?protocol=resp3", Some("app:")));
         let (url, p) = split_url("redis://h:1").unwrap();
         assert_eq!((url.as_str(), p), ("redis://h:1", None));
+    }
+
+    #[test]
+    fn integers_are_written_like_display() {
+        for n in [0, 7, -7, 42, 1_000_000_000_000, i64::MAX, i64::MIN] {
+            let mut s = String::from("x");
+            push_int(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
     }
 
     #[test]

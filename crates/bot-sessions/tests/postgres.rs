@@ -165,11 +165,31 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+/// A PostgreSQL server binary: from `PATH`, else from the newest
+/// `/usr/lib/postgresql/*/bin` (Debian keeps them there).
+fn pg_binary(name: &str) -> PathBuf {
+    let in_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
+        .unwrap_or_default();
+    if let Some(found) = in_path {
+        return found;
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()).map(|e| e.path().join("bin").join(name)).filter(|f| f.is_file()).collect()
+        })
+        .unwrap_or_default();
+    versions
+        .sort_by_key(|p| p.components().nth(4).and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok()).unwrap_or(0));
+    versions.pop().unwrap_or_else(|| panic!("`{name}` is not installed (not in PATH nor /usr/lib/postgresql/*/bin)"))
+}
+
 /// A command run as the `postgres` user when we are root (PostgreSQL refuses root).
 fn as_postgres(program: &str) -> Command {
+    let program = pg_binary(program);
     if running_as_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", program]);
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]).arg(program);
         c
     } else {
         Command::new(program)

@@ -25,9 +25,9 @@
 //! Every store operation is one statement, so connections need not be checked out: the
 //! store keeps [`PostgresConfig::pool_size`] connections and shares each among the
 //! tasks that pick it (round robin), and tokio-postgres pipelines their statements.
-//! That is measurably faster than exclusive checkout from a pool (see the README's
-//! benchmark) and needs fewer server backends. Every connection has its statements
-//! prepared once, when it is opened.
+//! With exclusive checkout, 16 connections would cap a bot at 16 statements in flight;
+//! shared, they carry as many as the tasks issue, on as few server backends. Every
+//! connection has its statements prepared once, when it is opened.
 //!
 //! # Faults
 //!

@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::locks::KeyLock;
+use super::locks::OwnedKeyLock;
 use super::{Base, SessionError, Sessions};
 use crate::SessionKey;
 
@@ -43,7 +43,7 @@ where
 {
     sessions: Sessions<T>,
     key: SessionKey,
-    _lock: KeyLock,
+    _lock: OwnedKeyLock,
     value: T,
     base: Base,
 }
@@ -52,7 +52,7 @@ impl<T> SessionGuard<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    pub(super) fn new(sessions: Sessions<T>, key: SessionKey, lock: KeyLock, value: T, base: Base) -> Self {
+    pub(super) fn new(sessions: Sessions<T>, key: SessionKey, lock: OwnedKeyLock, value: T, base: Base) -> Self {
         SessionGuard { sessions, key, _lock: lock, value, base }
     }
 

@@ -32,7 +32,31 @@ struct Held {
     waiters: VecDeque<oneshot::Sender<()>>,
 }
 
-type Shard = Mutex<HashMap<u64, Held>>;
+/// Keys of the shard maps are already hashes: hash them no further.
+#[derive(Debug, Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the key type is u64); fold anything else in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map = HashMap<u64, Held, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// One shard, alone on its cache lines so the two cores do not falsely share them.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Map>);
 
 #[derive(Debug)]
 struct Table {
@@ -46,24 +70,64 @@ pub(crate) struct KeyLocks(Arc<Table>);
 
 impl Default for KeyLocks {
     fn default() -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let shards = (0..SHARDS).map(|_| Shard::default()).collect();
         KeyLocks(Arc::new(Table { shards, hasher: RandomState::default() }))
     }
 }
 
 /// Held while a key is being worked on; dropping it releases the key.
+///
+/// Borrows the table: taking and releasing a key touches no reference count, so
+/// tasks on different cores do not fight over one shared counter.
 #[derive(Debug)]
-pub(crate) struct KeyLock {
+pub(crate) struct KeyLock<'a> {
+    table: &'a Table,
+    hash: u64,
+}
+
+/// A [`KeyLock`] that owns a handle to its table, for guards that outlive the borrow.
+#[derive(Debug)]
+pub(crate) struct OwnedKeyLock {
     table: Arc<Table>,
     hash: u64,
 }
 
 impl KeyLocks {
     /// Waits for, and takes, the lock of `key`.
-    pub(crate) async fn lock(&self, key: &str) -> KeyLock {
+    pub(crate) async fn lock(&self, key: &str) -> KeyLock<'_> {
         let hash = self.0.hasher.hash_one(key);
+        self.0.acquire(hash).await;
+        KeyLock { table: &self.0, hash }
+    }
+
+    /// Like [`lock`](Self::lock), but the lock keeps the table alive itself.
+    pub(crate) async fn lock_owned(&self, key: &str) -> OwnedKeyLock {
+        let hash = self.0.hasher.hash_one(key);
+        self.0.acquire(hash).await;
+        OwnedKeyLock { table: self.0.clone(), hash }
+    }
+
+    /// How many keys have a lock entry now (held).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.0.shards.iter().map(|s| s.0.lock().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+}
+
+impl Table {
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Map> {
+        // Middle bits pick the shard: the map inside uses the low bits for buckets and
+        // the top ones for tags. `% SHARDS` keeps the index in bounds.
+        let shard = &self.shards[((hash >> 32) % SHARDS as u64) as usize];
+        // Each critical section is a single insert, push or remove, so a panic inside
+        // one cannot leave the map inconsistent: a poisoned shard is still usable.
+        shard.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the key: at once if free, else after the holders before us.
+    async fn acquire(&self, hash: u64) {
         let rx = {
-            let mut shard = self.0.shard(hash);
+            let mut shard = self.shard(hash);
             match shard.get_mut(&hash) {
                 None => {
                     shard.insert(hash, Held::default());
@@ -77,25 +141,8 @@ impl KeyLocks {
             }
         };
         if let Some(rx) = rx {
-            Wait { table: self.0.clone(), hash, rx: Some(rx) }.await;
+            Wait { table: self, hash, rx: Some(rx) }.await;
         }
-        KeyLock { table: self.0.clone(), hash }
-    }
-
-    /// How many keys have a lock entry now (held).
-    #[cfg(test)]
-    pub(crate) fn live(&self) -> usize {
-        self.0.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
-    }
-}
-
-impl Table {
-    fn shard(&self, hash: u64) -> MutexGuard<'_, HashMap<u64, Held>> {
-        // `hash % SHARDS` is below SHARDS, so the index is in bounds.
-        let shard = &self.shards[(hash % SHARDS as u64) as usize];
-        // Each critical section is a single insert, push or remove, so a panic inside
-        // one cannot leave the map inconsistent: a poisoned shard is still usable.
-        shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Hands the key to the next live waiter, or removes its entry.
@@ -112,20 +159,26 @@ impl Table {
     }
 }
 
-impl Drop for KeyLock {
+impl Drop for KeyLock<'_> {
+    fn drop(&mut self) {
+        self.table.release(self.hash);
+    }
+}
+
+impl Drop for OwnedKeyLock {
     fn drop(&mut self) {
         self.table.release(self.hash);
     }
 }
 
 /// Waits for the hand-off; releases the key if cancelled after receiving it.
-struct Wait {
-    table: Arc<Table>,
+struct Wait<'a> {
+    table: &'a Table,
     hash: u64,
     rx: Option<oneshot::Receiver<()>>,
 }
 
-impl Future for Wait {
+impl Future for Wait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let Some(rx) = self.rx.as_mut() else { return Poll::Ready(()) };
@@ -143,7 +196,7 @@ impl Future for Wait {
     }
 }
 
-impl Drop for Wait {
+impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Some(mut rx) = self.rx.take() {
             rx.close();

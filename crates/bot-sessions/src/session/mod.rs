@@ -230,7 +230,7 @@ where
     ///
     /// Decode, migration or store errors.
     pub async fn open(&self, key: &SessionKey) -> Result<SessionGuard<T>, SessionError> {
-        let lock = self.lock(key).await;
+        let lock = self.inner.locks.lock_owned(key.as_str()).await;
         let now = self.inner.clock.now();
         let (value, base) = self.load(key, now).await?;
         Ok(SessionGuard::new(self.clone(), key.clone(), lock, value, base))
@@ -282,7 +282,7 @@ where
         Ok(list_quarantined(self.inner.store.as_ref(), Some(&self.inner.namespace), self.inner.clock.now()).await?)
     }
 
-    async fn lock(&self, key: &SessionKey) -> KeyLock {
+    async fn lock(&self, key: &SessionKey) -> KeyLock<'_> {
         self.inner.locks.lock(key.as_str()).await
     }
 

@@ -135,6 +135,27 @@ impl Inner {
         }
     }
 
+    /// Compare-and-set over an existing (possibly expired) record, under its shard lock.
+    fn overwrite(
+        &self,
+        stored: &mut Stored,
+        key: &SessionKey,
+        write: &Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let rec = &mut stored.record;
+        let live = !rec.is_expired(now);
+        if !precondition.holds(live.then_some(rec.version)) {
+            return Err(conflict(key));
+        }
+        self.reindex_expiry(stored.key.text_arc(), rec.expires_at, write.expires_at);
+        // Reuse the old value's buffer: an update allocates nothing here.
+        let value = std::mem::take(&mut rec.value);
+        *rec = Record::next_into(live.then_some(&*rec), write, now, value);
+        Ok(rec.version)
+    }
+
     fn purge(&self, now: Timestamp) -> u64 {
         let due: Vec<(Timestamp, Arc<str>)> = {
             let mut idx = self.expiry.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,21 +199,12 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let inner = &self.inner;
+        // The common case, an update, finds the key without cloning it.
+        if let Some(mut stored) = inner.records.get_mut(key.as_str()) {
+            return inner.overwrite(&mut stored, key, &write, precondition, now);
+        }
         match inner.records.entry(key.text_arc().clone()) {
-            Entry::Occupied(mut e) => {
-                let live = !e.get().record.is_expired(now);
-                let current = live.then_some(e.get().record.version);
-                if !precondition.holds(current) {
-                    return Err(conflict(key));
-                }
-                let old_expiry = e.get().record.expires_at;
-                inner.reindex_expiry(e.key(), old_expiry, write.expires_at);
-                let rec = &mut e.get_mut().record;
-                // Reuse the old value's buffer: an update allocates nothing here.
-                let value = std::mem::take(&mut rec.value);
-                *rec = Record::next_into(live.then_some(&*rec), &write, now, value);
-                Ok(rec.version)
-            }
+            Entry::Occupied(mut e) => inner.overwrite(e.get_mut(), key, &write, precondition, now),
             Entry::Vacant(e) => {
                 if !precondition.holds(None) {
                     return Err(conflict(key));

@@ -113,21 +113,8 @@ async fn sum_child() {
     let url = env(DB_ENV);
     let ns = Namespace::new(&env(NS_ENV)).unwrap();
     let sessions = counters(&url, &ns).await;
-    // Start together, so the processes really overlap: each checks in on a barrier key
-    // and waits (bounded) until all have.
-    let barrier = SessionKey::new(ns.clone(), Scope::Custom { id: "barrier".into(), user: None });
-    sessions
-        .update(&barrier, |c| {
-            c.n += 1;
-            Ok::<_, SessionError>(())
-        })
-        .await
-        .unwrap();
-    let deadline = Instant::now() + CHILD_DEADLINE;
-    while sessions.get(&barrier).await.unwrap().map_or(0, |c| c.n) < PROCESSES as u64 {
-        assert!(Instant::now() < deadline, "the other process never arrived");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    // Start together, so the processes really overlap.
+    process::barrier(&sessions, &ns, PROCESSES as u64, CHILD_DEADLINE).await.unwrap();
     hammer(&sessions, &keys(&ns, KEYS), TASKS, UPDATES).await.unwrap();
 }
 

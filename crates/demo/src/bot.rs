@@ -277,9 +277,10 @@ impl Bot {
         let key = self.onboarding.key(ctx)?;
         let open = self
             .onboarding
-            .update(&key, |form| {
-                let open = form.step != Step::Idle;
-                *form = Onboarding::default();
+            .update_option(&key, |form| {
+                let open = form.as_ref().is_some_and(|f| f.step != Step::Idle);
+                // None deletes the stored form.
+                *form = None;
                 Ok::<_, SessionError>(open)
             })
             .await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::store::memory::MemoryStore;
-use bot_sessions::{Context, DynStore, ManualClock};
+use bot_sessions::{Clock, Context, DynStore, ManualClock};
 use bot_sessions_demo::bot::{Bot, BotConfig, BotError, HELP};
 
 const TTL: Duration = Duration::from_secs(30 * 60);
@@ -67,12 +67,15 @@ async fn onboarding_asks_validates_and_saves() {
 
 #[tokio::test]
 async fn cancel_drops_the_form() {
-    let (_, _, bot) = setup();
+    let (store, clock, bot) = setup();
     let me = user(3, 1);
+    let onboarding = bot_sessions::Namespace::new("onboarding").unwrap();
     assert!(say(&bot, &me, "/cancel").await.starts_with("nothing to cancel"));
     say(&bot, &me, "/onboard").await;
     say(&bot, &me, "Grace").await;
+    assert_eq!(store.count(Some(&onboarding), clock.now()).await.unwrap(), 1, "the open form is stored");
     assert_eq!(say(&bot, &me, "/cancel").await, "cancelled");
+    assert_eq!(store.count(Some(&onboarding), clock.now()).await.unwrap(), 0, "cancel deletes the form");
     assert!(say(&bot, &me, "grace@example.com").await.contains("only understand commands"));
     assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
 }

@@ -113,7 +113,7 @@ where
     /// # Errors
     ///
     /// [`SessionError::Key`] for a missing or invalid namespace,
-    /// [`SessionError::Config`] for a zero retry count or size limit.
+    /// [`SessionError::Config`] for a zero retry count, size limit or TTL.
     pub fn build(self) -> Result<Sessions<T>, SessionError> {
         let name = self
             .namespace
@@ -121,6 +121,9 @@ where
         let namespace = Namespace::new(&name)?;
         if self.retry.max_attempts == 0 {
             return Err(SessionError::Config("retry.max_attempts must be at least 1".into()));
+        }
+        if matches!(self.ttl, Ttl::Idle { idle: d, .. } | Ttl::Absolute(d) if d.is_zero()) {
+            return Err(SessionError::Config("a TTL must be above zero (use Ttl::None for no expiry)".into()));
         }
         if self.max_size == 0 {
             return Err(SessionError::Config("max_size must be above zero".into()));

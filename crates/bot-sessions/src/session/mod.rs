@@ -316,8 +316,13 @@ where
             .migrations
             .apply(record.schema_version, old)
             .map_err(|(from, source)| SessionError::Migration { key: key.to_string(), from, source })?;
-        serde_json::from_value(new)
-            .map_err(|e| decode_err(crate::codec::CodecError { codec: "json", source: e.into() }))
+        // The stored bytes decoded and the steps ran: a result that does not fit `T` is a
+        // migration bug, not bad bytes, so no decode policy may discard the record.
+        serde_json::from_value(new).map_err(|e| SessionError::Migration {
+            key: key.to_string(),
+            from: record.schema_version,
+            source: format!("the migrated value does not fit the session type: {e}").into(),
+        })
     }
 
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<(T, Base), SessionError> {
@@ -329,6 +334,16 @@ where
             return Err(SessionError::NewerSchema { key: key.to_string(), found: record.schema_version, supported });
         }
         match self.decode(key, &record) {
+            Ok(_) if self.expired_by_ttl(&record, now) => {
+                // Live for the store but past this code's absolute TTL (the TTL was
+                // shortened since it was written): it is over. Remove it so the new
+                // session gets a new creation time; a conflict means another process
+                // moved it on, and our save's compare-and-set will notice.
+                match self.inner.store.delete(key, Precondition::Version(record.version), now).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => self.fresh(key, None),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Ok(value) => {
                 let current = record.schema_version == supported;
                 let base = Base {
@@ -354,6 +369,12 @@ where
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether `record` is past this code's absolute TTL (which may be shorter than the
+    /// one it was written with).
+    fn expired_by_ttl(&self, record: &Record, now: Timestamp) -> bool {
+        matches!(self.inner.ttl, Ttl::Absolute(_)) && now.is_expired(self.inner.ttl.expires_at(record.created_at, now))
     }
 
     /// Saves `value` (`None`: delete) over what `base` found.

@@ -165,19 +165,29 @@ impl Inner {
         };
         let mut purged = 0;
         for (_, text) in due {
-            if let Some((_, s)) = self.records.remove_if(&text, |_, s| s.record.is_expired(now)) {
-                self.unindex_user(s.key.user_id(), &text);
+            if self.remove_where(&text, |s| s.record.is_expired(now)).is_some() {
                 purged += 1;
             }
         }
         purged
     }
 
-    fn remove(&self, text: &str) -> Option<Stored> {
-        let (text, stored) = self.records.remove(text)?;
-        self.unindex_user(stored.key.user_id(), &text);
-        self.reindex_expiry(&text, stored.record.expires_at, None);
-        Some(stored)
+    /// Removes the record under `text` if `keep_going` says so, and drops it from the
+    /// user and expiry indexes *under the same shard lock*: a write that re-creates
+    /// the key right after must find the indexes without the old entry, or it would
+    /// be missed by forget-user or purge. (Lock order everywhere: record shard, then
+    /// the user index or the expiry index.)
+    fn remove_where(&self, text: &str, keep_going: impl FnOnce(&Stored) -> bool) -> Option<Stored> {
+        self.records
+            .remove_if(text, |text, s| {
+                let go = keep_going(s);
+                if go {
+                    self.unindex_user(s.key.user_id(), text);
+                    self.reindex_expiry(text, s.record.expires_at, None);
+                }
+                go
+            })
+            .map(|(_, s)| s)
     }
 }
 
@@ -228,25 +238,21 @@ impl Store for MemoryStore {
         match precondition {
             Precondition::Version(v) => {
                 // Re-check under the shard lock: the record may have moved on.
-                let removed =
-                    inner.records.remove_if(key.as_str(), |_, s| s.record.version == v && !s.record.is_expired(now));
-                match removed {
-                    Some((text, s)) => {
-                        inner.unindex_user(s.key.user_id(), &text);
-                        inner.reindex_expiry(&text, s.record.expires_at, None);
-                        Ok(true)
-                    }
+                match inner.remove_where(key.as_str(), |s| s.record.version == v && !s.record.is_expired(now)) {
+                    Some(_) => Ok(true),
                     None => Err(conflict(key)),
                 }
             }
             Precondition::Absent => {
                 // Nothing live; drop an expired leftover if there is one.
                 if current.is_some() {
-                    inner.records.remove_if(key.as_str(), |_, s| s.record.is_expired(now));
+                    inner.remove_where(key.as_str(), |s| s.record.is_expired(now));
                 }
                 Ok(false)
             }
-            Precondition::Any => Ok(inner.remove(key.as_str()).is_some_and(|s| !s.record.is_expired(now))),
+            Precondition::Any => {
+                Ok(inner.remove_where(key.as_str(), |_| true).is_some_and(|s| !s.record.is_expired(now)))
+            }
         }
     }
 
@@ -256,8 +262,7 @@ impl Store for MemoryStore {
         };
         let mut n = 0;
         for text in keys {
-            if let Some((_, s)) = self.inner.records.remove(&text) {
-                self.inner.reindex_expiry(&text, s.record.expires_at, None);
+            if let Some(s) = self.inner.remove_where(&text, |_| true) {
                 n += u64::from(!s.record.is_expired(now));
             }
         }

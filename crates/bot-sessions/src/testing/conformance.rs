@@ -314,6 +314,19 @@ pub async fn sessions_concurrency(store: DynStore) {
     }
 }
 
+/// Two `Sessions` on one store share no in-process lock, like two processes: every
+/// update must still land, through the store's compare-and-set and `update`'s retry.
+pub async fn sessions_across_instances(store: DynStore) {
+    let ns = unique_namespace("twins");
+    let build = || Sessions::<Counter>::builder(store.clone()).namespace(ns.as_str()).build().unwrap();
+    let (a, b) = (build(), build());
+    let keys: Vec<SessionKey> = (0..4).map(|i| key(&ns, Scope::Chat(i))).collect();
+    let (ra, rb) = tokio::join!(hammer(&a, &keys, 32, 150), hammer(&b, &keys, 32, 150));
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(total(&a, &keys).await.unwrap(), 2 * 32 * 150, "every update of both instances counted");
+}
+
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Profile {
     name: String,
@@ -398,6 +411,17 @@ pub async fn session_ttl(store: DynStore) {
     }
     c.advance(10 * MINUTE);
     assert_eq!(reread.get(&k2).await.unwrap(), None);
+
+    // A deploy shortens the absolute TTL: a session older than the new limit is over,
+    // and the next update starts a new one that stays visible.
+    let k4 = key(&ns, Scope::User(unique_user()));
+    let long = profiles(&store, &ns, &c).ttl(crate::Ttl::absolute(60 * MINUTE)).build().unwrap();
+    long.update(&k4, bump).await.unwrap();
+    c.advance(20 * MINUTE);
+    let short = profiles(&store, &ns, &c).ttl(crate::Ttl::absolute(10 * MINUTE)).build().unwrap();
+    assert_eq!(short.get(&k4).await.unwrap(), None, "past the shortened TTL");
+    short.update(&k4, bump).await.unwrap();
+    assert_eq!(short.get(&k4).await.unwrap().map(|p| p.visits), Some(1), "the new session is not born expired");
 
     let absolute = profiles(&store, &ns, &c).ttl(crate::Ttl::absolute(10 * MINUTE)).build().unwrap();
     let k3 = key(&ns, Scope::User(unique_user()));
@@ -493,6 +517,22 @@ pub async fn schema_versions(store: DynStore) {
     let r = store.load(&broken, now(&c)).await.unwrap().expect("kept");
     assert_eq!((r.value.as_slice(), r.schema_version), (&br#"{"full_name":"boom"}"#[..], 1), "untouched");
 
+    // A migration whose result does not fit the type is a migration error, even under
+    // the reset policy: the old record is kept.
+    let misfit = key(&ns, Scope::User(unique_user()));
+    plant(&store, &misfit, br#"{"full_name":42}"#, 1).await;
+    let reset = profiles(&store, &ns, &c)
+        .migrations(Migrations::new().step(|mut v| Ok(serde_json::json!({ "name": v["full_name"].take() }))))
+        .on_decode_error(DecodePolicy::Reset)
+        .build()
+        .unwrap();
+    match reset.update(&misfit, |p| Ok::<_, SessionError>(p.visits)).await {
+        Err(SessionError::Migration { key, from: 1, .. }) => assert_eq!(key, misfit.to_string()),
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+    let r = store.load(&misfit, now(&c)).await.unwrap().expect("kept");
+    assert_eq!((r.value.as_slice(), r.schema_version), (&br#"{"full_name":42}"#[..], 1), "untouched");
+
     let old = key(&ns, Scope::User(unique_user()));
     plant(&store, &old, br#"{"full_name":"Ada"}"#, 1).await;
     assert_eq!(s.get(&old).await.unwrap().map(|p| p.name), Some("Ada".into()), "migrated on load");
@@ -538,7 +578,7 @@ macro_rules! conformance_tests {
     ($factory:ident) => {
         $crate::conformance_tests!(@each $factory;
             crud, values_round_trip, preconditions, expiry, forget_user, scan_paging, count,
-            concurrent_compare_and_set, sessions_concurrency, writes_only_changes, session_ttl,
+            concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
             undecodable_policies, schema_versions, size_limit);
     };
     (@each $factory:ident; $($name:ident),* $(,)?) => {

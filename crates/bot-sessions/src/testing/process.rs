@@ -16,6 +16,10 @@
 //! ```
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::Counter;
+use crate::{Namespace, Scope, SessionError, SessionKey, Sessions};
 
 /// The variable that carries a child's role.
 pub const CHILD_ENV: &str = "BOT_SESSIONS_TEST_CHILD";
@@ -44,4 +48,34 @@ pub fn spawn_child(test_name: &str, role: &str, env: &[(&str, &str)]) -> std::io
         cmd.env(k, v);
     }
     cmd.spawn()
+}
+
+/// Makes `parties` processes start their workload together, so they really overlap:
+/// each checks in on a counter key in `ns` and waits (polling, up to `deadline`) until
+/// all have.
+///
+/// # Errors
+///
+/// Store errors, or [`SessionError::Config`] when the others did not arrive in time.
+pub async fn barrier(
+    sessions: &Sessions<Counter>,
+    ns: &Namespace,
+    parties: u64,
+    deadline: Duration,
+) -> Result<(), SessionError> {
+    let key = SessionKey::new(ns.clone(), Scope::Custom { id: "barrier".into(), user: None });
+    sessions
+        .update(&key, |c| {
+            c.n += 1;
+            Ok::<_, SessionError>(())
+        })
+        .await?;
+    let until = tokio::time::Instant::now() + deadline;
+    while sessions.get(&key).await?.map_or(0, |c| c.n) < parties {
+        if tokio::time::Instant::now() >= until {
+            return Err(SessionError::Config(format!("barrier: the other processes did not arrive in {deadline:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
 }

@@ -38,6 +38,8 @@ where
     if process::child_role().is_some() {
         let ns: Namespace = std::env::var(NS_ENV).expect("namespace from the parent").parse().expect("namespace");
         let sessions = counters(store().await, &ns);
+        // Start together, so the two processes really contend for the keys.
+        process::barrier(&sessions, &ns, 2, Duration::from_secs(60)).await.expect("both children start");
         hammer(&sessions, &keys(&ns), TASKS, UPDATES).await.expect("every child update succeeds");
         return;
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One contender: a name and an operation run `ops_per_task` times on each task.
-pub type Op = Arc<dyn Fn(usize, usize) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
+pub type Op =
+    Arc<dyn Fn(usize, usize) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
 
 /// Wraps an async closure `(task, i) -> Result<()>` as an [`Op`].
 pub fn op<F, Fut>(f: F) -> Op
@@ -88,4 +89,86 @@ impl Bench {
     pub fn seeded() -> Self {
         Bench { count: 0, name: "Ada Lovelace".into(), tags: vec!["onboarded".into(), "en".into()] }
     }
+}
+
+/// Keys every data-session benchmark spreads its updates over.
+pub const KEYS: usize = 1_024;
+
+/// The key task `t` updates on its `i`-th operation: spread, and the same in every
+/// benchmark so the contenders meet the same contention.
+pub fn key_of(t: usize, i: usize) -> usize {
+    (t * 7919 + i * 31) % KEYS
+}
+
+/// The [`KEYS`] per-chat session keys of namespace `ns`.
+pub fn keys(ns: &str) -> Arc<Vec<bot_sessions::SessionKey>> {
+    let ns = bot_sessions::Namespace::new(ns).expect("a valid bench namespace");
+    Arc::new(
+        (0..KEYS).map(|k| bot_sessions::SessionKey::new(ns.clone(), bot_sessions::Scope::Chat(k as i64))).collect(),
+    )
+}
+
+/// `Sessions::update` bumping the count: the operation this project is measured by.
+pub fn sessions_update(sessions: bot_sessions::Sessions<Bench>) -> Op {
+    let keys = keys(sessions.namespace().as_str());
+    op(move |t, i| {
+        let (sessions, keys) = (sessions.clone(), keys.clone());
+        async move {
+            sessions
+                .update(&keys[key_of(t, i)], |b| {
+                    b.count += 1;
+                    Ok::<_, bot_sessions::SessionError>(())
+                })
+                .await?;
+            Ok(())
+        }
+    })
+}
+
+/// The store's own load and compare-and-set loop, without the `Sessions` layer: shows
+/// what the typed layer costs on top of a backend.
+pub fn store_update(store: bot_sessions::DynStore, ns: &str) -> Op {
+    use bot_sessions::{Precondition, Timestamp, Write};
+    let keys = keys(ns);
+    op(move |t, i| {
+        let (store, keys) = (store.clone(), keys.clone());
+        async move {
+            let k = &keys[key_of(t, i)];
+            loop {
+                let now = Timestamp::now();
+                let cur = store.load(k, now).await?;
+                let mut v: Bench = match &cur {
+                    Some(r) => serde_json::from_slice(&r.value)?,
+                    None => Bench::seeded(),
+                };
+                v.count += 1;
+                let bytes = serde_json::to_vec(&v)?;
+                let pre = cur.map_or(Precondition::Absent, |r| Precondition::Version(r.version));
+                match store.write(k, Write { value: &bytes, schema_version: 1, expires_at: None }, pre, now).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.is_conflict() => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    })
+}
+
+/// A teloxide dialogue storage doing the same logical update: `get_dialogue`, bump,
+/// `update_dialogue` (a blind write: teloxide has no compare-and-set).
+pub fn teloxide_update<S>(storage: Arc<S>) -> Op
+where
+    S: teloxide::dispatching::dialogue::Storage<Bench> + Send + Sync + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    op(move |t, i| {
+        let storage = storage.clone();
+        async move {
+            let chat = teloxide::types::ChatId(key_of(t, i) as i64);
+            let mut v: Bench = storage.clone().get_dialogue(chat).await?.unwrap_or_else(Bench::seeded);
+            v.count += 1;
+            storage.update_dialogue(chat, v).await?;
+            Ok(())
+        }
+    })
 }

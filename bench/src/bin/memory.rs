@@ -12,19 +12,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use bot_sessions::store::memory::MemoryStore;
-use bot_sessions::{Codec, Namespace, Scope, SessionError, SessionKey, Sessions};
-use bot_sessions_bench::{Bench, Op, compare, op};
-use teloxide::dispatching::dialogue::{InMemStorage, Storage};
-use teloxide::types::ChatId;
+use bot_sessions::{Codec, Sessions};
+use bot_sessions_bench::{Bench, Op, compare, key_of, op, sessions_update, teloxide_update};
+use teloxide::dispatching::dialogue::InMemStorage;
 
 const TASKS: usize = 64;
 const OPS: usize = 4_000;
-const KEYS: usize = 1_024;
 const ROUNDS: usize = 5;
-
-fn key_of(t: usize, i: usize) -> usize {
-    (t * 7919 + i * 31) % KEYS
-}
 
 /// One read-modify-write on encoded bytes: what every raw baseline does.
 fn bump(bytes: Option<&[u8]>) -> Vec<u8> {
@@ -121,40 +115,10 @@ fn sharded_mutex_op() -> Op {
 }
 
 fn sessions_op(codec: Codec) -> Op {
-    let sessions = Sessions::<Bench>::builder_with_initial(MemoryStore::new(), Bench::seeded)
-        .namespace("bench")
-        .codec(codec)
-        .build()
-        .unwrap();
-    let ns = Namespace::new("bench").unwrap();
-    let keys: Arc<Vec<SessionKey>> =
-        Arc::new((0..KEYS).map(|k| SessionKey::new(ns.clone(), Scope::Chat(k as i64))).collect());
-    op(move |t, i| {
-        let (sessions, keys) = (sessions.clone(), keys.clone());
-        async move {
-            sessions
-                .update(&keys[key_of(t, i)], |b| {
-                    b.count += 1;
-                    Ok::<_, SessionError>(())
-                })
-                .await?;
-            Ok(())
-        }
-    })
-}
-
-fn teloxide_op() -> Op {
-    let storage = InMemStorage::<Bench>::new();
-    op(move |t, i| {
-        let storage = storage.clone();
-        async move {
-            let chat = ChatId(key_of(t, i) as i64);
-            let mut v = storage.clone().get_dialogue(chat).await?.unwrap_or_else(Bench::seeded);
-            v.count += 1;
-            storage.update_dialogue(chat, v).await?;
-            Ok(())
-        }
-    })
+    let store = MemoryStore::new();
+    sessions_update(
+        Sessions::builder_with_initial(store, Bench::seeded).namespace("bench").codec(codec).build().unwrap(),
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
         ("raw dashmap + JSON", dashmap_op()),
         ("bot-sessions memory (JSON)", sessions_op(Codec::Json)),
         ("bot-sessions memory (MessagePack)", sessions_op(Codec::MessagePack)),
-        ("teloxide InMemStorage", teloxide_op()),
+        ("teloxide InMemStorage", teloxide_update(InMemStorage::<Bench>::new())),
     ];
     compare("Memory store update vs raw map and teloxide", &contenders, "raw dashmap + JSON", TASKS, OPS, ROUNDS)
         .await?;

@@ -14,44 +14,16 @@
 use std::sync::Arc;
 
 use bot_sessions::store::redis::{RedisStore, WRITE_SCRIPT};
-use bot_sessions::{Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp};
-use bot_sessions_bench::{Bench, Op, compare, op};
-use teloxide::dispatching::dialogue::{RedisStorage, Storage, serializer::Json};
-use teloxide::types::ChatId;
+use bot_sessions::{Sessions, Timestamp};
+use bot_sessions_bench::{Bench, Op, compare, key_of, keys, op, sessions_update, store_update, teloxide_update};
+use teloxide::dispatching::dialogue::{RedisStorage, serializer::Json};
 
 const TASKS: usize = 64;
 const OPS: usize = 400;
-const KEYS: usize = 1_024;
 const ROUNDS: usize = 9;
-
-fn key_of(t: usize, i: usize) -> usize {
-    (t * 7919 + i * 31) % KEYS
-}
 
 fn base_url() -> String {
     std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn keys(ns: &str) -> Arc<Vec<SessionKey>> {
-    let ns = Namespace::new(ns).unwrap();
-    Arc::new((0..KEYS).map(|k| SessionKey::new(ns.clone(), Scope::Chat(k as i64))).collect())
-}
-
-fn sessions_op(store: RedisStore) -> Op {
-    let sessions = Sessions::<Bench>::builder_with_initial(store, Bench::seeded).namespace("bench").build().unwrap();
-    let keys = keys("bench");
-    op(move |t, i| {
-        let (sessions, keys) = (sessions.clone(), keys.clone());
-        async move {
-            sessions
-                .update(&keys[key_of(t, i)], |b| {
-                    b.count += 1;
-                    Ok::<_, SessionError>(())
-                })
-                .await?;
-            Ok(())
-        }
-    })
 }
 
 /// What one raw key needs: the record hash and the index keys the script maintains.
@@ -124,47 +96,6 @@ fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
     })
 }
 
-/// The store's own load and compare-and-set, without the `Sessions` layer.
-fn store_op(store: RedisStore) -> Op {
-    use bot_sessions::{Precondition, Store, Write};
-    let keys = keys("store");
-    op(move |t, i| {
-        let (store, keys) = (store.clone(), keys.clone());
-        async move {
-            let k = &keys[key_of(t, i)];
-            loop {
-                let now = Timestamp::now();
-                let cur = store.load(k, now).await?;
-                let mut v: Bench = match &cur {
-                    Some(r) => serde_json::from_slice(&r.value)?,
-                    None => Bench::seeded(),
-                };
-                v.count += 1;
-                let bytes = serde_json::to_vec(&v)?;
-                let pre = cur.map_or(Precondition::Absent, |r| Precondition::Version(r.version));
-                match store.write(k, Write { value: &bytes, schema_version: 1, expires_at: None }, pre, now).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.is_conflict() => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    })
-}
-
-fn teloxide_op(storage: Arc<RedisStorage<Json>>) -> Op {
-    op(move |t, i| {
-        let storage = storage.clone();
-        async move {
-            let chat = ChatId(key_of(t, i) as i64);
-            let mut v: Bench = storage.clone().get_dialogue(chat).await?.unwrap_or_else(Bench::seeded);
-            v.count += 1;
-            storage.update_dialogue(chat, v).await?;
-            Ok(())
-        }
-    })
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let base = base_url();
@@ -179,10 +110,13 @@ async fn main() -> anyhow::Result<()> {
     let teloxide = RedisStorage::open(&format!("{base}/15"), Json).await?;
 
     let contenders = [
-        ("bot-sessions redis Sessions::update", sessions_op(store.clone())),
+        (
+            "bot-sessions redis Sessions::update",
+            sessions_update(Sessions::builder_with_initial(store.clone(), Bench::seeded).namespace("bench").build()?),
+        ),
         ("raw redis: HMGET + EVALSHA CAS script", raw_op(&store, con)),
-        ("bot-sessions RedisStore load + write (no Sessions layer)", store_op(store.clone())),
-        ("teloxide 0.17 RedisStorage get+update", teloxide_op(teloxide)),
+        ("bot-sessions RedisStore load + write (no Sessions layer)", store_update(Arc::new(store.clone()), "store")),
+        ("teloxide 0.17 RedisStorage get+update", teloxide_update(teloxide)),
     ];
     compare(
         "Redis update (load, change one field, save) at 64 tasks",

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
+use bot_sessions::Sessions;
 use bot_sessions::store::sqlite::{Durability, SqliteStore};
-use bot_sessions::{Namespace, Scope, SessionError, SessionKey, Sessions};
-use bot_sessions_bench::{Bench, Op, compare, op};
+use bot_sessions_bench::{Bench, Op, compare, key_of, op, sessions_update};
 use rusqlite::{OptionalExtension, params};
 use teloxide::dispatching::dialogue::serializer::Json;
 use teloxide::dispatching::dialogue::{SqliteStorage, Storage};
@@ -26,12 +26,7 @@ use teloxide::types::ChatId;
 
 const TASKS: usize = 64;
 const OPS: usize = 250;
-const KEYS: usize = 1_024;
 const ROUNDS: usize = 5;
-
-fn key_of(t: usize, i: usize) -> usize {
-    (t * 7919 + i * 31) % KEYS
-}
 
 fn bump(bytes: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
     let mut v: Bench = match bytes {
@@ -40,26 +35,6 @@ fn bump(bytes: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
     };
     v.count += 1;
     Ok(serde_json::to_vec(&v)?)
-}
-
-async fn sessions_op(path: &Path, durability: Durability) -> anyhow::Result<Op> {
-    let store = SqliteStore::builder().durability(durability).open(path).await?;
-    let sessions = Sessions::<Bench>::builder_with_initial(store, Bench::seeded).namespace("bench").build()?;
-    let ns = Namespace::new("bench")?;
-    let keys: Arc<Vec<SessionKey>> =
-        Arc::new((0..KEYS).map(|k| SessionKey::new(ns.clone(), Scope::Chat(k as i64))).collect());
-    Ok(op(move |t, i| {
-        let (sessions, keys) = (sessions.clone(), keys.clone());
-        async move {
-            sessions
-                .update(&keys[key_of(t, i)], |b| {
-                    b.count += 1;
-                    Ok::<_, SessionError>(())
-                })
-                .await?;
-            Ok(())
-        }
-    }))
 }
 
 fn raw_op(path: &Path) -> anyhow::Result<Op> {
@@ -124,6 +99,11 @@ async fn teloxide_op(path: &Path, wal: bool, retries: Arc<AtomicU64>) -> anyhow:
             }
         }
     }))
+}
+
+async fn sessions_op(path: &Path, durability: Durability) -> anyhow::Result<Op> {
+    let store = SqliteStore::builder().durability(durability).open(path).await?;
+    Ok(sessions_update(Sessions::builder_with_initial(store, Bench::seeded).namespace("bench").build()?))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

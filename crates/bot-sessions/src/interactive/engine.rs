@@ -123,17 +123,7 @@ impl<K: Interactive> Engine<K> {
         };
         let now = core.now();
         let deadline = self.first_deadline(now);
-        let env = Envelope {
-            kind: &*self.name,
-            phase: Phase::Live,
-            reason: None,
-            state: Some(&state),
-            result: None::<&K::Output>,
-            deadline,
-            lease: None,
-            origin,
-            waiter: Some(core.instance),
-        };
+        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, Some(core.instance));
         match core.write(sid, key, &env, core.keep_live(deadline), Precondition::Absent, now).await? {
             Some(_) => Ok(deadline),
             // 96 random bits collided with a live session: refuse rather than overwrite.
@@ -292,17 +282,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 match step {
                     Step::Continue { refresh } => {
                         let deadline = if refresh { self.refreshed(deadline, origin.at, now) } else { deadline };
-                        let env = Envelope {
-                            kind: &*self.name,
-                            phase: Phase::Live,
-                            reason: None,
-                            state: Some(&state),
-                            result: None::<&K::Output>,
-                            deadline,
-                            lease: None,
-                            origin,
-                            waiter,
-                        };
+                        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, waiter);
                         let expires = core.keep_live(deadline);
                         let pre = Precondition::Version(record.version);
                         if core.write(sid, key, &env, expires, pre, now).await?.is_some() {

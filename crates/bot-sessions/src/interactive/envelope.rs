@@ -45,6 +45,29 @@ pub(crate) struct Envelope<N, S, R> {
     pub waiter: Option<u64>,
 }
 
+impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
+    /// A live session holding `state`, no result yet.
+    pub(crate) fn live(
+        kind: &'a str,
+        state: &'a S,
+        deadline: Option<Timestamp>,
+        origin: Origin,
+        waiter: Option<u64>,
+    ) -> Self {
+        Envelope {
+            kind,
+            phase: Phase::Live,
+            reason: None,
+            state: Some(state),
+            result: None,
+            deadline,
+            lease: None,
+            origin,
+            waiter,
+        }
+    }
+}
+
 fn none<T>() -> Option<T> {
     None
 }

@@ -151,17 +151,8 @@ impl<K: Interactive> Engine<K> {
         now: Timestamp,
     ) -> Result<bool, InteractiveError> {
         let lease = now.saturating_add(core.cfg.end_lease);
-        let claim = Envelope {
-            kind: &*self.name,
-            phase: Phase::Ending,
-            reason: Some(reason),
-            state: None::<&K::State>,
-            result: preset.as_ref(),
-            deadline: None,
-            lease: Some(lease),
-            origin: origin.clone(),
-            waiter,
-        };
+        let claim =
+            Envelope::<_, &K::State, _>::ending(&self.name, reason, preset.as_ref(), lease, origin.clone(), waiter);
         let expires = core.keep_live(Some(lease));
         let Some(claimed) = core.write(sid, key, &claim, expires, Precondition::Version(version), now).await? else {
             return Ok(false);
@@ -194,17 +185,7 @@ impl<K: Interactive> Engine<K> {
         result: Option<K::Output>,
         now: Timestamp,
     ) -> Result<(), InteractiveError> {
-        let done = Envelope {
-            kind: &*self.name,
-            phase: Phase::Ended,
-            reason: Some(reason),
-            state: None::<&K::State>,
-            result: result.as_ref(),
-            deadline: None,
-            lease: None,
-            origin,
-            waiter,
-        };
+        let done = Envelope::<_, &K::State, _>::ended(&self.name, reason, result.as_ref(), origin, waiter);
         let expires = Some(now.saturating_add(core.cfg.linger));
         // A conflict here means our lease ran out and another manager already marked
         // the session ended; the end still happened here, so deliver it all the same.

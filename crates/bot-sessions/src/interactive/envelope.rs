@@ -68,6 +68,43 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
     }
 }
 
+impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
+    /// A session whose end is claimed until `lease` (`end` is running somewhere).
+    pub(crate) fn ending(
+        kind: &'a str,
+        reason: EndReason,
+        result: Option<&'a R>,
+        lease: Timestamp,
+        origin: Origin,
+        waiter: Option<u64>,
+    ) -> Self {
+        Self::over(kind, Phase::Ending, reason, result, Some(lease), origin, waiter)
+    }
+
+    /// A session that is over, kept for late clicks and handles in other processes.
+    pub(crate) fn ended(
+        kind: &'a str,
+        reason: EndReason,
+        result: Option<&'a R>,
+        origin: Origin,
+        waiter: Option<u64>,
+    ) -> Self {
+        Self::over(kind, Phase::Ended, reason, result, None, origin, waiter)
+    }
+
+    fn over(
+        kind: &'a str,
+        phase: Phase,
+        reason: EndReason,
+        result: Option<&'a R>,
+        lease: Option<Timestamp>,
+        origin: Origin,
+        waiter: Option<u64>,
+    ) -> Self {
+        Envelope { kind, phase, reason: Some(reason), state: None, result, deadline: None, lease, origin, waiter }
+    }
+}
+
 fn none<T>() -> Option<T> {
     None
 }

@@ -144,7 +144,7 @@ pub fn store_update(store: bot_sessions::DynStore, ns: &str) -> Op {
                 v.count += 1;
                 let bytes = serde_json::to_vec(&v)?;
                 let pre = cur.map_or(Precondition::Absent, |r| Precondition::Version(r.version));
-                match store.write(k, Write { value: &bytes, schema_version: 1, expires_at: None }, pre, now).await {
+                match store.write(k, Write::new(&bytes, 1, None), pre, now).await {
                     Ok(_) => return Ok(()),
                     Err(e) if e.is_conflict() => continue,
                     Err(e) => return Err(e.into()),

@@ -29,6 +29,6 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::Codec;
 pub use context::Context;
 pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
-pub use record::{Precondition, Record, Write};
+pub use record::{Precondition, Record, Write, new_version};
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
 pub use store::{DynStore, Page, Store, StoreError};

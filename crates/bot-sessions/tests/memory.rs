@@ -21,7 +21,7 @@ async fn sweeper_purges_and_stops_with_the_store() {
     for i in 0..100 {
         let k = SessionKey::new(ns.clone(), Scope::Chat(i));
         let expires_at = Some(Timestamp(now.as_millis() - 1 + (i % 2) * 3_600_000));
-        store.write(&k, Write { value: b"x", schema_version: 1, expires_at }, Precondition::Any, now).await.unwrap();
+        store.write(&k, Write::new(b"x", 1, expires_at), Precondition::Any, now).await.unwrap();
     }
     assert_eq!(store.len(), 100);
     // Poll until the sweeper has run (bounded), rather than sleeping a fixed time.

@@ -64,7 +64,7 @@ async fn processes_starting_together_migrate_once() {
     let stores: Vec<PostgresStore> =
         futures_join(starts).await.into_iter().map(|r| r.expect("every concurrent start succeeds")).collect();
     let k = SessionKey::new(Namespace::new("m").unwrap(), Scope::Chat(1));
-    let w = Write { value: b"x", schema_version: 1, expires_at: None };
+    let w = Write::new(b"x", 1, None);
     stores[0].write(&k, w, Precondition::Absent, Timestamp::now()).await.unwrap();
     assert_eq!(stores[5].load(&k, Timestamp::now()).await.unwrap().map(|r| r.version), Some(1), "one table");
 
@@ -124,7 +124,7 @@ async fn purge_deletes_in_batches() {
     for i in 0..2500 {
         let k = SessionKey::new(ns.clone(), Scope::Chat(i));
         let expires_at = if i % 5 == 0 { None } else { soon };
-        store.write(&k, Write { value: b"x", schema_version: 1, expires_at }, Precondition::Any, now).await.unwrap();
+        store.write(&k, Write::new(b"x", 1, expires_at), Precondition::Any, now).await.unwrap();
     }
     let later = now.saturating_add(Duration::from_secs(120));
     assert_eq!(store.purge_expired(later).await.unwrap(), 2000, "more than one batch of 1000");

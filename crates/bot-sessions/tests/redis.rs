@@ -46,11 +46,11 @@ async fn hash_layout_is_readable_and_prefixed() {
     let now = Timestamp::now();
     let at = now.saturating_add(Duration::from_secs(600));
     store
-        .write(&with_user, Write { value: b"{}", schema_version: 2, expires_at: Some(at) }, Precondition::Absent, now)
+        .write(&with_user, Write::new(b"{}", 2, Some(at)), Precondition::Absent, now)
         .await
         .unwrap();
     store
-        .write(&without, Write { value: b"x", schema_version: 1, expires_at: None }, Precondition::Absent, now)
+        .write(&without, Write::new(b"x", 1, None), Precondition::Absent, now)
         .await
         .unwrap();
     assert_eq!(store.record_key(&with_user), format!("{prefix}{{u:{user}}}layout/chat:1/user:{user}"));
@@ -76,7 +76,7 @@ async fn hash_layout_is_readable_and_prefixed() {
     assert_eq!(members, vec![with_user.to_string()]);
     // Removing the expiry removes the native TTL too.
     store
-        .write(&with_user, Write { value: b"{}", schema_version: 2, expires_at: None }, Precondition::Version(1), now)
+        .write(&with_user, Write::new(b"{}", 2, None), Precondition::Version(1), now)
         .await
         .unwrap();
     let ttl: i64 = redis::cmd("PTTL").arg(store.record_key(&with_user)).query_async(&mut con).await.unwrap();
@@ -99,14 +99,14 @@ async fn natively_expired_records_leave_no_trace_after_purge() {
     let k = SessionKey::new(ns.clone(), Scope::User(user));
     let now = Timestamp::now();
     let past = Some(Timestamp(now.as_millis() - 1));
-    store.write(&k, Write { value: b"x", schema_version: 1, expires_at: past }, Precondition::Any, now).await.unwrap();
+    store.write(&k, Write::new(b"x", 1, past), Precondition::Any, now).await.unwrap();
     assert_eq!(store.load(&k, now).await.unwrap(), None);
     assert_eq!(store.count(Some(&ns), now).await.unwrap(), 0);
     assert!(store.scan(&ns, None, 10, now).await.unwrap().items.is_empty());
     assert!(store.purge_expired(now).await.unwrap() >= 1);
     assert_eq!(store.forget_user(user, now).await.unwrap(), 0, "the user index entry went with the purge");
     // And the key can be created again.
-    let w = Write { value: b"y", schema_version: 1, expires_at: None };
+    let w = Write::new(b"y", 1, None);
     assert_eq!(store.write(&k, w, Precondition::Absent, now).await.unwrap(), 1);
     assert_eq!(store.count(Some(&ns), now).await.unwrap(), 1);
     assert_eq!(store.forget_user(user, now).await.unwrap(), 1);
@@ -218,7 +218,7 @@ async fn hung_server_gives_retryable_timeouts_then_recovers() {
     let config = RedisConfig::default().op_timeout(Duration::from_millis(500));
     let store = RedisStore::connect_with(&server.url(), config).await.expect("connect");
     let k = SessionKey::new(bot_sessions::testing::unique_namespace("hang"), Scope::Chat(1));
-    let w = Write { value: b"x", schema_version: 1, expires_at: None };
+    let w = Write::new(b"x", 1, None);
     assert_eq!(store.write(&k, w, Precondition::Absent, Timestamp::now()).await.unwrap(), 1);
 
     let pid = server.child.as_ref().expect("running").id().to_string();

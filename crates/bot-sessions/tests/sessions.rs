@@ -222,7 +222,7 @@ async fn messagepack_sessions_migrate_like_json() {
     // A v1 record in MessagePack: {"item": "tea"}.
     let v1 = Codec::MessagePack.encode(&serde_json::json!({ "item": "tea" })).unwrap();
     store
-        .write(&key, Write { value: &v1, schema_version: 1, expires_at: None }, Precondition::Absent, Timestamp::now())
+        .write(&key, Write::new(&v1, 1, None), Precondition::Absent, Timestamp::now())
         .await
         .unwrap();
     let migrations =

@@ -41,7 +41,7 @@ mod unbatched {
 }
 
 fn w(value: &[u8]) -> Write<'_> {
-    Write { value, schema_version: 1, expires_at: None }
+    Write::new(value, 1, None)
 }
 
 fn raw(path: &std::path::Path) -> rusqlite::Connection {
@@ -136,7 +136,7 @@ async fn a_locked_database_is_a_retryable_error_naming_the_key() {
     let store = SqliteStore::builder().busy_timeout(Duration::from_millis(50)).open(&path).await.unwrap();
     let key = SessionKey::new(unique_namespace("busy"), Scope::Chat(7));
     let t = Timestamp::now();
-    store.write(&key, w(b"before"), Precondition::Absent, t).await.unwrap();
+    let before = store.write(&key, w(b"before"), Precondition::Absent, t).await.unwrap();
 
     // Another process (here: another connection) holds the write lock.
     let other = raw(&path);
@@ -151,7 +151,8 @@ async fn a_locked_database_is_a_retryable_error_naming_the_key() {
     assert_eq!(store.load(&key, t).await.unwrap().unwrap().value, b"before");
     other.execute_batch("COMMIT").unwrap();
     // Once the lock is gone the same write goes through.
-    assert_eq!(store.write(&key, w(b"after"), Precondition::Version(1), t).await.unwrap(), 2);
+    let after = w(b"after");
+    assert_eq!(store.write(&key, after, Precondition::Version(before), t).await.unwrap(), after.version);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,8 +174,9 @@ async fn one_failing_write_does_not_fail_its_batch() {
         let scope = if i % 8 == 0 { Scope::Custom { id: format!("poison-{i}"), user: None } } else { Scope::Chat(i) };
         let key = SessionKey::new(ns.clone(), scope);
         handles.push(tokio::spawn(async move {
-            let r = store.write(&key, w(b"v"), Precondition::Absent, Timestamp::now()).await;
-            (key, r)
+            let write = w(b"v");
+            let r = store.write(&key, write, Precondition::Absent, Timestamp::now()).await;
+            (key, r.map(|v| (v, write.version)))
         }));
     }
     let (mut ok, mut failed) = (0, 0);
@@ -190,7 +192,8 @@ async fn one_failing_write_does_not_fail_its_batch() {
                 other => panic!("{key}: expected a backend error, got {other:?}"),
             }
         } else {
-            assert_eq!(r.unwrap(), 1, "{key}");
+            let (stored, proposed) = r.unwrap();
+            assert_eq!(stored, proposed, "{key}");
             ok += 1;
         }
     }

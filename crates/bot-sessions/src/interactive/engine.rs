@@ -123,8 +123,9 @@ impl<K: Interactive> Engine<K> {
         };
         let now = core.now();
         let deadline = self.first_deadline(now);
+        let owner = origin.user;
         let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, Some(core.instance));
-        match core.write(sid, key, &env, core.keep_live(deadline), Precondition::Absent, now).await? {
+        match core.write(sid, key, &env, core.keep_live(deadline), Precondition::Absent, owner, now).await? {
             Some(_) => Ok(deadline),
             // 96 random bits collided with a live session: refuse rather than overwrite.
             None => Err(InteractiveError::Store {
@@ -154,7 +155,7 @@ impl<K: Interactive> Engine<K> {
         let claim =
             Envelope::<_, &K::State, _>::ending(&self.name, reason, preset.as_ref(), lease, origin.clone(), waiter);
         let expires = core.keep_live(Some(lease));
-        let Some(claimed) = core.write(sid, key, &claim, expires, Precondition::Version(version), now).await? else {
+        let Some(claimed) = core.write(sid, key, &claim, expires, Precondition::Version(version), None, now).await? else {
             return Ok(false);
         };
         let cx = EndCx { session: sid, reason, origin: &origin, codec: &core.codec, now };
@@ -189,7 +190,7 @@ impl<K: Interactive> Engine<K> {
         let expires = Some(now.saturating_add(core.cfg.linger));
         // A conflict here means our lease ran out and another manager already marked
         // the session ended; the end still happened here, so deliver it all the same.
-        let written = core.write(sid, key, &done, expires, Precondition::Version(version), now).await;
+        let written = core.write(sid, key, &done, expires, Precondition::Version(version), None, now).await;
         self.hand_over(core, sid, waiter, reason, result);
         written.map(|_| ())
     }
@@ -266,7 +267,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, waiter);
                         let expires = core.keep_live(deadline);
                         let pre = Precondition::Version(record.version);
-                        if core.write(sid, key, &env, expires, pre, now).await?.is_some() {
+                        if core.write(sid, key, &env, expires, pre, None, now).await?.is_some() {
                             core.local.adopt(sid, deadline);
                             return Ok(RouteOutcome::Handled { session: sid, ended: None });
                         }

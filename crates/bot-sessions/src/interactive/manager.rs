@@ -86,7 +86,9 @@ impl Core {
         self.store.load(key, now).await.map_err(InteractiveError::store(sid))
     }
 
-    /// Writes `value` as JSON; `Ok(None)` when the precondition failed.
+    /// Writes `value` as JSON; `Ok(None)` when the precondition failed. `owner` (the
+    /// opener) indexes a created session for forget-user.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write<T: Serialize + Sync>(
         &self,
         sid: SessionId,
@@ -94,6 +96,7 @@ impl Core {
         value: &T,
         expires_at: Option<Timestamp>,
         precondition: Precondition,
+        owner: Option<i64>,
         now: Timestamp,
     ) -> Result<Option<u64>, InteractiveError> {
         let bytes = serde_json::to_vec(value).map_err(|source| InteractiveError::Codec {
@@ -101,7 +104,7 @@ impl Core {
             op: "encode",
             source,
         })?;
-        let write = Write { value: &bytes, schema_version: 1, expires_at };
+        let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
         match self.store.write(key, write, precondition, now).await {
             Ok(version) => Ok(Some(version)),
             Err(e) if e.is_conflict() => Ok(None),

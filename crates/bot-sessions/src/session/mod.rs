@@ -12,6 +12,7 @@ pub(crate) mod locks;
 mod migrate;
 mod quarantine;
 mod retry;
+mod save;
 mod ttl;
 
 use std::sync::Arc;
@@ -29,7 +30,6 @@ pub use ttl::Ttl;
 
 use crate::{
     Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, Record, SessionKey, StoreError, Timestamp,
-    Write,
 };
 use locks::{KeyLock, KeyLocks};
 
@@ -256,7 +256,13 @@ where
             return Ok(None);
         }
         if self.inner.ttl.refreshes_on_read() {
-            self.save(key, Some(&value), &base, now).await?;
+            match self.save(key, Some(&value), &base, now).await {
+                // Another process wrote the key since our load (which refreshed it too)
+                // or deleted it: the value we read was live when read; the refresh is
+                // moot, not an error.
+                Ok(()) | Err(SessionError::Store(StoreError::Conflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Some(value))
     }
@@ -375,39 +381,5 @@ where
     /// one it was written with).
     fn expired_by_ttl(&self, record: &Record, now: Timestamp) -> bool {
         matches!(self.inner.ttl, Ttl::Absolute(_)) && now.is_expired(self.inner.ttl.expires_at(record.created_at, now))
-    }
-
-    /// Saves `value` (`None`: delete) over what `base` found.
-    async fn save(&self, key: &SessionKey, value: Option<&T>, base: &Base, now: Timestamp) -> Result<(), SessionError> {
-        let store = &self.inner.store;
-        let Some(value) = value else {
-            if let Some(v) = base.version {
-                store.delete(key, Precondition::Version(v), now).await?;
-            }
-            return Ok(());
-        };
-        let bytes = self.encode(key, value)?;
-        if bytes.len() > self.inner.max_size {
-            return Err(SessionError::TooLarge { key: key.to_string(), size: bytes.len(), limit: self.inner.max_size });
-        }
-        if base.initial.as_ref() == Some(&bytes) {
-            // An untouched initial value is never stored; a reset record goes away.
-            if let Some(v) = base.version {
-                store.delete(key, Precondition::Version(v), now).await?;
-            }
-            return Ok(());
-        }
-        if !base.must_write && base.stored.as_ref() == Some(&bytes) {
-            return Ok(());
-        }
-        let created_at = base.created_at.unwrap_or(now);
-        let write = Write {
-            value: &bytes,
-            schema_version: self.inner.migrations.current(),
-            expires_at: self.inner.ttl.expires_at(created_at, now),
-        };
-        let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
-        store.write(key, write, precondition, now).await?;
-        Ok(())
     }
 }

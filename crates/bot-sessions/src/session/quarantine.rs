@@ -35,7 +35,7 @@ pub(super) async fn keep(
 ) -> Result<(), StoreError> {
     let id = format!("{key}#v{}@{}", record.version, record.updated_at.as_millis());
     let qkey = SessionKey::new(namespace()?, Scope::Custom { id, user: key.user_id() });
-    let write = Write { value: &record.value, schema_version: record.schema_version, expires_at: None };
+    let write = Write::new(&record.value, record.schema_version, None).with_owner(record.user_id);
     match store.write(&qkey, write, Precondition::Absent, now).await {
         // A conflict means this very version was kept by an earlier attempt.
         Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),

@@ -29,6 +29,22 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// A write or delete was sent but its outcome is unknown: the reply timed out or
+    /// the connection was lost after the command left. It may or may not have been
+    /// applied (and a still-queued command may apply later, only while its
+    /// precondition holds). Resolve it before retrying anything: load the key and
+    /// compare the record's version with the [`Write::version`](crate::Write::version)
+    /// that was proposed; [`Sessions::update`](crate::Sessions::update) does this.
+    #[error("{backend}: outcome unknown for the write to key `{key}`: {source}")]
+    Ambiguous {
+        /// The backend (`redis`, `postgres`, ...).
+        backend: &'static str,
+        /// The key written.
+        key: String,
+        /// What cut the reply off.
+        #[source]
+        source: BoxError,
+    },
     /// A stored record that the backend cannot read back (corrupt metadata).
     #[error("corrupt record under key `{key}`: {reason}")]
     Corrupt {
@@ -46,6 +62,17 @@ impl StoreError {
     /// Whether trying the operation again may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Backend { retryable: true, .. })
+    }
+
+    /// Whether the outcome of a write or delete is unknown (see
+    /// [`StoreError::Ambiguous`]). Never retry such a write blindly.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, StoreError::Ambiguous { .. })
+    }
+
+    /// An ambiguous outcome of a write or delete to `key`.
+    pub fn ambiguous(backend: &'static str, key: &str, source: impl Into<BoxError>) -> Self {
+        StoreError::Ambiguous { backend, key: key.to_owned(), source: source.into() }
     }
 
     /// Whether this is a failed precondition.

@@ -46,9 +46,9 @@ struct Inner {
 /// let store = MemoryStore::new();
 /// let key = SessionKey::new(Namespace::new("demo")?, Scope::Chat(1));
 /// let now = Timestamp::now();
-/// let w = Write { value: b"{}", schema_version: 1, expires_at: None };
-/// assert_eq!(store.write(&key, w, Precondition::Absent, now).await?, 1);
-/// assert_eq!(store.load(&key, now).await?.map(|r| r.version), Some(1));
+/// let w = Write::new(b"{}", 1, None);
+/// assert_eq!(store.write(&key, w, Precondition::Absent, now).await?, w.version);
+/// assert_eq!(store.load(&key, now).await?.map(|r| r.version), Some(w.version));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -57,11 +57,27 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// How often [`MemoryStore::new`]'s sweeper purges expired records.
+pub const DEFAULT_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
 impl MemoryStore {
-    /// An empty store without a background sweeper (expired records stay in memory
-    /// until [`purge_expired`](Store::purge_expired) or an overwrite; they are never
-    /// returned).
+    /// An empty store. Inside a tokio runtime it purges expired records in the
+    /// background every [`DEFAULT_SWEEP_PERIOD`] (by the system clock), so expired
+    /// sessions do not pile up; outside one, or with
+    /// [`without_sweeper`](Self::without_sweeper), expired records stay in memory until
+    /// [`purge_expired`](Store::purge_expired) or an overwrite (they are never returned).
     pub fn new() -> Self {
+        let store = Self::without_sweeper();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            store.spawn_sweeper(&handle, DEFAULT_SWEEP_PERIOD);
+        }
+        store
+    }
+
+    /// An empty store that never purges by itself: for tests that drive time with a
+    /// [`ManualClock`](crate::ManualClock) far from the system clock, and for callers
+    /// that purge on their own schedule.
+    pub fn without_sweeper() -> Self {
         Self::default()
     }
 
@@ -77,8 +93,13 @@ impl MemoryStore {
         }
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Config("MemoryStore::with_sweeper needs a tokio runtime".into()))?;
-        let store = Self::new();
-        let weak: Weak<Inner> = Arc::downgrade(&store.inner);
+        let store = Self::without_sweeper();
+        store.spawn_sweeper(&handle, period);
+        Ok(store)
+    }
+
+    fn spawn_sweeper(&self, handle: &tokio::runtime::Handle, period: Duration) {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         handle.spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -92,7 +113,6 @@ impl MemoryStore {
                 }
             }
         });
-        Ok(store)
     }
 
     /// How many records are held, including expired ones not yet purged.
@@ -149,10 +169,15 @@ impl Inner {
         if !precondition.holds(live.then_some(rec.version)) {
             return Err(conflict(key));
         }
+        if !live {
+            // An expired leftover: the new incarnation may belong to another owner.
+            self.unindex_user(rec.user_id, stored.key.as_str());
+            self.index_user(write.indexed_user(key), stored.key.text_arc());
+        }
         self.reindex_expiry(stored.key.text_arc(), rec.expires_at, write.expires_at);
         // Reuse the old value's buffer: an update allocates nothing here.
         let value = std::mem::take(&mut rec.value);
-        *rec = Record::next_into(live.then_some(&*rec), write, now, value);
+        *rec = Record::next_into(live.then_some(&*rec), key, write, now, value);
         Ok(rec.version)
     }
 
@@ -182,7 +207,7 @@ impl Inner {
             .remove_if(text, |text, s| {
                 let go = keep_going(s);
                 if go {
-                    self.unindex_user(s.key.user_id(), text);
+                    self.unindex_user(s.record.user_id, text);
                     self.reindex_expiry(text, s.record.expires_at, None);
                 }
                 go
@@ -219,11 +244,11 @@ impl Store for MemoryStore {
                 if !precondition.holds(None) {
                     return Err(conflict(key));
                 }
-                let next = Record::next(None, &write, now);
-                inner.index_user(key.user_id(), e.key());
+                let next = Record::next(None, key, &write, now);
+                inner.index_user(next.user_id, e.key());
                 inner.reindex_expiry(e.key(), None, next.expires_at);
                 e.insert(Stored { key: key.clone(), record: next });
-                Ok(1)
+                Ok(write.version)
             }
         }
     }
@@ -262,7 +287,7 @@ impl Store for MemoryStore {
         };
         let mut n = 0;
         for text in keys {
-            if let Some(s) = self.inner.remove_where(&text, |_| true) {
+            if let Some(s) = self.inner.remove_where(&text, |s| s.record.user_id == Some(user_id)) {
                 n += u64::from(!s.record.is_expired(now));
             }
         }

@@ -12,11 +12,13 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod purger;
 mod url;
 
 use std::sync::Arc;
 
 pub use error::{BoxError, StoreError};
+pub use purger::{DEFAULT_PURGE_INTERVAL, spawn_purger};
 pub use url::open;
 
 use crate::{Namespace, Precondition, Record, SessionKey, Timestamp, Write};
@@ -38,6 +40,18 @@ pub struct Page {
 /// `expires_at <= now` is treated as absent everywhere: never loaded, never scanned or
 /// counted, and a write with [`Precondition::Absent`] succeeds over it.
 ///
+/// **Versions never repeat.** A write stores the version its caller proposed
+/// ([`Write::version`], random, see [`new_version`](crate::new_version)); the store
+/// never derives one from the previous record. So a [`Precondition::Version`] taken on
+/// one incarnation of a key can never hold on a later one (after a delete, a
+/// forget-user or an expiry), and a writer whose reply was lost can tell whether its
+/// write landed ([`StoreError::Ambiguous`]).
+///
+/// **Bad stored data never blocks other records.** A record whose metadata does not
+/// parse is a [`StoreError::Corrupt`] naming its key on `load`, can still be
+/// overwritten or deleted with [`Precondition::Any`], and is skipped (and logged) by
+/// scan, count, purge and forget-user, which go on with the rest.
+///
 /// Implementors: run the conformance suite (`bot_sessions::conformance_tests!`, feature
 /// `testing`) against your store.
 #[async_trait::async_trait]
@@ -46,12 +60,13 @@ pub trait Store: Send + Sync + 'static {
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError>;
 
     /// Writes `write` under `key` if `precondition` holds, and returns the new version
-    /// (1 on create, previous + 1 otherwise). The store keeps `created_at` of a live
-    /// record and indexes the key's user id for [`Store::forget_user`].
+    /// (always `write.version`). The store keeps `created_at` and `user_id` of a live
+    /// record; a create indexes [`Write::indexed_user`] for [`Store::forget_user`].
     ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the precondition fails; nothing is written.
+    /// [`StoreError::Ambiguous`] when the outcome is unknown.
     async fn write(
         &self,
         key: &SessionKey,
@@ -69,8 +84,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] when the precondition fails.
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError>;
 
-    /// Deletes every record of `user_id` in every namespace (found through a user
-    /// index, not a scan). Returns how many live records went.
+    /// Deletes every record of `user_id` (the key's user, or the owner its creating
+    /// write named) in every namespace, found through a user index, not a scan.
+    /// Returns how many live records went.
     async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Lists up to `limit` live records of `namespace` whose key sorts after `cursor`.
@@ -84,6 +100,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes records expired at `now`; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// What the background purger ([`spawn_purger`]) calls each period. A backend
+    /// shared by several processes may skip the round (return `Ok(0)`) while another
+    /// process is purging, so only one purges at a time; the default purges.
+    async fn purge_expired_background(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.purge_expired(now).await
+    }
 
     /// Counts live records, in one namespace or in all.
     async fn count(&self, namespace: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError>;

@@ -357,6 +357,8 @@ fn record_of(key: &str, row: &tokio_postgres::Row, offset: usize) -> Result<Reco
         created_at: Timestamp(row.try_get(offset + 3).map_err(corrupt)?),
         updated_at: Timestamp(row.try_get(offset + 4).map_err(corrupt)?),
         expires_at: row.try_get::<_, Option<i64>>(offset + 5).map_err(corrupt)?.map(Timestamp),
+        // TODO(issue 8): read the user_id column.
+        user_id: None,
     })
 }
 

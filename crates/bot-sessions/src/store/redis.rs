@@ -379,7 +379,8 @@ fn parse_record(key: &str, fields: Fields) -> Result<Option<Record>, StoreError>
     if parts.next().is_some() {
         return Err(bad());
     }
-    Ok(Some(Record { value, version, schema_version, created_at, updated_at, expires_at }))
+    // TODO(issue 8): keep the owner in `meta`.
+    Ok(Some(Record { value, version, schema_version, created_at, updated_at, expires_at, user_id: None }))
 }
 
 /// The fields of a record hash: the codec's bytes, and the metadata as five

@@ -22,7 +22,7 @@ fn key(ns: &Namespace, scope: Scope) -> SessionKey {
 }
 
 fn w(value: &[u8]) -> Write<'_> {
-    Write { value, schema_version: 1, expires_at: None }
+    Write::new(value, 1, None)
 }
 
 fn clock() -> ManualClock {
@@ -48,28 +48,118 @@ pub async fn crud(store: DynStore) {
     let t0 = now(&c);
     assert_eq!(store.load(&k, t0).await.unwrap(), None, "fresh key is absent");
 
-    assert_eq!(store.write(&k, w(b"one"), Precondition::Absent, t0).await.unwrap(), 1);
+    let one = w(b"one");
+    assert_eq!(store.write(&k, one, Precondition::Absent, t0).await.unwrap(), one.version, "the proposed version");
     let r = store.load(&k, t0).await.unwrap().expect("created record loads");
-    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"one"[..], 1, 1));
+    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"one"[..], one.version, 1));
     assert_eq!((r.created_at, r.updated_at, r.expires_at), (t0, t0, None));
+    assert_eq!(r.user_id, k.user_id(), "indexed under the key's user");
 
     c.advance(Duration::from_millis(1500));
     let t1 = now(&c);
-    let write = Write { value: b"two", schema_version: 3, expires_at: Some(t1.saturating_add(MINUTE)) };
-    assert_eq!(store.write(&k, write, Precondition::Version(1), t1).await.unwrap(), 2);
+    let two = Write::new(b"two", 3, Some(t1.saturating_add(MINUTE)));
+    assert_eq!(store.write(&k, two, Precondition::Version(one.version), t1).await.unwrap(), two.version);
     let r = store.load(&k, t1).await.unwrap().expect("updated record loads");
-    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"two"[..], 2, 3));
+    assert_eq!((r.value.as_slice(), r.version, r.schema_version), (&b"two"[..], two.version, 3));
     assert_eq!((r.created_at, r.updated_at), (t0, t1), "created_at is kept, updated_at moves");
     assert_eq!(r.expires_at, Some(t1.saturating_add(MINUTE)));
 
-    assert_eq!(store.write(&k, w(b"three"), Precondition::Any, t1).await.unwrap(), 3);
+    let three = w(b"three");
+    assert_eq!(store.write(&k, three, Precondition::Any, t1).await.unwrap(), three.version);
     assert_eq!(store.load(&k, t1).await.unwrap().map(|r| r.value), Some(b"three".to_vec()));
-    assert_eq!(store.write(&k, w(b"four"), Precondition::Any, t1).await.unwrap(), 4, "Any bumps too");
+    let four = w(b"four");
+    assert_eq!(store.write(&k, four, Precondition::Any, t1).await.unwrap(), four.version, "Any takes its version too");
 
     assert!(store.delete(&k, Precondition::Any, t1).await.unwrap(), "delete reports a live record");
     assert_eq!(store.load(&k, t1).await.unwrap(), None);
     assert!(!store.delete(&k, Precondition::Any, t1).await.unwrap(), "second delete finds nothing");
-    assert_eq!(store.write(&k, w(b"again"), Precondition::Absent, t1).await.unwrap(), 1, "re-create starts at 1");
+    let again = w(b"again");
+    assert_eq!(store.write(&k, again, Precondition::Absent, t1).await.unwrap(), again.version);
+    assert_eq!(store.load(&k, t1).await.unwrap().map(|r| r.created_at), Some(t1), "a re-created record is new");
+}
+
+/// A version never repeats for a key: a precondition taken on one incarnation never
+/// holds on a later one, whether the key was deleted, forgotten or expired between.
+pub async fn versions_never_repeat(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("aba");
+    let user = unique_user();
+    let k = key(&ns, Scope::ChatUser { chat: 1, user });
+    let t = now(&c);
+
+    // Each way a key ends, then the key is created again; the stale version is refused
+    // for a write and for a delete, and the new incarnation is untouched.
+    for ending in ["delete", "forget-user", "expiry"] {
+        let t = now(&c);
+        let first = Write::new(b"first", 1, Some(t.saturating_add(MINUTE)));
+        store.write(&k, first, Precondition::Absent, t).await.unwrap();
+        let stale = Precondition::Version(first.version);
+        match ending {
+            "delete" => assert!(store.delete(&k, stale, t).await.unwrap()),
+            "forget-user" => assert_eq!(store.forget_user(user, t).await.unwrap(), 1),
+            _ => c.advance(2 * MINUTE),
+        }
+        let t = now(&c);
+        let second = Write::new(b"second", 1, Some(t.saturating_add(MINUTE)));
+        store.write(&k, second, Precondition::Absent, t).await.unwrap();
+        assert_ne!(first.version, second.version, "{ending}: a new incarnation has a new version");
+        assert_conflict(store.write(&k, w(b"stale"), stale, t).await, &format!("{ending}: stale CAS write"));
+        assert_conflict(store.delete(&k, stale, t).await, &format!("{ending}: stale CAS delete"));
+        let r = store.load(&k, t).await.unwrap().expect("the new incarnation survives");
+        assert_eq!((r.value.as_slice(), r.version), (&b"second"[..], second.version), "{ending}: untouched");
+        store.delete(&k, Precondition::Any, t).await.unwrap();
+    }
+
+    // Every write proposes its own version, and the store keeps exactly that one.
+    let mut seen = std::collections::HashSet::new();
+    let mut pre = Precondition::Absent;
+    for i in 0..50u32 {
+        let text = i.to_string();
+        let write = w(text.as_bytes());
+        assert_eq!(store.write(&k, write, pre, t).await.unwrap(), write.version);
+        assert!(seen.insert(write.version), "version {} repeated", write.version);
+        pre = Precondition::Version(write.version);
+    }
+}
+
+/// A record whose key names no user is indexed under the owner its creating write
+/// named (an interactive session's opener), so forget-user reaches it.
+pub async fn forget_user_reaches_owned_records(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let ns = unique_namespace("owned");
+    let (user, other) = (unique_user(), unique_user());
+    let owned = key(&ns, Scope::Custom { id: "menu-1".into(), user: None });
+    let unowned = key(&ns, Scope::Custom { id: "menu-2".into(), user: None });
+    let created = w(b"opened").with_owner(Some(user));
+    store.write(&owned, created, Precondition::Absent, t).await.unwrap();
+    store.write(&unowned, w(b"anyone"), Precondition::Absent, t).await.unwrap();
+    assert_eq!(store.load(&owned, t).await.unwrap().and_then(|r| r.user_id), Some(user));
+
+    // Later writes keep the owner fixed at creation.
+    let moved = w(b"clicked").with_owner(Some(other));
+    store.write(&owned, moved, Precondition::Version(created.version), t).await.unwrap();
+    assert_eq!(store.load(&owned, t).await.unwrap().and_then(|r| r.user_id), Some(user), "owner fixed");
+    assert_eq!(store.forget_user(other, t).await.unwrap(), 0, "a later write's owner is not indexed");
+
+    assert_eq!(store.forget_user(user, t).await.unwrap(), 1);
+    assert_eq!(store.load(&owned, t).await.unwrap(), None, "the owned record is erased");
+    assert!(store.load(&unowned, t).await.unwrap().is_some(), "a record without owner stays");
+
+    // Re-created without an owner, the key is no longer the user's.
+    store.write(&owned, w(b"fresh"), Precondition::Absent, t).await.unwrap();
+    assert_eq!(store.forget_user(user, t).await.unwrap(), 0);
+    assert!(store.load(&owned, t).await.unwrap().is_some());
+    // An owned record that expired and was re-created by someone else is theirs.
+    let k = key(&ns, Scope::Custom { id: "menu-3".into(), user: None });
+    store.write(&k, Write::new(b"a", 1, Some(t.saturating_add(MINUTE))).with_owner(Some(user)), Precondition::Absent, t)
+        .await
+        .unwrap();
+    c.advance(2 * MINUTE);
+    let t = now(&c);
+    store.write(&k, w(b"b").with_owner(Some(other)), Precondition::Absent, t).await.unwrap();
+    assert_eq!(store.forget_user(user, t).await.unwrap(), 0, "the expired incarnation was the user's, not this one");
+    assert_eq!(store.forget_user(other, t).await.unwrap(), 1);
 }
 
 /// Values are opaque bytes: empty, binary, and large ones come back exactly.
@@ -96,18 +186,21 @@ pub async fn preconditions(store: DynStore) {
     assert_conflict(store.delete(&k, Precondition::Version(1), t).await, "CAS delete of an absent key");
     assert_eq!(store.load(&k, t).await.unwrap(), None, "failed writes create nothing");
 
-    store.write(&k, w(b"v1"), Precondition::Absent, t).await.unwrap();
+    let v1 = w(b"v1");
+    store.write(&k, v1, Precondition::Absent, t).await.unwrap();
+    let wrong = v1.version ^ 1;
     assert_conflict(store.write(&k, w(b"dup"), Precondition::Absent, t).await, "create over a live record");
-    assert_conflict(store.write(&k, w(b"stale"), Precondition::Version(2), t).await, "CAS with a wrong version");
+    assert_conflict(store.write(&k, w(b"stale"), Precondition::Version(wrong), t).await, "CAS with a wrong version");
     assert_conflict(store.write(&k, w(b"stale"), Precondition::Version(0), t).await, "CAS with version 0");
-    assert_conflict(store.delete(&k, Precondition::Version(7), t).await, "CAS delete with a wrong version");
+    assert_conflict(store.delete(&k, Precondition::Version(wrong), t).await, "CAS delete with a wrong version");
     assert_conflict(store.delete(&k, Precondition::Absent, t).await, "delete-if-absent of a live record");
     let r = store.load(&k, t).await.unwrap().expect("record survives failed writes");
-    assert_eq!((r.value.as_slice(), r.version), (&b"v1"[..], 1), "nothing changed");
+    assert_eq!((r.value.as_slice(), r.version), (&b"v1"[..], v1.version), "nothing changed");
 
-    assert_eq!(store.write(&k, w(b"v2"), Precondition::Version(1), t).await.unwrap(), 2);
-    assert_conflict(store.write(&k, w(b"v3"), Precondition::Version(1), t).await, "CAS with the old version");
-    assert!(store.delete(&k, Precondition::Version(2), t).await.unwrap(), "CAS delete with the right version");
+    let v2 = w(b"v2");
+    assert_eq!(store.write(&k, v2, Precondition::Version(v1.version), t).await.unwrap(), v2.version);
+    assert_conflict(store.write(&k, w(b"v3"), Precondition::Version(v1.version), t).await, "CAS with the old version");
+    assert!(store.delete(&k, Precondition::Version(v2.version), t).await.unwrap(), "CAS delete with the right version");
     assert_eq!(store.load(&k, t).await.unwrap(), None);
 }
 
@@ -122,14 +215,15 @@ pub async fn expiry(store: DynStore) {
     let t0 = now(&c);
     let at = |d| Some(t0.saturating_add(d));
     store
-        .write(&short, Write { value: b"s", schema_version: 1, expires_at: at(MINUTE) }, Precondition::Absent, t0)
+        .write(&short, Write::new(b"s", 1, at(MINUTE)), Precondition::Absent, t0)
         .await
         .unwrap();
     store
-        .write(&long, Write { value: b"l", schema_version: 1, expires_at: at(60 * MINUTE) }, Precondition::Absent, t0)
+        .write(&long, Write::new(b"l", 1, at(60 * MINUTE)), Precondition::Absent, t0)
         .await
         .unwrap();
     store.write(&forever, w(b"f"), Precondition::Absent, t0).await.unwrap();
+    let short_version = store.load(&short, t0).await.unwrap().expect("short is live").version;
 
     let just_before = t0.saturating_add(MINUTE - Duration::from_millis(1));
     assert!(store.load(&short, just_before).await.unwrap().is_some(), "live until its expiry instant");
@@ -140,16 +234,18 @@ pub async fn expiry(store: DynStore) {
     let page = store.scan(&ns, None, 10, t1).await.unwrap();
     assert_eq!(page.items.len(), 2, "scan skips the expired record");
     assert!(page.items.iter().all(|(k, _)| k != &short));
-    assert_conflict(store.write(&short, w(b"x"), Precondition::Version(1), t1).await, "CAS on an expired record");
+    let on_expired = store.write(&short, w(b"x"), Precondition::Version(short_version), t1).await;
+    assert_conflict(on_expired, "CAS on an expired record");
     assert!(!store.delete(&short, Precondition::Any, t1).await.unwrap(), "deleting an expired record finds nothing");
 
     // The expired record is gone for good; a new one starts over.
     store
-        .write(&short, Write { value: b"s2", schema_version: 1, expires_at: at(2 * MINUTE) }, Precondition::Absent, t1)
+        .write(&short, Write::new(b"s2", 1, at(2 * MINUTE)), Precondition::Absent, t1)
         .await
         .unwrap();
     let r = store.load(&short, t1).await.unwrap().expect("re-created");
-    assert_eq!((r.version, r.created_at), (1, t1), "a record created over an expired one is new");
+    assert_ne!(r.version, short_version, "a record created over an expired one has a new version");
+    assert_eq!(r.created_at, t1, "a record created over an expired one is new");
 
     c.set(t0.saturating_add(3 * MINUTE));
     let t2 = now(&c);
@@ -183,7 +279,7 @@ pub async fn forget_user(store: DynStore) {
     }
     // An expired record of the user goes too, but is not counted.
     let stale = key(&b, Scope::ChatUser { chat: 6, user });
-    let write = Write { value: b"old", schema_version: 1, expires_at: Some(t.saturating_add(MINUTE)) };
+    let write = Write::new(b"old", 1, Some(t.saturating_add(MINUTE)));
     store.write(&stale, write, Precondition::Absent, t).await.unwrap();
     c.advance(2 * MINUTE);
     let t = now(&c);
@@ -214,7 +310,7 @@ pub async fn scan_paging(store: DynStore) {
     }
     store.write(&key(&other, Scope::Chat(1)), w(b"o"), Precondition::Absent, t).await.unwrap();
     let gone = key(&ns, Scope::Chat(999));
-    let write = Write { value: b"gone", schema_version: 1, expires_at: Some(t.saturating_add(MINUTE)) };
+    let write = Write::new(b"gone", 1, Some(t.saturating_add(MINUTE)));
     store.write(&gone, write, Precondition::Absent, t).await.unwrap();
     c.advance(2 * MINUTE);
     let t = now(&c);
@@ -272,7 +368,7 @@ pub async fn concurrent_compare_and_set(store: DynStore) {
     for _ in 0..TASKS {
         let (store, k) = (store.clone(), k.clone());
         handles.push(tokio::spawn(async move {
-            let mut conflicts = 0u64;
+            let mut versions = Vec::new();
             for _ in 0..EACH {
                 loop {
                     let t = Timestamp::now();
@@ -284,22 +380,27 @@ pub async fn concurrent_compare_and_set(store: DynStore) {
                         }
                     };
                     match store.write(&k, w((n + 1).to_string().as_bytes()), pre, t).await {
-                        Ok(_) => break,
-                        Err(StoreError::Conflict { .. }) => conflicts += 1,
+                        Ok(v) => {
+                            versions.push(v);
+                            break;
+                        }
+                        Err(StoreError::Conflict { .. }) => {}
                         Err(e) => panic!("unexpected store error: {e}"),
                     }
                     tokio::task::yield_now().await;
                 }
             }
-            conflicts
+            versions
         }));
     }
+    let mut versions = std::collections::HashSet::new();
     for h in handles {
-        h.await.unwrap();
+        versions.extend(h.await.unwrap());
     }
     let r = store.load(&k, Timestamp::now()).await.unwrap().expect("counter exists");
     assert_eq!(String::from_utf8_lossy(&r.value), (TASKS * EACH).to_string(), "no increment lost");
-    assert_eq!(r.version, TASKS * EACH, "one version per successful write");
+    assert_eq!(versions.len() as u64, TASKS * EACH, "one distinct version per successful write");
+    assert!(versions.contains(&r.version), "the last write's version is stored");
 }
 
 /// 64 tasks x 500 updates over 8 keys through `Sessions::update` sum exactly.
@@ -308,10 +409,6 @@ pub async fn sessions_concurrency(store: DynStore) {
     let keys: Vec<SessionKey> = (0..8).map(|i| key(sessions.namespace(), Scope::Chat(i))).collect();
     hammer(&sessions, &keys, 64, 500).await.unwrap();
     assert_eq!(total(&sessions, &keys).await.unwrap(), 64 * 500, "every update counted");
-    for k in &keys {
-        let r = sessions.store().load(k, Timestamp::now()).await.unwrap().expect("key written");
-        assert_eq!(r.version, 64 * 500 / 8, "one write per update on {k}");
-    }
 }
 
 /// Two `Sessions` on one store share no in-process lock, like two processes: every
@@ -357,14 +454,15 @@ pub async fn writes_only_changes(store: DynStore) {
     })
     .await
     .unwrap();
-    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.version), Some(1));
+    let written = store.load(&k, now(&c)).await.unwrap().map(|r| r.version);
+    assert!(written.is_some(), "a changed value is stored");
     s.update(&k, |p| {
         p.name = "Ada".into();
         Ok::<_, SessionError>(())
     })
     .await
     .unwrap();
-    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.version), Some(1), "same value: no write");
+    assert_eq!(store.load(&k, now(&c)).await.unwrap().map(|r| r.version), written, "same value: no write");
 
     let failed: Result<(), SessionError> = s
         .update(&k, |p| {
@@ -435,8 +533,7 @@ pub async fn session_ttl(store: DynStore) {
 }
 
 async fn plant(store: &DynStore, k: &SessionKey, value: &[u8], schema_version: u32) -> u64 {
-    let write = Write { value, schema_version, expires_at: None };
-    store.write(k, write, Precondition::Any, Timestamp::now()).await.unwrap()
+    store.write(k, Write::new(value, schema_version, None), Precondition::Any, Timestamp::now()).await.unwrap()
 }
 
 /// Undecodable bytes under each policy: fail leaves them, reset replaces them,
@@ -554,6 +651,7 @@ pub async fn size_limit(store: DynStore) {
     })
     .await
     .unwrap();
+    let before = store.load(&k, now(&c)).await.unwrap().expect("stored").version;
     let res = s
         .update(&k, |p| {
             p.name = "x".repeat(100);
@@ -568,7 +666,7 @@ pub async fn size_limit(store: DynStore) {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     let r = store.load(&k, now(&c)).await.unwrap().expect("kept");
-    assert_eq!((r.version, s.get(&k).await.unwrap().map(|p| p.name)), (1, Some("short".into())), "nothing written");
+    assert_eq!((r.version, s.get(&k).await.unwrap().map(|p| p.name)), (before, Some("short".into())), "nothing written");
 }
 
 /// Runs every conformance property as its own `#[tokio::test]` against the stores a
@@ -577,7 +675,8 @@ pub async fn size_limit(store: DynStore) {
 macro_rules! conformance_tests {
     ($factory:ident) => {
         $crate::conformance_tests!(@each $factory;
-            crud, values_round_trip, preconditions, expiry, forget_user, scan_paging, count,
+            crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions, expiry,
+            forget_user, scan_paging, count,
             concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
             undecodable_policies, schema_versions, size_limit);
     };

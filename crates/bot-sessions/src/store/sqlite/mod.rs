@@ -377,7 +377,7 @@ fn sqlite_error(key: Option<&str>, e: &rusqlite::Error, message: String) -> Stor
 }
 
 /// Reads one record from a row of `value, version, schema_version, created_at,
-/// updated_at, expires_at` starting at column `at`.
+/// updated_at, expires_at, user_id` starting at column `at`.
 fn record(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Result<Record, String>> {
     let version: i64 = row.get(at + 1)?;
     let schema_version: i64 = row.get(at + 2)?;
@@ -392,6 +392,7 @@ fn record(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Result<Record,
         created_at: Timestamp(row.get(at + 3)?),
         updated_at: Timestamp(row.get(at + 4)?),
         expires_at: row.get::<_, Option<i64>>(at + 5)?.map(Timestamp),
+        user_id: row.get(at + 6)?,
     }))
 }
 
@@ -422,6 +423,8 @@ impl Store for SqliteStore {
             value: write.value.to_vec(),
             schema_version: write.schema_version,
             expires_at: write.expires_at,
+            version: write.version,
+            owner: write.owner,
             precondition,
         };
         self.mutate(op, now).await

@@ -6,4 +6,5 @@ ON CONFLICT (key) DO UPDATE SET
     schema_version = excluded.schema_version,
     created_at = excluded.created_at,
     updated_at = excluded.updated_at,
-    expires_at = excluded.expires_at
+    expires_at = excluded.expires_at,
+    user_id = excluded.user_id

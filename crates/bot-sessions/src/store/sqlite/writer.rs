@@ -30,6 +30,8 @@ pub(super) enum Op {
         value: Vec<u8>,
         schema_version: u32,
         expires_at: Option<Timestamp>,
+        version: u64,
+        owner: Option<i64>,
         precondition: Precondition,
     },
     Delete {
@@ -212,7 +214,7 @@ pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
 /// the request's own outcome (a failed precondition, a corrupt row).
 fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite::Result<Result<u64, StoreError>> {
     match op {
-        Op::Write { key, value, schema_version, expires_at, precondition } => {
+        Op::Write { key, value, schema_version, expires_at, version, owner, precondition } => {
             let previous = match live(head(conn, sql, key)?, key, now) {
                 Ok(previous) => previous,
                 Err(e) => return Ok(Err(e)),
@@ -220,15 +222,21 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
             if !precondition.holds(previous.as_ref().map(|r| r.version)) {
                 return Ok(Err(StoreError::Conflict { key: key.to_string() }));
             }
-            let write = Write { value: &[], schema_version: *schema_version, expires_at: *expires_at };
-            let next = Record::next(previous.as_ref(), &write, now);
+            let write = Write {
+                value: &[],
+                schema_version: *schema_version,
+                expires_at: *expires_at,
+                version: *version,
+                owner: *owner,
+            };
+            let next = Record::next(previous.as_ref(), key, &write, now);
             let Ok(version) = i64::try_from(next.version) else {
                 return Ok(Err(corrupt(key, "version overflows")));
             };
             conn.prepare_cached(&sql.upsert)?.execute(params![
                 key.as_str(),
                 key.namespace().as_str(),
-                key.user_id(),
+                next.user_id,
                 value,
                 version,
                 schema_version,
@@ -271,22 +279,30 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
 }
 
 /// The stored row's version, creation and expiry under `key`, live or not.
-type Head = (i64, i64, Option<i64>);
+type Head = (i64, i64, Option<i64>, Option<i64>);
 
 fn head(conn: &Connection, sql: &Sql, key: &SessionKey) -> rusqlite::Result<Option<Head>> {
-    conn.prepare_cached(&sql.head)?.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
+    conn.prepare_cached(&sql.head)?.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
 }
 
 /// The live record's metadata (the value is not read), as [`Record::next`] needs it.
 fn live(head: Option<Head>, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-    let Some((version, created_at, expires_at)) = head else { return Ok(None) };
+    let Some((version, created_at, expires_at, user_id)) = head else { return Ok(None) };
     let expires_at = expires_at.map(Timestamp);
     if now.is_expired(expires_at) {
         return Ok(None);
     }
     let version = u64::try_from(version).map_err(|_| corrupt(key, &format!("negative version {version}")))?;
     let created_at = Timestamp(created_at);
-    Ok(Some(Record { value: Vec::new(), version, schema_version: 0, created_at, updated_at: created_at, expires_at }))
+    Ok(Some(Record {
+        value: Vec::new(),
+        version,
+        schema_version: 0,
+        created_at,
+        updated_at: created_at,
+        expires_at,
+        user_id,
+    }))
 }
 
 fn corrupt(key: &SessionKey, reason: &str) -> StoreError {

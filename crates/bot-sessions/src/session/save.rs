@@ -1,0 +1,146 @@
+//! Saving a session: the one place a typed value becomes a store write, and where a
+//! write whose outcome is unknown is resolved before anything is retried.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Base, SessionError, Sessions};
+use crate::{Precondition, SessionKey, StoreError, Timestamp, Write, new_version};
+
+/// What a save sends to the store.
+enum Op<'a> {
+    Write(Write<'a>),
+    Delete,
+}
+
+impl<T> Sessions<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Saves `value` (`None`: delete) over what `base` found.
+    ///
+    /// `Ok` means the change landed (or nothing needed writing);
+    /// [`StoreError::Conflict`] means it certainly did not; an ambiguous store error
+    /// is resolved here (see [`Sessions::resolve`]), so it comes back only when the
+    /// outcome stays unknown.
+    pub(super) async fn save(
+        &self,
+        key: &SessionKey,
+        value: Option<&T>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        let Some(value) = value else {
+            return self.delete_base(key, base, now).await;
+        };
+        let bytes = self.encode(key, value)?;
+        if bytes.len() > self.inner.max_size {
+            return Err(SessionError::TooLarge { key: key.to_string(), size: bytes.len(), limit: self.inner.max_size });
+        }
+        if base.initial.as_ref() == Some(&bytes) {
+            // An untouched initial value is never stored; a reset record goes away.
+            return self.delete_base(key, base, now).await;
+        }
+        if !base.must_write && base.stored.as_ref() == Some(&bytes) {
+            return Ok(());
+        }
+        let created_at = base.created_at.unwrap_or(now);
+        let write = Write::new(&bytes, self.inner.migrations.current(), self.inner.ttl.expires_at(created_at, now));
+        let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
+        self.apply(key, Op::Write(write), precondition, now).await
+    }
+
+    async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+        match base.version {
+            Some(v) => self.apply(key, Op::Delete, Precondition::Version(v), now).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn apply(&self, key: &SessionKey, op: Op<'_>, pre: Precondition, now: Timestamp) -> Result<(), SessionError> {
+        let store = &self.inner.store;
+        let sent = match &op {
+            Op::Write(w) => store.write(key, *w, pre, now).await.map(drop),
+            Op::Delete => store.delete(key, pre, now).await.map(drop),
+        };
+        match sent {
+            Err(e) if e.is_ambiguous() => self.resolve(key, op, pre, e).await,
+            other => Ok(other?),
+        }
+    }
+
+    /// After an ambiguous outcome, finds out whether the change landed, without ever
+    /// applying it twice.
+    ///
+    /// Versions never repeat, so a load tells: our proposed version is there (it
+    /// landed); the state the precondition expects is still there (it did not land
+    /// yet, and since every later attempt carries the same precondition, at most one
+    /// of them can land: the change is sent again with a new version); anything else
+    /// (another writer moved the key on) leaves it unknown, reported as the ambiguous
+    /// error. A delete counts as landed once the version it removes is gone.
+    async fn resolve(
+        &self,
+        key: &SessionKey,
+        op: Op<'_>,
+        pre: Precondition,
+        mut error: StoreError,
+    ) -> Result<(), SessionError> {
+        let store = &self.inner.store;
+        let retry = self.inner.retry;
+        let mut proposed: Vec<u64> = Vec::new();
+        let mut op = op;
+        for attempt in 1..=retry.max_attempts {
+            if let Op::Write(w) = &op {
+                proposed.push(w.version);
+            }
+            tokio::time::sleep(retry.delay(attempt)).await;
+            let now = self.inner.clock.now();
+            let current = match store.load(key, now).await {
+                Ok(record) => record.map(|r| r.version),
+                Err(e) if e.is_retryable() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if current.is_some_and(|v| proposed.contains(&v)) {
+                return Ok(());
+            }
+            let still_expected = match pre {
+                Precondition::Version(v) => current == Some(v),
+                Precondition::Absent => current.is_none(),
+                Precondition::Any => true,
+            };
+            if let (Op::Delete, Precondition::Version(_)) = (&op, pre)
+                && !still_expected
+            {
+                return Ok(()); // the version it removes is gone
+            }
+            if !still_expected {
+                break;
+            }
+            let sent = match &mut op {
+                Op::Write(w) => {
+                    w.version = new_version();
+                    store.write(key, *w, pre, now).await.map(drop)
+                }
+                Op::Delete => store.delete(key, pre, now).await.map(drop),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_ambiguous() || e.is_retryable() => error = e,
+                // Someone moved the key on between our load and this send; whether an
+                // earlier attempt of ours landed first is checked once more.
+                Err(e) if e.is_conflict() => {
+                    let now = self.inner.clock.now();
+                    if let Ok(Some(r)) = store.load(key, now).await
+                        && proposed.contains(&r.version)
+                    {
+                        return Ok(());
+                    }
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::warn!(key = %key, error = %error, "outcome of a session write stays unknown");
+        Err(error.into())
+    }
+}

@@ -80,6 +80,14 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// Whether a write's outcome stayed unknown after `Sessions` tried to resolve it
+    /// (see [`StoreError::Ambiguous`]): the change may or may not have landed, and
+    /// another process has written the key since, so it cannot be told. Do not
+    /// re-apply the change blindly.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, SessionError::Store(e) if e.is_ambiguous())
+    }
+
     /// Whether trying again may succeed (a backend outage, contention, a conflict).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -15,7 +15,7 @@ use bot_sessions::{Clock, Context, DynStore, ManualClock, Ttl};
 use interactive_support::*;
 
 fn setup(ttl: Ttl) -> (Manager, ManualClock, EndLog, bot_sessions::interactive::Kind<Counter>) {
-    let store: DynStore = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
     let clock = ManualClock::new(T0);
     let m = manager(&store, &clock);
     let ends = EndLog::default();
@@ -141,7 +141,7 @@ async fn shutdown_ends_own_sessions_and_resolves_handles() {
 
 #[tokio::test]
 async fn detached_shutdown_leaves_sessions_for_another_manager() {
-    let store: DynStore = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
     let clock = ManualClock::new(T0);
     let ends = EndLog::default();
     let m1 = manager(&store, &clock);
@@ -201,7 +201,7 @@ async fn update_filter_defaults_to_the_opener() {
 
 #[tokio::test]
 async fn composed_filters_on_start_and_update() {
-    let store: DynStore = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
     let clock = ManualClock::new(T0);
     let m = manager(&store, &clock);
     let ends = EndLog::default();
@@ -248,7 +248,7 @@ async fn bad_ids_are_outcomes_and_touch_nothing() {
 
     // An unsigned codec: malformed ids are told apart from forged ones.
     let plain = Manager::builder(
-        MemoryStore::new(),
+        MemoryStore::without_sweeper(),
         bot_sessions::interactive::CustomIdCodec::new("t", bot_sessions::interactive::Target::Discord).unwrap(),
     )
     .build()
@@ -322,7 +322,7 @@ async fn two_hundred_concurrent_clicks_are_applied_one_at_a_time() {
 
 #[tokio::test]
 async fn sweeper_expires_in_the_background() {
-    let store: DynStore = Arc::new(MemoryStore::new());
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
     let clock = ManualClock::new(T0);
     let m = manager(&store, &clock);
     let ends = EndLog::default();

@@ -137,8 +137,36 @@ pub async fn a_restart_keeps_sessions(s1: DynStore, s2: DynStore) {
     assert_eq!(ends_of(&p.ends, started.id), [EndReason::Finished]);
 }
 
+/// Forget-user reaches the interactive sessions a user opened (their keys carry no
+/// user; the store indexes them by opener): the record is gone from every process, a
+/// click finds nothing, and `end` does not run.
+pub async fn forget_user_erases_opened_sessions(s1: DynStore, s2: DynStore) {
+    let p = Pair::new(s1, s2.clone(), idle(60));
+    let user = bot_sessions::testing::unique_user();
+    let who = bot_sessions::Context::new().chat(-100).user(user);
+    let started = p.m1.start(&p.k1, &who, 3).await.unwrap();
+    let kept = p.m1.start(&p.k1, &opener(), 3).await.unwrap();
+    assert_eq!(s2.forget_user(user, p.clock.now()).await.unwrap(), 1, "the opened session was indexed by its opener");
+    let click_it = click_as(&p.m2, started.id, "inc", who);
+    assert!(
+        matches!(p.m2.route(&click_it).await.unwrap(), RouteOutcome::Unknown { .. } | RouteOutcome::Expired { .. }),
+        "a forgotten session takes no clicks"
+    );
+    assert!(ends_of(&p.ends, started.id).is_empty(), "forgetting does not run `end`");
+    assert_eq!(
+        p.m2.route(&click(&p.m2, kept.id, "inc")).await.unwrap(),
+        RouteOutcome::Handled { session: kept.id, ended: None },
+        "other users' sessions stay"
+    );
+}
+
 macro_rules! persistence_tests {
     ($pair:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn forget_user_erases_opened_sessions() {
+            let (a, b) = $pair().await;
+            super::forget_user_erases_opened_sessions(a, b).await;
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn second_manager_updates_and_ends_once() {
             let (a, b) = $pair().await;

@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::Codec;
-pub use context::Context;
+pub use context::{ChatKind, Component, ComponentKind, Context, Extensions, ReplyRef};
 pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
 pub use record::{Precondition, Record, Write, new_version};
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};

@@ -7,34 +7,16 @@
 
 use std::sync::Arc;
 
-use super::envelope::{Envelope, Phase};
-use super::manager::Core;
+use super::core::{Core, ErasedKind, Routed, Tended};
+use super::envelope::{Envelope, Phase, TtlOverride};
+use super::reply::Reply;
 use super::{
-    CustomId, EndCx, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin, RouteOutcome,
-    SessionId, StartCx, Step, UpdateCx,
+    CustomId, EndCx, EndEvent, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin,
+    RouteOutcome, SessionId, StartCx, Step, UpdateCx,
 };
 use crate::{Context, Precondition, Record, SessionKey, Timestamp, Ttl};
 
 type Stored<K> = Envelope<String, <K as Interactive>::State, <K as Interactive>::Output>;
-
-/// What tending a session (expiry pass, shutdown, explicit end) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tended {
-    /// Live and not due: filed again.
-    NotDue,
-    /// Ended here, `end` ran here.
-    Ended,
-    /// Found a claim whose claimer died; marked it ended without running `end`.
-    Abandoned,
-    /// Already ended elsewhere; a waiting handle here got the end.
-    Delivered,
-    /// Already ended elsewhere, nobody here waited; forgotten.
-    Forgotten,
-    /// Another manager is ending it right now; filed again to collect the end.
-    Claimed,
-    /// The record is gone.
-    Gone,
-}
 
 /// One registered kind, typed.
 pub(crate) struct Engine<K> {
@@ -43,33 +25,6 @@ pub(crate) struct Engine<K> {
     pub(crate) ttl: Ttl,
     pub(crate) start_filter: Filter,
     pub(crate) update_filter: Filter,
-}
-
-/// A kind with its types erased.
-#[async_trait::async_trait]
-pub(crate) trait ErasedKind: Send + Sync + 'static {
-    /// Applies a routed click to the session in `record`.
-    async fn click(
-        &self,
-        core: &Core,
-        sid: SessionId,
-        key: &SessionKey,
-        record: Record,
-        ctx: &Context,
-        id: CustomId,
-    ) -> Result<RouteOutcome, InteractiveError>;
-
-    /// Expires the session if due, collects an end that happened elsewhere, or (with
-    /// `force`) ends it now for that reason.
-    async fn tend(
-        &self,
-        core: &Core,
-        sid: SessionId,
-        key: &SessionKey,
-        record: Record,
-        now: Timestamp,
-        force: Option<EndReason>,
-    ) -> Result<Tended, InteractiveError>;
 }
 
 /// Decodes a stored session, which must be of the kind `name`.
@@ -96,9 +51,9 @@ impl<K: Interactive> Engine<K> {
         Engine { name, kind, ttl, start_filter, update_filter }
     }
 
-    /// The deadline of a session started at `now`.
-    pub(crate) fn first_deadline(&self, now: Timestamp) -> Option<Timestamp> {
-        self.ttl.expires_at(now, now)
+    /// The time to live of one session: its own, or the kind's.
+    fn ttl_of(&self, own: Option<TtlOverride>) -> Ttl {
+        own.map_or(self.ttl, TtlOverride::ttl)
     }
 
     /// Runs the kind's `start` and stores the session (the caller holds the lock).
@@ -109,11 +64,21 @@ impl<K: Interactive> Engine<K> {
         key: &SessionKey,
         ctx: &Context,
         args: K::Args,
-    ) -> Result<Option<Timestamp>, InteractiveError> {
+    ) -> Result<(Option<Timestamp>, Option<Reply>), InteractiveError> {
         let now = core.now();
         let mut origin = Origin::of(ctx, now);
+        let mut reply = None;
+        let mut ttl = None;
         let state = {
-            let mut cx = StartCx { ctx, session: sid, codec: &core.codec, origin: &mut origin, now };
+            let mut cx = StartCx {
+                ctx,
+                session: sid,
+                codec: &core.codec,
+                origin: &mut origin,
+                now,
+                reply: &mut reply,
+                ttl: &mut ttl,
+            };
             self.kind.start(&mut cx, args).await.map_err(|source| InteractiveError::Session {
                 session: sid,
                 kind: self.name.clone(),
@@ -122,11 +87,13 @@ impl<K: Interactive> Engine<K> {
             })?
         };
         let now = core.now();
-        let deadline = self.first_deadline(now);
+        let ttl = ttl.map(TtlOverride::of);
+        let deadline = self.ttl_of(ttl).expires_at(now, now);
         let owner = origin.user;
-        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, Some(core.instance));
+        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, Some(core.instance), ttl);
+        // Stored before the reply goes out: the first click always finds the session.
         match core.write(sid, key, &env, core.keep_live(deadline), Precondition::Absent, owner, now).await? {
-            Some(_) => Ok(deadline),
+            Some(_) => Ok((deadline, reply)),
             // 96 random bits collided with a live session: refuse rather than overwrite.
             None => Err(InteractiveError::Store {
                 session: Some(sid),
@@ -135,8 +102,9 @@ impl<K: Interactive> Engine<K> {
         }
     }
 
-    /// Claims the end of a live session (compare-and-set to `ending`), runs `end`, and
-    /// marks it ended. `Ok(false)`: the claim lost to another write; nothing ran.
+    /// Claims the end of a live session (compare-and-set to `ending`), runs `end`, marks
+    /// it ended and publishes the end event. `Ok(None)`: the claim lost to another
+    /// write; nothing ran. `Ok(Some(reply))`: ended here, with `end`'s reply.
     #[allow(clippy::too_many_arguments)]
     async fn end_live(
         &self,
@@ -150,16 +118,18 @@ impl<K: Interactive> Engine<K> {
         reason: EndReason,
         preset: Option<K::Output>,
         now: Timestamp,
-    ) -> Result<bool, InteractiveError> {
+    ) -> Result<Option<Option<Reply>>, InteractiveError> {
         let lease = now.saturating_add(core.cfg.end_lease);
         let claim =
             Envelope::<_, &K::State, _>::ending(&self.name, reason, preset.as_ref(), lease, origin.clone(), waiter);
         let expires = core.keep_live(Some(lease));
-        let Some(claimed) = core.write(sid, key, &claim, expires, Precondition::Version(version), None, now).await? else {
-            return Ok(false);
+        let Some(claimed) = core.write(sid, key, &claim, expires, Precondition::Version(version), None, now).await?
+        else {
+            return Ok(None);
         };
-        let cx = EndCx { session: sid, reason, origin: &origin, codec: &core.codec, now };
-        let returned = match self.kind.end(&cx, state).await {
+        let mut reply = None;
+        let mut cx = EndCx { session: sid, reason, origin: &origin, codec: &core.codec, now, reply: &mut reply };
+        let returned = match self.kind.end(&mut cx, state).await {
             Ok(result) => result,
             Err(error) => {
                 tracing::warn!(session = %sid, kind = %self.name, %error, "interactive session's `end` failed; ending it anyway");
@@ -167,8 +137,29 @@ impl<K: Interactive> Engine<K> {
             }
         };
         let result = preset.or(returned);
-        self.finalize(core, sid, key, claimed, origin, waiter, reason, result, core.now()).await?;
-        Ok(true)
+        let event = self.event(sid, &origin, reason, result.as_ref(), reply.clone());
+        let finalized = self.finalize(core, sid, key, claimed, origin, waiter, reason, result, core.now()).await;
+        core.publish(event);
+        finalized?;
+        Ok(Some(reply))
+    }
+
+    fn event(
+        &self,
+        sid: SessionId,
+        origin: &Origin,
+        reason: EndReason,
+        result: Option<&K::Output>,
+        reply: Option<Reply>,
+    ) -> EndEvent {
+        let result = result.and_then(|r| match serde_json::to_value(r) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                tracing::warn!(session = %sid, %error, "interactive result does not encode for the end event");
+                None
+            }
+        });
+        EndEvent { kind: self.name.clone(), session: sid, origin: origin.clone(), reason, result, reply }
     }
 
     /// Marks a claimed session ended (kept for the linger period) and hands a handle
@@ -212,9 +203,16 @@ impl<K: Interactive> Engine<K> {
     }
 
     /// The deadline after an update that asked for a refresh (idle TTLs only).
-    fn refreshed(&self, deadline: Option<Timestamp>, opened: Timestamp, now: Timestamp) -> Option<Timestamp> {
-        match self.ttl {
-            Ttl::Idle { .. } => self.ttl.expires_at(opened, now),
+    fn refreshed(
+        &self,
+        own: Option<TtlOverride>,
+        deadline: Option<Timestamp>,
+        opened: Timestamp,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let ttl = self.ttl_of(own);
+        match ttl {
+            Ttl::Idle { .. } => ttl.expires_at(opened, now),
             _ => deadline,
         }
     }
@@ -230,30 +228,35 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         mut record: Record,
         ctx: &Context,
         id: CustomId,
-    ) -> Result<RouteOutcome, InteractiveError> {
+    ) -> Result<Routed, InteractiveError> {
         let mut attempt = 1;
         loop {
             let now = core.now();
-            let Envelope { phase, reason, state, deadline, mut origin, waiter, .. } =
+            let Envelope { phase, reason, state, deadline, mut origin, waiter, ttl, .. } =
                 decode::<K>(&self.name, sid, &record)?;
             if phase != Phase::Live {
-                return Ok(RouteOutcome::Ended { session: sid, reason: reason.unwrap_or(EndReason::Expired) });
+                let reason = reason.unwrap_or(EndReason::Expired);
+                return Ok(Routed::of(RouteOutcome::Ended { session: sid, reason }));
             }
             let mut state = state.ok_or_else(|| stateless(sid))?;
             if now.is_expired(deadline) {
                 let v = record.version;
-                if self.end_live(core, sid, key, v, state, origin, waiter, EndReason::Expired, None, now).await? {
-                    return Ok(RouteOutcome::Expired { session: sid });
+                let ended =
+                    self.end_live(core, sid, key, v, state, origin, waiter, EndReason::Expired, None, now).await?;
+                if let Some(reply) = ended {
+                    return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
             } else {
                 if let Err(refusal) = self.update_filter.check(ctx, &origin) {
-                    return Ok(RouteOutcome::Refused { session: sid, filter: refusal.filter });
+                    return Ok(Routed::of(RouteOutcome::Refused { session: sid, filter: refusal.filter }));
                 }
                 if origin.message.is_none() {
                     origin.message = ctx.message_id;
                 }
+                let mut reply = None;
                 let step = {
-                    let mut cx = UpdateCx { ctx, clicked: &id, codec: &core.codec, origin: &mut origin, now };
+                    let mut cx =
+                        UpdateCx { ctx, clicked: &id, codec: &core.codec, origin: &mut origin, now, reply: &mut reply };
                     self.kind.update(&mut cx, &mut state).await.map_err(|source| InteractiveError::Session {
                         session: sid,
                         kind: self.name.clone(),
@@ -263,20 +266,24 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 };
                 match step {
                     Step::Continue { refresh } => {
-                        let deadline = if refresh { self.refreshed(deadline, origin.at, now) } else { deadline };
-                        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, waiter);
+                        let deadline = if refresh { self.refreshed(ttl, deadline, origin.at, now) } else { deadline };
+                        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, waiter, ttl);
                         let expires = core.keep_live(deadline);
                         let pre = Precondition::Version(record.version);
                         if core.write(sid, key, &env, expires, pre, None, now).await?.is_some() {
                             core.local.adopt(sid, deadline);
-                            return Ok(RouteOutcome::Handled { session: sid, ended: None });
+                            let outcome = RouteOutcome::Handled { session: sid, ended: None };
+                            return Ok(Routed { outcome, reply, end_reply: None });
                         }
                     }
                     Step::Finish(result) => {
                         let reason = EndReason::Finished;
                         let v = record.version;
-                        if self.end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), now).await? {
-                            return Ok(RouteOutcome::Handled { session: sid, ended: Some(reason) });
+                        let ended =
+                            self.end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), now).await?;
+                        if let Some(end_reply) = ended {
+                            let outcome = RouteOutcome::Handled { session: sid, ended: Some(reason) };
+                            return Ok(Routed { outcome, reply, end_reply });
                         }
                     }
                 }
@@ -289,7 +296,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             attempt += 1;
             record = match core.load(sid, key, core.now()).await? {
                 Some(r) => r,
-                None => return Ok(RouteOutcome::Unknown { session: sid }),
+                None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             };
         }
     }
@@ -319,7 +326,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         }
                     };
                     let v = record.version;
-                    if self.end_live(core, sid, key, v, state, origin, waiter, reason, None, now).await? {
+                    if self.end_live(core, sid, key, v, state, origin, waiter, reason, None, now).await?.is_some() {
                         return Ok(Tended::Ended);
                     }
                 }
@@ -327,7 +334,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                     // The claimer died inside `end`: `end` runs at most once, so only
                     // record the end it claimed.
                     let reason = reason.unwrap_or(EndReason::Expired);
+                    let event = self.event(sid, &origin, reason, result.as_ref(), None);
                     self.finalize(core, sid, key, record.version, origin, waiter, reason, result, now).await?;
+                    core.publish(event);
                     return Ok(Tended::Abandoned);
                 }
                 Phase::Ending => {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::{EndReason, Origin};
-use crate::Timestamp;
+use crate::{Timestamp, Ttl};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,38 @@ pub(crate) struct Envelope<N, S, R> {
     /// The manager instance whose process holds the starter's handle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiter: Option<u64>,
+    /// This session's own time to live, when `start` set one instead of the kind's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<TtlOverride>,
+}
+
+/// A per-session time to live, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TtlOverride {
+    Never,
+    IdleMs(u64),
+    AbsoluteMs(u64),
+}
+
+impl TtlOverride {
+    pub(crate) fn of(ttl: Ttl) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match ttl {
+            Ttl::Idle { idle, .. } => TtlOverride::IdleMs(ms(idle)),
+            Ttl::Absolute(d) => TtlOverride::AbsoluteMs(ms(d)),
+            _ => TtlOverride::Never,
+        }
+    }
+
+    pub(crate) fn ttl(self) -> Ttl {
+        use std::time::Duration;
+        match self {
+            TtlOverride::Never => Ttl::None,
+            TtlOverride::IdleMs(ms) => Ttl::idle(Duration::from_millis(ms)),
+            TtlOverride::AbsoluteMs(ms) => Ttl::absolute(Duration::from_millis(ms)),
+        }
+    }
 }
 
 impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
@@ -53,6 +85,7 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
         deadline: Option<Timestamp>,
         origin: Origin,
         waiter: Option<u64>,
+        ttl: Option<TtlOverride>,
     ) -> Self {
         Envelope {
             kind,
@@ -64,6 +97,7 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
             lease: None,
             origin,
             waiter,
+            ttl,
         }
     }
 }
@@ -101,7 +135,18 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
         origin: Origin,
         waiter: Option<u64>,
     ) -> Self {
-        Envelope { kind, phase, reason: Some(reason), state: None, result, deadline: None, lease, origin, waiter }
+        Envelope {
+            kind,
+            phase,
+            reason: Some(reason),
+            state: None,
+            result,
+            deadline: None,
+            lease,
+            origin,
+            waiter,
+            ttl: None,
+        }
     }
 }
 
@@ -140,10 +185,12 @@ mod tests {
             lease: None,
             origin: origin.clone(),
             waiter: Some(3),
+            ttl: Some(TtlOverride::IdleMs(500)),
         };
         let bytes = serde_json::to_vec(&env).unwrap();
         let back: Envelope<String, u32, String> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!((back.kind.as_str(), back.state, back.result, back.origin), ("k", Some(7), None, origin));
+        assert_eq!(back.ttl.map(TtlOverride::ttl), Some(Ttl::idle(std::time::Duration::from_millis(500))));
         let h: Header<'_> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!((h.phase, h.deadline, h.waiter), (Phase::Live, Some(Timestamp(10)), Some(3)));
     }

@@ -100,4 +100,9 @@ pub struct Started<R> {
     pub id: SessionId,
     /// Resolves when it ends.
     pub handle: SessionHandle<R>,
+    /// What `start` answered the opening update with (see [`StartCx::reply`]); the
+    /// session is already stored.
+    ///
+    /// [`StartCx::reply`]: super::StartCx::reply
+    pub reply: Option<super::Reply>,
 }

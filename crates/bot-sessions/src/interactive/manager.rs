@@ -5,157 +5,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
-use super::engine::{Engine, ErasedKind, Tended};
+use super::core::{Config, Core, DEFAULT_NAMESPACE, EVENT_CAPACITY, Routed, Tended};
+use super::engine::Engine;
 use super::envelope::{Header, Phase};
 use super::local::Local;
 use super::{
-    CustomIdCodec, DecodeError, EndReason, ExpiryReport, HandleError, Interactive, InteractiveError, RouteOutcome,
-    SessionHandle, SessionId, ShutdownReport, Started,
+    CustomIdCodec, DecodeError, EndEvent, EndReason, ExpiryReport, HandleError, Interactive, InteractiveError,
+    RouteOutcome, SessionHandle, SessionId, ShutdownReport, Started,
 };
 use crate::session::IntoDynStore;
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
-use crate::{
-    Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, SystemClock, Timestamp, Write,
-};
-
-/// The store namespace of interactive sessions unless configured otherwise.
-pub const DEFAULT_NAMESPACE: &str = "interactive";
-
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) grace: Duration,
-    pub(crate) linger: Duration,
-    pub(crate) end_lease: Duration,
-    pub(crate) watch: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) scan_page: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            grace: Duration::from_secs(24 * 3600),
-            linger: Duration::from_secs(600),
-            end_lease: Duration::from_secs(60),
-            watch: Duration::from_secs(1),
-            retry: RetryPolicy::default(),
-            scan_page: 256,
-        }
-    }
-}
-
-/// What every clone of a [`Manager`] shares.
-pub(crate) struct Core {
-    pub(crate) store: DynStore,
-    pub(crate) namespace: Namespace,
-    pub(crate) codec: CustomIdCodec,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) locks: KeyLocks,
-    pub(crate) kinds: RwLock<HashMap<Arc<str>, Arc<dyn ErasedKind>>>,
-    pub(crate) local: Local,
-    /// Identifies this manager in stored sessions (whose handle it holds).
-    pub(crate) instance: u64,
-    pub(crate) closed: AtomicBool,
-    pub(crate) cfg: Config,
-}
-
-impl Core {
-    pub(crate) fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    pub(crate) fn key(&self, sid: SessionId) -> SessionKey {
-        SessionKey::new(self.namespace.clone(), Scope::Custom { id: sid.as_str().into(), user: None })
-    }
-
-    /// The record's store-level expiry for a session whose own deadline is `deadline`.
-    pub(crate) fn keep_live(&self, deadline: Option<Timestamp>) -> Option<Timestamp> {
-        deadline.map(|d| d.saturating_add(self.cfg.grace))
-    }
-
-    pub(crate) async fn load(
-        &self,
-        sid: SessionId,
-        key: &SessionKey,
-        now: Timestamp,
-    ) -> Result<Option<Record>, InteractiveError> {
-        self.store.load(key, now).await.map_err(InteractiveError::store(sid))
-    }
-
-    /// Writes `value` as JSON; `Ok(None)` when the precondition failed. `owner` (the
-    /// opener) indexes a created session for forget-user.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn write<T: Serialize + Sync>(
-        &self,
-        sid: SessionId,
-        key: &SessionKey,
-        value: &T,
-        expires_at: Option<Timestamp>,
-        precondition: Precondition,
-        owner: Option<i64>,
-        now: Timestamp,
-    ) -> Result<Option<u64>, InteractiveError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| InteractiveError::Codec {
-            session: sid,
-            op: "encode",
-            source,
-        })?;
-        let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
-        match self.store.write(key, write, precondition, now).await {
-            Ok(version) => Ok(Some(version)),
-            Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(InteractiveError::store(sid)(e)),
-        }
-    }
-
-    fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
-        // The map is only ever changed by single inserts: a poisoned lock is still sound.
-        self.kinds.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn engine_for(&self, sid: SessionId, record: &Record) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
-        {
-            // One kind registered (the common case): skip reading the header; the
-            // engine checks the stored kind name when it decodes the record.
-            let kinds = self.kinds();
-            if kinds.len() == 1
-                && let Some(only) = kinds.values().next()
-            {
-                return Ok(only.clone());
-            }
-        }
-        let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
-            session: sid,
-            op: "decode",
-            source,
-        })?;
-        self.kinds()
-            .get(&*header.kind)
-            .cloned()
-            .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: header.kind.into_owned() })
-    }
-
-    /// Locks, loads and tends one session.
-    async fn tend(&self, sid: SessionId, now: Timestamp, force: Option<EndReason>) -> Result<Tended, InteractiveError> {
-        let key = self.key(sid);
-        let _lock = self.locks.lock(key.as_str()).await;
-        let tended = match self.load(sid, &key, now).await? {
-            Some(record) => {
-                let engine = self.engine_for(sid, &record)?;
-                engine.tend(self, sid, &key, record, now, force).await?
-            }
-            None => Tended::Gone,
-        };
-        if tended == Tended::Gone {
-            self.local.deliver(sid, Err(HandleError::Vanished { session: sid }));
-        }
-        Ok(tended)
-    }
-}
+use crate::{Clock, Context, DynStore, Namespace, Scope, SystemClock, Timestamp};
 
 /// A registered session kind: what [`Manager::start`] takes.
 pub struct Kind<K> {
@@ -277,6 +140,7 @@ impl ManagerBuilder {
                 instance: rand::random(),
                 closed: AtomicBool::new(false),
                 cfg,
+                events: broadcast::channel(EVENT_CAPACITY).0,
             }),
         })
     }
@@ -388,7 +252,7 @@ impl Manager {
         let key = core.key(sid);
         // Held until the handle is registered: a click arriving meanwhile waits.
         let lock = core.locks.lock(key.as_str()).await;
-        let deadline = engine.start(core, sid, &key, ctx, args).await?;
+        let (deadline, reply) = engine.start(core, sid, &key, ctx, args).await?;
         let (tx, rx) = oneshot::channel();
         core.local.insert_started(sid, tx, deadline, core.now(), core.cfg.watch);
         drop(lock);
@@ -396,7 +260,7 @@ impl Manager {
             // Shut down while starting: the shutdown pass may have missed this one.
             core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;
         }
-        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx) })
+        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx), reply })
     }
 
     /// Starts a session of `kind` in place of `old`, which ends with
@@ -442,27 +306,48 @@ impl Manager {
     /// [`InteractiveError::UnknownKind`] (the session's kind is not registered in this
     /// process), [`InteractiveError::Contention`], [`InteractiveError::ShutDown`].
     pub async fn route(&self, ctx: &Context) -> Result<RouteOutcome, InteractiveError> {
+        Ok(self.handle(ctx).await?.outcome)
+    }
+
+    /// [`route`](Self::route), with the session's answer: what its `update` (or, for
+    /// an expired session, its `end`) replied. The new state is stored before this
+    /// returns, so the reply can go out at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`route`](Self::route).
+    pub async fn handle(&self, ctx: &Context) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(Ordering::Acquire) {
             return Err(InteractiveError::ShutDown);
         }
-        let Some(text) = ctx.custom_id.as_deref() else { return Ok(RouteOutcome::NotOurs) };
+        let Some(text) = ctx.custom_id.as_deref() else { return Ok(Routed::of(RouteOutcome::NotOurs)) };
         let id = match core.codec.decode(text) {
             Ok(id) => id,
-            Err(DecodeError::NotOurs) => return Ok(RouteOutcome::NotOurs),
-            Err(DecodeError::Forged { custom_id }) => return Ok(RouteOutcome::Forged { custom_id }),
+            Err(DecodeError::NotOurs) => return Ok(Routed::of(RouteOutcome::NotOurs)),
+            Err(DecodeError::Forged { custom_id }) => return Ok(Routed::of(RouteOutcome::Forged { custom_id })),
             Err(DecodeError::Malformed { custom_id, reason }) => {
-                return Ok(RouteOutcome::Malformed { custom_id, reason });
+                return Ok(Routed::of(RouteOutcome::Malformed { custom_id, reason }));
             }
         };
         let sid = id.session();
         let key = core.key(sid);
         let _lock = core.locks.lock(key.as_str()).await;
         let Some(record) = core.load(sid, &key, core.now()).await? else {
-            return Ok(RouteOutcome::Unknown { session: sid });
+            return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
         let engine = core.engine_for(sid, &record)?;
         engine.click(core, sid, &key, record, ctx, id).await
+    }
+
+    /// Subscribes to the end of every session this manager ends (by a click, expiry,
+    /// shutdown or [`end`](Self::end)): one [`EndEvent`] per end. Managers in other
+    /// processes publish the ends they run to their own subscribers; across all
+    /// managers sharing a store, each end is published exactly once. A subscriber that
+    /// falls more than 1024 events behind misses the oldest
+    /// ([`broadcast::error::RecvError::Lagged`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<EndEvent> {
+        self.core.events.subscribe()
     }
 
     /// Looks at the sessions this manager's index holds that are due at `now`: ends

@@ -109,15 +109,18 @@
 //! # }).unwrap();
 //! ```
 
+mod core;
 mod custom_id;
 mod engine;
 mod envelope;
 mod error;
+mod events;
 mod filter;
 mod handle;
 mod local;
 mod manager;
 mod outcome;
+mod reply;
 mod sweeper;
 
 use std::time::Duration;
@@ -125,15 +128,18 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use core::DEFAULT_NAMESPACE;
 pub use custom_id::{
     CustomId, CustomIdCodec, CustomIdError, DecodeError, MAX_NAMESPACE_LEN, SEPARATOR, SessionId, SigningKeys, Target,
     Unit,
 };
 pub use error::InteractiveError;
+pub use events::EndEvent;
 pub use filter::{Filter, Origin, Rejection};
 pub use handle::{HandleError, SessionHandle, Started};
 pub use manager::{Kind, Manager, ManagerBuilder};
-pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, ShutdownReport};
+pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
+pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};
 pub use sweeper::Sweeper;
 
 /// The attribute [`Interactive`] implementations need (re-exported so that bot code
@@ -142,7 +148,7 @@ pub use sweeper::Sweeper;
 pub use async_trait::async_trait;
 
 use crate::store::BoxError;
-use crate::{Context, Timestamp, Ttl};
+use crate::{ComponentKind, Context, Timestamp, Ttl};
 
 /// The default time to live of a session kind: 15 minutes idle.
 pub const DEFAULT_TTL: Ttl = Ttl::Idle { idle: Duration::from_secs(15 * 60), refresh_on_read: false };
@@ -205,16 +211,48 @@ pub trait Interactive: Send + Sync + 'static {
     /// initial state. An error starts nothing.
     async fn start(&self, cx: &mut StartCx<'_>, args: Self::Args) -> Result<Self::State, BoxError>;
 
-    /// Handles one routed click. An error writes nothing (the click is dropped and
-    /// [`Manager::route`] returns it).
-    async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError>;
+    /// Handles one routed update (answer it with [`UpdateCx::reply`]). An error writes
+    /// nothing (the update is dropped and [`Manager::route`] returns it).
+    ///
+    /// The default dispatches by the component's kind: a select menu to
+    /// [`on_select`](Self::on_select), a modal submit to [`on_modal`](Self::on_modal),
+    /// a button or a Telegram callback (or an update of unknown kind) to
+    /// [`on_button`](Self::on_button). Override either this or those.
+    async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        match cx.context().component_kind() {
+            Some(ComponentKind::SelectMenu) => self.on_select(cx, state).await,
+            Some(ComponentKind::ModalSubmit) => self.on_modal(cx, state).await,
+            _ => self.on_button(cx, state).await,
+        }
+    }
 
-    /// Runs once when the session ends, for any reason: edit the message
-    /// ([`EndCx::origin`] has its ids) to disable its components. For
-    /// [`EndReason::Finished`] the result is the one [`Step::Finish`] carried and the
-    /// value returned here is ignored; otherwise it becomes the result. An error is
-    /// logged; the session ends all the same.
-    async fn end(&self, cx: &EndCx<'_>, state: Self::State) -> Result<Option<Self::Output>, BoxError> {
+    /// A button click or a Telegram callback (see [`update`](Self::update)). Default:
+    /// nothing changes.
+    async fn on_button(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(Step::keep())
+    }
+
+    /// A select menu choice; the chosen values are [`UpdateCx::values`]. Default:
+    /// nothing changes.
+    async fn on_select(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(Step::keep())
+    }
+
+    /// A submitted modal; its fields are [`UpdateCx::field`]. Default: nothing changes.
+    async fn on_modal(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(Step::keep())
+    }
+
+    /// Runs once when the session ends, for any reason: answer with
+    /// [`EndCx::reply`] (typically an edit of the message that removes its
+    /// components; [`EndCx::origin`] has its ids). For [`EndReason::Finished`] the
+    /// result is the one [`Step::Finish`] carried and the value returned here is
+    /// ignored; otherwise it becomes the result. An error is logged; the session ends
+    /// all the same.
+    async fn end(&self, cx: &mut EndCx<'_>, state: Self::State) -> Result<Option<Self::Output>, BoxError> {
         let _ = (cx, state);
         Ok(None)
     }
@@ -245,6 +283,8 @@ pub struct StartCx<'a> {
     codec: &'a CustomIdCodec,
     origin: &'a mut Origin,
     now: Timestamp,
+    reply: &'a mut Option<Reply>,
+    ttl: &'a mut Option<Ttl>,
 }
 
 impl StartCx<'_> {
@@ -278,6 +318,19 @@ impl StartCx<'_> {
         self.origin.message = Some(message_id);
     }
 
+    /// Answers the opening update (typically a new message with the session's
+    /// components). [`Manager::start`] returns it in [`Started::reply`] once the
+    /// session is stored, so the first click always finds it.
+    pub fn reply(&mut self, reply: Reply) {
+        *self.reply = Some(reply);
+    }
+
+    /// Gives this session its own time to live instead of the kind's
+    /// [`Interactive::ttl`] (kept for its whole life, refreshes included).
+    pub fn set_ttl(&mut self, ttl: Ttl) {
+        *self.ttl = Some(ttl);
+    }
+
     /// Where and by whom the session is opened.
     pub fn origin(&self) -> &Origin {
         self.origin
@@ -297,6 +350,7 @@ pub struct UpdateCx<'a> {
     codec: &'a CustomIdCodec,
     origin: &'a mut Origin,
     now: Timestamp,
+    reply: &'a mut Option<Reply>,
 }
 
 impl UpdateCx<'_> {
@@ -318,6 +372,22 @@ impl UpdateCx<'_> {
     /// The clicked id's token at `index`.
     pub fn token(&self, index: usize) -> Option<&str> {
         self.clicked.get_at(index)
+    }
+
+    /// The values chosen in a select menu (empty for other components).
+    pub fn values(&self) -> &[String] {
+        self.ctx.values()
+    }
+
+    /// A submitted modal's text field by id.
+    pub fn field(&self, id: &str) -> Option<&str> {
+        self.ctx.field(id)
+    }
+
+    /// Answers this update (an edit of the session's message, a notice, a modal...).
+    /// [`Manager::handle`] returns it once the new state is stored.
+    pub fn reply(&mut self, reply: Reply) {
+        *self.reply = Some(reply);
     }
 
     /// The session's id.
@@ -363,6 +433,7 @@ pub struct EndCx<'a> {
     origin: &'a Origin,
     codec: &'a CustomIdCodec,
     now: Timestamp,
+    reply: &'a mut Option<Reply>,
 }
 
 impl EndCx<'_> {
@@ -379,6 +450,13 @@ impl EndCx<'_> {
     /// Where and by whom it was opened, and the message carrying its components.
     pub fn origin(&self) -> &Origin {
         self.origin
+    }
+
+    /// What to show now that the session is over (typically [`Reply::close`]: the
+    /// message without its components). It reaches the click that finished the
+    /// session ([`Routed::end_reply`]) and every [`EndEvent`] subscriber.
+    pub fn reply(&mut self, reply: Reply) {
+        *self.reply = Some(reply);
     }
 
     /// A custom id for `component` of this session (to re-render the message with the

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::SessionId;
+use super::reply::Reply;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,6 +100,45 @@ pub enum RouteOutcome {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+/// What [`Manager::handle`](super::Manager::handle) did with an update, and what the
+/// session answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Routed {
+    /// What happened.
+    pub outcome: RouteOutcome,
+    /// The session's answer to this update: what `update` replied, or for an expired
+    /// session what its `end` replied. `None`: the session gave none (the transport
+    /// still acknowledges the update, see [`Routed::answer`]).
+    pub reply: Option<Reply>,
+    /// When this update finished the session: what `end` replied (the update's own
+    /// reply, if any, comes first).
+    pub end_reply: Option<Reply>,
+}
+
+impl Routed {
+    /// An outcome without any reply.
+    pub fn of(outcome: RouteOutcome) -> Self {
+        Routed { outcome, reply: None, end_reply: None }
+    }
+
+    /// The reply to show for this update: the session's (the update's reply, else the
+    /// end's); otherwise, for outcomes no session answered, a notice built by
+    /// `default_for` (e.g. "expired", "not yours"), or nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::interactive::{Reply, RouteOutcome, Routed};
+    ///
+    /// let routed = Routed::of(RouteOutcome::NotOurs);
+    /// assert_eq!(routed.answer(|_| None), None);
+    /// ```
+    pub fn answer(&self, default_for: impl FnOnce(&RouteOutcome) -> Option<Reply>) -> Option<Reply> {
+        self.reply.clone().or_else(|| self.end_reply.clone()).or_else(|| default_for(&self.outcome))
+    }
 }
 
 /// What one expiry pass ([`Manager::expire_due`](super::Manager::expire_due),

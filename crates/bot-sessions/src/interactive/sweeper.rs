@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::manager::Core;
+use super::core::Core;
 use super::{InteractiveError, Manager};
 
 /// The running sweeper of a [`Manager`]; it stops when this is dropped, when every

@@ -68,7 +68,7 @@ impl Interactive for Counter {
         }
     }
 
-    async fn end(&self, cx: &EndCx<'_>, s: CounterState) -> Result<Option<u64>, BoxError> {
+    async fn end(&self, cx: &mut EndCx<'_>, s: CounterState) -> Result<Option<u64>, BoxError> {
         assert_eq!(cx.origin().message, Some(1000), "end sees the message to edit");
         self.ends.lock().unwrap().push((cx.session_id(), cx.reason()));
         Ok(Some(s.n))

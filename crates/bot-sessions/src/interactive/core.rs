@@ -1,0 +1,217 @@
+//! What every clone of a [`Manager`](super::Manager) shares: the store, the codec, the
+//! registry of kinds (type-erased), the in-process state, and the one path every
+//! session operation takes (lock, load, hand to its kind).
+//!
+//! Imports flow one way: `manager` -> `engine` -> `core`; `core` knows kinds only
+//! through [`ErasedKind`].
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::envelope::Header;
+use super::local::Local;
+pub(crate) use super::outcome::Routed;
+use super::{CustomId, CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, SessionId};
+use crate::session::RetryPolicy;
+use crate::session::locks::KeyLocks;
+use crate::{Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};
+
+/// The store namespace of interactive sessions unless configured otherwise.
+pub const DEFAULT_NAMESPACE: &str = "interactive";
+
+/// How many end events a slow subscriber may lag behind before it misses some.
+pub(crate) const EVENT_CAPACITY: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) grace: Duration,
+    pub(crate) linger: Duration,
+    pub(crate) end_lease: Duration,
+    pub(crate) watch: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) scan_page: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grace: Duration::from_secs(24 * 3600),
+            linger: Duration::from_secs(600),
+            end_lease: Duration::from_secs(60),
+            watch: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            scan_page: 256,
+        }
+    }
+}
+
+/// What every clone of a [`Manager`] shares.
+pub(crate) struct Core {
+    pub(crate) store: DynStore,
+    pub(crate) namespace: Namespace,
+    pub(crate) codec: CustomIdCodec,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) locks: KeyLocks,
+    pub(crate) kinds: RwLock<HashMap<Arc<str>, Arc<dyn ErasedKind>>>,
+    pub(crate) local: Local,
+    /// Identifies this manager in stored sessions (whose handle it holds).
+    pub(crate) instance: u64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) cfg: Config,
+    pub(crate) events: broadcast::Sender<EndEvent>,
+}
+
+impl Core {
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn key(&self, sid: SessionId) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), Scope::Custom { id: sid.as_str().into(), user: None })
+    }
+
+    /// The record's store-level expiry for a session whose own deadline is `deadline`.
+    pub(crate) fn keep_live(&self, deadline: Option<Timestamp>) -> Option<Timestamp> {
+        deadline.map(|d| d.saturating_add(self.cfg.grace))
+    }
+
+    pub(crate) async fn load(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Record>, InteractiveError> {
+        self.store.load(key, now).await.map_err(InteractiveError::store(sid))
+    }
+
+    /// Writes `value` as JSON; `Ok(None)` when the precondition failed. `owner` (the
+    /// opener) indexes a created session for forget-user.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write<T: Serialize + Sync>(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        value: &T,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+        owner: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<u64>, InteractiveError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| InteractiveError::Codec {
+            session: sid,
+            op: "encode",
+            source,
+        })?;
+        let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
+        match self.store.write(key, write, precondition, now).await {
+            Ok(version) => Ok(Some(version)),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(InteractiveError::store(sid)(e)),
+        }
+    }
+
+    pub(crate) fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
+        // The map is only ever changed by single inserts: a poisoned lock is still sound.
+        self.kinds.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn engine_for(&self, sid: SessionId, record: &Record) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
+        {
+            // One kind registered (the common case): skip reading the header; the
+            // engine checks the stored kind name when it decodes the record.
+            let kinds = self.kinds();
+            if kinds.len() == 1
+                && let Some(only) = kinds.values().next()
+            {
+                return Ok(only.clone());
+            }
+        }
+        let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
+            session: sid,
+            op: "decode",
+            source,
+        })?;
+        self.kinds()
+            .get(&*header.kind)
+            .cloned()
+            .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: header.kind.into_owned() })
+    }
+
+    /// Locks, loads and tends one session.
+    pub(crate) async fn tend(
+        &self,
+        sid: SessionId,
+        now: Timestamp,
+        force: Option<EndReason>,
+    ) -> Result<Tended, InteractiveError> {
+        let key = self.key(sid);
+        let _lock = self.locks.lock(key.as_str()).await;
+        let tended = match self.load(sid, &key, now).await? {
+            Some(record) => {
+                let engine = self.engine_for(sid, &record)?;
+                engine.tend(self, sid, &key, record, now, force).await?
+            }
+            None => Tended::Gone,
+        };
+        if tended == Tended::Gone {
+            self.local.deliver(sid, Err(HandleError::Vanished { session: sid }));
+        }
+        Ok(tended)
+    }
+
+    /// Tells every subscriber that a session ended (no subscriber is fine).
+    pub(crate) fn publish(&self, event: EndEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// What tending a session (expiry pass, shutdown, explicit end) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tended {
+    /// Live and not due: filed again.
+    NotDue,
+    /// Ended here, `end` ran here.
+    Ended,
+    /// Found a claim whose claimer died; marked it ended without running `end`.
+    Abandoned,
+    /// Already ended elsewhere; a waiting handle here got the end.
+    Delivered,
+    /// Already ended elsewhere, nobody here waited; forgotten.
+    Forgotten,
+    /// Another manager is ending it right now; filed again to collect the end.
+    Claimed,
+    /// The record is gone.
+    Gone,
+}
+
+/// A kind with its types erased.
+#[async_trait::async_trait]
+pub(crate) trait ErasedKind: Send + Sync + 'static {
+    /// Applies a routed click to the session in `record`.
+    async fn click(
+        &self,
+        core: &Core,
+        sid: SessionId,
+        key: &SessionKey,
+        record: Record,
+        ctx: &Context,
+        id: CustomId,
+    ) -> Result<Routed, InteractiveError>;
+
+    /// Expires the session if due, collects an end that happened elsewhere, or (with
+    /// `force`) ends it now for that reason.
+    async fn tend(
+        &self,
+        core: &Core,
+        sid: SessionId,
+        key: &SessionKey,
+        record: Record,
+        now: Timestamp,
+        force: Option<EndReason>,
+    ) -> Result<Tended, InteractiveError>;
+}

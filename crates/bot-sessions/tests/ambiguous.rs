@@ -182,9 +182,21 @@ async fn an_unknown_outcome_another_writer_hides_is_reported_not_retried() {
 async fn a_lost_reply_to_a_delete_is_resolved() {
     let store = Arc::new(Faulty::default());
     let sessions = counters(&store);
-    sessions.update(&key(), |c| Ok::<_, SessionError>(c.n = 5)).await.unwrap();
+    sessions
+        .update(&key(), |c| {
+            c.n = 5;
+            Ok::<_, SessionError>(())
+        })
+        .await
+        .unwrap();
     for fault in [Fault::LostReply, Fault::NotSent] {
-        sessions.update(&key(), |c| Ok::<_, SessionError>(c.n = 5)).await.unwrap();
+        sessions
+            .update(&key(), |c| {
+                c.n = 5;
+                Ok::<_, SessionError>(())
+            })
+            .await
+            .unwrap();
         store.plan.lock().unwrap().push_back(Some(fault));
         sessions
             .update_option(&key(), |slot| {
@@ -205,7 +217,13 @@ async fn a_refresh_on_read_that_meets_another_writer_is_not_an_error() {
         .ttl(Ttl::idle_refreshed_on_read(std::time::Duration::from_secs(60)))
         .build()
         .unwrap();
-    sessions.update(&key(), |c| Ok::<_, SessionError>(c.n = 1)).await.unwrap();
+    sessions
+        .update(&key(), |c| {
+            c.n = 1;
+            Ok::<_, SessionError>(())
+        })
+        .await
+        .unwrap();
     // The refresh's compare-and-set loses to another process that wrote meanwhile.
     store.plan.lock().unwrap().push_back(Some(Fault::Raced));
     let read = sessions.get(&key()).await.expect("a read is not failed by a racing write");

@@ -1,0 +1,139 @@
+//! [`SigningKeys`]: the truncated HMAC-SHA256 signature of custom ids, with key
+//! rotation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::CustomIdError;
+
+/// Keys that sign custom ids: the first signs, every one verifies, so a key can be
+/// rotated in (put it first, keep the old one second until old messages are gone).
+///
+/// The signature is HMAC-SHA256 truncated to [`tag_bytes`](Self::tag_bytes) bytes
+/// (8 by default: 11 characters of the id).
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::interactive::SigningKeys;
+///
+/// let keys = SigningKeys::new([b"new key, at least 16 bytes".as_slice(), b"old key, at least 16 bytes"])?
+///     .tag_bytes(6)?;
+/// # Ok::<(), bot_sessions::interactive::CustomIdError>(())
+/// ```
+#[derive(Clone)]
+pub struct SigningKeys {
+    macs: Arc<[Hmac<Sha256>]>,
+    tag_bytes: usize,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys").field("keys", &self.macs.len()).field("tag_bytes", &self.tag_bytes).finish()
+    }
+}
+
+impl SigningKeys {
+    /// The shortest accepted key, in bytes.
+    pub const MIN_KEY_LEN: usize = 16;
+    /// The default signature length, in bytes.
+    pub const DEFAULT_TAG_BYTES: usize = 8;
+
+    /// Keys, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::InvalidKeys`] for an empty list or a key under 16 bytes.
+    pub fn new<I, K>(keys: I) -> Result<Self, CustomIdError>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        let mut macs = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            if key.len() < Self::MIN_KEY_LEN {
+                return Err(CustomIdError::InvalidKeys { reason: "a key is shorter than 16 bytes" });
+            }
+            let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .map_err(|_| CustomIdError::InvalidKeys { reason: "HMAC refused the key" })?;
+            macs.push(mac);
+        }
+        if macs.is_empty() {
+            return Err(CustomIdError::InvalidKeys { reason: "no key given" });
+        }
+        Ok(SigningKeys { macs: macs.into(), tag_bytes: Self::DEFAULT_TAG_BYTES })
+    }
+
+    /// Sets the signature length in bytes (4 to 32; default 8).
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::InvalidKeys`] outside 4..=32.
+    pub fn tag_bytes(mut self, n: usize) -> Result<Self, CustomIdError> {
+        if !(4..=32).contains(&n) {
+            return Err(CustomIdError::InvalidKeys { reason: "the signature length must be 4 to 32 bytes" });
+        }
+        self.tag_bytes = n;
+        Ok(self)
+    }
+
+    pub(super) fn sign(&self, body: &str) -> String {
+        let mut tag = String::new();
+        if let Some(mac) = self.macs.first() {
+            let mut mac = mac.clone();
+            mac.update(body.as_bytes());
+            let full = mac.finalize().into_bytes();
+            URL_SAFE_NO_PAD.encode_string(&full[..self.tag_bytes.min(full.len())], &mut tag);
+        }
+        tag
+    }
+
+    pub(super) fn verify(&self, body: &str, tag: &str) -> bool {
+        // Only the canonical encoding of exactly `tag_bytes` bytes is accepted.
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
+        if tag.len() != self.tag_bytes {
+            return false;
+        }
+        self.macs.iter().any(|mac| {
+            let mut mac = mac.clone();
+            mac.update(body.as_bytes());
+            mac.verify_truncated_left(&tag).is_ok()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interactive::custom_id::{CustomId, CustomIdCodec, DecodeError, SessionId, Target};
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(SigningKeys::new(Vec::<Vec<u8>>::new()).is_err());
+        assert!(SigningKeys::new([b"short"]).is_err());
+        let keys = SigningKeys::new([[7u8; 16]]).unwrap();
+        assert!(keys.clone().tag_bytes(3).is_err());
+        assert!(keys.tag_bytes(32).is_ok());
+    }
+
+    #[test]
+    fn rotation_signs_with_the_first_and_accepts_any() {
+        let old = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[1u8; 16]]).unwrap());
+        let rotated =
+            CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[2u8; 16], [1u8; 16]]).unwrap());
+        let new_only = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[2u8; 16]]).unwrap());
+        let id = CustomId::new(SessionId::parse("AAAAbbbbCCCCdd-_").unwrap(), "x");
+        let by_old = old.encode(&id).unwrap();
+        let by_rotated = rotated.encode(&id).unwrap();
+        assert_eq!(rotated.decode(&by_old), Ok(id.clone()));
+        assert_eq!(new_only.decode(&by_rotated), Ok(id.clone()));
+        assert!(matches!(new_only.decode(&by_old), Err(DecodeError::Forged { .. })));
+        assert!(matches!(old.decode(&by_rotated), Err(DecodeError::Forged { .. })));
+    }
+}

@@ -1,24 +1,39 @@
 //! The demo bot's logic, free of any transport: give it the [`Context`] of an update
-//! and the message text, get the reply lines back. The console transport
-//! ([`crate::console`]) runs it today; Telegram and Discord transports can run the very
-//! same [`Bot`].
+//! and the message text (or the click), get platform-neutral [`Reply`]s back. The
+//! console transport ([`crate::console`]) runs it today; Telegram and Discord
+//! transports can run the very same [`Bot`].
 //!
-//! Three session types, each with its own namespace, key strategy and TTL:
+//! Three data session types and one interactive session kind, each with its own
+//! namespace, key and TTL:
 //!
 //! | session | namespace | key | TTL |
 //! | --- | --- | --- | --- |
 //! | [`Counter`] | `counter` | user in chat | none |
 //! | [`Onboarding`] | `onboarding` | user in chat | idle, `--onboarding-ttl` (30 min) |
 //! | [`Profile`] | `profile` | user (across chats) | none |
+//! | `/menu` ([`crate::menu`]) | `interactive` | its own id (indexed by its opener) | idle, `--menu-ttl` (60 s) |
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot_sessions::{Clock, Context, DynStore, KeyStrategy, SessionError, Sessions, StoreError, SystemClock, Ttl};
+use bot_sessions::interactive::{
+    CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Reply, RouteOutcome, SigningKeys, Sweeper,
+    Target,
+};
+use bot_sessions::{
+    Clock, Context, DynStore, KeyStrategy, Namespace, Precondition, Scope, SessionError, SessionKey, Sessions,
+    StoreError, SystemClock, Ttl, Write,
+};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::menu::{KIND, Menu};
 
 /// How long an onboarding form lives without an answer, unless configured.
 pub const DEFAULT_ONBOARDING_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// How long a `/menu` lives without a click, unless configured.
+pub const DEFAULT_MENU_TTL: Duration = Duration::from_secs(60);
 
 /// The `/count` session: how often this user counted in this chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,13 +69,17 @@ pub struct Onboarding {
     pub email: Option<String>,
 }
 
-/// What `/confirm` keeps, per user across chats.
+/// What `/confirm` (name, email) and a finished `/menu` (its value) keep, per user
+/// across chats.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
-    /// The user's name.
+    /// The user's name (empty until `/confirm`).
     pub name: String,
-    /// The user's email.
+    /// The user's email (empty until `/confirm`).
     pub email: String,
+    /// The value of the user's last finished `/menu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu: Option<i64>,
 }
 
 /// What can go wrong answering an update.
@@ -74,6 +93,9 @@ pub enum BotError {
     /// A store operation outside a session failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Starting or routing an interactive session failed.
+    #[error(transparent)]
+    Interactive(#[from] InteractiveError),
     /// The update has no user, and every command here is per user.
     #[error("this update has no user; the demo only answers users")]
     NoUser,
@@ -81,16 +103,53 @@ pub enum BotError {
 
 /// Settings of a [`Bot`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BotConfig {
     /// How long an onboarding form lives without an answer.
     pub onboarding_ttl: Duration,
+    /// How long a `/menu` lives without a click.
+    pub menu_ttl: Duration,
+    /// How often to look for expired menus in the background (`None`: only when
+    /// [`Bot::expire`] is called, as tests with a manual clock do).
+    pub sweep_every: Option<Duration>,
     /// Where "now" comes from (tests pass a [`ManualClock`](bot_sessions::ManualClock)).
     pub clock: Arc<dyn Clock>,
 }
 
 impl Default for BotConfig {
     fn default() -> Self {
-        BotConfig { onboarding_ttl: DEFAULT_ONBOARDING_TTL, clock: Arc::new(SystemClock) }
+        BotConfig {
+            onboarding_ttl: DEFAULT_ONBOARDING_TTL,
+            menu_ttl: DEFAULT_MENU_TTL,
+            sweep_every: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl BotConfig {
+    /// Sets [`BotConfig::onboarding_ttl`].
+    pub fn onboarding_ttl(mut self, ttl: Duration) -> Self {
+        self.onboarding_ttl = ttl;
+        self
+    }
+
+    /// Sets [`BotConfig::menu_ttl`].
+    pub fn menu_ttl(mut self, ttl: Duration) -> Self {
+        self.menu_ttl = ttl;
+        self
+    }
+
+    /// Sets [`BotConfig::sweep_every`].
+    pub fn sweep_every(mut self, period: Option<Duration>) -> Self {
+        self.sweep_every = period;
+        self
+    }
+
+    /// Sets [`BotConfig::clock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -101,6 +160,7 @@ pub const HELP: &[&str] = &[
     "/onboard  fill in your name and email",
     "/confirm  save the onboarding form as your profile",
     "/cancel   drop the onboarding form",
+    "/menu     a value with -1, +1 and Done buttons",
     "/profile  show your saved profile",
     "/forget   delete everything stored about you",
     "/help     this list",
@@ -113,6 +173,9 @@ pub struct Bot {
     counters: Sessions<Counter>,
     onboarding: Sessions<Onboarding>,
     profiles: Sessions<Profile>,
+    menus: Manager,
+    menu: Kind<Menu>,
+    _sweeper: Option<Sweeper>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -126,11 +189,13 @@ impl std::fmt::Debug for Bot {
 }
 
 impl Bot {
-    /// A bot keeping its sessions in `store`.
+    /// A bot keeping its sessions in `store`. The key that signs the menus' buttons is
+    /// kept in the store too (created on first start), so every process sharing the
+    /// store accepts the others' buttons, and a restart keeps them valid.
     ///
     /// # Errors
     ///
-    /// A [`SessionError::Config`] for a zero onboarding TTL.
+    /// A [`SessionError::Config`] for a zero TTL; store errors reading the signing key.
     ///
     /// # Examples
     ///
@@ -140,15 +205,15 @@ impl Bot {
     /// use std::sync::Arc;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let bot = Bot::new(Arc::new(MemoryStore::new()), BotConfig::default())?;
+    /// let bot = Bot::new(Arc::new(MemoryStore::new()), BotConfig::default()).await?;
     /// let reply = bot.handle(&Context::new().chat(1).user(1), "/count").await?;
-    /// assert_eq!(reply, ["count: 1"]);
+    /// assert_eq!(reply[0].to_string(), "count: 1");
     /// # Ok::<(), bot_sessions_demo::bot::BotError>(())
     /// # }).unwrap();
     /// ```
-    pub fn new(store: DynStore, config: BotConfig) -> Result<Self, BotError> {
-        if config.onboarding_ttl.is_zero() {
-            return Err(SessionError::Config("the onboarding TTL must be above zero".into()).into());
+    pub async fn new(store: DynStore, config: BotConfig) -> Result<Self, BotError> {
+        if config.onboarding_ttl.is_zero() || config.menu_ttl.is_zero() {
+            return Err(SessionError::Config("the onboarding and menu TTLs must be above zero".into()).into());
         }
         let clock = config.clock;
         let counters = Sessions::builder(store.clone())
@@ -167,7 +232,68 @@ impl Bot {
             .key(KeyStrategy::User)
             .clock(clock.clone())
             .build()?;
-        Ok(Bot { store, clock, counters, onboarding, profiles })
+        let secret = signing_secret(&store, clock.as_ref()).await?;
+        let keys = SigningKeys::new([secret]).map_err(|e| SessionError::Config(e.to_string()))?;
+        // Telegram's 64-byte callback data is the tightest limit: ids that fit it fit
+        // every transport.
+        let codec = CustomIdCodec::new("m", Target::Telegram)
+            .map_err(|e| SessionError::Config(e.to_string()))?
+            .signed(keys);
+        let menus = Manager::builder(store.clone(), codec).clock(ClockRef(clock.clone())).build()?;
+        let menu = menus.register(KIND, Menu { ttl: Ttl::idle(config.menu_ttl), profiles: profiles.clone() })?;
+        let sweeper = match config.sweep_every {
+            Some(period) => Some(menus.spawn_sweeper(period, 10)?),
+            None => None,
+        };
+        Ok(Bot { store, clock, counters, onboarding, profiles, menus, menu, _sweeper: sweeper })
+    }
+
+    /// The end of every menu this bot ends (by Done, expiry or shutdown): transports
+    /// show [`EndEvent::reply`] for ends that no click answered (an expiry edits the
+    /// menu's message to say `expired`).
+    pub fn subscribe_ends(&self) -> broadcast::Receiver<EndEvent> {
+        self.menus.subscribe()
+    }
+
+    /// Ends the menus that expired by now (what the background sweeper does); returns
+    /// how many ended here.
+    pub async fn expire(&self) -> u64 {
+        let now = self.clock.now();
+        let mut n = self.menus.expire_due(now).await.expired;
+        if let Ok(report) = self.menus.expire_scan(now).await {
+            n += report.expired;
+        }
+        n
+    }
+
+    /// Stops taking clicks; open menus stay in the store for a restart or another
+    /// process.
+    pub fn detach(&self) {
+        self.menus.shutdown_detached();
+    }
+
+    /// Answers a click on a button (the update's custom id): the menu's own reply, or
+    /// `not yours` for someone else's menu, `expired` for one that ended or is unknown,
+    /// `refused` for a forged or edited id.
+    ///
+    /// # Errors
+    ///
+    /// Store errors, and the menu's own failures.
+    pub async fn click(&self, ctx: &Context) -> Result<Vec<Reply>, BotError> {
+        let routed = self.menus.handle(ctx).await?;
+        let answer = routed.answer(|outcome| {
+            Some(Reply::notice(match outcome {
+                RouteOutcome::Refused { .. } => "not yours: only who opened this menu can use it",
+                RouteOutcome::Expired { .. } | RouteOutcome::Ended { .. } | RouteOutcome::Unknown { .. } => {
+                    "expired: this menu is over; /menu opens a new one"
+                }
+                RouteOutcome::Forged { .. } | RouteOutcome::Malformed { .. } => {
+                    "refused: this button was forged or edited"
+                }
+                _ => "that button is not one of mine",
+            }))
+        });
+        Ok(answer.into_iter().collect())
     }
 
     /// Answers one message: returns the reply lines (none for a blank message).
@@ -175,7 +301,7 @@ impl Bot {
     /// # Errors
     ///
     /// [`BotError::NoUser`] for an update without a user; session and store errors.
-    pub async fn handle(&self, ctx: &Context, text: &str) -> Result<Vec<String>, BotError> {
+    pub async fn handle(&self, ctx: &Context, text: &str) -> Result<Vec<Reply>, BotError> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(Vec::new());
@@ -190,11 +316,18 @@ impl Bot {
             Some("/cancel") => self.cancel(ctx).await?,
             Some("/profile") => self.profile(ctx).await?,
             Some("/forget") => self.forget(ctx).await?,
-            Some("/help" | "/start") => return Ok(HELP.iter().map(|l| (*l).to_owned()).collect()),
+            Some("/menu") => return self.open_menu(ctx).await,
+            Some("/help" | "/start") => HELP.join("\n"),
             Some(other) => format!("unknown command {other}; /help lists what I understand"),
             None => self.answer(ctx, text).await?,
         };
-        Ok(vec![reply])
+        Ok(vec![Reply::message(Message::text(reply))])
+    }
+
+    async fn open_menu(&self, ctx: &Context) -> Result<Vec<Reply>, BotError> {
+        let started = self.menus.start(&self.menu, ctx, ()).await?;
+        // Nobody awaits the result here: the menu's `end` keeps it in the profile.
+        Ok(started.reply.into_iter().collect())
     }
 
     async fn count(&self, ctx: &Context) -> Result<String, BotError> {
@@ -263,7 +396,8 @@ impl Bot {
         let (n, e) = (name.clone(), email.clone());
         self.profiles
             .update(&key, |p| {
-                *p = Profile { name: n.clone(), email: e.clone() };
+                p.name.clone_from(&n);
+                p.email.clone_from(&e);
                 Ok::<_, SessionError>(())
             })
             .await?;
@@ -290,7 +424,15 @@ impl Bot {
     async fn profile(&self, ctx: &Context) -> Result<String, BotError> {
         let key = self.profiles.key(ctx)?;
         Ok(match self.profiles.get(&key).await? {
-            Some(p) => format!("profile: {} <{}>", p.name, p.email),
+            Some(p) => {
+                let menu = p.menu.map(|n| format!("menu: {n}"));
+                match (p.name.is_empty(), menu) {
+                    (false, Some(menu)) => format!("profile: {} <{}>, {menu}", p.name, p.email),
+                    (false, None) => format!("profile: {} <{}>", p.name, p.email),
+                    (true, Some(menu)) => format!("profile: {menu} (no name yet; /onboard)"),
+                    (true, None) => "no profile saved; /onboard creates one".into(),
+                }
+            }
             None => "no profile saved; /onboard creates one".into(),
         })
     }
@@ -301,6 +443,43 @@ impl Bot {
         let s = if n == 1 { "" } else { "s" };
         Ok(format!("forgotten: deleted {n} session{s} of user {user}"))
     }
+}
+
+/// Uses the bot's shared clock as the manager's clock.
+#[derive(Debug)]
+struct ClockRef(Arc<dyn Clock>);
+
+impl Clock for ClockRef {
+    fn now(&self) -> bot_sessions::Timestamp {
+        self.0.now()
+    }
+}
+
+/// The key that signs the menus' custom ids: read from the store, created by the
+/// first process that finds none (compare-and-set: every process ends up with the same
+/// key).
+async fn signing_secret(store: &DynStore, clock: &dyn Clock) -> Result<Vec<u8>, BotError> {
+    let namespace = Namespace::new("demo-secret").map_err(SessionError::from)?;
+    let key = SessionKey::new(namespace, Scope::Custom { id: "menu-signing".into(), user: None });
+    for _ in 0..3 {
+        let now = clock.now();
+        if let Some(record) = store.load(&key, now).await?
+            && record.value.len() >= 32
+        {
+            return Ok(record.value);
+        }
+        let secret: [u8; 32] = rand_bytes();
+        match store.write(&key, Write::new(&secret, 1, None), Precondition::Absent, now).await {
+            Ok(_) => return Ok(secret.to_vec()),
+            Err(e) if e.is_conflict() => {} // another process created it first: read theirs
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SessionError::Config("the menu signing key keeps changing in the store".into()).into())
+}
+
+fn rand_bytes() -> [u8; 32] {
+    rand::random()
 }
 
 /// The command of a message (`/count@MyBot args` is `/count`), if it is one.

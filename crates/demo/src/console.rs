@@ -2,11 +2,15 @@
 //!
 //! A line is `<user>@<chat>: <text>` (`2@-100: /count`), or just `<text>` from user 1
 //! in chat 1. A line that does not fit the first form is text from user 1, whole. Blank
-//! lines are ignored; end of input ends the session. Each reply line is written as
-//! `bot -> <user>@<chat>: <reply>`.
+//! lines are ignored; end of input ends the session. `click <custom id>` presses a
+//! button. Each reply is written as `bot -> <user>@<chat>: <text>`, followed by one
+//! line per button, `  [label] <custom id>`. A menu that ends while the bot runs
+//! (expiry) is announced the same way, to the user and chat that opened it.
 
 use bot_sessions::Context;
+use bot_sessions::interactive::{EndEvent, EndReason, Reply};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
 
 use crate::bot::Bot;
 
@@ -46,10 +50,38 @@ pub fn parse_line(line: &str) -> Line<'_> {
     prefixed.unwrap_or(Line { user: DEFAULT_USER, chat: DEFAULT_CHAT, text: line.trim() })
 }
 
-/// Reads lines from `input` until its end, answering each on `output`.
+/// The custom id of a `click <custom id>` line.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(bot_sessions_demo::console::clicked("click m:abc:inc:sig"), Some("m:abc:inc:sig"));
+/// assert_eq!(bot_sessions_demo::console::clicked("clicks are fun"), None);
+/// ```
+pub fn clicked(text: &str) -> Option<&str> {
+    text.strip_prefix("click ").map(str::trim).filter(|id| !id.is_empty())
+}
+
+/// Renders a reply for the console: the first line after `bot -> <user>@<chat>: `,
+/// the rest (buttons, fields) indented.
+pub fn render(user: i64, chat: i64, reply: &Reply) -> String {
+    let text = reply.to_string();
+    let mut lines = text.lines();
+    let mut out = format!("bot -> {user}@{chat}: {}\n", lines.next().unwrap_or(""));
+    for line in lines {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads lines from `input` until its end, answering each on `output`, and announces
+/// menus that end by themselves meanwhile.
 ///
 /// A message whose handling fails gets an `error:` reply and the loop goes on (a store
-/// outage should not end the bot).
+/// outage should not end the bot). At the end of input the bot stops taking clicks and
+/// leaves its open menus in the store, for a restart.
 ///
 /// # Errors
 ///
@@ -60,28 +92,59 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut lines = input.lines();
-    while let Some(raw) = lines.next_line().await? {
+    let mut ends = bot.subscribe_ends();
+    loop {
+        let raw = tokio::select! {
+            line = lines.next_line() => match line? {
+                Some(raw) => raw,
+                None => break,
+            },
+            event = ends.recv() => {
+                match event {
+                    Ok(event) => announce(&mut output, &event).await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => ends = broadcast::channel(1).1,
+                }
+                continue;
+            }
+        };
         let line = parse_line(&raw);
         if line.text.is_empty() {
             continue;
         }
         let ctx = Context::new().chat(line.chat).user(line.user);
-        let replies = match bot.handle(&ctx, line.text).await {
-            Ok(replies) => replies,
-            Err(e) => vec![format!("error: {e}")],
+        let replies = match clicked(line.text) {
+            Some(id) => bot.click(&ctx.button(id)).await,
+            None => bot.handle(&ctx, line.text).await,
         };
+        let replies = replies.unwrap_or_else(|e| vec![Reply::notice(format!("error: {e}"))]);
         for reply in replies {
-            output.write_all(format!("bot -> {}@{}: {reply}\n", line.user, line.chat).as_bytes()).await?;
+            output.write_all(render(line.user, line.chat, &reply).as_bytes()).await?;
         }
         // Typed at, a reply should show at once.
         output.flush().await?;
     }
+    bot.detach();
+    output.flush().await
+}
+
+/// Shows what an ended menu says, where it was opened: only for ends no click
+/// answered (a Done click already got its reply).
+async fn announce<W: AsyncWrite + Unpin>(output: &mut W, event: &EndEvent) -> std::io::Result<()> {
+    if event.reason == EndReason::Finished {
+        return Ok(());
+    }
+    let (Some(reply), Some(user), Some(chat)) = (&event.reply, event.origin.user, event.origin.chat) else {
+        return Ok(());
+    };
+    output.write_all(render(user, chat, reply).as_bytes()).await?;
     output.flush().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bot_sessions::interactive::{Button, Message};
 
     #[test]
     fn lines_parse() {
@@ -91,5 +154,14 @@ mod tests {
         assert_eq!(parse_line("ada@example.com"), Line { user: 1, chat: 1, text: "ada@example.com" });
         assert_eq!(parse_line("x@3: hi"), Line { user: 1, chat: 1, text: "x@3: hi" });
         assert_eq!(parse_line("   "), Line { user: 1, chat: 1, text: "" });
+        assert_eq!(clicked(parse_line("2@3: click m:x:inc").text), Some("m:x:inc"));
+        assert_eq!(clicked("click "), None);
+    }
+
+    #[test]
+    fn replies_render_with_their_buttons() {
+        let menu = Reply::message(Message::text("value: 0").row([Button::new("+1", "m:x:inc")]));
+        assert_eq!(render(2, 5, &menu), "bot -> 2@5: value: 0\n  [+1] m:x:inc\n");
+        assert_eq!(render(1, 1, &Reply::notice("not yours")), "bot -> 1@1: (notice) not yours\n");
     }
 }

@@ -1,7 +1,7 @@
 //! The bot-sessions demo bot.
 //!
-//! - [`bot`]: the logic (a counter, an onboarding form, a profile, forget-me), free of
-//!   any transport;
+//! - [`bot`]: the logic (a counter, an onboarding form, a profile, forget-me, and the
+//!   interactive [`menu`]), free of any transport;
 //! - [`console`]: the transport that reads messages from stdin and answers on stdout.
 //!
 //! Run it with `cargo run -p bot-sessions-demo` and type `/help`.
@@ -10,3 +10,4 @@
 
 pub mod bot;
 pub mod console;
+pub mod menu;

@@ -36,6 +36,9 @@ struct ConsoleArgs {
     /// How long an unanswered onboarding form lives, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30 * 60, value_parser = clap::value_parser!(u64).range(1..))]
     onboarding_ttl: u64,
+    /// How long a /menu lives without a click, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    menu_ttl: u64,
 }
 
 #[tokio::main]
@@ -48,8 +51,12 @@ async fn main() -> anyhow::Result<()> {
     let store = bot_sessions::store::open(&args.store)
         .await
         .with_context(|| format!("cannot open the session store {}", args.store))?;
-    let config = BotConfig { onboarding_ttl: Duration::from_secs(args.onboarding_ttl), clock: Arc::new(SystemClock) };
-    let bot = Bot::new(store, config)?;
+    let config = BotConfig::default()
+        .onboarding_ttl(Duration::from_secs(args.onboarding_ttl))
+        .menu_ttl(Duration::from_secs(args.menu_ttl))
+        .sweep_every(Some(Duration::from_secs(1)))
+        .clock(Arc::new(SystemClock));
+    let bot = Bot::new(store, config).await?;
     let stdin = tokio::io::stdin();
     if std::io::stdin().is_terminal() {
         eprintln!(

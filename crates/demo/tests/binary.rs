@@ -101,6 +101,7 @@ fn bad_settings_fail_with_a_message() {
         &["--store", "sqlite:///nonexistent-dir/x/y.db"],
         &["--onboarding-ttl", "0"],
         &["--onboarding-ttl", "soon"],
+        &["--menu-ttl", "0"],
         &["console", "--bogus"],
     ] {
         let out = run(args, "/count\n");
@@ -108,4 +109,80 @@ fn bad_settings_fail_with_a_message() {
         assert!(out.stdout.is_empty(), "{args:?} answered anyway");
         assert!(!out.stderr.is_empty(), "{args:?} gave no message");
     }
+}
+
+/// The custom id printed after `[label]` in the binary's output.
+fn button_id(out: &[String], label: &str) -> String {
+    let tag = format!("[{label}] ");
+    out.iter()
+        .find_map(|l| l.trim_start().strip_prefix(&tag).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {label} button in {out:#?}"))
+}
+
+#[test]
+fn the_menu_through_the_binary_with_restarts() {
+    let db = fresh_db();
+    let store = format!("sqlite://{}", db.display());
+    let opened = stdout_of(&["--store", &store], "/menu\n");
+    assert_eq!(opened[0], "bot -> 1@1: value: 0", "{opened:#?}");
+    let (inc, dec, done) = (button_id(&opened, "+1"), button_id(&opened, "-1"), button_id(&opened, "Done"));
+    let forged = format!("{}x", &inc[..inc.len() - 1]);
+
+    // A new process (the first one exited) takes the clicks: the menu and the key that
+    // signs its buttons live in the store.
+    let script = format!("click {inc}\nclick {inc}\nclick {dec}\n2@1: click {inc}\nclick {forged}\nclick {inc}\n");
+    let out = stdout_of(&["console", "--store", &store], &script);
+    let said: Vec<&String> = out.iter().filter(|l| l.starts_with("bot -> ")).collect();
+    assert_eq!(said.len(), 6, "{out:#?}");
+    assert_eq!(said[0], "bot -> 1@1: value: 1");
+    assert_eq!(said[1], "bot -> 1@1: value: 2");
+    assert_eq!(said[2], "bot -> 1@1: value: 1");
+    assert!(said[3].starts_with("bot -> 2@1: ") && said[3].contains("not yours"), "{}", said[3]);
+    assert!(said[4].contains("refused"), "a forged id: {}", said[4]);
+    assert_eq!(said[5], "bot -> 1@1: value: 2", "neither the stranger nor the forgery changed it");
+
+    let out = stdout_of(&["--store", &store], &format!("click {done}\nclick {inc}\n/profile\n"));
+    assert_eq!(out[0], "bot -> 1@1: final: 2", "{out:#?}");
+    assert!(out[1].starts_with("bot -> 1@1: ") && out[1].contains("expired"), "{}", out[1]);
+    assert!(out[2].contains("menu: 2"), "{}", out[2]);
+}
+
+#[test]
+fn an_idle_menu_expires_while_the_bot_runs() {
+    use std::io::{BufRead, BufReader};
+    let db = fresh_db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
+        .args(["--store", &format!("sqlite://{}", db.display()), "--menu-ttl", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"/menu\n").unwrap();
+    stdin.flush().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Waits for the announcement; the bound only guards against a hang.
+    let mut seen = Vec::new();
+    let expired = loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("{seen:#?}"));
+        if line.contains("expired") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(expired.starts_with("bot -> 1@1: "), "{expired}");
+    assert_eq!(seen[0], "bot -> 1@1: value: 0");
+    drop(stdin);
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(rest.iter().all(|l| !l.trim_start().starts_with('[')), "the expired menu shows no buttons: {rest:?}");
+    assert!(child.wait().unwrap().success());
 }

@@ -6,18 +6,22 @@ use std::time::Duration;
 
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::{Clock, Context, DynStore, ManualClock};
+use bot_sessions::interactive::{Reply, Widget};
 use bot_sessions_demo::bot::{Bot, BotConfig, BotError, HELP};
 
 const TTL: Duration = Duration::from_secs(30 * 60);
 
-fn bot(store: &DynStore, clock: &ManualClock) -> Bot {
-    Bot::new(store.clone(), BotConfig { onboarding_ttl: TTL, clock: Arc::new(clock.clone()) }).unwrap()
+const MENU_TTL: Duration = Duration::from_secs(60);
+
+async fn bot(store: &DynStore, clock: &ManualClock) -> Bot {
+    let config = BotConfig::default().onboarding_ttl(TTL).menu_ttl(MENU_TTL).clock(Arc::new(clock.clone()));
+    Bot::new(store.clone(), config).await.unwrap()
 }
 
-fn setup() -> (DynStore, ManualClock, Bot) {
-    let store: DynStore = Arc::new(MemoryStore::new());
+async fn setup() -> (DynStore, ManualClock, Bot) {
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
     let clock = ManualClock::starting_now();
-    let b = bot(&store, &clock);
+    let b = bot(&store, &clock).await;
     (store, clock, b)
 }
 
@@ -27,14 +31,14 @@ fn user(user: i64, chat: i64) -> Context {
 
 /// Sends `text` and returns the single reply line.
 async fn say(bot: &Bot, ctx: &Context, text: &str) -> String {
-    let mut replies = bot.handle(ctx, text).await.unwrap();
+    let replies = bot.handle(ctx, text).await.unwrap();
     assert_eq!(replies.len(), 1, "{text:?} -> {replies:?}");
-    replies.remove(0)
+    replies[0].to_string()
 }
 
 #[tokio::test]
 async fn counts_per_user_in_each_chat() {
-    let (_, _, bot) = setup();
+    let (_, _, bot) = setup().await;
     let (a, b, a_elsewhere) = (user(1, 1), user(2, 1), user(1, 2));
     assert_eq!(say(&bot, &a, "/count").await, "count: 1");
     assert_eq!(say(&bot, &a, "/count").await, "count: 2");
@@ -45,7 +49,7 @@ async fn counts_per_user_in_each_chat() {
 
 #[tokio::test]
 async fn onboarding_asks_validates_and_saves() {
-    let (_, _, bot) = setup();
+    let (_, _, bot) = setup().await;
     let me = user(1, 1);
     assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
     assert!(say(&bot, &me, "/onboard").await.contains("What is your name?"));
@@ -67,7 +71,7 @@ async fn onboarding_asks_validates_and_saves() {
 
 #[tokio::test]
 async fn cancel_drops_the_form() {
-    let (store, clock, bot) = setup();
+    let (store, clock, bot) = setup().await;
     let me = user(3, 1);
     let onboarding = bot_sessions::Namespace::new("onboarding").unwrap();
     assert!(say(&bot, &me, "/cancel").await.starts_with("nothing to cancel"));
@@ -82,7 +86,7 @@ async fn cancel_drops_the_form() {
 
 #[tokio::test]
 async fn an_idle_form_expires_and_starts_over() {
-    let (_, clock, bot) = setup();
+    let (_, clock, bot) = setup().await;
     let me = user(1, 1);
     say(&bot, &me, "/onboard").await;
     // Each answer refreshes the idle TTL: 29 minutes between answers keep it alive.
@@ -100,19 +104,19 @@ async fn an_idle_form_expires_and_starts_over() {
 
 #[tokio::test]
 async fn a_restart_continues_the_form() {
-    let (store, clock, first) = setup();
+    let (store, clock, first) = setup().await;
     let me = user(1, 1);
     say(&first, &me, "/onboard").await;
     say(&first, &me, "Ada").await;
     drop(first);
-    let second = bot(&store, &clock);
+    let second = bot(&store, &clock).await;
     assert!(say(&second, &me, "ada@example.com").await.contains("/confirm"));
     assert_eq!(say(&second, &me, "/confirm").await, "saved: Ada <ada@example.com>");
 }
 
 #[tokio::test]
 async fn forget_deletes_everything_of_the_user_only() {
-    let (store, _, bot) = setup();
+    let (store, _, bot) = setup().await;
     let (me, other) = (user(1, 1), user(2, 1));
     say(&bot, &me, "/count").await;
     say(&bot, &user(1, 7), "/count").await;
@@ -131,10 +135,10 @@ async fn forget_deletes_everything_of_the_user_only() {
 
 #[tokio::test]
 async fn help_unknown_commands_and_blank_messages() {
-    let (_, _, bot) = setup();
+    let (_, _, bot) = setup().await;
     let me = user(1, 1);
-    assert_eq!(bot.handle(&me, "/help").await.unwrap(), HELP);
-    assert_eq!(bot.handle(&me, "/start").await.unwrap(), HELP);
+    assert_eq!(say(&bot, &me, "/help").await, HELP.join("\n"));
+    assert_eq!(say(&bot, &me, "/start").await, HELP.join("\n"));
     let reply = say(&bot, &me, "/frobnicate now").await;
     assert!(reply.contains("unknown command /frobnicate") && reply.contains("/help"), "{reply}");
     assert!(bot.handle(&me, "   ").await.unwrap().is_empty());
@@ -142,20 +146,21 @@ async fn help_unknown_commands_and_blank_messages() {
 
 #[tokio::test]
 async fn updates_without_a_user_are_refused() {
-    let (_, _, bot) = setup();
+    let (_, _, bot) = setup().await;
     let channel_post = Context::new().chat(-100);
     assert!(matches!(bot.handle(&channel_post, "/count").await, Err(BotError::NoUser)));
 }
 
-#[test]
-fn a_zero_ttl_is_refused() {
-    let config = BotConfig { onboarding_ttl: Duration::ZERO, ..BotConfig::default() };
-    assert!(Bot::new(Arc::new(MemoryStore::new()), config).is_err());
+#[tokio::test]
+async fn a_zero_ttl_is_refused() {
+    for config in [BotConfig::default().onboarding_ttl(Duration::ZERO), BotConfig::default().menu_ttl(Duration::ZERO)] {
+        assert!(Bot::new(Arc::new(MemoryStore::without_sweeper()), config).await.is_err());
+    }
 }
 
 #[tokio::test]
 async fn the_console_transport_routes_lines() {
-    let (_, _, bot) = setup();
+    let (_, _, bot) = setup().await;
     let script = b"/count\n2@-5: /count\n\n   \n2@-5: /count\nnot: a prefix\n";
     let mut out = Vec::new();
     bot_sessions_demo::console::run(&bot, &script[..], &mut out).await.unwrap();
@@ -164,4 +169,97 @@ async fn the_console_transport_routes_lines() {
         "bot -> 1@1: count: 1\nbot -> 2@-5: count: 1\nbot -> 2@-5: count: 2\n\
          bot -> 1@1: I only understand commands; /help lists them\n"
     );
+}
+
+/// The custom id of the button labelled `label` in a reply.
+fn button(reply: &Reply, label: &str) -> String {
+    let message = reply.as_message().unwrap_or_else(|| panic!("no message in {reply}"));
+    message
+        .rows
+        .iter()
+        .flatten()
+        .find_map(|w| match w {
+            Widget::Button(b) if b.label == label => Some(b.custom_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {label} button in {reply}"))
+}
+
+async fn open_menu(bot: &Bot, ctx: &Context) -> Reply {
+    let mut replies = bot.handle(ctx, "/menu").await.unwrap();
+    assert_eq!(replies.len(), 1);
+    replies.remove(0)
+}
+
+async fn click(bot: &Bot, ctx: &Context, id: &str) -> String {
+    let replies = bot.click(&ctx.clone().button(id)).await.unwrap();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    replies[0].to_string()
+}
+
+#[tokio::test]
+async fn the_menu_counts_refuses_strangers_and_keeps_the_final_value() {
+    let (_, _, bot) = setup().await;
+    let (me, stranger) = (user(1, 1), user(2, 1));
+    let menu = open_menu(&bot, &me).await;
+    assert!(menu.to_string().starts_with("value: 0\n[-1] "), "{menu}");
+    let (dec, inc, done) = (button(&menu, "-1"), button(&menu, "+1"), button(&menu, "Done"));
+    assert!(dec.len() <= 64 && inc.len() <= 64 && done.len() <= 64, "Telegram's callback data limit");
+    assert!(click(&bot, &me, &inc).await.starts_with("value: 1"));
+    assert!(click(&bot, &me, &inc).await.starts_with("value: 2"));
+    assert!(click(&bot, &me, &dec).await.starts_with("value: 1"));
+    let refused = click(&bot, &stranger, &inc).await;
+    assert!(refused.contains("not yours"), "{refused}");
+    assert!(click(&bot, &me, &inc).await.starts_with("value: 2"), "the stranger changed nothing");
+    // An edited id (another component, same signature) and a forged one are refused.
+    let edited = inc.replacen(":inc:", ":done:", 1);
+    assert!(click(&bot, &me, &edited).await.contains("refused"));
+    assert!(click(&bot, &me, "m:AAAAAAAAAAAAAAAA:inc:xxxxxxxxxxx").await.contains("refused"));
+    assert_eq!(click(&bot, &me, &done).await, "final: 2", "Done removes the buttons");
+    assert!(click(&bot, &me, &inc).await.contains("expired"), "an ended menu");
+    assert_eq!(say(&bot, &me, "/profile").await, "profile: menu: 2 (no name yet; /onboard)");
+}
+
+#[tokio::test]
+async fn an_idle_menu_expires_and_says_so() {
+    let (_, clock, bot) = setup().await;
+    let me = user(1, 1);
+    let mut ends = bot.subscribe_ends();
+    let menu = open_menu(&bot, &me).await;
+    let inc = button(&menu, "+1");
+    clock.advance(MENU_TTL - Duration::from_secs(1));
+    assert!(click(&bot, &me, &inc).await.starts_with("value: 1"), "a click refreshes the idle TTL");
+    clock.advance(MENU_TTL);
+    assert_eq!(bot.expire().await, 1);
+    let event = ends.try_recv().expect("the expiry is announced");
+    let said = event.reply.expect("the end says something").to_string();
+    assert!(said.contains("expired") && !said.contains('['), "no buttons left: {said}");
+    assert!(click(&bot, &me, &inc).await.contains("expired"));
+}
+
+#[tokio::test]
+async fn a_menu_survives_a_restart_and_another_process() {
+    let (store, clock, first) = setup().await;
+    let me = user(1, 1);
+    let menu = open_menu(&first, &me).await;
+    let inc = button(&menu, "+1");
+    assert!(click(&first, &me, &inc).await.starts_with("value: 1"));
+    // A second process on the same store reads the signing key from it and takes the
+    // click; then the first one stops and a third carries on.
+    let second = bot(&store, &clock).await;
+    assert!(click(&second, &me, &inc).await.starts_with("value: 2"));
+    first.detach();
+    drop(first);
+    let third = bot(&store, &clock).await;
+    assert!(click(&third, &me, &inc).await.starts_with("value: 3"));
+    assert_eq!(click(&third, &me, &button(&menu, "Done")).await, "final: 3");
+}
+
+#[tokio::test]
+async fn forget_erases_open_menus() {
+    let (_, _, bot) = setup().await;
+    let me = user(1, 1);
+    let menu = open_menu(&bot, &me).await;
+    assert_eq!(say(&bot, &me, "/forget").await, "forgotten: deleted 1 session of user 1");
+    assert!(click(&bot, &me, &button(&menu, "+1")).await.contains("expired"));
 }

@@ -18,7 +18,7 @@ use std::fmt;
 ///         .row([Button::new("-1", "m:abc:dec"), Button::new("+1", "m:abc:inc")])
 ///         .row([Select::new("m:abc:size").option(SelectOption::new("Large", "l"))]),
 /// );
-/// assert_eq!(reply.to_string(), "value: 3\n[-1] m:abc:dec  [+1] m:abc:inc\n{select} m:abc:size: Large=l");
+/// assert_eq!(reply.to_string(), "value: 3\n[-1] m:abc:dec\n[+1] m:abc:inc\n{select} m:abc:size: Large=l");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -339,8 +339,8 @@ impl TextField {
     }
 }
 
-/// Plain text: the message text, then one line per row with each button as
-/// `[label] <custom id>` and each select as `{select} <custom id>: label=value, ...`;
+/// Plain text: the message text, then one line per component, row by row: a button as
+/// `[label] <custom id>`, a select as `{select} <custom id>: label=value, ...`;
 /// a notice as `(notice) text`; a modal as its title and one `<field id>: label` line
 /// per field.
 impl fmt::Display for Reply {
@@ -362,12 +362,9 @@ impl fmt::Display for Reply {
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)?;
-        for row in &self.rows {
+        for widget in self.rows.iter().flatten() {
             f.write_str("\n")?;
-            for (i, widget) in row.iter().enumerate() {
-                if i > 0 {
-                    f.write_str("  ")?;
-                }
+            {
                 match widget {
                     Widget::Button(b) => write!(f, "[{}] {}", b.label, b.custom_id)?,
                     Widget::Select(s) => {
@@ -394,7 +391,7 @@ mod tests {
             Button::new("+1", "c:s:inc"),
             Button::new("Done", "c:s:done").style(ButtonStyle::Success),
         ]);
-        assert_eq!(Reply::edit(menu.clone()).to_string(), "value: 0\n[-1] c:s:dec  [+1] c:s:inc  [Done] c:s:done");
+        assert_eq!(Reply::edit(menu.clone()).to_string(), "value: 0\n[-1] c:s:dec\n[+1] c:s:inc\n[Done] c:s:done");
         assert_eq!(menu.custom_ids().collect::<Vec<_>>(), ["c:s:dec", "c:s:inc", "c:s:done"]);
 
         let pick = Message::text("size?").row([Select::new("c:s:size")

@@ -1,0 +1,94 @@
+//! `/menu`: an interactive session showing a value with −1, +1 and Done buttons.
+//!
+//! Clicks by the opener change the value; anyone else is refused (the manager's
+//! default filter) and answered `not yours`. Done shows `final: N`, removes the buttons
+//! and keeps N in the opener's profile. After the menu's idle TTL it ends by itself:
+//! its message loses the buttons and says `expired`.
+
+use bot_sessions::interactive::{
+    Button, ButtonStyle, EndCx, EndReason, Interactive, Message, Reply, StartCx, Step, UpdateCx, async_trait,
+};
+use bot_sessions::store::BoxError;
+use bot_sessions::{SessionError, Sessions, Ttl};
+use serde::{Deserialize, Serialize};
+
+use crate::bot::Profile;
+
+/// The kind's registered name: every process that may receive its clicks registers it.
+pub const KIND: &str = "menu";
+
+/// The menu's state between clicks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MenuState {
+    /// The value shown.
+    pub value: i64,
+}
+
+/// The `/menu` kind.
+#[derive(Debug, Clone)]
+pub struct Menu {
+    pub(crate) ttl: Ttl,
+    pub(crate) profiles: Sessions<Profile>,
+}
+
+/// The menu message: the value and its three buttons.
+fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<Message, BoxError> {
+    Ok(Message::text(format!("value: {value}")).row([
+        Button::new("-1", cx_encode("dec")?),
+        Button::new("+1", cx_encode("inc")?),
+        Button::new("Done", cx_encode("done")?).style(ButtonStyle::Success),
+    ]))
+}
+
+#[async_trait]
+impl Interactive for Menu {
+    type State = MenuState;
+    type Args = ();
+    type Output = i64;
+
+    async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<MenuState, BoxError> {
+        let message = render(|c| Ok(cx.encode(&cx.custom_id(c))?), 0)?;
+        cx.reply(Reply::message(message));
+        Ok(MenuState::default())
+    }
+
+    async fn on_button(&self, cx: &mut UpdateCx<'_>, menu: &mut MenuState) -> Result<Step<i64>, BoxError> {
+        match cx.component() {
+            "dec" => menu.value -= 1,
+            "inc" => menu.value += 1,
+            "done" => return Ok(Step::Finish(menu.value)),
+            _ => {
+                cx.reply(Reply::notice("unknown button"));
+                return Ok(Step::keep());
+            }
+        }
+        let message = render(|c| Ok(cx.encode(&cx.custom_id(c))?), menu.value)?;
+        cx.reply(Reply::edit(message));
+        Ok(Step::refresh())
+    }
+
+    async fn end(&self, cx: &mut EndCx<'_>, menu: MenuState) -> Result<Option<i64>, BoxError> {
+        match cx.reason() {
+            EndReason::Finished => {
+                // The end runs once across processes: the profile gets the value once.
+                if let Some(user) = cx.origin().user {
+                    let key = self.profiles.key(&bot_sessions::Context::new().user(user))?;
+                    self.profiles
+                        .update(&key, |p| {
+                            p.menu = Some(menu.value);
+                            Ok::<_, SessionError>(())
+                        })
+                        .await?;
+                }
+                cx.reply(Reply::close(format!("final: {}", menu.value)));
+            }
+            _ => cx.reply(Reply::close(format!("expired (value: {})", menu.value))),
+        }
+        Ok(Some(menu.value))
+    }
+
+    fn ttl(&self) -> Ttl {
+        self.ttl
+    }
+}
+

@@ -8,11 +8,11 @@ mod error;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod purger;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-mod purger;
 mod url;
 
 use std::sync::Arc;

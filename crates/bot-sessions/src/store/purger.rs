@@ -50,4 +50,3 @@ pub fn spawn_purger(store: &DynStore, interval: Duration) -> tokio::task::JoinHa
         }
     })
 }
-

@@ -1,15 +1,26 @@
 //! Configuring a [`Sessions`] value.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DecodePolicy, Inner, Migrations, RetryPolicy, SessionError, Sessions, Ttl, locks::KeyLocks};
+use super::expiry::Hook;
+use super::{DecodePolicy, Expired, Inner, Migrations, RetryPolicy, SessionError, Sessions, Ttl, locks::KeyLocks};
 use crate::{Clock, Codec, DynStore, KeyStrategy, Namespace, Store, SystemClock};
 
 /// The default size limit of an encoded session: 1 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
+
+/// How long an expired session stays in the store for the
+/// [`on_expire`](SessionsBuilder::on_expire) hook unless configured otherwise: 24 h.
+pub const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// The shortest grace period accepted: 1 s.
+pub const MIN_EXPIRY_GRACE: Duration = Duration::from_secs(1);
+/// The longest grace period accepted: 366 days.
+pub const MAX_EXPIRY_GRACE: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Builds a [`Sessions`]; see [`Sessions::builder`].
 #[must_use]
@@ -25,6 +36,8 @@ pub struct SessionsBuilder<T> {
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     initial: Arc<dyn Fn() -> T + Send + Sync>,
+    on_expire: Option<Hook<T>>,
+    grace: Duration,
 }
 
 impl<T> SessionsBuilder<T>
@@ -44,6 +57,8 @@ where
             retry: RetryPolicy::default(),
             clock: Arc::new(SystemClock),
             initial,
+            on_expire: None,
+            grace: DEFAULT_EXPIRY_GRACE,
         }
     }
 
@@ -108,12 +123,78 @@ where
         self
     }
 
+    /// Runs `hook` once for every session of this type that expires, so the bot can
+    /// tell the user (their half-filled form expired, say). See
+    /// [`Sessions::sweep_expired`] for an example.
+    ///
+    /// The hook runs when a sweep ([`Sessions::sweep_expired`],
+    /// [`Sessions::spawn_sweeper`], [`Sessions::purge_expired`]) or a handler's load
+    /// finds the expired session, whichever comes first; that caller claims it with a
+    /// compare-and-set delete, so across all processes sharing the store the hook runs
+    /// once per expired record. A session written again before it expired does not
+    /// fire; one deleted ([`Sessions::delete`], forget-user) does not fire either.
+    /// A hook found by a handler runs on a task of its own; a sweep awaits each hook in
+    /// turn (each on a task, so a panic is contained), so keep it short or spawn.
+    ///
+    /// To leave the expired session in the store for its hook, records are written to
+    /// expire at the store [`expiry_grace`](Self::expiry_grace) after the session does;
+    /// the typed API treats them as gone from their own expiry on. A session that nobody
+    /// sweeps within the grace period is forgotten without its hook.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{store::memory::MemoryStore, Sessions, Ttl};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Onboarding { name: Option<String> }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let (tell, mut told) = tokio::sync::mpsc::unbounded_channel();
+    /// let onboarding = Sessions::<Onboarding>::builder(MemoryStore::new())
+    ///     .namespace("onboarding")
+    ///     .ttl(Ttl::idle(Duration::from_secs(30 * 60)))
+    ///     .on_expire(move |expired| {
+    ///         let tell = tell.clone();
+    ///         async move {
+    ///             // The bot's sender: "your form expired, /onboard to start again".
+    ///             let _ = tell.send(expired.key);
+    ///         }
+    ///     })
+    ///     .expiry_grace(Duration::from_secs(6 * 3600))
+    ///     .build()?;
+    /// let _sweeper = onboarding.spawn_sweeper(Duration::from_secs(60))?;
+    /// # drop(told.try_recv());
+    /// # Ok::<(), bot_sessions::SessionError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn on_expire<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Expired<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_expire = Some(Arc::new(move |expired| Box::pin(hook(expired))));
+        self
+    }
+
+    /// How long an expired session stays in the store for the
+    /// [`on_expire`](Self::on_expire) hook (default [`DEFAULT_EXPIRY_GRACE`]; between
+    /// [`MIN_EXPIRY_GRACE`] and [`MAX_EXPIRY_GRACE`]). Only used with a hook. Sweep well
+    /// within it. Processes sharing a namespace should use the same grace (a session's
+    /// expiry never depends on it, but how long it waits for its hook does).
+    pub fn expiry_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// Checks the settings and builds.
     ///
     /// # Errors
     ///
     /// [`SessionError::Key`] for a missing or invalid namespace,
-    /// [`SessionError::Config`] for a zero retry count, size limit or TTL.
+    /// [`SessionError::Config`] for a zero retry count, size limit or TTL, or an expiry
+    /// grace period out of range.
     pub fn build(self) -> Result<Sessions<T>, SessionError> {
         let name = self
             .namespace
@@ -122,8 +203,12 @@ where
         if self.retry.max_attempts == 0 {
             return Err(SessionError::Config("retry.max_attempts must be at least 1".into()));
         }
-        if matches!(self.ttl, Ttl::Idle { idle: d, .. } | Ttl::Absolute(d) if d.is_zero()) {
-            return Err(SessionError::Config("a TTL must be above zero (use Ttl::None for no expiry)".into()));
+        self.ttl.check()?;
+        if !(MIN_EXPIRY_GRACE..=MAX_EXPIRY_GRACE).contains(&self.grace) {
+            return Err(SessionError::Config(format!(
+                "expiry_grace must be between {MIN_EXPIRY_GRACE:?} and {MAX_EXPIRY_GRACE:?}, not {:?}",
+                self.grace
+            )));
         }
         if self.max_size == 0 {
             return Err(SessionError::Config("max_size must be above zero".into()));
@@ -141,6 +226,8 @@ where
                 retry: self.retry,
                 clock: self.clock,
                 initial: self.initial,
+                on_expire: self.on_expire,
+                grace: self.grace,
                 locks: KeyLocks::default(),
             }),
         })

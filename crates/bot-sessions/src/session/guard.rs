@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::locks::OwnedKeyLock;
-use super::{Base, SessionError, Sessions};
+use super::{Base, Meta, SessionError, Sessions, Ttl};
 use crate::SessionKey;
 
 /// A loaded session that holds its key's in-process lock until it is committed or
@@ -46,6 +46,8 @@ where
     _lock: OwnedKeyLock,
     value: T,
     base: Base,
+    /// The session's own TTL that the commit writes.
+    ttl: Option<Ttl>,
 }
 
 impl<T> SessionGuard<T>
@@ -53,7 +55,8 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     pub(super) fn new(sessions: Sessions<T>, key: SessionKey, lock: OwnedKeyLock, value: T, base: Base) -> Self {
-        SessionGuard { sessions, key, _lock: lock, value, base }
+        let ttl = base.own_ttl();
+        SessionGuard { sessions, key, _lock: lock, value, base, ttl }
     }
 
     /// The key.
@@ -66,15 +69,82 @@ where
         self.base.initial.is_none()
     }
 
+    /// The session's times and version as loaded; `None` when it was not stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{store::memory::MemoryStore, Scope, SessionKey, Sessions};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let notes = Sessions::<Vec<String>>::builder(MemoryStore::new()).namespace("notes").build()?;
+    /// let key = SessionKey::new(notes.namespace().clone(), Scope::User(7));
+    /// let mut s = notes.open(&key).await?;
+    /// assert!(s.meta().is_none(), "new");
+    /// s.push("tea".into());
+    /// s.commit().await?;
+    /// let s = notes.open(&key).await?;
+    /// let meta = s.meta().unwrap();
+    /// assert_eq!(meta.created_at, meta.updated_at);
+    /// # Ok::<(), bot_sessions::SessionError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn meta(&self) -> Option<&Meta> {
+        self.base.meta.as_ref()
+    }
+
+    /// The session's own TTL as the commit will write it (`None`: the session type's).
+    pub fn ttl(&self) -> Option<Ttl> {
+        self.ttl
+    }
+
+    /// Gives this session its own TTL from the commit on (igniter's per-session
+    /// `expiresAt`): an idle one counts from each write, an absolute one from the
+    /// session's creation. Later saves that do not mention the TTL keep it. Setting
+    /// only the TTL of a stored session is a change: the commit writes. An untouched
+    /// initial value is still not stored.
+    ///
+    /// A zero duration is refused by the commit ([`SessionError::Config`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{store::memory::MemoryStore, Scope, SessionKey, Sessions, Ttl};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let carts = Sessions::<Vec<String>>::builder(MemoryStore::new())
+    ///     .namespace("cart")
+    ///     .ttl(Ttl::idle(Duration::from_secs(3600)))
+    ///     .build()?;
+    /// let key = SessionKey::new(carts.namespace().clone(), Scope::User(7));
+    /// let mut cart = carts.open(&key).await?;
+    /// cart.push("tea".into());
+    /// cart.set_ttl(Ttl::idle(Duration::from_secs(7 * 24 * 3600))); // this one keeps a week
+    /// cart.commit().await?;
+    /// assert_eq!(carts.meta(&key).await?.unwrap().ttl, Some(Ttl::idle(Duration::from_secs(7 * 24 * 3600))));
+    /// # Ok::<(), bot_sessions::SessionError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn set_ttl(&mut self, ttl: Ttl) {
+        self.ttl = Some(ttl);
+    }
+
+    /// Drops the session's own TTL from the commit on: the session type's applies
+    /// again.
+    pub fn clear_ttl(&mut self) {
+        self.ttl = None;
+    }
+
     /// Saves the value if it changed (compare-and-set), then releases the lock.
     ///
     /// # Errors
     ///
-    /// A conflict if another process wrote the key since the load; encode, size or store
-    /// errors.
+    /// A conflict if another process wrote the key since the load, or the session
+    /// expired since; encode, size or store errors.
     pub async fn commit(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.save(&self.key, Some(&self.value), &self.base, now).await
+        self.sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now).await
     }
 
     /// Deletes the session (compare-and-set against the loaded version).
@@ -84,7 +154,7 @@ where
     /// A conflict if another process wrote the key since the load; store errors.
     pub async fn delete(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.save(&self.key, None, &self.base, now).await
+        self.sessions.save(&self.key, None, self.ttl, &self.base, now).await
     }
 }
 

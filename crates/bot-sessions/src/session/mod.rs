@@ -4,15 +4,30 @@
 //! (migrating old schemas), runs the handler's change, and saves with compare-and-set,
 //! retrying when another process won the race. Inside one process, updates of a key
 //! wait for each other on a per-key lock taken before the load.
+//!
+//! Besides read-modify-write: [`Sessions::set`] writes a whole value without reading
+//! the old one; [`Sessions::meta`] and [`SessionGuard::meta`] give a session's times;
+//! a handler may give one session its own TTL ([`SessionGuard::set_ttl`],
+//! [`Sessions::update_with_ttl`]); [`Sessions::list`] and [`Sessions::list_page`] list
+//! the live sessions of a type; an [`on_expire`](SessionsBuilder::on_expire) hook hears
+//! once of every session that expires ([`Sessions::sweep_expired`],
+//! [`Sessions::spawn_sweeper`], [`Sessions::purge_expired`]).
 
 mod builder;
 mod error;
+mod expiry;
 mod guard;
+mod header;
+mod list;
+mod load;
 pub(crate) mod locks;
+mod meta;
 mod migrate;
 mod quarantine;
 mod retry;
 mod save;
+mod set;
+mod sweeper;
 mod ttl;
 
 use std::sync::Arc;
@@ -20,17 +35,21 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use builder::{DEFAULT_MAX_SIZE, IntoDynStore, SessionsBuilder};
+pub use builder::{
+    DEFAULT_EXPIRY_GRACE, DEFAULT_MAX_SIZE, IntoDynStore, MAX_EXPIRY_GRACE, MIN_EXPIRY_GRACE, SessionsBuilder,
+};
 pub use error::SessionError;
+pub use expiry::{Expired, SweepReport};
 pub use guard::{LazySession, SessionGuard};
+pub use list::{ListPage, Listed, MAX_LIST_PAGE, SessionList};
+pub use meta::Meta;
 pub use migrate::Migrations;
 pub use quarantine::{Quarantined, list_quarantined};
 pub use retry::RetryPolicy;
+pub use sweeper::ExpirySweeper;
 pub use ttl::Ttl;
 
-use crate::{
-    Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, Record, SessionKey, StoreError, Timestamp,
-};
+use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
 use locks::{KeyLock, KeyLocks};
 
 /// What happens when stored bytes do not decode into the session type.
@@ -95,6 +114,7 @@ impl<T> std::fmt::Debug for Sessions<T> {
             .field("key", &self.inner.strategy)
             .field("ttl", &self.inner.ttl)
             .field("codec", &self.inner.codec)
+            .field("on_expire", &self.inner.on_expire.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +131,9 @@ struct Inner<T> {
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     initial: Arc<dyn Fn() -> T + Send + Sync>,
+    on_expire: Option<expiry::Hook<T>>,
+    /// How long the store keeps a record after its expiry, for `on_expire`.
+    grace: std::time::Duration,
     locks: KeyLocks,
 }
 
@@ -127,6 +150,15 @@ struct Base {
     initial: Option<Vec<u8>>,
     /// Write even if unchanged (migrated, or refresh-on-read).
     must_write: bool,
+    /// The loaded record's times, version and own TTL; `None` when none was loaded.
+    meta: Option<Meta>,
+}
+
+impl Base {
+    /// The session's own TTL as loaded.
+    fn own_ttl(&self) -> Option<Ttl> {
+        self.meta.as_ref().and_then(|m| m.ttl)
+    }
 }
 
 impl<T> Sessions<T>
@@ -202,14 +234,68 @@ where
         F: FnMut(&mut Option<T>) -> Result<R, E> + Send,
         E: From<SessionError>,
     {
+        self.update_inner(key, |slot, _| f(slot)).await
+    }
+
+    /// Like [`update`](Self::update), but `f` also sees the session's own TTL (`None`:
+    /// the session type's) and may change it: `Some(ttl)` gives this one session its
+    /// own TTL (igniter's per-session `expiresAt`), kept by later saves that do not
+    /// mention it, until set back to `None`. An untouched initial value is still not
+    /// stored, whatever TTL it was given.
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update); [`SessionError::Config`] for a zero TTL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{store::memory::MemoryStore, Scope, SessionError, SessionKey, Sessions, Ttl};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Quiz { answered: u32 }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let quizzes = Sessions::<Quiz>::builder(MemoryStore::new())
+    ///     .namespace("quiz")
+    ///     .ttl(Ttl::idle(Duration::from_secs(3600)))
+    ///     .build()?;
+    /// let key = SessionKey::new(quizzes.namespace().clone(), Scope::User(7));
+    /// // This quiz is a timed race: five minutes from its start, whatever happens.
+    /// quizzes.update_with_ttl(&key, |q, ttl| {
+    ///     q.answered += 1;
+    ///     *ttl = Some(Ttl::absolute(Duration::from_secs(300)));
+    ///     Ok::<_, SessionError>(())
+    /// }).await?;
+    /// quizzes.update(&key, |q| { q.answered += 1; Ok::<_, SessionError>(()) }).await?;
+    /// assert_eq!(quizzes.meta(&key).await?.unwrap().ttl, Some(Ttl::absolute(Duration::from_secs(300))));
+    /// # Ok::<(), SessionError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update_with_ttl<R, E, F>(&self, key: &SessionKey, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut T, &mut Option<Ttl>) -> Result<R, E> + Send,
+        E: From<SessionError>,
+    {
+        let initial = &self.inner.initial;
+        self.update_inner(key, |slot, ttl| f(slot.get_or_insert_with(|| initial()), ttl)).await
+    }
+
+    async fn update_inner<R, E, F>(&self, key: &SessionKey, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
+        E: From<SessionError>,
+    {
         let _lock = self.lock(key).await;
         let mut attempt = 1;
         loop {
             let now = self.inner.clock.now();
             let (value, base) = self.load(key, now).await?;
             let mut slot = Some(value);
-            let out = f(&mut slot)?;
-            match self.save(key, slot.as_ref(), &base, now).await {
+            let mut ttl = base.own_ttl();
+            let out = f(&mut slot, &mut ttl)?;
+            match self.save(key, slot.as_ref(), ttl, &base, now).await {
                 Ok(()) => return Ok(out),
                 Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
                     tokio::time::sleep(self.inner.retry.delay(attempt)).await;
@@ -255,8 +341,9 @@ where
         if base.initial.is_some() {
             return Ok(None);
         }
-        if self.inner.ttl.refreshes_on_read() {
-            match self.save(key, Some(&value), &base, now).await {
+        let own = base.own_ttl();
+        if own.unwrap_or(self.inner.ttl).refreshes_on_read() {
+            match self.save(key, Some(&value), own, &base, now).await {
                 // Another process wrote the key since our load (which refreshed it too)
                 // or deleted it: the value we read was live when read; the refresh is
                 // moot, not an error.
@@ -267,7 +354,10 @@ where
         Ok(Some(value))
     }
 
-    /// Deletes the session under `key`; returns whether one existed.
+    /// Deletes the session under `key`; returns whether a record was there. A deleted
+    /// session is not announced to an [`on_expire`](SessionsBuilder::on_expire) hook
+    /// (and an expired one still in its grace period counts as there, and goes
+    /// unannounced).
     ///
     /// # Errors
     ///
@@ -290,96 +380,5 @@ where
 
     async fn lock(&self, key: &SessionKey) -> KeyLock<'_> {
         self.inner.locks.lock(key.as_str()).await
-    }
-
-    fn fresh(&self, key: &SessionKey, previous: Option<&Record>) -> Result<(T, Base), SessionError> {
-        let value = (self.inner.initial)();
-        let initial = self.encode(key, &value)?;
-        let base = Base {
-            version: previous.map(|r| r.version),
-            created_at: None,
-            stored: None,
-            initial: Some(initial),
-            must_write: false,
-        };
-        Ok((value, base))
-    }
-
-    fn encode(&self, key: &SessionKey, value: &T) -> Result<Vec<u8>, SessionError> {
-        self.inner.codec.encode(value).map_err(|source| SessionError::Encode { key: key.to_string(), source })
-    }
-
-    /// Decodes a record, migrating it to the current schema.
-    fn decode(&self, key: &SessionKey, record: &Record) -> Result<T, SessionError> {
-        let codec = self.inner.codec;
-        let decode_err = |source| SessionError::Decode { key: key.to_string(), source };
-        if record.schema_version == self.inner.migrations.current() {
-            return codec.decode(&record.value).map_err(decode_err);
-        }
-        let old: serde_json::Value = codec.decode(&record.value).map_err(decode_err)?;
-        let new = self
-            .inner
-            .migrations
-            .apply(record.schema_version, old)
-            .map_err(|(from, source)| SessionError::Migration { key: key.to_string(), from, source })?;
-        // The stored bytes decoded and the steps ran: a result that does not fit `T` is a
-        // migration bug, not bad bytes, so no decode policy may discard the record.
-        serde_json::from_value(new).map_err(|e| SessionError::Migration {
-            key: key.to_string(),
-            from: record.schema_version,
-            source: format!("the migrated value does not fit the session type: {e}").into(),
-        })
-    }
-
-    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<(T, Base), SessionError> {
-        let Some(record) = self.inner.store.load(key, now).await? else {
-            return self.fresh(key, None);
-        };
-        let supported = self.inner.migrations.current();
-        if record.schema_version > supported {
-            return Err(SessionError::NewerSchema { key: key.to_string(), found: record.schema_version, supported });
-        }
-        match self.decode(key, &record) {
-            Ok(_) if self.expired_by_ttl(&record, now) => {
-                // Live for the store but past this code's absolute TTL (the TTL was
-                // shortened since it was written): it is over. Remove it so the new
-                // session gets a new creation time; a conflict means another process
-                // moved it on, and our save's compare-and-set will notice.
-                match self.inner.store.delete(key, Precondition::Version(record.version), now).await {
-                    Ok(_) | Err(StoreError::Conflict { .. }) => self.fresh(key, None),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Ok(value) => {
-                let current = record.schema_version == supported;
-                let base = Base {
-                    version: Some(record.version),
-                    created_at: Some(record.created_at),
-                    must_write: !current || self.inner.ttl.refreshes_on_read(),
-                    stored: current.then_some(record.value),
-                    initial: None,
-                };
-                Ok((value, base))
-            }
-            Err(e @ SessionError::Decode { .. }) => match self.inner.policy {
-                DecodePolicy::Fail => Err(e),
-                DecodePolicy::Reset => {
-                    tracing::warn!(key = %key, error = %e, "session does not decode; resetting it");
-                    self.fresh(key, Some(&record))
-                }
-                DecodePolicy::Quarantine => {
-                    quarantine::keep(self.inner.store.as_ref(), key, &record, now).await?;
-                    tracing::warn!(key = %key, error = %e, "session does not decode; quarantined it and starting over");
-                    self.fresh(key, Some(&record))
-                }
-            },
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether `record` is past this code's absolute TTL (which may be shorter than the
-    /// one it was written with).
-    fn expired_by_ttl(&self, record: &Record, now: Timestamp) -> bool {
-        matches!(self.inner.ttl, Ttl::Absolute(_)) && now.is_expired(self.inner.ttl.expires_at(record.created_at, now))
     }
 }

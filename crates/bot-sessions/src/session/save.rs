@@ -4,11 +4,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Base, SessionError, Sessions};
+use super::{Base, SessionError, Sessions, Ttl, header};
 use crate::{Precondition, SessionKey, StoreError, Timestamp, Write, new_version};
 
 /// What a save sends to the store.
-enum Op<'a> {
+pub(super) enum Op<'a> {
     Write(Write<'a>),
     Delete,
 }
@@ -17,7 +17,8 @@ impl<T> Sessions<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Saves `value` (`None`: delete) over what `base` found.
+    /// Saves `value` (`None`: delete) with the session's own TTL `own` (`None`: the
+    /// session type's) over what `base` found.
     ///
     /// `Ok` means the change landed (or nothing needed writing);
     /// [`StoreError::Conflict`] means it certainly did not; an ambiguous store error
@@ -27,25 +28,37 @@ where
         &self,
         key: &SessionKey,
         value: Option<&T>,
+        own: Option<Ttl>,
         base: &Base,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        if base.meta.as_ref().is_some_and(|m| now.is_expired(m.expires_at)) {
+            // Expired since it was loaded (a guard held past the expiry): what the store
+            // says without an expiry hook's grace period, so it means the same with one.
+            return Err(StoreError::Conflict { key: key.to_string() }.into());
+        }
         let Some(value) = value else {
             return self.delete_base(key, base, now).await;
         };
-        let bytes = self.encode(key, value)?;
-        if bytes.len() > self.inner.max_size {
-            return Err(SessionError::TooLarge { key: key.to_string(), size: bytes.len(), limit: self.inner.max_size });
+        if let Some(ttl) = own {
+            ttl.check()?;
         }
-        if base.initial.as_ref() == Some(&bytes) {
-            // An untouched initial value is never stored; a reset record goes away.
+        let body = self.encode(key, value)?;
+        let size = body.len() + if own.is_some() { header::LEN } else { 0 };
+        if size > self.inner.max_size {
+            return Err(SessionError::TooLarge { key: key.to_string(), size, limit: self.inner.max_size });
+        }
+        if base.initial.as_ref() == Some(&body) {
+            // An untouched initial value is never stored (whatever TTL it was given); a
+            // reset record goes away.
             return self.delete_base(key, base, now).await;
         }
+        let bytes = header::join(own, body);
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
             return Ok(());
         }
         let created_at = base.created_at.unwrap_or(now);
-        let write = Write::new(&bytes, self.inner.migrations.current(), self.inner.ttl.expires_at(created_at, now));
+        let write = Write::new(&bytes, self.inner.migrations.current(), self.store_expiry(own, created_at, now));
         let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
         self.apply(key, Op::Write(write), precondition, now).await
     }
@@ -57,7 +70,13 @@ where
         }
     }
 
-    async fn apply(&self, key: &SessionKey, op: Op<'_>, pre: Precondition, now: Timestamp) -> Result<(), SessionError> {
+    pub(super) async fn apply(
+        &self,
+        key: &SessionKey,
+        op: Op<'_>,
+        pre: Precondition,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
         let store = &self.inner.store;
         let sent = match &op {
             Op::Write(w) => store.write(key, *w, pre, now).await.map(drop),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::SessionError;
 use crate::Timestamp;
 
 /// How long a session lives.
@@ -45,6 +46,16 @@ impl Ttl {
             Ttl::None => None,
             Ttl::Idle { idle, .. } => Some(now.saturating_add(idle)),
             Ttl::Absolute(d) => Some(created_at.saturating_add(d)),
+        }
+    }
+
+    /// Refuses a zero duration (use [`Ttl::None`] for no expiry).
+    pub(super) fn check(self) -> Result<(), SessionError> {
+        match self {
+            Ttl::Idle { idle: d, .. } | Ttl::Absolute(d) if d.is_zero() => {
+                Err(SessionError::Config("a TTL must be above zero (use Ttl::None for no expiry)".into()))
+            }
+            _ => Ok(()),
         }
     }
 

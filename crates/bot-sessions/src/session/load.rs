@@ -1,0 +1,109 @@
+//! Loading a session: the one place stored bytes become a typed value (decoded,
+//! migrated, expired or handed to the decode policy).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Base, DecodePolicy, SessionError, Sessions, header, quarantine};
+use crate::{Record, SessionKey, Timestamp};
+
+impl<T> Sessions<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The initial value, and a base that writes it only once it changes.
+    pub(super) fn fresh(&self, key: &SessionKey, previous: Option<&Record>) -> Result<(T, Base), SessionError> {
+        let value = (self.inner.initial)();
+        let initial = self.encode(key, &value)?;
+        let base = Base {
+            version: previous.map(|r| r.version),
+            created_at: None,
+            stored: None,
+            initial: Some(initial),
+            must_write: false,
+            meta: None,
+        };
+        Ok((value, base))
+    }
+
+    pub(super) fn encode(&self, key: &SessionKey, value: &T) -> Result<Vec<u8>, SessionError> {
+        self.inner.codec.encode(value).map_err(|source| SessionError::Encode { key: key.to_string(), source })
+    }
+
+    /// Decodes a record (after its header, if any), migrating it to the current schema.
+    pub(super) fn decode(&self, key: &SessionKey, record: &Record) -> Result<T, SessionError> {
+        let codec = self.inner.codec;
+        let decode_err = |source| SessionError::Decode { key: key.to_string(), source };
+        let (_, body) = header::split(&record.value).map_err(decode_err)?;
+        if record.schema_version == self.inner.migrations.current() {
+            return codec.decode(body).map_err(decode_err);
+        }
+        let old: serde_json::Value = codec.decode(body).map_err(decode_err)?;
+        let new = self
+            .inner
+            .migrations
+            .apply(record.schema_version, old)
+            .map_err(|(from, source)| SessionError::Migration { key: key.to_string(), from, source })?;
+        // The stored bytes decoded and the steps ran: a result that does not fit `T` is a
+        // migration bug, not bad bytes, so no decode policy may discard the record.
+        serde_json::from_value(new).map_err(|e| SessionError::Migration {
+            key: key.to_string(),
+            from: record.schema_version,
+            source: format!("the migrated value does not fit the session type: {e}").into(),
+        })
+    }
+
+    /// Refuses a record written by newer code.
+    pub(super) fn check_schema(&self, key: &SessionKey, record: &Record) -> Result<(), SessionError> {
+        let supported = self.inner.migrations.current();
+        if record.schema_version > supported {
+            return Err(SessionError::NewerSchema { key: key.to_string(), found: record.schema_version, supported });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<(T, Base), SessionError> {
+        let Some(record) = self.inner.store.load(key, now).await? else {
+            return self.fresh(key, None);
+        };
+        self.check_schema(key, &record)?;
+        // A damaged header is bad bytes: `decode` below reports it and the policy applies.
+        let own = header::split(&record.value).map_or(None, |(own, _)| own);
+        let meta = self.meta_of(&record, own);
+        if now.is_expired(meta.expires_at) {
+            // Live for the store (the grace period of an `on_expire` hook, or a TTL
+            // shortened since it was written) but over for this session type. Claim it
+            // (its hook runs if we win); a lost claim means another process ended or
+            // moved it on, and our save's compare-and-set will notice.
+            self.expire_met(key, &record, meta, now).await?;
+            return self.fresh(key, None);
+        }
+        match self.decode(key, &record) {
+            Ok(value) => {
+                let current = record.schema_version == self.inner.migrations.current();
+                let base = Base {
+                    version: Some(record.version),
+                    created_at: Some(record.created_at),
+                    must_write: !current || own.unwrap_or(self.inner.ttl).refreshes_on_read(),
+                    stored: current.then_some(record.value),
+                    initial: None,
+                    meta: Some(meta),
+                };
+                Ok((value, base))
+            }
+            Err(e @ SessionError::Decode { .. }) => match self.inner.policy {
+                DecodePolicy::Fail => Err(e),
+                DecodePolicy::Reset => {
+                    tracing::warn!(key = %key, error = %e, "session does not decode; resetting it");
+                    self.fresh(key, Some(&record))
+                }
+                DecodePolicy::Quarantine => {
+                    quarantine::keep(self.inner.store.as_ref(), key, &record, now).await?;
+                    tracing::warn!(key = %key, error = %e, "session does not decode; quarantined it and starting over");
+                    self.fresh(key, Some(&record))
+                }
+            },
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::model::model_lifetimes;
 use super::{Counter, hammer, total, unique_namespace, unique_user};
 use crate::{
     DecodePolicy, DynStore, ManualClock, Migrations, Namespace, Precondition, Scope, SessionError, SessionKey,
@@ -678,7 +679,7 @@ macro_rules! conformance_tests {
             crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions, expiry,
             forget_user, scan_paging, count,
             concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
-            undecodable_policies, schema_versions, size_limit);
+            undecodable_policies, schema_versions, size_limit, model_lifetimes);
     };
     (@each $factory:ident; $($name:ident),* $(,)?) => {
         mod conformance {

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod conformance;
+pub mod model;
 pub mod process;
 
 use crate::{Namespace, SessionError, SessionKey, Sessions};

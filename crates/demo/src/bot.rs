@@ -20,6 +20,7 @@ use bot_sessions::interactive::{
     CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Reply, RouteOutcome, SigningKeys, Sweeper,
     Target,
 };
+use bot_sessions::session::{Expired, ExpirySweeper};
 use bot_sessions::{
     Clock, Context, DynStore, KeyStrategy, Namespace, Precondition, Scope, SessionError, SessionKey, Sessions,
     StoreError, SystemClock, Ttl, Write,
@@ -175,7 +176,20 @@ pub struct Bot {
     profiles: Sessions<Profile>,
     menus: Manager,
     menu: Kind<Menu>,
-    _sweeper: Option<Sweeper>,
+    notices: broadcast::Sender<Notice>,
+    _sweepers: Option<(Sweeper, ExpirySweeper)>,
+}
+
+/// Something the bot says by itself (not in answer to an update): to `user` in `chat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notice {
+    /// Who it is for.
+    pub user: i64,
+    /// Where.
+    pub chat: i64,
+    /// What.
+    pub reply: Reply,
 }
 
 impl std::fmt::Debug for Bot {
@@ -221,11 +235,27 @@ impl Bot {
             .key(KeyStrategy::ChatUser)
             .clock(clock.clone())
             .build()?;
+        let (notices, _) = broadcast::channel(256);
+        let tell = notices.clone();
+        let minutes = config.onboarding_ttl.as_secs().div_ceil(60);
         let onboarding = Sessions::builder(store.clone())
             .namespace("onboarding")
             .key(KeyStrategy::ChatUser)
             .ttl(Ttl::idle(config.onboarding_ttl))
             .clock(clock.clone())
+            // Runs once per expired form, in whichever process finds it first.
+            .on_expire(move |expired: Expired<Onboarding>| {
+                let tell = tell.clone();
+                async move {
+                    if let Scope::ChatUser { chat, user } = *expired.key.scope() {
+                        let text = format!(
+                            "your onboarding form expired after {minutes} idle minute{}; /onboard starts again",
+                            if minutes == 1 { "" } else { "s" }
+                        );
+                        let _ = tell.send(Notice { user, chat, reply: Reply::message(Message::text(text)) });
+                    }
+                }
+            })
             .build()?;
         let profiles = Sessions::builder(store.clone())
             .namespace("profile")
@@ -236,16 +266,20 @@ impl Bot {
         let keys = SigningKeys::new([secret]).map_err(|e| SessionError::Config(e.to_string()))?;
         // Telegram's 64-byte callback data is the tightest limit: ids that fit it fit
         // every transport.
-        let codec = CustomIdCodec::new("m", Target::Telegram)
-            .map_err(|e| SessionError::Config(e.to_string()))?
-            .signed(keys);
+        let codec =
+            CustomIdCodec::new("m", Target::Telegram).map_err(|e| SessionError::Config(e.to_string()))?.signed(keys);
         let menus = Manager::builder(store.clone(), codec).clock(ClockRef(clock.clone())).build()?;
         let menu = menus.register(KIND, Menu { ttl: Ttl::idle(config.menu_ttl), profiles: profiles.clone() })?;
-        let sweeper = match config.sweep_every {
-            Some(period) => Some(menus.spawn_sweeper(period, 10)?),
+        let sweepers = match config.sweep_every {
+            Some(period) => Some((menus.spawn_sweeper(period, 10)?, onboarding.spawn_sweeper(period)?)),
             None => None,
         };
-        Ok(Bot { store, clock, counters, onboarding, profiles, menus, menu, _sweeper: sweeper })
+        Ok(Bot { store, clock, counters, onboarding, profiles, menus, menu, notices, _sweepers: sweepers })
+    }
+
+    /// What the bot says by itself: an onboarding form that expired while it ran.
+    pub fn subscribe_notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
     }
 
     /// The end of every menu this bot ends (by Done, expiry or shutdown): transports
@@ -255,15 +289,18 @@ impl Bot {
         self.menus.subscribe()
     }
 
-    /// Ends the menus that expired by now (what the background sweeper does); returns
-    /// how many ended here.
-    pub async fn expire(&self) -> u64 {
+    /// Ends the menus and onboarding forms that expired by now (what the background
+    /// sweepers do); returns how many ended here.
+    ///
+    /// # Errors
+    ///
+    /// Store errors scanning for expired sessions.
+    pub async fn expire(&self) -> Result<u64, BotError> {
         let now = self.clock.now();
         let mut n = self.menus.expire_due(now).await.expired;
-        if let Ok(report) = self.menus.expire_scan(now).await {
-            n += report.expired;
-        }
-        n
+        n += self.menus.expire_scan(now).await?.expired;
+        n += self.onboarding.sweep_expired(now).await?.expired;
+        Ok(n)
     }
 
     /// Stops taking clicks; open menus stay in the store for a restart or another

@@ -4,15 +4,15 @@
 //! in chat 1. A line that does not fit the first form is text from user 1, whole. Blank
 //! lines are ignored; end of input ends the session. `click <custom id>` presses a
 //! button. Each reply is written as `bot -> <user>@<chat>: <text>`, followed by one
-//! line per button, `  [label] <custom id>`. A menu that ends while the bot runs
-//! (expiry) is announced the same way, to the user and chat that opened it.
+//! line per button, `  [label] <custom id>`. A menu or an onboarding form that expires
+//! while the bot runs is announced the same way, to the user and chat it belonged to.
 
 use bot_sessions::Context;
 use bot_sessions::interactive::{EndEvent, EndReason, Reply};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
-use crate::bot::Bot;
+use crate::bot::{Bot, Notice};
 
 /// The user and chat of a line without a `<user>@<chat>:` prefix.
 pub const DEFAULT_USER: i64 = 1;
@@ -93,6 +93,7 @@ where
 {
     let mut lines = input.lines();
     let mut ends = bot.subscribe_ends();
+    let mut notices = bot.subscribe_notices();
     loop {
         let raw = tokio::select! {
             line = lines.next_line() => match line? {
@@ -104,6 +105,17 @@ where
                     Ok(event) => announce(&mut output, &event).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => ends = broadcast::channel(1).1,
+                }
+                continue;
+            }
+            notice = notices.recv() => {
+                match notice {
+                    Ok(Notice { user, chat, reply, .. }) => {
+                        output.write_all(render(user, chat, &reply).as_bytes()).await?;
+                        output.flush().await?;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => notices = broadcast::channel(1).1,
                 }
                 continue;
             }

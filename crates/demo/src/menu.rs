@@ -91,4 +91,3 @@ impl Interactive for Menu {
         self.ttl
     }
 }
-

@@ -186,3 +186,27 @@ fn an_idle_menu_expires_while_the_bot_runs() {
     assert!(rest.iter().all(|l| !l.trim_start().starts_with('[')), "the expired menu shows no buttons: {rest:?}");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn an_onboarding_form_that_expires_while_the_bot_runs_says_so() {
+    use std::io::{BufRead, BufReader};
+    let db = fresh_db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
+        .args(["--store", &format!("sqlite://{}", db.display()), "--onboarding-ttl", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"3@9: /onboard\n").unwrap();
+    stdin.flush().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("What is your name?"));
+    // The next line is the expiry notice: reading it blocks until the sweeper finds
+    // the form (the test harness's own timeout guards against a hang).
+    let notice = lines.next().unwrap().unwrap();
+    assert!(notice.starts_with("bot -> 3@9: ") && notice.contains("onboarding form expired"), "{notice}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bot_sessions::interactive::{Reply, Widget};
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::{Clock, Context, DynStore, ManualClock};
-use bot_sessions::interactive::{Reply, Widget};
 use bot_sessions_demo::bot::{Bot, BotConfig, BotError, HELP};
 
 const TTL: Duration = Duration::from_secs(30 * 60);
@@ -231,7 +231,7 @@ async fn an_idle_menu_expires_and_says_so() {
     clock.advance(MENU_TTL - Duration::from_secs(1));
     assert!(click(&bot, &me, &inc).await.starts_with("value: 1"), "a click refreshes the idle TTL");
     clock.advance(MENU_TTL);
-    assert_eq!(bot.expire().await, 1);
+    assert_eq!(bot.expire().await.unwrap(), 1);
     let event = ends.try_recv().expect("the expiry is announced");
     let said = event.reply.expect("the end says something").to_string();
     assert!(said.contains("expired") && !said.contains('['), "no buttons left: {said}");
@@ -263,4 +263,29 @@ async fn forget_erases_open_menus() {
     let menu = open_menu(&bot, &me).await;
     assert_eq!(say(&bot, &me, "/forget").await, "forgotten: deleted 1 session of user 1");
     assert!(click(&bot, &me, &button(&menu, "+1")).await.contains("expired"));
+}
+
+#[tokio::test]
+async fn an_onboarding_form_that_expires_says_so_once() {
+    let (store, clock, bot) = setup().await;
+    let other_process = self::bot(&store, &clock).await;
+    let mut notices = bot.subscribe_notices();
+    let mut elsewhere = other_process.subscribe_notices();
+    let me = user(4, -7);
+    say(&bot, &me, "/onboard").await;
+    say(&bot, &me, "Ada").await;
+    clock.advance(TTL + Duration::from_secs(1));
+    // Both processes sweep; the form is announced by exactly one of them.
+    let (a, b) = tokio::join!(bot.expire(), other_process.expire());
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    let mut told = Vec::new();
+    for rx in [&mut notices, &mut elsewhere] {
+        while let Ok(notice) = rx.try_recv() {
+            told.push(notice);
+        }
+    }
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].user, told[0].chat), (4, -7));
+    assert!(told[0].reply.to_string().contains("onboarding form expired"), "{:?}", told[0].reply);
+    assert!(say(&bot, &me, "/confirm").await.starts_with("nothing to confirm"));
 }

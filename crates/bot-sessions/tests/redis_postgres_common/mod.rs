@@ -107,6 +107,14 @@ pub struct Tally {
     pub acked: AtomicU64,
     /// Updates that returned an error (which may or may not have been applied).
     pub failed: AtomicU64,
+    /// Of the failed updates, those whose outcome the store reported as unknown
+    /// (`StoreError::Ambiguous`: sent, but the reply was lost).
+    pub ambiguous: AtomicU64,
+}
+
+/// Whether an update's error says its outcome is unknown (it may have been applied).
+pub fn is_ambiguous(e: &SessionError) -> bool {
+    matches!(e, SessionError::Store(s) if s.is_ambiguous())
 }
 
 /// Tasks updating counters until stopped, counting every acknowledged update per key.
@@ -147,7 +155,16 @@ impl Load {
                                 tally.acked.fetch_add(1, Ordering::SeqCst);
                             }
                             Err(e) => {
-                                assert!(e.is_retryable(), "an outage must give retryable errors, got {e:?}");
+                                // A write cut off mid-flight is ambiguous (it may have
+                                // landed); anything else an outage gives is retryable.
+                                let ambiguous = is_ambiguous(&e);
+                                assert!(
+                                    e.is_retryable() || ambiguous,
+                                    "an outage must give retryable or ambiguous errors, got {e:?}"
+                                );
+                                if ambiguous {
+                                    tally.ambiguous.fetch_add(1, Ordering::SeqCst);
+                                }
                                 failed[k] += 1;
                                 tally.failed.fetch_add(1, Ordering::SeqCst);
                                 // Pace the retries of a down server.
@@ -170,6 +187,11 @@ impl Load {
     /// Failed updates so far.
     pub fn failed(&self) -> u64 {
         self.tally.failed.load(Ordering::SeqCst)
+    }
+
+    /// Failed updates so far whose outcome was unknown.
+    pub fn ambiguous(&self) -> u64 {
+        self.tally.ambiguous.load(Ordering::SeqCst)
     }
 
     /// Waits until `n` more updates than now are acknowledged.

@@ -1,57 +1,67 @@
 -- Write one session record with a precondition, and keep every index in step, in one
--- atomic step.
---
--- A record is a hash of two fields: `value` (the codec's bytes) and `meta`, five
--- space-separated fields: version, schema version, created_at, updated_at, expires_at
--- (unix ms; `-`: never), e.g. `3 1 1715000000000 1715000042000 -`.
+-- atomic step. (meta.lua, prepended, describes the record hash.)
 --
 -- KEYS[1] record hash          KEYS[2] namespace key index (zset, score 0, member = key text)
 -- KEYS[3] namespace expiry index (zset, score = expires_at)
--- KEYS[4] user index (set of key texts), or KEYS[1] again when the key has no user
+-- KEYS[4] the indexed user's index (set of key texts), or KEYS[1] again when there is none
 -- KEYS[5] the set of namespace names
+-- KEYS[6] namespace owners (hash: key text -> owner) of records whose key names no user,
+--         or KEYS[1] again when the key names its user (then it is not touched)
 -- ARGV[1] key text   ARGV[2] namespace   ARGV[3] precondition: 'a' any, 'n' absent, 'v' version
 -- ARGV[4] expected version   ARGV[5] value   ARGV[6] schema version   ARGV[7] now (unix ms)
 -- ARGV[8] expires_at or ''   ARGV[9] native expiry (PEXPIREAT) or ''   ARGV[10] '1' if KEYS[4] is a user index
+-- ARGV[11] the version to store (the writer's, stored as given)
+-- ARGV[12] the user to index the record under if this write creates it, or '-'
+-- ARGV[13] '1' if the key names its user (then ARGV[12] is that user)   ARGV[14] the key prefix
 --
--- Returns the new version, or -1 when the precondition fails (nothing written).
+-- Returns 1 when written, -1 when the precondition fails, -2 when a record is there
+-- that does not parse and the precondition is not 'any' (nothing written either way).
+-- A write with precondition 'any' replaces an unreadable record.
 local now = tonumber(ARGV[7])
-local meta = redis.call('HGET', KEYS[1], 'meta')
-local exists, live, version, created, expires = false, false, nil, nil, nil
-if meta then
-  exists = true
-  version, created, expires = string.match(meta, '^(%d+) %d+ (%-?%d+) %-?%d+ (%S+)$')
-  if not version then return redis.error_reply('corrupt meta field in ' .. KEYS[1]) end
-  live = expires == '-' or tonumber(expires) > now
-end
-local mode = ARGV[3]
+local text, mode = ARGV[1], ARGV[3]
+local state, version, created, expires, owner = read_record(KEYS[1])
+if state == 'bad' and mode ~= 'a' then return -2 end
+local live = state == 'ok' and is_live(expires, now)
 if mode == 'n' and live then return -1 end
 if mode == 'v' and ((not live) or version ~= ARGV[4]) then return -1 end
 
-local new_expires = ARGV[8]
-if new_expires == '' then new_expires = '-' end
-local new_version
+local new_owner
 if live then
-  new_version = string.format('%d', tonumber(version) + 1)
+  -- The owner is fixed at creation; a five-field record's owner is its key's user.
+  new_owner = owner or ((ARGV[13] == '1') and ARGV[12] or '-')
 else
-  new_version = '1'
+  -- A new incarnation: drop any leftover (expired, or unreadable) and its owner's entry.
+  new_owner = ARGV[12]
   created = ARGV[7]
-  if exists then
-    -- An expired leftover: the new record starts clean.
-    redis.call('DEL', KEYS[1])
+  if state ~= 'none' then redis.call('DEL', KEYS[1]) end
+  if ARGV[13] ~= '1' then
+    local old = redis.call('HGET', KEYS[6], text)
+    if old and old ~= new_owner then redis.call('SREM', user_index(ARGV[14], old), text) end
+    if owner and owner ~= '-' and owner ~= old and owner ~= new_owner then
+      redis.call('SREM', user_index(ARGV[14], owner), text)
+    end
+    if new_owner ~= '-' then
+      redis.call('HSET', KEYS[6], text, new_owner)
+    elseif old then
+      redis.call('HDEL', KEYS[6], text)
+    end
   end
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-  if ARGV[10] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
+  redis.call('ZADD', KEYS[2], 0, text)
+  if ARGV[10] == '1' then redis.call('SADD', KEYS[4], text) end
   redis.call('SADD', KEYS[5], ARGV[2])
 end
+
+local new_expires = ARGV[8]
+if new_expires == '' then new_expires = '-' end
 redis.call('HSET', KEYS[1], 'value', ARGV[5],
-  'meta', new_version .. ' ' .. ARGV[6] .. ' ' .. created .. ' ' .. ARGV[7] .. ' ' .. new_expires)
+  'meta', ARGV[11] .. ' ' .. ARGV[6] .. ' ' .. created .. ' ' .. ARGV[7] .. ' ' .. new_expires .. ' ' .. new_owner)
 
 if new_expires ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[9])
-  redis.call('ZADD', KEYS[3], new_expires, ARGV[1])
-elseif (not exists) or expires ~= '-' then
-  -- The previous record had an expiry (or natively expired and left its index entry).
+  redis.call('ZADD', KEYS[3], new_expires, text)
+elseif not (live and expires == '-') then
+  -- The previous record had an expiry, or there was none (an entry left by Redis' own expiry).
   if live then redis.call('PERSIST', KEYS[1]) end
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[3], text)
 end
-return tonumber(new_version)
+return 1

@@ -1,37 +1,45 @@
 -- The statements of the PostgreSQL store, one per `-- name:` section. `{table}` is the
 -- schema-qualified, quoted, validated table name. A row is live when
 -- `expires_at IS NULL OR expires_at > now`; an expired row is treated as absent.
+--
+-- Versions are the writer's: every write stores the version it was given ($8 or $7)
+-- and never derives one from the row it replaces. `user_id` is set when a row is
+-- created (an insert, or the take-over of an expired row) and kept by every later write
+-- to the live row.
 
 -- name: load
-SELECT value, version, schema_version, created_at, updated_at, expires_at
+SELECT value, version, schema_version, created_at, updated_at, expires_at, user_id
 FROM {table} WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2);
 
 -- name: create
--- Absent precondition: insert, or replace an expired row; no row back = conflict.
+-- Absent precondition: insert, or take over an expired row; no row back = conflict.
 INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at)
-VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7)
+VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7)
 ON CONFLICT (key) DO UPDATE
-SET value = excluded.value, version = 1, schema_version = excluded.schema_version,
+SET namespace = excluded.namespace, user_id = excluded.user_id, value = excluded.value,
+    version = excluded.version, schema_version = excluded.schema_version,
     created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at
 WHERE s.expires_at IS NOT NULL AND s.expires_at <= $6
-RETURNING version;
+RETURNING true;
 
 -- name: upsert
--- Any precondition: bump a live row, start over on an absent or expired one.
+-- Any precondition: overwrite a live row (keeping its creation time and user), start
+-- over on an absent or expired one.
 INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at)
-VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7)
+VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7)
 ON CONFLICT (key) DO UPDATE
-SET value = excluded.value,
-    version = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6 THEN s.version + 1 ELSE 1 END,
+SET value = excluded.value, version = excluded.version,
+    user_id = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6 THEN s.user_id ELSE excluded.user_id END,
     created_at = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6 THEN s.created_at ELSE excluded.created_at END,
-    schema_version = excluded.schema_version, updated_at = excluded.updated_at, expires_at = excluded.expires_at
-RETURNING version;
+    namespace = excluded.namespace, schema_version = excluded.schema_version,
+    updated_at = excluded.updated_at, expires_at = excluded.expires_at
+RETURNING true;
 
 -- name: compare_and_set
 UPDATE {table}
-SET value = $2, version = version + 1, schema_version = $3, updated_at = $4, expires_at = $5
+SET value = $2, version = $7, schema_version = $3, updated_at = $4, expires_at = $5
 WHERE key = $1 AND version = $6 AND (expires_at IS NULL OR expires_at > $4)
-RETURNING version;
+RETURNING true;
 
 -- name: delete_any
 DELETE FROM {table} WHERE key = $1 RETURNING (expires_at IS NULL OR expires_at > $2);
@@ -46,11 +54,12 @@ WITH leftover AS (DELETE FROM {table} WHERE key = $1 AND expires_at <= $2 RETURN
 SELECT EXISTS (SELECT 1 FROM {table} WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2));
 
 -- name: forget_user
+-- Every row of the user goes, whatever its metadata; live ones are counted.
 WITH gone AS (DELETE FROM {table} WHERE user_id = $1 RETURNING expires_at)
 SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > $2) FROM gone;
 
 -- name: scan
-SELECT key, value, version, schema_version, created_at, updated_at, expires_at
+SELECT key, value, version, schema_version, created_at, updated_at, expires_at, user_id
 FROM {table}
 WHERE namespace = $1 AND key > $2 AND (expires_at IS NULL OR expires_at > $3)
 ORDER BY key LIMIT $4;
@@ -65,8 +74,27 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone;
 
+-- name: purge_exclusive
+-- One batch of the background purge, only while this statement holds the purge lock
+-- ($3, a name hashed to an advisory lock key): answers (lock held, rows deleted). The
+-- lock is transaction-scoped, so it goes with the statement.
+WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtextextended($3, 0)) AS held),
+gone AS (
+    DELETE FROM {table} WHERE key IN (
+        SELECT key FROM {table} WHERE (SELECT held FROM lock) AND expires_at <= $1
+        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING 1
+)
+SELECT (SELECT held FROM lock), count(*) FROM gone;
+
 -- name: count_namespace
-SELECT count(*) FROM {table} WHERE namespace = $1 AND (expires_at IS NULL OR expires_at > $2);
+-- Answers (readable rows, rows whose metadata is out of range).
+SELECT count(*) FILTER (WHERE version >= 1 AND schema_version BETWEEN 0 AND 4294967295),
+       count(*) FILTER (WHERE NOT (version >= 1 AND schema_version BETWEEN 0 AND 4294967295))
+FROM {table} WHERE namespace = $1 AND (expires_at IS NULL OR expires_at > $2);
 
 -- name: count_all
-SELECT count(*) FROM {table} WHERE expires_at IS NULL OR expires_at > $1;
+SELECT count(*) FILTER (WHERE version >= 1 AND schema_version BETWEEN 0 AND 4294967295),
+       count(*) FILTER (WHERE NOT (version >= 1 AND schema_version BETWEEN 0 AND 4294967295))
+FROM {table} WHERE expires_at IS NULL OR expires_at > $1;

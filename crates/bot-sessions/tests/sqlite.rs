@@ -4,15 +4,19 @@
 //! The multi-process tests (several processes, SIGKILL) are in `sqlite_processes.rs`.
 #![cfg(all(feature = "sqlite", feature = "testing"))]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use bot_sessions::store::sqlite::SqliteStore;
+use bot_sessions::store::sqlite::{SqliteOptions, SqliteStore};
 use bot_sessions::testing::{Counter, unique_namespace, unique_user};
 use bot_sessions::{
-    DynStore, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp, Write,
+    DecodePolicy, DynStore, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp,
+    Write,
 };
+use rusqlite::{OptionalExtension, params};
 
 /// A fresh database file under cargo's per-target scratch directory.
 fn fresh_path(name: &str) -> PathBuf {
@@ -86,7 +90,8 @@ async fn table_names_are_validated_and_tables_are_independent() {
     let t = Timestamp::now();
     a.write(&key, w(b"in a"), Precondition::Absent, t).await.unwrap();
     assert_eq!(b.load(&key, t).await.unwrap(), None);
-    assert_eq!(b.write(&key, w(b"in b"), Precondition::Absent, t).await.unwrap(), 1);
+    let in_b = w(b"in b");
+    assert_eq!(b.write(&key, in_b, Precondition::Absent, t).await.unwrap(), in_b.version);
     assert_eq!(a.load(&key, t).await.unwrap().unwrap().value, b"in a");
     // The URL form takes the same settings.
     let url = format!("sqlite://{}?table=b_sessions", path.display());
@@ -108,7 +113,7 @@ async fn the_schema_is_versioned_and_a_newer_table_is_left_alone() {
     let version: i64 = conn
         .query_row("SELECT version FROM bot_sessions_schema WHERE table_name = 'bot_sessions'", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bot_sessions' AND sql IS NOT NULL ORDER BY name")
         .unwrap()
@@ -120,14 +125,23 @@ async fn the_schema_is_versioned_and_a_newer_table_is_left_alone() {
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(journal, "wal");
 
-    // Newer code bumped the table to version 2: this code refuses it and changes nothing.
-    conn.execute("UPDATE bot_sessions_schema SET version = 2 WHERE table_name = 'bot_sessions'", []).unwrap();
+    let lease: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'bot_sessions_purger'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(lease, 1, "version 2 adds the purge lease table");
+
+    // Newer code bumped the table to version 3: this code refuses it and changes nothing.
+    conn.execute("UPDATE bot_sessions_schema SET version = 3 WHERE table_name = 'bot_sessions'", []).unwrap();
     let err = SqliteStore::open(path.to_str().unwrap()).await.unwrap_err();
     assert!(matches!(&err, StoreError::Config(m) if m.contains("newer")), "{err}");
     let value: Vec<u8> = conn.query_row("SELECT value FROM bot_sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(value, b"kept");
     let version: i64 = conn.query_row("SELECT version FROM bot_sessions_schema", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[tokio::test]
@@ -202,24 +216,6 @@ async fn one_failing_write_does_not_fail_its_batch() {
 }
 
 #[tokio::test]
-async fn a_corrupt_row_is_reported_with_its_key() {
-    let path = fresh_path("corrupt");
-    let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
-    let ns = unique_namespace("corrupt");
-    let key = SessionKey::new(ns.clone(), Scope::Chat(1));
-    let t = Timestamp::now();
-    store.write(&key, w(b"x"), Precondition::Absent, t).await.unwrap();
-    raw(&path).execute("UPDATE bot_sessions SET version = -3", []).unwrap();
-    for err in [
-        store.load(&key, t).await.unwrap_err(),
-        store.write(&key, w(b"y"), Precondition::Any, t).await.unwrap_err(),
-        store.scan(&ns, None, 10, t).await.unwrap_err(),
-    ] {
-        assert!(matches!(&err, StoreError::Corrupt { key: k, .. } if k == key.as_str()), "{err:?}");
-    }
-}
-
-#[tokio::test]
 async fn memory_paths_are_refused() {
     for location in ["", ":memory:"] {
         assert!(matches!(SqliteStore::open(location).await, Err(StoreError::Config(_))), "{location:?}");
@@ -228,16 +224,413 @@ async fn memory_paths_are_refused() {
     assert!(matches!(err, StoreError::Backend { backend: "sqlite", retryable: false, .. }), "{err:?}");
 }
 
+fn wal(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-wal", path.display()))
+}
+
+/// Polls `check` until it holds; a deadline catches a hang (not a timing assertion).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: still not the case after two minutes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls `future` once, so what it does before its first await (queueing a request
+/// for the writer) has happened.
+fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
 #[tokio::test]
-async fn dropping_the_store_closes_the_file_cleanly() {
+async fn closing_the_store_closes_the_file_cleanly() {
     let path = fresh_path("close");
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
     let key = SessionKey::new(unique_namespace("close"), Scope::Chat(1));
     store.write(&key, w(b"kept"), Precondition::Absent, Timestamp::now()).await.unwrap();
-    drop(store);
+    store.close().await;
     // The last connection checkpointed the WAL into the file and removed it.
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    assert!(!wal.exists(), "{} left behind", wal.display());
+    assert!(!wal(&path).exists(), "{} left behind", wal(&path).display());
     let value: Vec<u8> = raw(&path).query_row("SELECT value FROM bot_sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(value, b"kept");
+}
+
+/// Outside a runtime nothing is in the way of waiting: the drop itself closes the file.
+#[test]
+fn dropping_the_store_outside_a_runtime_closes_the_file_at_once() {
+    let path = fresh_path("close-sync");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = runtime.block_on(async {
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = SessionKey::new(unique_namespace("close"), Scope::Chat(1));
+        store.write(&key, w(b"kept"), Precondition::Absent, Timestamp::now()).await.unwrap();
+        store
+    });
+    drop(store);
+    assert!(!wal(&path).exists(), "{} left behind", wal(&path).display());
+}
+
+/// Dropping the last handle on the runtime while the writer waits for the write lock
+/// (another process holds it) returns at once, and the write it had queued still
+/// commits once the lock is free.
+///
+/// Before, the drop joined the writer thread on the async worker: the (single-thread)
+/// runtime stood still for the whole busy timeout, the lock was released only after
+/// the writer had given up, and the queued write never landed.
+#[tokio::test]
+async fn dropping_the_last_handle_never_blocks_the_runtime() {
+    let path = fresh_path("drop");
+    let store = SqliteStore::builder().busy_timeout(Duration::from_secs(60)).open(&path).await.unwrap();
+    let key = SessionKey::new(unique_namespace("drop"), Scope::Chat(1));
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    {
+        let mut write = std::pin::pin!(store.write(&key, w(b"queued"), Precondition::Absent, Timestamp::now()));
+        assert!(poll_once(write.as_mut()).is_pending(), "the writer waits for the lock");
+        // The caller stops waiting; the queued write stands.
+    }
+    drop(store);
+    other.execute_batch("COMMIT").unwrap();
+    let landed = || {
+        other
+            .query_row("SELECT value FROM bot_sessions WHERE key = ?1", [key.as_str()], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .unwrap()
+    };
+    eventually("the queued write commits after the drop", || landed().is_some()).await;
+    assert_eq!(landed().unwrap(), b"queued");
+}
+
+/// Settings out of range are a `Config` error when the store opens, in the URL and in
+/// the builder; before, `max_batch=<huge>` opened fine and killed the writer thread
+/// (a capacity overflow), and a busy timeout over `i32::MAX` milliseconds panicked.
+#[tokio::test]
+async fn out_of_range_settings_are_config_errors_at_open() {
+    let path = fresh_path("config");
+    for (setting, name) in [
+        ("max_batch=18446744073709551615", "max_batch"),
+        ("max_batch=4097", "max_batch"),
+        ("max_batch=0", "max_batch"),
+        ("busy_timeout_ms=2147483648", "busy_timeout"),
+        ("busy_timeout_ms=18446744073709551615", "busy_timeout"),
+        ("max_idle_readers=1000000000000", "max_idle_readers"),
+        ("purge_batch=0", "purge_batch"),
+        ("purge_batch=100001", "purge_batch"),
+    ] {
+        let url = format!("sqlite://{}?{setting}", path.display());
+        match bot_sessions::store::open(&url).await {
+            Err(StoreError::Config(message)) => assert!(message.contains(name), "{setting}: {message}"),
+            Err(other) => panic!("{setting}: expected a config error, got {other:?}"),
+            Ok(_) => panic!("{setting}: opened"),
+        }
+    }
+    let builders = [
+        ("max_batch", SqliteStore::builder().max_batch(usize::MAX)),
+        ("max_batch", SqliteStore::builder().max_batch(0)),
+        ("busy_timeout", SqliteStore::builder().busy_timeout(Duration::MAX)),
+        ("busy_timeout", SqliteStore::builder().busy_timeout(Duration::from_millis(i32::MAX as u64 + 1))),
+        ("max_idle_readers", SqliteStore::builder().max_idle_readers(usize::MAX)),
+        ("purge_batch", SqliteStore::builder().purge_batch(usize::MAX)),
+    ];
+    for (name, builder) in builders {
+        match builder.open(&path).await {
+            Err(StoreError::Config(message)) => assert!(message.contains(name), "{name}: {message}"),
+            Err(other) => panic!("{name}: expected a config error, got {other:?}"),
+            Ok(_) => panic!("{name}: opened"),
+        }
+    }
+    // The limits themselves are fine, and the writer works with them.
+    let store = SqliteStore::builder()
+        .max_batch(SqliteOptions::MAX_BATCH)
+        .busy_timeout(SqliteOptions::MAX_BUSY_TIMEOUT)
+        .max_idle_readers(SqliteOptions::MAX_IDLE_READERS)
+        .purge_batch(SqliteOptions::MAX_PURGE_BATCH)
+        .open(&path)
+        .await
+        .unwrap();
+    let key = SessionKey::new(unique_namespace("config"), Scope::Chat(1));
+    let write = w(b"fine");
+    assert_eq!(store.write(&key, write, Precondition::Absent, Timestamp::now()).await.unwrap(), write.version);
+    let url = format!("sqlite://{}?max_batch=4096&busy_timeout_ms=3600000&purge_batch=1", path.display());
+    let by_url = bot_sessions::store::open(&url).await.unwrap();
+    assert_eq!(by_url.load(&key, Timestamp::now()).await.unwrap().map(|r| r.value), Some(b"fine".to_vec()));
+}
+
+fn bump(c: &mut Counter) -> Result<u64, SessionError> {
+    c.n += 1;
+    Ok(c.n)
+}
+
+/// A value an operator set by hand is stored as TEXT; it loads as its bytes, so the
+/// session type's decode policy judges it (before, every load, update and scan of it
+/// failed with a non-retryable backend error).
+#[tokio::test]
+async fn a_value_stored_as_text_reaches_the_decode_policy() {
+    let path = fresh_path("text");
+    let store: DynStore = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+    let ns = unique_namespace("text");
+    let sessions = Sessions::<Counter>::builder(store.clone()).namespace(ns.as_str()).build().unwrap();
+    let (edited, broken) = (SessionKey::new(ns.clone(), Scope::Chat(1)), SessionKey::new(ns.clone(), Scope::Chat(2)));
+    for k in [&edited, &broken] {
+        sessions.update(k, bump).await.unwrap();
+    }
+    let conn = raw(&path);
+    for (k, text) in [(&edited, r#"{"n":41}"#), (&broken, "abc")] {
+        conn.execute("UPDATE bot_sessions SET value = ?2 WHERE key = ?1", params![k.as_str(), text]).unwrap();
+        let kind: String = conn
+            .query_row("SELECT typeof(value) FROM bot_sessions WHERE key = ?1", [k.as_str()], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "text");
+    }
+    let t = Timestamp::now();
+    assert_eq!(store.load(&edited, t).await.unwrap().unwrap().value, br#"{"n":41}"#);
+    assert_eq!(store.load(&broken, t).await.unwrap().unwrap().value, b"abc");
+    let page = store.scan(&ns, None, 10, t).await.unwrap();
+    assert_eq!(page.items.len(), 2, "the scan lists both");
+    assert_eq!(store.count(Some(&ns), t).await.unwrap(), 2);
+
+    // A valid edit is simply the new value; garbage meets the policy.
+    assert_eq!(sessions.update(&edited, bump).await.unwrap(), 42);
+    match sessions.get(&broken).await {
+        Err(SessionError::Decode { key, .. }) => assert_eq!(key, broken.to_string()),
+        other => panic!("expected a decode error naming the key, got {other:?}"),
+    }
+    let reset = Sessions::<Counter>::builder(store.clone())
+        .namespace(ns.as_str())
+        .on_decode_error(DecodePolicy::Reset)
+        .build()
+        .unwrap();
+    assert_eq!(reset.update(&broken, bump).await.unwrap(), 1, "reset starts over");
+}
+
+/// A sessions table without the NOT NULL constraints (as a manual migration might
+/// leave it), so rows can hold every kind of bad metadata.
+fn loose_table(path: &Path, table: &str) {
+    let conn = raw(path);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE bot_sessions_schema (table_name TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)",
+    )
+    .unwrap();
+    let v1 = include_str!("../src/store/sqlite/schema_v1.sql").replace("{table}", table).replace(" NOT NULL,", ",");
+    conn.execute_batch(&v1).unwrap();
+    conn.execute("INSERT INTO bot_sessions_schema (table_name, version) VALUES (?1, 1)", [table]).unwrap();
+}
+
+/// Metadata of the wrong type is a `Corrupt` error naming the key on load, a failed
+/// conditional write or delete, and is skipped and reported by scan and count: it
+/// never breaks them, nor purge or forget-user, for any other record. Unconditional
+/// writes and deletes replace or remove it, and forget-user erases it.
+#[tokio::test]
+async fn corrupt_metadata_never_blocks_other_records() {
+    let path = fresh_path("corrupt");
+    loose_table(&path, "loose");
+    let store = SqliteStore::builder().table("loose").open(&path).await.unwrap();
+    let ns = unique_namespace("corrupt");
+    let (user, other) = (unique_user(), unique_user());
+    let k = |chat: i64| SessionKey::new(ns.clone(), Scope::ChatUser { chat, user });
+    let t = Timestamp::now();
+    let minute = Duration::from_secs(60);
+
+    let good = [k(1), k(2), SessionKey::new(ns.clone(), Scope::ChatUser { chat: 1, user: other })];
+    for key in &good {
+        store.write(key, w(b"good"), Precondition::Absent, t).await.unwrap();
+    }
+    let expiring = k(3);
+    store
+        .write(&expiring, Write::new(b"old", 1, Some(t.saturating_add(minute))), Precondition::Absent, t)
+        .await
+        .unwrap();
+    let corruptions = [
+        "version = 'abc'",
+        "version = -3",
+        "version = NULL",
+        "schema_version = NULL",
+        "schema_version = 'one'",
+        "created_at = 'yesterday'",
+        "updated_at = 1.5",
+        "expires_at = 'soon'",
+        "value = 42",
+        "value = NULL",
+    ];
+    let conn = raw(&path);
+    let mut bad = Vec::new();
+    for (i, set) in corruptions.iter().enumerate() {
+        let key = k(100 + i as i64);
+        store.write(&key, w(b"soon bad"), Precondition::Absent, t).await.unwrap();
+        conn.execute(&format!("UPDATE loose SET {set} WHERE key = ?1"), [key.as_str()]).unwrap();
+        bad.push(key);
+    }
+    for (key, set) in bad.iter().zip(corruptions) {
+        match store.load(key, t).await {
+            Err(StoreError::Corrupt { key: named, reason }) => assert_eq!(&named, key.as_str(), "{set}: {reason}"),
+            other => panic!("{set}: expected a corrupt record naming the key, got {other:?}"),
+        }
+    }
+
+    // Scans list the good records, page by page past the bad ones, and report those.
+    let page = store.scan(&ns, None, 100, t).await.unwrap();
+    let listed: Vec<_> = page.items.iter().map(|(key, _)| key.clone()).collect();
+    let mut live = vec![good[0].clone(), good[1].clone(), good[2].clone(), expiring.clone()];
+    live.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(listed, live);
+    assert!(page.next.is_none());
+    assert_eq!(store.corrupt_rows_seen(), bad.len() as u64, "each bad row reported once");
+    let (mut cursor, mut paged, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let page = store.scan(&ns, cursor.as_deref(), 1, t).await.unwrap();
+        paged.extend(page.items.into_iter().map(|(key, _)| key));
+        pages += 1;
+        assert!(pages <= 100, "the scan ends");
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, live, "paging skips the bad rows too");
+    assert_eq!(store.count(Some(&ns), t).await.unwrap(), 4, "count skips the bad rows");
+    assert!(store.count(None, t).await.unwrap() >= 4);
+
+    // Conditional writes and deletes cannot judge a bad row; unconditional ones can.
+    let target = &bad[0];
+    for outcome in [
+        store.write(target, w(b"x"), Precondition::Absent, t).await.map(drop),
+        store.write(target, w(b"x"), Precondition::Version(1), t).await.map(drop),
+        store.delete(target, Precondition::Version(1), t).await.map(drop),
+        store.delete(target, Precondition::Absent, t).await.map(drop),
+    ] {
+        assert!(matches!(&outcome, Err(StoreError::Corrupt { key, .. }) if key == target.as_str()), "{outcome:?}");
+    }
+    let repaired = w(b"repaired");
+    assert_eq!(store.write(target, repaired, Precondition::Any, t).await.unwrap(), repaired.version);
+    let r = store.load(target, t).await.unwrap().unwrap();
+    assert_eq!((r.value.as_slice(), r.version, r.user_id), (&b"repaired"[..], repaired.version, Some(user)));
+    assert!(store.delete(&bad[3], Precondition::Any, t).await.unwrap(), "a bad row counts as live");
+    assert_eq!(store.load(&bad[3], t).await.unwrap(), None);
+
+    // Purge removes what expired, whatever else is in the table.
+    let later = t.saturating_add(2 * minute);
+    assert_eq!(store.purge_expired(later).await.unwrap(), 1);
+    assert_eq!(store.load(&expiring, later).await.unwrap(), None);
+
+    // Forget-user erases every row of the user, bad ones included.
+    let erased = store.forget_user(user, later).await.unwrap();
+    assert_eq!(erased, 2 + 1 + (bad.len() as u64 - 2), "good, repaired, and the bad rows left");
+    let left: i64 = conn.query_row("SELECT COUNT(*) FROM loose WHERE user_id = ?1", [user], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "nothing of the user is left");
+    assert!(store.load(&good[2], later).await.unwrap().is_some(), "the other user's record stays");
+}
+
+/// A purge of a backlog runs in chunks, each its own transaction, and a write queued
+/// behind it commits between two chunks instead of after the whole backlog. Before,
+/// the purge was one DELETE inside a group-commit batch: every row went before the
+/// write, all in one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_backlog_runs_in_chunks_with_writes_between() {
+    const BACKLOG: i64 = 2_000; // four chunks of the default 500
+    let path = fresh_path("purge");
+    let store = SqliteStore::builder().busy_timeout(Duration::from_secs(60)).open(&path).await.unwrap();
+    let ns = unique_namespace("purge");
+    let now = Timestamp::now();
+    let past = now.as_millis() - 3_600_000;
+    let mut conn = raw(&path);
+    let tx = conn.transaction().unwrap();
+    for i in 0..BACKLOG {
+        let key = SessionKey::new(ns.clone(), Scope::Chat(i));
+        tx.execute(
+            "INSERT INTO bot_sessions (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at)
+             VALUES (?1, ?2, NULL, x'7b7d', ?3, 1, ?4, ?4, ?4)",
+            params![key.as_str(), ns.as_str(), i + 1, past],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    // Every deleted row notes whether the marker write had committed by then.
+    let marker = SessionKey::new(ns.clone(), Scope::Chat(-1));
+    conn.execute_batch(&format!(
+        "CREATE TABLE purge_log (seq INTEGER PRIMARY KEY, marker_seen INTEGER NOT NULL);
+         CREATE TRIGGER log_purge AFTER DELETE ON bot_sessions BEGIN
+             INSERT INTO purge_log (marker_seen)
+             VALUES ((SELECT COUNT(*) FROM bot_sessions WHERE key = '{}'));
+         END;",
+        marker.as_str().replace('\'', "''")
+    ))
+    .unwrap();
+
+    // Queue the purge, then the write, while another connection holds the write lock.
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut purge = Box::pin(store.purge_expired(now));
+    assert!(poll_once(purge.as_mut()).is_pending());
+    let write = w(b"marker");
+    let mut marked = Box::pin(store.write(&marker, write, Precondition::Absent, now));
+    assert!(poll_once(marked.as_mut()).is_pending());
+    conn.execute_batch("COMMIT").unwrap();
+
+    assert_eq!(purge.await.unwrap(), BACKLOG as u64, "every expired record purged");
+    assert_eq!(marked.await.unwrap(), write.version);
+    let (logged, after_marker): (i64, i64) = conn
+        .query_row("SELECT COUNT(*), COALESCE(SUM(marker_seen), 0) FROM purge_log", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(logged, BACKLOG);
+    // The first chunk runs first: the write was queued behind it.
+    assert!(after_marker <= BACKLOG - 500, "the first chunk committed before the write: {after_marker}");
+    assert!(after_marker > 0, "the write committed while the purge was under way");
+}
+
+/// The background purge takes a lease in `<table>_purger`: while another process
+/// holds a live one, a round is skipped; an expired lease (its holder died) is taken
+/// over; a finished round gives the lease back at once. Before, every process purged
+/// every round.
+#[tokio::test]
+async fn background_purges_take_turns_through_a_lease() {
+    let path = fresh_path("lease");
+    let a = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    let b = SqliteStore::open(path.to_str().unwrap()).await.unwrap(); // as another process
+    let ns = unique_namespace("lease");
+    let minute = Duration::from_secs(60);
+    let t0 = Timestamp::now();
+    let expiring =
+        |i: i64| (SessionKey::new(ns.clone(), Scope::Chat(i)), Write::new(b"x", 1, Some(t0.saturating_add(minute))));
+    for i in 0..3 {
+        let (key, write) = expiring(i);
+        a.write(&key, write, Precondition::Absent, t0).await.unwrap();
+    }
+    let t1 = t0.saturating_add(2 * minute);
+    let conn = raw(&path);
+    conn.execute(
+        "INSERT INTO bot_sessions_purger (id, holder, lease_until) VALUES (1, 42, ?1)",
+        [t1.saturating_add(minute).as_millis()],
+    )
+    .unwrap();
+    let expired = || {
+        conn.query_row("SELECT COUNT(*) FROM bot_sessions WHERE expires_at <= ?1", [t1.as_millis()], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+
+    assert_eq!(a.purge_expired_background(t1).await.unwrap(), 0, "another holder's live lease: skipped");
+    assert_eq!(b.purge_expired_background(t1).await.unwrap(), 0);
+    assert_eq!(expired(), 3, "nothing purged");
+
+    let t2 = t1.saturating_add(minute);
+    assert_eq!(a.purge_expired_background(t2).await.unwrap(), 3, "an expired lease is taken over");
+    let until: i64 = conn.query_row("SELECT lease_until FROM bot_sessions_purger", [], |r| r.get(0)).unwrap();
+    assert!(until < t2.as_millis(), "given back at the end of the round");
+    for i in 3..5 {
+        let (key, write) = expiring(i);
+        b.write(&key, write, Precondition::Absent, t0).await.unwrap();
+    }
+    assert_eq!(b.purge_expired_background(t2).await.unwrap(), 2, "the next round anywhere may purge");
+    // An explicit purge does not ask for the lease.
+    conn.execute(
+        "UPDATE bot_sessions_purger SET holder = 42, lease_until = ?1",
+        [t2.saturating_add(minute).as_millis()],
+    )
+    .unwrap();
+    let (key, write) = expiring(9);
+    a.write(&key, write, Precondition::Absent, t0).await.unwrap();
+    assert_eq!(a.purge_expired_background(t2).await.unwrap(), 0);
+    assert_eq!(a.purge_expired(t2).await.unwrap(), 1);
 }

@@ -81,7 +81,7 @@ const UPDATES: usize = 300;
 const KEYS: i64 = 4;
 
 /// 2 processes x 32 tasks x 300 updates of the same 4 keys: 19,200 increments, each
-/// counted once, 4,800 per key, one stored version per update.
+/// counted once, 4,800 per key.
 #[test]
 fn processes_updating_the_same_keys_sum_exactly() {
     const TEST: &str = "processes_updating_the_same_keys_sum_exactly";
@@ -102,9 +102,9 @@ fn processes_updating_the_same_keys_sum_exactly() {
         assert_eq!(expected, 19_200);
         assert_eq!(total(&sessions, &keys).await.unwrap(), expected, "every update of every process counted");
         for k in &keys {
-            let record = sessions.store().load(k, Timestamp::now()).await.unwrap().expect("key written");
+            assert!(sessions.store().load(k, Timestamp::now()).await.unwrap().is_some(), "{k} written");
             let n = sessions.get(k).await.unwrap().unwrap().n;
-            assert_eq!((n, record.version), (expected / KEYS as u64, expected / KEYS as u64), "{k}");
+            assert_eq!(n, expected / KEYS as u64, "{k}");
         }
     });
 }
@@ -200,14 +200,11 @@ fn killed_writers_lose_no_acknowledged_write() {
         rt.block_on(async {
             let sessions = counters(&format!("sqlite://{}", path.display()), &ns).await;
             for (k, key) in keys(&ns, KILL_KEYS as i64).iter().enumerate() {
-                let record = sessions.store().load(key, Timestamp::now()).await.unwrap();
-                let version = record.map_or(0, |r| r.version);
                 let n = sessions.get(key).await.unwrap().map_or(0, |c| c.n);
                 assert!(n >= acked[k], "round {round}, {key}: acknowledged {} but found {n}", acked[k]);
                 // At most one unacknowledged update per writer task of that key.
                 let in_flight = (WRITER_TASKS / KILL_KEYS) as u64;
                 assert!(n <= acked[k] + in_flight, "round {round}, {key}: {n} is more than was ever written");
-                assert_eq!(version, n, "round {round}, {key}: one stored version per update");
                 stored[k] = n;
             }
         });

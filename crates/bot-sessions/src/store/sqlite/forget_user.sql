@@ -1,3 +1,5 @@
--- Returns one row per deleted record: 1 when it was still live at ?2.
+-- Every record indexed under user ?1, corrupt ones included (an erasure leaves nothing
+-- behind). Returns each deleted key and its expiry, so the caller counts the live ones
+-- and reports rows whose expiry does not parse.
 DELETE FROM "{table}" WHERE user_id = ?1
-RETURNING (expires_at IS NULL OR expires_at > ?2)
+RETURNING key, expires_at

@@ -12,11 +12,15 @@ const VERSION_TABLE: &str = "bot_sessions_schema";
 
 /// Upgrade steps: `STEPS[i]` takes a table from version `i` to `i + 1`. Append only;
 /// never edit a released step.
-pub(super) const STEPS: &[&str] = &[include_str!("schema_v1.sql")];
+pub(super) const STEPS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+
+/// What the purge lease table's name adds to the sessions table's.
+const LEASE_SUFFIX: &str = "_purger";
 
 /// A table name that is safe to splice into SQL: 1 to 64 characters from
 /// `[A-Za-z0-9_]`, not starting with a digit, not SQLite's reserved `sqlite_` prefix
-/// and not the store's own version table. It is also double-quoted where used.
+/// and not the store's own version table, and not ending in `_purger` (the suffix of
+/// each sessions table's purge-lease table). It is also double-quoted where used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct TableName(String);
 
@@ -37,6 +41,9 @@ impl TableName {
         }
         if name.eq_ignore_ascii_case(VERSION_TABLE) {
             return Err(bad("that is the store's schema-version table"));
+        }
+        if name.to_ascii_lowercase().ends_with(LEASE_SUFFIX) {
+            return Err(bad("the `_purger` suffix names a sessions table's purge-lease table"));
         }
         Ok(TableName(name.to_owned()))
     }
@@ -60,6 +67,8 @@ pub(super) struct Sql {
     pub(super) delete: String,
     pub(super) forget_user: String,
     pub(super) purge: String,
+    pub(super) lease_take: String,
+    pub(super) lease_release: String,
     pub(super) scan: String,
     pub(super) count: String,
     pub(super) count_namespace: String,
@@ -74,11 +83,19 @@ impl Sql {
             delete: table.splice(include_str!("delete.sql")),
             forget_user: table.splice(include_str!("forget_user.sql")),
             purge: table.splice(include_str!("purge.sql")),
+            lease_take: table.splice(include_str!("lease_take.sql")),
+            lease_release: table.splice(include_str!("lease_release.sql")),
             scan: table.splice(include_str!("scan.sql")),
-            count: table.splice(include_str!("count.sql")),
-            count_namespace: table.splice(include_str!("count_namespace.sql")),
+            count: wellformed(&table.splice(include_str!("count.sql"))),
+            count_namespace: wellformed(&table.splice(include_str!("count_namespace.sql"))),
         }
     }
+}
+
+/// `template` with `{wellformed}` replaced by the test that a row's metadata parses
+/// (the same rules as the store's row decoding).
+fn wellformed(template: &str) -> String {
+    template.replace("{wellformed}", include_str!("wellformed.sql").trim())
 }
 
 /// Why the schema could not be brought up to date.
@@ -149,6 +166,8 @@ mod tests {
             "sqlite_master",
             "SQLITE_x",
             "bot_sessions_schema",
+            "sessions_purger",
+            "X_PURGER",
             "é",
             &"x".repeat(65),
         ] {
@@ -206,6 +225,8 @@ mod tests {
             &sql.delete,
             &sql.forget_user,
             &sql.purge,
+            &sql.lease_take,
+            &sql.lease_release,
             &sql.scan,
             &sql.count,
             &sql.count_namespace,

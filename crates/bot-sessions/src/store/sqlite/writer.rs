@@ -11,16 +11,43 @@
 //! A request that fails with an SQLite error (not a failed precondition) must not take
 //! its batch neighbours down with it: the batch is rolled back and re-run one request
 //! per transaction, so only the faulty one gets the error.
+//!
+//! A purge is not part of a batch: it deletes at most `purge_batch` rows per
+//! transaction, and the writes queued meanwhile are committed between two of its
+//! chunks, so a backlog of expired records never holds the write lock for all of it.
+//!
+//! # Which outcomes are unknown
+//!
+//! Almost none. A busy database fails at `BEGIN`, before anything is applied; an error
+//! while applying a request rolls its transaction back. Two cases remain, and only they
+//! answer [`StoreError::Ambiguous`]:
+//!
+//! - `COMMIT` itself fails with anything but "busy" (an I/O error while syncing the WAL,
+//!   say): the commit frames may be in the WAL already and count after a restart.
+//! - The request reached the thread but no answer came back (the thread panicked in
+//!   the middle of a batch; it then carries on with the next batch).
+//!
+//! A request that could not even be queued (the thread is gone) is a plain
+//! non-retryable error: it was certainly not applied.
 
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::schema::Sql;
-use super::{BACKEND, sqlite_error};
+use super::{BACKEND, Corruption, sqlite_error, type_name};
 use crate::{Precondition, Record, SessionKey, StoreError, Timestamp, Write};
+
+/// How long a background purge's lease lasts past each of its chunks. Every chunk
+/// renews it, so it only matters when a purging process dies: the next one takes over
+/// at most this long afterwards.
+pub(super) const LEASE: Duration = Duration::from_secs(60);
 
 /// One mutation.
 #[derive(Debug)]
@@ -41,14 +68,18 @@ pub(super) enum Op {
     ForgetUser {
         user_id: i64,
     },
-    Purge,
+    /// Removes expired records in chunks. With a holder id, only while that holder has
+    /// the purge lease (the background purge); without, unconditionally.
+    Purge {
+        lease_holder: Option<i64>,
+    },
 }
 
 impl Op {
     fn key(&self) -> Option<&str> {
         match self {
             Op::Write { key, .. } | Op::Delete { key, .. } => Some(key.as_str()),
-            Op::ForgetUser { .. } | Op::Purge => None,
+            Op::ForgetUser { .. } | Op::Purge { .. } => None,
         }
     }
 }
@@ -62,17 +93,43 @@ pub(super) struct Request {
     pub(super) reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// The sending side, held by the store. Dropping it lets the thread commit what is
-/// queued, close its connection and end, and waits for that: a process that drops its
-/// store before exiting leaves a clean file (no WAL to recover).
+/// The error for a request whose outcome is unknown (see the module docs).
+fn unknown(key: Option<&str>, why: &str) -> StoreError {
+    match key {
+        Some(key) => StoreError::ambiguous(BACKEND, key, why.to_owned()),
+        // Forget-user and purge are idempotent: running them again is harmless.
+        None => StoreError::backend(BACKEND, None, false, format!("outcome unknown: {why}")),
+    }
+}
+
+/// What the writer thread works with.
+pub(super) struct Settings {
+    pub(super) sql: Arc<Sql>,
+    pub(super) max_batch: usize,
+    pub(super) purge_batch: usize,
+    pub(super) busy_timeout: Duration,
+    pub(super) corruption: Arc<Corruption>,
+}
+
+/// The sending side, held by the store. [`Writer::shutdown`] lets the thread commit
+/// what is queued, close its connection and end.
 #[derive(Debug)]
 pub(super) struct Writer {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Writer {
-    fn drop(&mut self) {
+/// What is left to do to stop a writer: drop the sender (the thread then drains its
+/// queue and ends), and wait for the thread. Blocking; run it where blocking is fine.
+#[derive(Debug)]
+pub(super) struct Shutdown {
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Shutdown {
+    /// Signals the thread and waits for it to commit its queue and close the file.
+    pub(super) fn run(mut self) {
         drop(self.tx.take());
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
@@ -84,20 +141,20 @@ impl Drop for Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(super) fn spawn(
-        conn: Connection,
-        sql: std::sync::Arc<Sql>,
-        max_batch: usize,
-        busy_timeout: Duration,
-    ) -> Result<Self, StoreError> {
+    pub(super) fn spawn(conn: Connection, settings: Settings) -> Result<Self, StoreError> {
         // `begin_immediate` does the waiting, in finer steps than SQLite's busy handler.
         conn.busy_timeout(Duration::ZERO).map_err(|e| sqlite_error(None, &e, e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("bot-sessions-sqlite-writer".into())
-            .spawn(move || run(&conn, &sql, &rx, max_batch.max(1), busy_timeout))
+            .spawn(move || run(&conn, &settings, &rx))
             .map_err(|e| StoreError::backend(BACKEND, None, false, e))?;
         Ok(Writer { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Takes what stopping the writer needs; afterwards every submit fails.
+    pub(super) fn shutdown(&mut self) -> Shutdown {
+        Shutdown { tx: self.tx.take(), thread: self.thread.take() }
     }
 
     /// Queues `op` and waits for its outcome (after commit).
@@ -106,64 +163,120 @@ impl Writer {
         let stopped = || StoreError::backend(BACKEND, key.as_deref(), false, "the sqlite writer thread has stopped");
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        // A request that cannot be queued never reached the thread: not applied.
         tx.send(Request { op, now, reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        match answer.await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                Err(unknown(key.as_deref(), "the sqlite writer stopped without answering; it may have committed"))
+            }
+        }
     }
 }
 
-fn run(conn: &Connection, sql: &Sql, rx: &mpsc::Receiver<Request>, max_batch: usize, busy_timeout: Duration) {
-    let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
+/// A purge in progress: it runs one chunk per transaction, with queued writes between.
+struct PurgeJob {
+    request: Request,
+    lease_holder: Option<i64>,
+    purged: u64,
+}
+
+fn run(conn: &Connection, settings: &Settings, rx: &mpsc::Receiver<Request>) {
+    let mut batch: Vec<Request> = Vec::new();
+    let mut purges: VecDeque<PurgeJob> = VecDeque::new();
+    loop {
+        // Block for work only when no purge is under way; otherwise take what is queued.
+        if purges.is_empty() {
+            match rx.recv() {
+                Ok(first) => route(first, &mut batch, &mut purges),
+                // Every sender is gone and the queue is empty: done.
+                Err(mpsc::RecvError) => break,
+            }
+        }
+        while batch.len() < settings.max_batch {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => route(next, &mut batch, &mut purges),
                 Err(_) => break,
             }
         }
-        let outcomes = commit(conn, sql, &batch, busy_timeout);
-        for (request, outcome) in batch.drain(..).zip(outcomes) {
-            // The caller may have gone (its future was dropped); the write stands.
-            let _ = request.reply.send(outcome);
+        // One chunk of the oldest purge, then the writes queued meanwhile: a purge never
+        // keeps a write waiting for more than one chunk.
+        if let Some(job) = purges.front_mut() {
+            let step = catch_unwind(AssertUnwindSafe(|| purge_chunk(conn, settings, job))).unwrap_or_else(|_| {
+                rollback(conn);
+                Some(Err(unknown(None, "the sqlite writer panicked during a purge")))
+            });
+            if let Some(outcome) = step
+                && let Some(job) = purges.pop_front()
+            {
+                let _ = job.request.reply.send(outcome);
+            }
+        }
+        if !batch.is_empty() {
+            let outcomes = catch_unwind(AssertUnwindSafe(|| commit(conn, settings, &batch)))
+                .unwrap_or_else(|_| after_panic(conn, &batch, "the sqlite writer panicked during this batch"));
+            for (request, outcome) in batch.drain(..).zip(outcomes) {
+                // The caller may have gone (its future was dropped); the write stands.
+                let _ = request.reply.send(outcome);
+            }
         }
     }
+}
+
+/// Puts a purge in the purge queue and anything else in the batch.
+fn route(request: Request, batch: &mut Vec<Request>, purges: &mut VecDeque<PurgeJob>) {
+    if let Op::Purge { lease_holder } = request.op {
+        purges.push_back(PurgeJob { request, lease_holder, purged: 0 });
+    } else {
+        batch.push(request);
+    }
+}
+
+/// The outcomes of a batch whose processing panicked: the transaction is rolled back,
+/// but requests re-run one by one before the panic may have committed.
+fn after_panic(conn: &Connection, batch: &[Request], why: &str) -> Vec<Result<u64, StoreError>> {
+    rollback(conn);
+    tracing::error!("{why}");
+    batch.iter().map(|r| Err(unknown(r.op.key(), why))).collect()
 }
 
 /// Where a batch failed.
 enum Failure {
-    /// Starting or committing the transaction: nothing of the batch is in.
-    Transaction(rusqlite::Error),
+    /// `BEGIN` failed: nothing of the batch is in.
+    Begin(rusqlite::Error),
+    /// `COMMIT` failed: rolled back if SQLite says so (busy), otherwise unknown.
+    Commit(rusqlite::Error),
     /// Request `i` failed; the transaction was rolled back.
     Request(usize, rusqlite::Error),
 }
 
 /// Applies `batch` in one transaction and returns one outcome per request.
-fn commit(conn: &Connection, sql: &Sql, batch: &[Request], busy_timeout: Duration) -> Vec<Result<u64, StoreError>> {
-    match apply(conn, sql, batch, busy_timeout) {
+fn commit(conn: &Connection, settings: &Settings, batch: &[Request]) -> Vec<Result<u64, StoreError>> {
+    match apply(conn, settings, batch) {
         Ok(outcomes) => outcomes,
         Err(Failure::Request(i, e)) if batch.len() == 1 => {
             vec![Err(sqlite_error(batch[i].op.key(), &e, e.to_string()))]
         }
         // Isolate the faulty request: everyone else gets their own transaction.
         Err(Failure::Request(..)) => {
-            batch.iter().flat_map(|r| commit(conn, sql, std::slice::from_ref(r), busy_timeout)).collect()
+            batch.iter().flat_map(|r| commit(conn, settings, std::slice::from_ref(r))).collect()
         }
-        Err(Failure::Transaction(e)) => {
+        Err(Failure::Begin(e)) => batch.iter().map(|r| Err(sqlite_error(r.op.key(), &e, e.to_string()))).collect(),
+        Err(Failure::Commit(e)) if is_busy(&e) => {
             batch.iter().map(|r| Err(sqlite_error(r.op.key(), &e, e.to_string()))).collect()
+        }
+        Err(Failure::Commit(e)) => {
+            let why = format!("COMMIT failed ({e}); the transaction may be in the WAL");
+            batch.iter().map(|r| Err(unknown(r.op.key(), &why))).collect()
         }
     }
 }
 
-fn apply(
-    conn: &Connection,
-    sql: &Sql,
-    batch: &[Request],
-    busy_timeout: Duration,
-) -> Result<Vec<Result<u64, StoreError>>, Failure> {
-    begin_immediate(conn, busy_timeout).map_err(Failure::Transaction)?;
+fn apply(conn: &Connection, settings: &Settings, batch: &[Request]) -> Result<Vec<Result<u64, StoreError>>, Failure> {
+    begin_immediate(conn, settings.busy_timeout).map_err(Failure::Begin)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for (i, request) in batch.iter().enumerate() {
-        match apply_one(conn, sql, &request.op, request.now) {
+        match apply_one(conn, settings, &request.op, request.now) {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
                 rollback(conn);
@@ -173,9 +286,59 @@ fn apply(
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         rollback(conn);
-        return Err(Failure::Transaction(e));
+        return Err(Failure::Commit(e));
     }
     Ok(outcomes)
+}
+
+/// Runs one chunk of the purge at the front of the queue, in its own transaction.
+/// `Some(outcome)` when the purge is over (nothing more to do, the lease went to
+/// somebody else, or it failed), `None` when another chunk is due.
+fn purge_chunk(conn: &Connection, settings: &Settings, job: &mut PurgeJob) -> Option<Result<u64, StoreError>> {
+    let now = job.request.now.as_millis();
+    let chunk = i64::try_from(settings.purge_batch).unwrap_or(i64::MAX);
+    let fail = |e: &rusqlite::Error| Some(Err(sqlite_error(None, e, format!("purging expired records: {e}"))));
+    if let Err(e) = begin_immediate(conn, settings.busy_timeout) {
+        return fail(&e);
+    }
+    let sql = &settings.sql;
+    let work = || -> rusqlite::Result<Option<u64>> {
+        if let Some(holder) = job.lease_holder {
+            let until = job.request.now.saturating_add(LEASE).as_millis();
+            if conn.prepare_cached(&sql.lease_take)?.execute(params![holder, until, now])? == 0 {
+                return Ok(None); // another live holder purges this round
+            }
+        }
+        let n = conn.prepare_cached(&sql.purge)?.execute(params![now, chunk])?;
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        if n < settings.purge_batch as u64
+            && let Some(holder) = job.lease_holder
+        {
+            conn.prepare_cached(&sql.lease_release)?.execute([holder])?;
+        }
+        Ok(Some(n))
+    };
+    let done = match work() {
+        Ok(done) => done,
+        Err(e) => {
+            rollback(conn);
+            return fail(&e);
+        }
+    };
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        rollback(conn);
+        if is_busy(&e) {
+            return fail(&e);
+        }
+        return Some(Err(unknown(None, &format!("COMMIT of a purge chunk failed ({e})"))));
+    }
+    match done {
+        None => Some(Ok(job.purged)),
+        Some(n) => {
+            job.purged = job.purged.saturating_add(n);
+            (n < settings.purge_batch as u64).then_some(Ok(job.purged))
+        }
+    }
 }
 
 fn rollback(conn: &Connection) {
@@ -194,6 +357,7 @@ fn rollback(conn: &Connection) {
 /// every few hundred microseconds finds those gaps, so two processes share the file
 /// fairly instead of one starving until its timeout.
 fn begin_immediate(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    // `busy_timeout` is bounded when the store opens, so this cannot overflow.
     let deadline = Instant::now() + busy_timeout;
     loop {
         match conn.execute_batch("BEGIN IMMEDIATE") {
@@ -212,16 +376,15 @@ pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
 /// Applies one request inside the open transaction. The outer error is an SQLite
 /// failure (the batch is redone without this request's neighbours); the inner one is
 /// the request's own outcome (a failed precondition, a corrupt row).
-fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite::Result<Result<u64, StoreError>> {
+fn apply_one(
+    conn: &Connection,
+    settings: &Settings,
+    op: &Op,
+    now: Timestamp,
+) -> rusqlite::Result<Result<u64, StoreError>> {
+    let sql = &settings.sql;
     match op {
         Op::Write { key, value, schema_version, expires_at, version, owner, precondition } => {
-            let previous = match live(head(conn, sql, key)?, key, now) {
-                Ok(previous) => previous,
-                Err(e) => return Ok(Err(e)),
-            };
-            if !precondition.holds(previous.as_ref().map(|r| r.version)) {
-                return Ok(Err(StoreError::Conflict { key: key.to_string() }));
-            }
             let write = Write {
                 value: &[],
                 schema_version: *schema_version,
@@ -229,9 +392,28 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
                 version: *version,
                 owner: *owner,
             };
+            let previous = match head(conn, sql, key, now)? {
+                Head::Missing | Head::Expired => None,
+                Head::Live(previous) => Some(previous),
+                // Only an unconditional write may replace a row it cannot read; it keeps
+                // whatever of the row's creation and owner still parses.
+                Head::Corrupt { reason, salvage } if *precondition == Precondition::Any => {
+                    settings.corruption.report(key.as_str(), &reason, "overwritten by an unconditional write");
+                    Some(salvage.into_record(key, &write, now))
+                }
+                Head::Corrupt { reason, .. } => return Ok(Err(corrupt(key, &reason))),
+            };
+            if !precondition.holds(previous.as_ref().map(|r| r.version)) {
+                return Ok(Err(StoreError::Conflict { key: key.to_string() }));
+            }
             let next = Record::next(previous.as_ref(), key, &write, now);
             let Ok(version) = i64::try_from(next.version) else {
-                return Ok(Err(corrupt(key, "version overflows")));
+                return Ok(Err(StoreError::backend(
+                    BACKEND,
+                    Some(key.as_str()),
+                    false,
+                    format!("version {} does not fit SQLite's INTEGER", next.version),
+                )));
             };
             conn.prepare_cached(&sql.upsert)?.execute(params![
                 key.as_str(),
@@ -247,11 +429,17 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
             Ok(Ok(next.version))
         }
         Op::Delete { key, precondition } => {
-            let row = head(conn, sql, key)?;
-            let exists = row.is_some();
-            let live = match live(row, key, now) {
-                Ok(previous) => previous.map(|r| r.version),
-                Err(e) => return Ok(Err(e)),
+            let (exists, live) = match head(conn, sql, key, now)? {
+                Head::Missing => (false, None),
+                Head::Expired => (true, None),
+                Head::Live(r) => (true, Some(r.version)),
+                Head::Corrupt { reason, .. } if *precondition == Precondition::Any => {
+                    settings.corruption.report(key.as_str(), &reason, "deleted by an unconditional delete");
+                    conn.prepare_cached(&sql.delete)?.execute([key.as_str()])?;
+                    // Not known to be expired: it counts as a live record.
+                    return Ok(Ok(1));
+                }
+                Head::Corrupt { reason, .. } => return Ok(Err(corrupt(key, &reason))),
             };
             if !precondition.holds(live) {
                 return Ok(Err(StoreError::Conflict { key: key.to_string() }));
@@ -264,47 +452,174 @@ fn apply_one(conn: &Connection, sql: &Sql, op: &Op, now: Timestamp) -> rusqlite:
         }
         Op::ForgetUser { user_id } => {
             let mut stmt = conn.prepare_cached(&sql.forget_user)?;
-            let live = stmt.query_map(params![user_id, now.as_millis()], |r| r.get::<_, bool>(0))?;
-            let mut n = 0;
-            for was_live in live {
-                n += u64::from(was_live?);
+            let mut rows = stmt.query([user_id])?;
+            let mut n = 0u64;
+            while let Some(row) = rows.next()? {
+                let live = match row.get_ref(1)? {
+                    ValueRef::Null => true,
+                    ValueRef::Integer(at) => !now.is_expired(Some(Timestamp(at))),
+                    other => {
+                        let key = String::from_utf8_lossy(row.get_ref(0)?.as_bytes().unwrap_or_default()).into_owned();
+                        let reason = format!("expires_at is {}, not an integer", type_name(other));
+                        settings.corruption.report(&key, &reason, "erased by forget-user, counted as live");
+                        true
+                    }
+                };
+                n += u64::from(live);
             }
             Ok(Ok(n))
         }
-        Op::Purge => {
-            let n = conn.prepare_cached(&sql.purge)?.execute([now.as_millis()])?;
-            Ok(Ok(n as u64))
+        // Purges never reach a batch (see `run`).
+        Op::Purge { .. } => Ok(Err(StoreError::backend(BACKEND, None, false, "a purge was batched"))),
+    }
+}
+
+/// The stored row under a key, as a write or delete sees it.
+enum Head {
+    /// No row.
+    Missing,
+    /// An expired row (absent to every precondition).
+    Expired,
+    /// A live row's metadata (the value is not read), as [`Record::next`] needs it.
+    Live(Record),
+    /// A row whose metadata does not parse (and is not known to be expired).
+    Corrupt { reason: String, salvage: Salvage },
+}
+
+/// What still parses of a corrupt row.
+struct Salvage {
+    created_at: Option<Timestamp>,
+    /// `Some` when the row's user id parses (`Some(None)`: no user).
+    user_id: Option<Option<i64>>,
+}
+
+impl Salvage {
+    /// The record an unconditional write over the corrupt row builds on: its creation
+    /// time and indexed user when they parse, otherwise those of a new record.
+    fn into_record(self, key: &SessionKey, write: &Write<'_>, now: Timestamp) -> Record {
+        Record {
+            value: Vec::new(),
+            version: 0,
+            schema_version: 0,
+            created_at: self.created_at.unwrap_or(now),
+            updated_at: now,
+            expires_at: None,
+            user_id: self.user_id.unwrap_or_else(|| write.indexed_user(key)),
         }
     }
 }
 
-/// The stored row's version, creation and expiry under `key`, live or not.
-type Head = (i64, i64, Option<i64>, Option<i64>);
-
-fn head(conn: &Connection, sql: &Sql, key: &SessionKey) -> rusqlite::Result<Option<Head>> {
-    conn.prepare_cached(&sql.head)?.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
+fn head(conn: &Connection, sql: &Sql, key: &SessionKey, now: Timestamp) -> rusqlite::Result<Head> {
+    conn.prepare_cached(&sql.head)?
+        .query_row([key.as_str()], |row| {
+            let int = |i: usize| match row.get_ref(i) {
+                Ok(ValueRef::Integer(v)) => Ok(Some(v)),
+                Ok(ValueRef::Null) => Ok(None),
+                Ok(other) => Err(type_name(other)),
+                Err(_) => Err("missing"),
+            };
+            let expires_at = match int(2) {
+                Ok(at) => at.map(Timestamp),
+                Err(t) => return Ok(Head::Corrupt { reason: format!("expires_at is {t}"), salvage: salvage(&int) }),
+            };
+            if now.is_expired(expires_at) {
+                return Ok(Head::Expired);
+            }
+            let reason = match (int(0), int(1), int(3)) {
+                (Ok(Some(version)), Ok(Some(created_at)), Ok(user_id)) => match u64::try_from(version) {
+                    Ok(version) => {
+                        let created_at = Timestamp(created_at);
+                        return Ok(Head::Live(Record {
+                            value: Vec::new(),
+                            version,
+                            schema_version: 0,
+                            created_at,
+                            updated_at: created_at,
+                            expires_at,
+                            user_id,
+                        }));
+                    }
+                    Err(_) => format!("negative version {version}"),
+                },
+                (Ok(None), ..) => "version is NULL".to_owned(),
+                (Err(t), ..) => format!("version is {t}"),
+                (_, Ok(None), _) => "created_at is NULL".to_owned(),
+                (_, Err(t), _) => format!("created_at is {t}"),
+                (.., Err(t)) => format!("user_id is {t}"),
+            };
+            Ok(Head::Corrupt { reason, salvage: salvage(&int) })
+        })
+        .optional()
+        .map(|found| found.unwrap_or(Head::Missing))
 }
 
-/// The live record's metadata (the value is not read), as [`Record::next`] needs it.
-fn live(head: Option<Head>, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-    let Some((version, created_at, expires_at, user_id)) = head else { return Ok(None) };
-    let expires_at = expires_at.map(Timestamp);
-    if now.is_expired(expires_at) {
-        return Ok(None);
-    }
-    let version = u64::try_from(version).map_err(|_| corrupt(key, &format!("negative version {version}")))?;
-    let created_at = Timestamp(created_at);
-    Ok(Some(Record {
-        value: Vec::new(),
-        version,
-        schema_version: 0,
-        created_at,
-        updated_at: created_at,
-        expires_at,
-        user_id,
-    }))
+fn salvage(int: &dyn Fn(usize) -> Result<Option<i64>, &'static str>) -> Salvage {
+    Salvage { created_at: int(1).ok().flatten().map(Timestamp), user_id: int(3).ok() }
 }
 
 fn corrupt(key: &SessionKey, reason: &str) -> StoreError {
     StoreError::Corrupt { key: key.to_string(), reason: reason.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Namespace, Scope};
+
+    fn key() -> SessionKey {
+        SessionKey::new(Namespace::new("writer").unwrap(), Scope::Chat(1))
+    }
+
+    fn write_op() -> Op {
+        Op::Write {
+            key: key(),
+            value: b"v".to_vec(),
+            schema_version: 1,
+            expires_at: None,
+            version: 7,
+            owner: None,
+            precondition: Precondition::Any,
+        }
+    }
+
+    /// A writer whose thread takes `n` requests and dies without answering them, as
+    /// after a panic between COMMIT and the reply.
+    fn dying_writer(n: usize) -> Writer {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::spawn(move || {
+            for request in rx.iter().take(n) {
+                drop(request);
+            }
+        });
+        Writer { tx: Some(tx), thread: Some(thread) }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_reached_the_writer_without_answer_is_ambiguous() {
+        let writer = dying_writer(2);
+        match writer.submit(write_op(), Timestamp(0)).await {
+            Err(StoreError::Ambiguous { backend: "sqlite", key: named, .. }) => assert_eq!(named, key().to_string()),
+            other => panic!("expected an ambiguous outcome, got {other:?}"),
+        }
+        // Forget-user has no key to resolve by; running it again is harmless.
+        let err = writer.submit(Op::ForgetUser { user_id: 1 }, Timestamp(0)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { retryable: false, .. }), "{err:?}");
+        assert!(err.to_string().contains("outcome unknown"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_reached_the_writer_is_not_ambiguous() {
+        let mut writer = dying_writer(0);
+        let thread = writer.thread.take().unwrap();
+        thread.join().unwrap(); // the receiver is gone
+        let err = writer.submit(write_op(), Timestamp(0)).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend { key: Some(k), retryable: false, .. } if *k == key().to_string()),
+            "{err:?}"
+        );
+        let mut writer = dying_writer(0);
+        writer.shutdown().run();
+        let err = writer.submit(write_op(), Timestamp(0)).await.unwrap_err();
+        assert!(!err.is_ambiguous(), "{err:?}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 fn fresh_db() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-tests");
@@ -147,19 +147,22 @@ fn the_menu_through_the_binary_with_restarts() {
     assert!(out[2].contains("menu: 2"), "{}", out[2]);
 }
 
-#[test]
-fn an_idle_menu_expires_while_the_bot_runs() {
+/// A running bot on a fresh database, fed `first` and kept listening: its stdin (drop
+/// it to end the bot) and its output lines as they come.
+fn running(extra: &[&str], first: &str) -> (Child, ChildStdin, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
     let db = fresh_db();
+    let store = format!("sqlite://{}", db.display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
-        .args(["--store", &format!("sqlite://{}", db.display()), "--menu-ttl", "1"])
+        .args(["--store", &store])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"/menu\n").unwrap();
+    stdin.write_all(first.as_bytes()).unwrap();
     stdin.flush().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -170,15 +173,26 @@ fn an_idle_menu_expires_while_the_bot_runs() {
             }
         }
     });
-    // Waits for the announcement; the bound only guards against a hang.
+    (child, stdin, rx)
+}
+
+/// The lines before the first one containing `needle`, and that line. The bound only
+/// guards against a hang.
+fn until(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> (Vec<String>, String) {
     let mut seen = Vec::new();
-    let expired = loop {
+    loop {
         let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("{seen:#?}"));
-        if line.contains("expired") {
-            break line;
+        if line.contains(needle) {
+            return (seen, line);
         }
         seen.push(line);
-    };
+    }
+}
+
+#[test]
+fn an_idle_menu_expires_while_the_bot_runs() {
+    let (mut child, stdin, rx) = running(&["--menu-ttl", "1"], "/menu\n");
+    let (seen, expired) = until(&rx, "expired");
     assert!(expired.starts_with("bot -> 1@1: "), "{expired}");
     assert_eq!(seen[0], "bot -> 1@1: value: 0");
     drop(stdin);
@@ -189,23 +203,9 @@ fn an_idle_menu_expires_while_the_bot_runs() {
 
 #[test]
 fn an_onboarding_form_that_expires_while_the_bot_runs_says_so() {
-    use std::io::{BufRead, BufReader};
-    let db = fresh_db();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
-        .args(["--store", &format!("sqlite://{}", db.display()), "--onboarding-ttl", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"3@9: /onboard\n").unwrap();
-    stdin.flush().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().contains("What is your name?"));
-    // The next line is the expiry notice: reading it blocks until the sweeper finds
-    // the form (the test harness's own timeout guards against a hang).
-    let notice = lines.next().unwrap().unwrap();
+    let (mut child, stdin, rx) = running(&["--onboarding-ttl", "1"], "3@9: /onboard\n");
+    let (seen, notice) = until(&rx, "expired");
+    assert!(seen[0].contains("What is your name?"), "{seen:?}");
     assert!(notice.starts_with("bot -> 3@9: ") && notice.contains("onboarding form expired"), "{notice}");
     drop(stdin);
     assert!(child.wait().unwrap().success());

@@ -8,6 +8,9 @@
 //!   migrations, in-process key locks, compare-and-set retry);
 //! - `interactive` (feature `interactive`): components that route back to a live
 //!   session;
+//! - `telegram` (feature `telegram`): teloxide integration: [`Context`] from updates,
+//!   sessions injected into dptree handlers, a dialogue `Storage`, callback-query
+//!   routing for interactive sessions, group-to-supergroup migration;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -22,6 +25,8 @@ pub mod store;
 
 #[cfg(feature = "interactive")]
 pub mod interactive;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 #[cfg(feature = "testing")]
 pub mod testing;
 

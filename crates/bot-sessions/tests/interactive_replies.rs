@@ -217,3 +217,16 @@ async fn an_end_event_carries_the_result_and_the_end_reply() {
     assert_eq!((event.origin.chat, event.origin.user), (Some(5), Some(9)));
     assert!(events.try_recv().is_err(), "one event per end");
 }
+
+#[tokio::test]
+async fn the_transport_records_the_message_id_for_the_end() {
+    let (m, kind, clock) = setup();
+    let mut events = m.subscribe();
+    let s = m.start(&kind, &Context::new().chat(5).user(9), Some(Ttl::idle(Duration::from_secs(5)))).await.unwrap();
+    assert!(m.set_message(s.id, 777).await.unwrap(), "the session exists");
+    assert!(!m.set_message(SessionId::random(), 1).await.unwrap(), "an unknown session");
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(m.expire_due(clock.now()).await.expired, 1);
+    let event = events.try_recv().unwrap();
+    assert_eq!(event.origin.message, Some(777), "the expiry knows which message to edit");
+}

@@ -164,6 +164,30 @@ impl Core {
         Ok(tended)
     }
 
+    /// Records the message that carries a session's components (sent after `start`
+    /// returned, so only the transport knows its id): patches the stored origin under
+    /// the session's lock with compare-and-set. `Ok(false)`: no such session.
+    pub(crate) async fn set_message(&self, sid: SessionId, message_id: i64) -> Result<bool, InteractiveError> {
+        let key = self.key(sid);
+        let _lock = self.locks.lock(key.as_str()).await;
+        let codec_err = |source| InteractiveError::Codec { session: sid, op: "decode", source };
+        for attempt in 1..=self.cfg.retry.max_attempts {
+            let now = self.now();
+            let Some(record) = self.load(sid, &key, now).await? else { return Ok(false) };
+            let mut value: serde_json::Value = serde_json::from_slice(&record.value).map_err(codec_err)?;
+            let Some(origin) = value.get_mut("origin").and_then(serde_json::Value::as_object_mut) else {
+                return Err(codec_err(<serde_json::Error as serde::de::Error>::custom("a session without origin")));
+            };
+            origin.insert("message".into(), message_id.into());
+            let pre = Precondition::Version(record.version);
+            if self.write(sid, &key, &value, record.expires_at, pre, None, now).await?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(self.cfg.retry.delay(attempt)).await;
+        }
+        Err(InteractiveError::Contention { session: sid, attempts: self.cfg.retry.max_attempts })
+    }
+
     /// Tells every subscriber that a session ended (no subscriber is fine).
     pub(crate) fn publish(&self, event: EndEvent) {
         let _ = self.events.send(event);

@@ -340,6 +340,19 @@ impl Manager {
         engine.click(core, sid, &key, record, ctx, id).await
     }
 
+    /// Records the message that carries `session`'s components, once the transport
+    /// has sent `start`'s reply and learnt its id (Telegram's `sendMessage` result, a
+    /// Discord message id): [`EndEvent::origin`] then names it, so an end that no click
+    /// answers (expiry) can edit it. Returns whether the session exists.
+    ///
+    /// # Errors
+    ///
+    /// Store errors, a stored session that does not decode,
+    /// [`InteractiveError::Contention`].
+    pub async fn set_message(&self, session: SessionId, message_id: i64) -> Result<bool, InteractiveError> {
+        self.core.set_message(session, message_id).await
+    }
+
     /// Subscribes to the end of every session this manager ends (by a click, expiry,
     /// shutdown or [`end`](Self::end)): one [`EndEvent`] per end. Managers in other
     /// processes publish the ends they run to their own subscribers; across all

@@ -11,6 +11,10 @@
 //! - `telegram` (feature `telegram`): teloxide integration: [`Context`] from updates,
 //!   sessions injected into dptree handlers, a dialogue `Storage`, callback-query
 //!   routing for interactive sessions, group-to-supergroup migration;
+//! - `discord` (feature `discord`): Discord over HTTP interactions: [`Context`] from
+//!   twilight-model interactions, an axum endpoint verifying Ed25519 signatures that
+//!   routes clicks, selects and modal submits to interactive sessions and renders their
+//!   replies, a REST client that edits a session's message when it ends;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -23,6 +27,8 @@ mod record;
 pub mod session;
 pub mod store;
 
+#[cfg(feature = "discord")]
+pub mod discord;
 #[cfg(feature = "interactive")]
 pub mod interactive;
 #[cfg(feature = "telegram")]

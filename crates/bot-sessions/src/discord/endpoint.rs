@@ -1,0 +1,321 @@
+//! The interactions endpoint: what Discord POSTs every interaction to (the steps are
+//! on [`Endpoint`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::handler::{Handler, Texts};
+use super::messages::Messages;
+use super::rest::{Rest, RestError};
+use super::signature::PublicKey;
+use crate::KeyError;
+use crate::interactive::Manager;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+/// A misconfigured endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The path does not start with `/`.
+    #[error("the endpoint path `{0}` does not start with `/`")]
+    Path(String),
+    /// A zero deferral window or body limit.
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    /// The default REST client could not be built.
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    /// The message records' namespace is invalid.
+    #[error(transparent)]
+    Messages(#[from] KeyError),
+}
+
+/// Counters of what the endpoint did, since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Requests received.
+    pub requests: u64,
+    /// Refused for their signature (401).
+    pub unauthorized: u64,
+    /// Signed, but not an interaction (400).
+    pub bad_requests: u64,
+    /// PINGs answered.
+    pub pings: u64,
+    /// Interactions a session took (any outcome but "not ours").
+    pub routed: u64,
+    /// Interactions the bot's handler got.
+    pub handled: u64,
+    /// Deferred responses sent.
+    pub deferred: u64,
+    /// Answers that failed (session, handler, rendering or REST errors).
+    pub failures: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) requests: AtomicU64,
+    pub(super) unauthorized: AtomicU64,
+    pub(super) bad_requests: AtomicU64,
+    pub(super) pings: AtomicU64,
+    pub(super) routed: AtomicU64,
+    pub(super) handled: AtomicU64,
+    pub(super) deferred: AtomicU64,
+    pub(super) failures: AtomicU64,
+}
+
+pub(super) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What every clone of an [`Endpoint`] shares.
+pub(super) struct Shared {
+    pub(super) key: PublicKey,
+    pub(super) manager: Option<Manager>,
+    pub(super) handler: Option<Arc<dyn Handler>>,
+    pub(super) rest: Rest,
+    pub(super) messages: Option<Messages>,
+    pub(super) defer_after: Duration,
+    pub(super) texts: Texts,
+    pub(super) counters: Counters,
+}
+
+/// Configures an [`Endpoint`]; see [`Endpoint::builder`].
+#[must_use]
+pub struct EndpointBuilder {
+    key: PublicKey,
+    path: String,
+    manager: Option<Manager>,
+    handler: Option<Arc<dyn Handler>>,
+    rest: Option<Rest>,
+    messages: Option<Messages>,
+    body_limit: usize,
+    defer_after: Duration,
+    texts: Texts,
+}
+
+impl std::fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointBuilder").field("path", &self.path).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl EndpointBuilder {
+    /// The path Discord POSTs to (default `/interactions`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Routes component clicks and modal submits to this manager's sessions.
+    pub fn manager(mut self, manager: Manager) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
+    /// The bot's handler for everything else (without one, those get
+    /// [`Texts::unsupported`]).
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// The REST client for deferred answers and follow-ups (default: Discord's API,
+    /// no bot token).
+    pub fn rest(mut self, rest: Rest) -> Self {
+        self.rest = Some(rest);
+        self
+    }
+
+    /// Where the sessions' messages are noted (default: in the manager's store, on
+    /// its clock, see [`Messages`]).
+    pub fn messages(mut self, messages: Messages) -> Self {
+        self.messages = Some(messages);
+        self
+    }
+
+    /// The largest body read, in bytes (default 1 MiB); larger requests get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long an answer may take before a deferred response goes out (default
+    /// 2.5 s; Discord invalidates the interaction after 3 s without a response).
+    pub fn defer_after(mut self, window: Duration) -> Self {
+        self.defer_after = window;
+        self
+    }
+
+    /// The texts of answers nobody gave.
+    pub fn texts(mut self, texts: Texts) -> Self {
+        self.texts = texts;
+        self
+    }
+
+    /// Builds the endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`EndpointError`] for a path without a leading `/`, a zero window or body
+    /// limit, or a default REST client that cannot be built.
+    pub fn build(self) -> Result<Endpoint, EndpointError> {
+        if !self.path.starts_with('/') {
+            return Err(EndpointError::Path(self.path));
+        }
+        if self.defer_after.is_zero() {
+            return Err(EndpointError::Zero("the deferral window"));
+        }
+        if self.body_limit == 0 {
+            return Err(EndpointError::Zero("the body limit"));
+        }
+        let rest = match self.rest {
+            Some(rest) => rest,
+            None => Rest::builder().build()?,
+        };
+        let messages = match (self.messages, &self.manager) {
+            (Some(m), _) => Some(m),
+            (None, Some(manager)) => {
+                Some(Messages::new(manager.store().clone())?.clock_arc(manager.core.clock.clone()))
+            }
+            (None, None) => None,
+        };
+        let shared = Shared {
+            key: self.key,
+            manager: self.manager,
+            handler: self.handler,
+            rest,
+            messages,
+            defer_after: self.defer_after,
+            texts: self.texts,
+            counters: Counters::default(),
+        };
+        Ok(Endpoint { shared: Arc::new(shared), path: self.path.into(), body_limit: self.body_limit })
+    }
+}
+
+/// Discord's interactions endpoint as an axum [`Router`]. Cheap to clone.
+///
+/// Per request, in order:
+///
+/// 1. the body is read up to [`EndpointBuilder::body_limit`] (over it: 413);
+/// 2. the Ed25519 signature is checked (missing, malformed, wrong: 401, nothing else
+///    happens);
+/// 3. a PING is answered PONG;
+/// 4. the body is read as an interaction ([`parse_interaction`](super::parse_interaction);
+///    not one: 400);
+/// 5. a component click or a modal submit goes to the interactive [`Manager`]; if it is
+///    not one of its sessions (another namespace), or for anything else (application
+///    commands), to the bot's [`Handler`]; an autocomplete request is answered with
+///    no choices;
+/// 6. the answer is rendered as the interaction response
+///    ([`interaction_response`](super::interaction_response)); outcomes no session
+///    answered get the [`Texts`] as ephemeral messages;
+/// 7. if the answer is not ready within [`EndpointBuilder::defer_after`] (2.5 s by
+///    default; Discord waits 3 s), a deferred response goes out (`DEFERRED_UPDATE_MESSAGE`
+///    on a component's message, else `DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE`) and the
+///    answer follows over REST when it is ready.
+///
+/// # Examples
+///
+/// ```no_run
+/// use bot_sessions::discord::{Endpoint, PublicKey};
+/// use bot_sessions::interactive::{CustomIdCodec, Manager, Reply, Target};
+/// use bot_sessions::store::memory::MemoryStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = Manager::builder(MemoryStore::new(), CustomIdCodec::new("m", Target::Discord)?).build()?;
+/// let endpoint = Endpoint::builder(PublicKey::from_hex(&std::env::var("DISCORD_PUBLIC_KEY")?)?)
+///     .manager(manager.clone())
+///     .handler(|_ctx, _interaction| async { Ok(Some(Reply::notice("hello"))) })
+///     .build()?;
+/// // Edit sessions' messages when they end with nobody clicking (expiry, shutdown).
+/// let _ends = endpoint.ends().spawn(&manager);
+/// // Mount it in an app of one's own...
+/// let _app: axum::Router = axum::Router::new().merge(endpoint.router());
+/// // ...or serve it alone.
+/// endpoint.serve("127.0.0.1:8080".parse()?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    pub(super) shared: Arc<Shared>,
+    path: Arc<str>,
+    body_limit: usize,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("path", &self.path).field("key", &self.shared.key).finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Starts configuring an endpoint verifying requests with `key`.
+    pub fn builder(key: PublicKey) -> EndpointBuilder {
+        EndpointBuilder {
+            key,
+            path: "/interactions".into(),
+            manager: None,
+            handler: None,
+            rest: None,
+            messages: None,
+            body_limit: 1 << 20,
+            defer_after: Duration::from_millis(2500),
+            texts: Texts::default(),
+        }
+    }
+
+    /// The router: `POST` at the path, with the body limit.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(&self.path, axum::routing::post(super::dispatch::post))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .with_state(self.clone())
+    }
+
+    /// Serves the router alone on `addr` until the process ends.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O errors (the address is taken, ...).
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        axum::serve(listener, self.router()).await
+    }
+
+    /// The REST client.
+    pub fn rest(&self) -> &Rest {
+        &self.shared.rest
+    }
+
+    /// Where sessions' messages are noted (`None` without a manager or records).
+    pub fn messages(&self) -> Option<&Messages> {
+        self.shared.messages.as_ref()
+    }
+
+    /// What shows the ends no click answered, with this endpoint's REST client and
+    /// message records; [`Ends::spawn`](super::Ends::spawn) it on the manager.
+    pub fn ends(&self) -> super::Ends {
+        super::Ends::new(self.shared.rest.clone(), self.shared.messages.clone())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            requests: get(&c.requests),
+            unauthorized: get(&c.unauthorized),
+            bad_requests: get(&c.bad_requests),
+            pings: get(&c.pings),
+            routed: get(&c.routed),
+            handled: get(&c.handled),
+            deferred: get(&c.deferred),
+            failures: get(&c.failures),
+        }
+    }
+}

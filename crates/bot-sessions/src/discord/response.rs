@@ -1,0 +1,338 @@
+//! The platform-neutral [`Reply`] as a Discord interaction response (and as the body of
+//! a REST message edit); the table is on [`interaction_response`].
+//!
+//! Rows become action rows. Messages never ping: `allowed_mentions` allows none, so a
+//! session echoing user text cannot mention `@everyone`. Discord's limits are checked
+//! here, before anything is sent: at most 5 rows, 5 buttons or one select per row,
+//! 25 options per select, 2000 characters of text, 1 to 5 modal fields, a modal
+//! title of at most 45 characters.
+
+use twilight_model::channel::message::component::{
+    ActionRow, Button as DButton, ButtonStyle as DButtonStyle, Component, SelectMenu, SelectMenuOption, SelectMenuType,
+    TextInput, TextInputStyle,
+};
+use twilight_model::channel::message::{AllowedMentions, MessageFlags};
+use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
+
+use crate::interactive::{ButtonStyle, Message, Modal, Reply, Widget};
+
+/// Most action rows in a message (and fields in a modal).
+pub const MAX_ROWS: usize = 5;
+/// Most buttons in one action row.
+pub const MAX_BUTTONS_PER_ROW: usize = 5;
+/// Most options in a select menu.
+pub const MAX_OPTIONS: usize = 25;
+/// Most characters of a message's text.
+pub const MAX_CONTENT: usize = 2000;
+/// Most characters of a modal's title.
+pub const MAX_MODAL_TITLE: usize = 45;
+
+/// A reply Discord would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// More than [`MAX_ROWS`] rows.
+    #[error("{rows} rows of components; Discord allows {MAX_ROWS}")]
+    TooManyRows {
+        /// How many there are.
+        rows: usize,
+    },
+    /// A row with more than [`MAX_BUTTONS_PER_ROW`] buttons, or a select next to
+    /// something else.
+    #[error("row {row} holds {count} components; a row holds up to 5 buttons or one select menu")]
+    RowTooFull {
+        /// The row (from 0).
+        row: usize,
+        /// How many components it holds.
+        count: usize,
+    },
+    /// An empty row.
+    #[error("row {row} is empty")]
+    EmptyRow {
+        /// The row (from 0).
+        row: usize,
+    },
+    /// A select with more than [`MAX_OPTIONS`] options (or none).
+    #[error("select menu `{custom_id}` has {count} options; Discord allows 1 to {MAX_OPTIONS}")]
+    Options {
+        /// The select's custom id.
+        custom_id: String,
+        /// How many options it has.
+        count: usize,
+    },
+    /// Text over its limit.
+    #[error("{what} is {len} characters; Discord allows {max}")]
+    TooLong {
+        /// Which text.
+        what: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A modal without fields or with more than [`MAX_ROWS`].
+    #[error("modal `{custom_id}` has {count} fields; Discord allows 1 to {MAX_ROWS}")]
+    ModalFields {
+        /// The modal's custom id.
+        custom_id: String,
+        /// How many fields it has.
+        count: usize,
+    },
+}
+
+fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), RenderError> {
+    let len = text.chars().count();
+    if len > max { Err(RenderError::TooLong { what, len, max }) } else { Ok(()) }
+}
+
+/// A message's rows as action rows.
+///
+/// # Errors
+///
+/// [`RenderError`] for rows Discord would refuse.
+pub fn components(message: &Message) -> Result<Vec<Component>, RenderError> {
+    if message.rows.len() > MAX_ROWS {
+        return Err(RenderError::TooManyRows { rows: message.rows.len() });
+    }
+    let mut rows = Vec::with_capacity(message.rows.len());
+    for (i, row) in message.rows.iter().enumerate() {
+        let selects = row.iter().filter(|w| matches!(w, Widget::Select(_))).count();
+        if row.is_empty() {
+            return Err(RenderError::EmptyRow { row: i });
+        }
+        if row.len() > MAX_BUTTONS_PER_ROW || (selects > 0 && row.len() > 1) {
+            return Err(RenderError::RowTooFull { row: i, count: row.len() });
+        }
+        let mut out = Vec::with_capacity(row.len());
+        for widget in row {
+            out.push(widget_component(widget)?);
+        }
+        rows.push(Component::ActionRow(ActionRow { components: out, id: None }));
+    }
+    Ok(rows)
+}
+
+fn widget_component(widget: &Widget) -> Result<Component, RenderError> {
+    Ok(match widget {
+        Widget::Button(b) => Component::Button(DButton {
+            custom_id: Some(b.custom_id.clone()),
+            disabled: b.disabled,
+            emoji: None,
+            id: None,
+            label: Some(b.label.clone()),
+            sku_id: None,
+            style: match b.style {
+                ButtonStyle::Primary => DButtonStyle::Primary,
+                ButtonStyle::Success => DButtonStyle::Success,
+                ButtonStyle::Danger => DButtonStyle::Danger,
+                _ => DButtonStyle::Secondary,
+            },
+            url: None,
+        }),
+        Widget::Select(s) => {
+            if s.options.is_empty() || s.options.len() > MAX_OPTIONS {
+                return Err(RenderError::Options { custom_id: s.custom_id.clone(), count: s.options.len() });
+            }
+            let options = s
+                .options
+                .iter()
+                .map(|o| SelectMenuOption {
+                    default: false,
+                    description: o.description.clone(),
+                    emoji: None,
+                    label: o.label.clone(),
+                    value: o.value.clone(),
+                })
+                .collect();
+            Component::SelectMenu(SelectMenu {
+                channel_types: None,
+                custom_id: s.custom_id.clone(),
+                default_values: None,
+                disabled: false,
+                id: None,
+                kind: SelectMenuType::Text,
+                max_values: Some(s.max_values),
+                min_values: Some(s.min_values),
+                options: Some(options),
+                placeholder: s.placeholder.clone(),
+                required: None,
+            })
+        }
+    })
+}
+
+/// A message as interaction response data (also the JSON body of a REST message
+/// edit or follow-up): text, components (an empty list when there are no rows, which
+/// removes a message's components on an edit), the ephemeral flag, no mentions.
+///
+/// # Errors
+///
+/// [`RenderError`] for a message Discord would refuse.
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::discord::message_data;
+/// use bot_sessions::interactive::{Button, Message};
+///
+/// let data = message_data(&Message::text("value: 1").row([Button::new("+1", "m:s:inc")]))?;
+/// let json = serde_json::to_value(&data).unwrap();
+/// assert_eq!(json["content"], "value: 1");
+/// assert_eq!(json["components"][0]["type"], 1);
+/// assert_eq!(json["components"][0]["components"][0]["custom_id"], "m:s:inc");
+///
+/// let closed = serde_json::to_value(message_data(&Message::text("final: 1"))?).unwrap();
+/// assert_eq!(closed["components"], serde_json::json!([]));
+/// # Ok::<(), bot_sessions::discord::RenderError>(())
+/// ```
+pub fn message_data(message: &Message) -> Result<InteractionResponseData, RenderError> {
+    check_len("the message text", &message.text, MAX_CONTENT)?;
+    Ok(InteractionResponseData {
+        allowed_mentions: Some(AllowedMentions::default()),
+        components: Some(components(message)?),
+        content: Some(message.text.clone()),
+        flags: message.ephemeral.then_some(MessageFlags::EPHEMERAL),
+        ..InteractionResponseData::default()
+    })
+}
+
+/// A modal as interaction response data: each field a text input in its own row.
+///
+/// # Errors
+///
+/// [`RenderError`] for a modal Discord would refuse.
+pub fn modal_data(modal: &Modal) -> Result<InteractionResponseData, RenderError> {
+    check_len("the modal title", &modal.title, MAX_MODAL_TITLE)?;
+    if modal.fields.is_empty() || modal.fields.len() > MAX_ROWS {
+        return Err(RenderError::ModalFields { custom_id: modal.custom_id.clone(), count: modal.fields.len() });
+    }
+    let rows = modal
+        .fields
+        .iter()
+        .map(|f| {
+            check_len("a modal field label", &f.label, MAX_MODAL_TITLE)?;
+            #[allow(deprecated)] // a label on the text input itself: what action rows need
+            let input = TextInput {
+                custom_id: f.id.clone(),
+                id: None,
+                label: Some(f.label.clone()),
+                max_length: None,
+                min_length: None,
+                placeholder: f.placeholder.clone(),
+                required: Some(f.required),
+                style: if f.paragraph { TextInputStyle::Paragraph } else { TextInputStyle::Short },
+                value: f.value.clone(),
+            };
+            Ok(Component::ActionRow(ActionRow { components: vec![Component::TextInput(input)], id: None }))
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    Ok(InteractionResponseData {
+        components: Some(rows),
+        custom_id: Some(modal.custom_id.clone()),
+        title: Some(modal.title.clone()),
+        ..InteractionResponseData::default()
+    })
+}
+
+/// The interaction response showing `reply`:
+///
+/// | reply | on a component's message | otherwise (a command, a modal opened by one) |
+/// | --- | --- | --- |
+/// | [`Reply::Edit`] | `UPDATE_MESSAGE` (7): text and components replaced; no rows removes the components | `CHANNEL_MESSAGE_WITH_SOURCE` (4): there is no message to edit |
+/// | [`Reply::Message`] | `CHANNEL_MESSAGE_WITH_SOURCE` (4), flag `EPHEMERAL` (64) when ephemeral | the same |
+/// | [`Reply::Notice`] | `CHANNEL_MESSAGE_WITH_SOURCE` (4), ephemeral | the same |
+/// | [`Reply::Modal`] | `MODAL` (9), each text field in an action row | the same |
+///
+/// `on_message`: whether the interaction comes from a component on a message (only
+/// then can the response edit that message).
+///
+/// # Errors
+///
+/// [`RenderError`] for a reply Discord would refuse.
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::discord::interaction_response;
+/// use bot_sessions::interactive::{Message, Reply};
+/// use twilight_model::http::interaction::InteractionResponseType;
+///
+/// let edit = interaction_response(&Reply::close("final: 3"), true)?;
+/// assert_eq!(edit.kind, InteractionResponseType::UpdateMessage);
+///
+/// let notice = serde_json::to_value(interaction_response(&Reply::notice("not yours"), true)?).unwrap();
+/// assert_eq!((notice["type"].as_u64(), notice["data"]["flags"].as_u64()), (Some(4), Some(64)));
+/// # Ok::<(), bot_sessions::discord::RenderError>(())
+/// ```
+pub fn interaction_response(reply: &Reply, on_message: bool) -> Result<InteractionResponse, RenderError> {
+    let (kind, data) = match reply {
+        Reply::Edit(m) if on_message => {
+            let mut data = message_data(m)?;
+            data.flags = None; // an edit cannot change who sees the message
+            (InteractionResponseType::UpdateMessage, data)
+        }
+        Reply::Edit(m) | Reply::Message(m) => (InteractionResponseType::ChannelMessageWithSource, message_data(m)?),
+        Reply::Notice(text) => {
+            (InteractionResponseType::ChannelMessageWithSource, message_data(&Message::text(text.clone()).ephemeral())?)
+        }
+        Reply::Modal(modal) => (InteractionResponseType::Modal, modal_data(modal)?),
+    };
+    Ok(InteractionResponse { kind, data: Some(data) })
+}
+
+/// An ephemeral text message response (what outcomes no session answered get).
+pub fn ephemeral(text: &str) -> InteractionResponse {
+    let data = InteractionResponseData {
+        allowed_mentions: Some(AllowedMentions::default()),
+        content: Some(text.chars().take(MAX_CONTENT).collect()),
+        flags: Some(MessageFlags::EPHEMERAL),
+        ..InteractionResponseData::default()
+    };
+    InteractionResponse { kind: InteractionResponseType::ChannelMessageWithSource, data: Some(data) }
+}
+
+/// A response of `kind` without data (PONG, the deferred responses).
+pub fn bare(kind: InteractionResponseType) -> InteractionResponse {
+    InteractionResponse { kind, data: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interactive::{Button, Select, SelectOption, TextField};
+
+    #[test]
+    fn limits_are_checked() {
+        let six = (0..6).map(|i| Button::new("b", format!("c{i}"))).collect::<Vec<_>>();
+        assert!(matches!(components(&Message::text("x").row(six)), Err(RenderError::RowTooFull { row: 0, count: 6 })));
+        let select = Select::new("s").option(SelectOption::new("a", "a"));
+        let mixed = Message::text("x").row([Widget::from(select.clone()), Button::new("b", "c").into()]);
+        assert!(matches!(components(&mixed), Err(RenderError::RowTooFull { .. })));
+        assert!(matches!(components(&Message::text("x").row([Select::new("s")])), Err(RenderError::Options { .. })));
+        let rows = (0..6).fold(Message::text("x"), |m, i| m.row([Button::new("b", format!("c{i}"))]));
+        assert!(matches!(components(&rows), Err(RenderError::TooManyRows { rows: 6 })));
+        assert!(matches!(message_data(&Message::text("x".repeat(2001))), Err(RenderError::TooLong { .. })));
+        assert!(matches!(modal_data(&Modal::new("m", "t")), Err(RenderError::ModalFields { count: 0, .. })));
+        let long = Modal::new("m", "t".repeat(46)).field(TextField::new("a", "A"));
+        assert!(matches!(modal_data(&long), Err(RenderError::TooLong { .. })));
+    }
+
+    #[test]
+    fn modal_fields_are_text_inputs_in_rows() {
+        let modal = Modal::new("c:s:form", "Sign up")
+            .field(TextField::new("name", "Name"))
+            .field(TextField::new("about", "About").paragraph().optional().placeholder("…"));
+        let json = serde_json::to_value(interaction_response(&Reply::modal(modal), false).unwrap()).unwrap();
+        assert_eq!(json["type"], 9);
+        assert_eq!(json["data"]["custom_id"], "c:s:form");
+        assert_eq!(json["data"]["title"], "Sign up");
+        let rows = json["data"]["components"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["type"], 1);
+        assert_eq!(rows[0]["components"][0]["type"], 4);
+        assert_eq!(rows[0]["components"][0]["custom_id"], "name");
+        assert_eq!(rows[0]["components"][0]["style"], 1);
+        assert_eq!(rows[1]["components"][0]["style"], 2);
+        assert_eq!(rows[1]["components"][0]["required"], false);
+    }
+}

@@ -144,7 +144,10 @@ where
             };
             match sent {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_ambiguous() || e.is_retryable() => error = e,
+                Err(e) if e.is_ambiguous() => error = e,
+                // Not sent this time; an earlier attempt may still land, so the
+                // outcome stays the ambiguous one.
+                Err(e) if e.is_retryable() => {}
                 // Someone moved the key on between our load and this send; whether an
                 // earlier attempt of ours landed first is checked once more.
                 Err(e) if e.is_conflict() => {

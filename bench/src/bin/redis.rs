@@ -32,6 +32,7 @@ struct RawKey {
     record: String,
     ns_keys: String,
     ns_exp: String,
+    ns_own: String,
 }
 
 fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
@@ -44,14 +45,16 @@ fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
                 record: store.record_key(k),
                 ns_keys: format!("{prefix}{{ns:raw}}:keys"),
                 ns_exp: format!("{prefix}{{ns:raw}}:exp"),
+                ns_own: format!("{prefix}{{ns:raw}}:own"),
             })
             .collect(),
     );
     let namespaces = format!("{prefix}namespaces");
+    let prefix = Arc::new(prefix);
     let script = Arc::new(redis::Script::new(WRITE_SCRIPT));
     op(move |t, i| {
-        let (raw_keys, script, namespaces, mut con) =
-            (raw_keys.clone(), script.clone(), namespaces.clone(), con.clone());
+        let (raw_keys, script, namespaces, prefix, mut con) =
+            (raw_keys.clone(), script.clone(), namespaces.clone(), prefix.clone(), con.clone());
         async move {
             let k = &raw_keys[key_of(t, i)];
             loop {
@@ -76,6 +79,7 @@ fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
                     .key(&k.ns_exp)
                     .key(&k.record)
                     .key(&namespaces)
+                    .key(&k.ns_own)
                     .arg(&k.text)
                     .arg("raw")
                     .arg(mode)
@@ -86,6 +90,12 @@ fn raw_op(store: &RedisStore, con: redis::aio::ConnectionManager) -> Op {
                     .arg("")
                     .arg("")
                     .arg("0")
+                    // The writer's version, the owner (none), whether the key names its
+                    // user, the prefix.
+                    .arg(bot_sessions::new_version())
+                    .arg("-")
+                    .arg("0")
+                    .arg(prefix.as_str())
                     .invoke_async(&mut con)
                     .await?;
                 if written > 0 {

@@ -315,6 +315,8 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         ("busy_timeout_ms=2147483648", "busy_timeout"),
         ("busy_timeout_ms=18446744073709551615", "busy_timeout"),
         ("max_idle_readers=1000000000000", "max_idle_readers"),
+        ("load_threads=0", "load_threads"),
+        ("load_threads=65", "load_threads"),
         ("purge_batch=0", "purge_batch"),
         ("purge_batch=100001", "purge_batch"),
     ] {
@@ -331,6 +333,7 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         ("busy_timeout", SqliteStore::builder().busy_timeout(Duration::MAX)),
         ("busy_timeout", SqliteStore::builder().busy_timeout(Duration::from_millis(i32::MAX as u64 + 1))),
         ("max_idle_readers", SqliteStore::builder().max_idle_readers(usize::MAX)),
+        ("load_threads", SqliteStore::builder().load_threads(0)),
         ("purge_batch", SqliteStore::builder().purge_batch(usize::MAX)),
     ];
     for (name, builder) in builders {
@@ -345,6 +348,7 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         .max_batch(SqliteOptions::MAX_BATCH)
         .busy_timeout(SqliteOptions::MAX_BUSY_TIMEOUT)
         .max_idle_readers(SqliteOptions::MAX_IDLE_READERS)
+        .load_threads(SqliteOptions::MAX_LOAD_THREADS)
         .purge_batch(SqliteOptions::MAX_PURGE_BATCH)
         .open(&path)
         .await

@@ -7,9 +7,11 @@
 //!   transaction (group commit) while checking each one's precondition; a write is
 //!   acknowledged only after its batch committed. Across processes, SQLite's write lock
 //!   serializes the writers and compare-and-set catches lost races.
-//! - **Reads** (load, scan, count) run on tokio's blocking pool, on a small pool of
-//!   separate read-only connections: SQLite calls block (opening a connection, waiting
-//!   for a lock, reading pages), and never on an async worker thread.
+//! - **Reads** never run on an async worker thread: SQLite calls block (opening a
+//!   connection, waiting out a lock, reading pages). Point loads go to a few dedicated
+//!   load threads ([`load_threads`](SqliteOptions::load_threads)), each with its own
+//!   read-only connection; scans and counts, which can take long, run on tokio's
+//!   blocking pool with a small pool of read-only connections.
 //! - **Purges** delete at most [`purge_batch`](SqliteOptions::purge_batch) records per
 //!   transaction, with the writes queued meanwhile committed between two chunks, so a
 //!   backlog after downtime never holds the write lock for all of it. The background
@@ -55,6 +57,7 @@
 //! # }).unwrap();
 //! ```
 
+mod reader;
 mod schema;
 mod writer;
 
@@ -66,6 +69,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use self::reader::LoadThreads;
 use self::schema::{Sql, TableName, UpgradeError};
 use self::writer::{Op, Settings, Shutdown, Writer};
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
@@ -115,6 +119,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     max_batch: usize,
     max_idle_readers: usize,
+    load_threads: usize,
     purge_batch: usize,
 }
 
@@ -126,6 +131,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
             max_idle_readers: 8,
+            load_threads: 2,
             purge_batch: 500,
         }
     }
@@ -140,6 +146,8 @@ impl SqliteOptions {
     pub const MAX_BATCH: usize = 4096;
     /// The largest [`max_idle_readers`](Self::max_idle_readers): 256 connections.
     pub const MAX_IDLE_READERS: usize = 256;
+    /// The largest [`load_threads`](Self::load_threads): 64 threads.
+    pub const MAX_LOAD_THREADS: usize = 64;
     /// The largest [`purge_batch`](Self::purge_batch): 100,000 records per transaction.
     pub const MAX_PURGE_BATCH: usize = 100_000;
 
@@ -181,6 +189,14 @@ impl SqliteOptions {
         self
     }
 
+    /// How many threads serve point loads, each with its own read-only connection
+    /// (default 2; from 1 to [`MAX_LOAD_THREADS`](Self::MAX_LOAD_THREADS)). A load
+    /// waiting out another process's lock holds up one of them.
+    pub fn load_threads(mut self, threads: usize) -> Self {
+        self.load_threads = threads;
+        self
+    }
+
     /// The most expired records one purge transaction deletes (default 500; from 1 to
     /// [`MAX_PURGE_BATCH`](Self::MAX_PURGE_BATCH)). A purge runs chunk after chunk, and
     /// the writes queued meanwhile are committed between two chunks.
@@ -203,6 +219,9 @@ impl SqliteOptions {
         }
         if self.max_idle_readers > Self::MAX_IDLE_READERS {
             return out_of_range("max_idle_readers", &self.max_idle_readers, "0 to 256");
+        }
+        if !(1..=Self::MAX_LOAD_THREADS).contains(&self.load_threads) {
+            return out_of_range("load_threads", &self.load_threads, "1 to 64");
         }
         if !(1..=Self::MAX_PURGE_BATCH).contains(&self.purge_batch) {
             return out_of_range("purge_batch", &self.purge_batch, "1 to 100000");
@@ -264,11 +283,14 @@ impl SqliteOptions {
             max_idle: self.max_idle_readers,
             idle: Mutex::default(),
             #[cfg(test)]
-            threads: Mutex::default(),
+            threads: Arc::default(),
         };
         // Open one reader now so a broken file shows up here rather than on first use.
         let first = readers.connect().map_err(err)?;
         readers.put(first);
+        let connections =
+            (0..self.load_threads).map(|_| readers.connect()).collect::<rusqlite::Result<Vec<_>>>().map_err(err)?;
+        let loads = LoadThreads::spawn(connections)?;
         let settings = Settings {
             sql: sql.clone(),
             max_batch: self.max_batch,
@@ -281,6 +303,7 @@ impl SqliteOptions {
             shared: Arc::new(Shared {
                 sql,
                 writer,
+                loads,
                 readers,
                 table: table.as_str().to_owned(),
                 corruption,
@@ -328,7 +351,7 @@ struct Readers {
     idle: Mutex<Vec<Connection>>,
     /// The threads reads ran on (tests check that none is an async worker).
     #[cfg(test)]
-    threads: Mutex<Vec<std::thread::ThreadId>>,
+    threads: Arc<Mutex<Vec<std::thread::ThreadId>>>,
 }
 
 impl Readers {
@@ -392,6 +415,7 @@ impl Corruption {
 struct Shared {
     sql: Arc<Sql>,
     writer: Writer,
+    loads: LoadThreads,
     readers: Readers,
     table: String,
     corruption: Arc<Corruption>,
@@ -401,14 +425,19 @@ struct Shared {
 
 impl Shared {
     /// Everything closing the store involves, to run where blocking is fine: the writer
-    /// commits its queue and closes its connection, then the read connections close.
-    fn teardown(&mut self) -> impl FnOnce() + Send + 'static {
-        let writer: Shutdown = self.writer.shutdown();
+    /// commits its queue and closes its connection, the load threads end, then the
+    /// read connections close. `None` once taken.
+    fn teardown(&mut self) -> Option<impl FnOnce() + Send + 'static> {
+        let writer: Shutdown = self.writer.shutdown()?;
+        let loads = self.loads.shutdown();
         let readers = std::mem::take(&mut *self.readers.idle.lock().unwrap_or_else(|p| p.into_inner()));
-        move || {
+        Some(move || {
             writer.run();
+            if let Some(loads) = loads {
+                loads.run();
+            }
             drop(readers);
-        }
+        })
     }
 }
 
@@ -418,7 +447,7 @@ impl Drop for Shared {
     /// pool. If the runtime is shutting down and cannot take it, the writer thread is
     /// left to finish its queue on its own (it is signalled either way).
     fn drop(&mut self) {
-        let teardown = self.teardown();
+        let Some(teardown) = self.teardown() else { return };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(teardown)),
             Err(_) => teardown(),
@@ -440,7 +469,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the database at `location` with default settings, optionally followed by
     /// `?` and settings: `table=NAME`, `durability=normal|full`, `busy_timeout_ms=N`,
-    /// `max_batch=N`, `max_idle_readers=N`, `purge_batch=N` (ranges as on
+    /// `max_batch=N`, `max_idle_readers=N`, `load_threads=N`, `purge_batch=N` (ranges as on
     /// [`SqliteOptions`]). This is what [`store::open`](crate::store::open) calls with
     /// what follows `sqlite://` (so `sqlite://./bot.db?durability=full`).
     ///
@@ -490,8 +519,9 @@ impl SqliteStore {
     /// until the writer committed what is queued and the file is closed; with other
     /// handles alive it only drops this one.
     pub async fn close(self) {
-        if let Some(mut shared) = Arc::into_inner(self.shared) {
-            let teardown = shared.teardown();
+        if let Some(mut shared) = Arc::into_inner(self.shared)
+            && let Some(teardown) = shared.teardown()
+        {
             // The rest of `shared` has nothing left that blocks.
             drop(shared);
             if let Err(e) = tokio::task::spawn_blocking(teardown).await {
@@ -538,10 +568,12 @@ fn parse_location(location: &str) -> Result<(&str, SqliteOptions), StoreError> {
             "busy_timeout_ms" => options.busy_timeout(Duration::from_millis(number()?)),
             "max_batch" => options.max_batch(count()?),
             "max_idle_readers" => options.max_idle_readers(count()?),
+            "load_threads" => options.load_threads(count()?),
             "purge_batch" => options.purge_batch(count()?),
             _ => {
                 return Err(bad(
-                    "unknown setting (table, durability, busy_timeout_ms, max_batch, max_idle_readers, purge_batch)",
+                    "unknown setting (table, durability, busy_timeout_ms, max_batch, max_idle_readers, load_threads, \
+                     purge_batch)",
                 ));
             }
         };
@@ -612,15 +644,23 @@ fn parse_record(columns: [ValueRef<'_>; 7]) -> Result<Record, String> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        let owned = key.clone();
-        self.read(Some(key.to_string()), move |conn, shared| {
-            let found = conn
-                .prepare_cached(&shared.sql.load)?
-                .query_row(params![owned.as_str(), now.as_millis()], |row| record(row, 0))
-                .optional()?;
-            Ok(found.transpose().map_err(|reason| StoreError::Corrupt { key: owned.to_string(), reason }))
-        })
-        .await
+        let (owned, sql) = (key.clone(), self.shared.sql.clone());
+        #[cfg(test)]
+        let threads = self.shared.readers.threads.clone();
+        let found = self
+            .shared
+            .loads
+            .run(move |conn| {
+                #[cfg(test)]
+                threads.lock().unwrap_or_else(|p| p.into_inner()).push(std::thread::current().id());
+                conn.prepare_cached(&sql.load)?
+                    .query_row(params![owned.as_str(), now.as_millis()], |row| record(row, 0))
+                    .optional()
+            })
+            .await
+            .ok_or_else(|| StoreError::backend(BACKEND, Some(key.as_str()), false, "the sqlite load threads stopped"))?
+            .map_err(|e| sqlite_error(Some(key.as_str()), &e, e.to_string()))?;
+        found.transpose().map_err(|reason| StoreError::Corrupt { key: key.to_string(), reason })
     }
 
     async fn write(
@@ -743,7 +783,8 @@ mod tests {
         assert_eq!(path, "./bot.db");
         assert_eq!(o.table, SqliteOptions::DEFAULT_TABLE);
         let (path, o) = parse_location(
-            "/var/lib/bot.db?table=s1&durability=full&busy_timeout_ms=250&max_batch=1&max_idle_readers=2&purge_batch=9",
+            "/var/lib/bot.db?table=s1&durability=full&busy_timeout_ms=250&max_batch=1&max_idle_readers=2&purge_batch=9\
+             &load_threads=3",
         )
         .unwrap();
         assert_eq!(path, "/var/lib/bot.db");
@@ -751,6 +792,7 @@ mod tests {
             (o.table.as_str(), o.durability, o.busy_timeout, o.max_batch, o.max_idle_readers, o.purge_batch),
             ("s1", Durability::Full, Duration::from_millis(250), 1, 2, 9)
         );
+        assert_eq!(o.load_threads, 3);
         assert!(o.check().is_ok());
         for bad in
             ["x.db?durability=sometimes", "x.db?busy_timeout_ms=soon", "x.db?nope=1", "x.db?table", "x.db?max_batch=-1"]

@@ -152,9 +152,11 @@ impl Writer {
         Ok(Writer { tx: Some(tx), thread: Some(thread) })
     }
 
-    /// Takes what stopping the writer needs; afterwards every submit fails.
-    pub(super) fn shutdown(&mut self) -> Shutdown {
-        Shutdown { tx: self.tx.take(), thread: self.thread.take() }
+    /// Takes what stopping the writer needs (`None` if it was taken before);
+    /// afterwards every submit fails.
+    pub(super) fn shutdown(&mut self) -> Option<Shutdown> {
+        let tx = self.tx.take()?;
+        Some(Shutdown { tx: Some(tx), thread: self.thread.take() })
     }
 
     /// Queues `op` and waits for its outcome (after commit).
@@ -618,7 +620,8 @@ mod tests {
             "{err:?}"
         );
         let mut writer = dying_writer(0);
-        writer.shutdown().run();
+        writer.shutdown().unwrap().run();
+        assert!(writer.shutdown().is_none(), "taken once");
         let err = writer.submit(write_op(), Timestamp(0)).await.unwrap_err();
         assert!(!err.is_ambiguous(), "{err:?}");
     }

@@ -131,7 +131,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
             max_idle_readers: 8,
-            load_threads: 2,
+            load_threads: 4,
             purge_batch: 500,
         }
     }
@@ -190,7 +190,7 @@ impl SqliteOptions {
     }
 
     /// How many threads serve point loads, each with its own read-only connection
-    /// (default 2; from 1 to [`MAX_LOAD_THREADS`](Self::MAX_LOAD_THREADS)). A load
+    /// (default 4; from 1 to [`MAX_LOAD_THREADS`](Self::MAX_LOAD_THREADS)). A load
     /// waiting out another process's lock holds up one of them.
     pub fn load_threads(mut self, threads: usize) -> Self {
         self.load_threads = threads;

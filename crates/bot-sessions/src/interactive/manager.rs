@@ -9,16 +9,15 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::core::{Config, Core, DEFAULT_NAMESPACE, EVENT_CAPACITY, Routed, Tended};
 use super::engine::Engine;
-use super::envelope::{Header, Phase};
 use super::local::Local;
 use super::{
-    CustomIdCodec, DecodeError, EndEvent, EndReason, ExpiryReport, HandleError, Interactive, InteractiveError,
-    RouteOutcome, SessionHandle, SessionId, ShutdownReport, Started,
+    CustomIdCodec, DecodeError, EndEvent, EndReason, HandleError, Interactive, InteractiveError, RouteOutcome,
+    SessionHandle, SessionId, ShutdownReport, Started,
 };
 use crate::session::IntoDynStore;
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
-use crate::{Clock, Context, DynStore, Namespace, Scope, SystemClock, Timestamp};
+use crate::{Clock, Context, DynStore, Namespace, SystemClock};
 
 /// A registered session kind: what [`Manager::start`] takes.
 pub struct Kind<K> {
@@ -361,80 +360,6 @@ impl Manager {
     /// ([`broadcast::error::RecvError::Lagged`]).
     pub fn subscribe(&self) -> broadcast::Receiver<EndEvent> {
         self.core.events.subscribe()
-    }
-
-    /// Looks at the sessions this manager's index holds that are due at `now`: ends
-    /// expired ones (their `end` runs, once across managers), and hands handles waiting
-    /// here the ends that happened elsewhere. Cost: one load per due entry.
-    ///
-    /// Sessions of a process that died are found by [`expire_scan`](Self::expire_scan).
-    /// Errors are counted in the report (and logged); those sessions are retried one
-    /// watch period later.
-    pub async fn expire_due(&self, now: Timestamp) -> ExpiryReport {
-        let core = &*self.core;
-        let mut report = ExpiryReport::default();
-        for sid in core.local.pop_due(now) {
-            report.add(self.tend_one(sid, now).await);
-        }
-        report
-    }
-
-    /// Reads every session of the namespace (page by page) and ends the expired ones,
-    /// including those of managers that died; sessions of kinds not registered here are
-    /// skipped. Cost: every stored session of the namespace is read.
-    ///
-    /// # Errors
-    ///
-    /// A failed scan page (store error); sessions that fail are counted in the report.
-    pub async fn expire_scan(&self, now: Timestamp) -> Result<ExpiryReport, InteractiveError> {
-        let core = &*self.core;
-        let mut report = ExpiryReport::default();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = core
-                .store
-                .scan(&core.namespace, cursor.as_deref(), core.cfg.scan_page, now)
-                .await
-                .map_err(|source| InteractiveError::Store { session: None, source })?;
-            for (key, record) in &page.items {
-                let Scope::Custom { id, .. } = key.scope() else { continue };
-                let Some(sid) = SessionId::parse(id) else { continue };
-                let Ok(header) = serde_json::from_slice::<Header<'_>>(&record.value) else {
-                    report.errors += 1;
-                    tracing::warn!(session = %sid, "interactive session record does not decode; skipped");
-                    continue;
-                };
-                let due = match header.phase {
-                    Phase::Live => now.is_expired(header.deadline),
-                    Phase::Ending => now.is_expired(header.lease),
-                    Phase::Ended => header.waiter == Some(core.instance),
-                };
-                if due && core.kinds().contains_key(&*header.kind) {
-                    report.add(self.tend_one(sid, now).await);
-                }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(report),
-            }
-        }
-    }
-
-    async fn tend_one(&self, sid: SessionId, now: Timestamp) -> ExpiryReport {
-        let core = &*self.core;
-        let mut report = ExpiryReport { checked: 1, ..ExpiryReport::default() };
-        match core.tend(sid, now, None).await {
-            Ok(Tended::Ended) => report.expired += 1,
-            Ok(Tended::Abandoned) => report.abandoned += 1,
-            Ok(Tended::Delivered) => report.delivered += 1,
-            Ok(Tended::NotDue | Tended::Forgotten | Tended::Claimed | Tended::Gone) => {}
-            Err(error) => {
-                tracing::warn!(session = %sid, %error, "interactive expiry failed; retrying later");
-                report.errors += 1;
-                core.local.file_at(sid, now.saturating_add(core.cfg.watch));
-            }
-        }
-        report
     }
 
     /// Shuts down: refuses new starts and routes, and ends every session this manager

@@ -116,6 +116,7 @@ mod engine;
 mod envelope;
 mod error;
 mod events;
+mod expiry;
 mod filter;
 mod handle;
 mod local;

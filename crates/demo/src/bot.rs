@@ -1,15 +1,15 @@
 //! The demo bot's logic, free of any transport: give it the [`Context`] of an update
 //! and the message text (or the click), get platform-neutral [`Reply`]s back. The
-//! console transport ([`crate::console`]) runs it today; Telegram and Discord
-//! transports can run the very same [`Bot`].
+//! console transport ([`crate::console`]) and the Telegram transport
+//! ([`crate::telegram`]) run the very same [`Bot`].
 //!
 //! Three data session types and one interactive session kind, each with its own
 //! namespace, key and TTL:
 //!
 //! | session | namespace | key | TTL |
 //! | --- | --- | --- | --- |
-//! | [`Counter`] | `counter` | user in chat | none |
-//! | [`Onboarding`] | `onboarding` | user in chat | idle, `--onboarding-ttl` (30 min) |
+//! | [`Counter`] | `counter` | [`BotConfig::key`]: user in chat, or in forum topic | none |
+//! | [`Onboarding`] | `onboarding` | [`BotConfig::key`] | idle, `--onboarding-ttl` (30 min) |
 //! | [`Profile`] | `profile` | user (across chats) | none |
 //! | `/menu` ([`crate::menu`]) | `interactive` | its own id (indexed by its opener) | idle, `--menu-ttl` (60 s) |
 
@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Reply, RouteOutcome, SigningKeys, Sweeper,
-    Target,
+    CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Reply, RouteOutcome, SessionId, SigningKeys,
+    Sweeper, Target,
 };
 use bot_sessions::session::{Expired, ExpirySweeper};
 use bot_sessions::{
@@ -35,6 +35,18 @@ pub const DEFAULT_ONBOARDING_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// How long a `/menu` lives without a click, unless configured.
 pub const DEFAULT_MENU_TTL: Duration = Duration::from_secs(60);
+
+/// The answer to a click on someone else's menu.
+pub const NOT_YOURS: &str = "not yours: only who opened this menu can use it";
+
+/// The answer to a click on a menu that ended, expired or is unknown.
+pub const EXPIRED: &str = "expired: this menu is over; /menu opens a new one";
+
+/// The answer to a click whose custom id was forged or edited.
+pub const REFUSED: &str = "refused: this button was forged or edited";
+
+/// The answer to a click on a button that is none of the bot's menus.
+pub const NOT_MINE: &str = "that button is not one of mine";
 
 /// The `/count` session: how often this user counted in this chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +118,11 @@ pub enum BotError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BotConfig {
+    /// How the per-conversation sessions (`/count`, `/onboard`) are keyed:
+    /// [`KeyStrategy::ChatUser`] (the default, one per user in a chat) or
+    /// [`KeyStrategy::TopicOrChatUser`] (one per user in each forum topic, else in the
+    /// chat: what the Telegram transport uses). The profile is always per user.
+    pub key: KeyStrategy,
     /// How long an onboarding form lives without an answer.
     pub onboarding_ttl: Duration,
     /// How long a `/menu` lives without a click.
@@ -120,6 +137,7 @@ pub struct BotConfig {
 impl Default for BotConfig {
     fn default() -> Self {
         BotConfig {
+            key: KeyStrategy::ChatUser,
             onboarding_ttl: DEFAULT_ONBOARDING_TTL,
             menu_ttl: DEFAULT_MENU_TTL,
             sweep_every: None,
@@ -129,6 +147,12 @@ impl Default for BotConfig {
 }
 
 impl BotConfig {
+    /// Sets [`BotConfig::key`].
+    pub fn key(mut self, key: KeyStrategy) -> Self {
+        self.key = key;
+        self
+    }
+
     /// Sets [`BotConfig::onboarding_ttl`].
     pub fn onboarding_ttl(mut self, ttl: Duration) -> Self {
         self.onboarding_ttl = ttl;
@@ -180,7 +204,8 @@ pub struct Bot {
     _sweepers: Option<(Sweeper, ExpirySweeper)>,
 }
 
-/// Something the bot says by itself (not in answer to an update): to `user` in `chat`.
+/// Something the bot says by itself (not in answer to an update): to `user` in `chat`
+/// (and forum `topic`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Notice {
@@ -188,8 +213,29 @@ pub struct Notice {
     pub user: i64,
     /// Where.
     pub chat: i64,
+    /// The forum topic, when the session was kept per topic.
+    pub topic: Option<i64>,
     /// What.
     pub reply: Reply,
+}
+
+/// One reply to a message, and the menu it shows if it opened one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outgoing {
+    /// What to send.
+    pub reply: Reply,
+    /// The menu this reply shows, if the message opened one: once the transport has
+    /// sent the reply and learnt its message id, [`Bot::menu_sent`] records it, so that
+    /// the menu's expiry can edit that message.
+    pub menu: Option<SessionId>,
+}
+
+impl Outgoing {
+    /// A reply that opens no menu.
+    pub fn reply(reply: Reply) -> Self {
+        Outgoing { reply, menu: None }
+    }
 }
 
 impl std::fmt::Debug for Bot {
@@ -232,7 +278,7 @@ impl Bot {
         let clock = config.clock;
         let counters = Sessions::builder(store.clone())
             .namespace("counter")
-            .key(KeyStrategy::ChatUser)
+            .key(config.key.clone())
             .clock(clock.clone())
             .build()?;
         let (notices, _) = broadcast::channel(256);
@@ -240,20 +286,23 @@ impl Bot {
         let minutes = config.onboarding_ttl.as_secs().div_ceil(60);
         let onboarding = Sessions::builder(store.clone())
             .namespace("onboarding")
-            .key(KeyStrategy::ChatUser)
+            .key(config.key.clone())
             .ttl(Ttl::idle(config.onboarding_ttl))
             .clock(clock.clone())
             // Runs once per expired form, in whichever process finds it first.
             .on_expire(move |expired: Expired<Onboarding>| {
                 let tell = tell.clone();
                 async move {
-                    if let Scope::ChatUser { chat, user } = *expired.key.scope() {
-                        let text = format!(
-                            "your onboarding form expired after {minutes} idle minute{}; /onboard starts again",
-                            if minutes == 1 { "" } else { "s" }
-                        );
-                        let _ = tell.send(Notice { user, chat, reply: Reply::message(Message::text(text)) });
-                    }
+                    let (chat, topic, user) = match *expired.key.scope() {
+                        Scope::ChatUser { chat, user } => (chat, None, user),
+                        Scope::TopicUser { chat, topic, user } => (chat, Some(topic), user),
+                        _ => return,
+                    };
+                    let text = format!(
+                        "your onboarding form expired after {minutes} idle minute{}; /onboard starts again",
+                        if minutes == 1 { "" } else { "s" }
+                    );
+                    let _ = tell.send(Notice { user, chat, topic, reply: Reply::message(Message::text(text)) });
                 }
             })
             .build()?;
@@ -309,6 +358,24 @@ impl Bot {
         self.menus.shutdown_detached();
     }
 
+    /// The interactive manager of the menus, for a transport that routes clicks itself
+    /// (Telegram's [`CallbackRouter`](bot_sessions::telegram::CallbackRouter), which also
+    /// answers the callback query). [`Bot::click`] is the transport-free way.
+    pub fn menus(&self) -> &Manager {
+        &self.menus
+    }
+
+    /// Records the message that shows `menu` (an [`Outgoing::menu`]), once the
+    /// transport sent it: when the menu expires, [`EndEvent::origin`] names that
+    /// message, so the transport can edit it. Returns whether the menu is still live.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn menu_sent(&self, menu: SessionId, message_id: i64) -> Result<bool, BotError> {
+        Ok(self.menus.set_message(menu, message_id).await?)
+    }
+
     /// Answers a click on a button (the update's custom id): the menu's own reply, or
     /// `not yours` for someone else's menu, `expired` for one that ended or is unknown,
     /// `refused` for a forged or edited id.
@@ -320,14 +387,10 @@ impl Bot {
         let routed = self.menus.handle(ctx).await?;
         let answer = routed.answer(|outcome| {
             Some(Reply::notice(match outcome {
-                RouteOutcome::Refused { .. } => "not yours: only who opened this menu can use it",
-                RouteOutcome::Expired { .. } | RouteOutcome::Ended { .. } | RouteOutcome::Unknown { .. } => {
-                    "expired: this menu is over; /menu opens a new one"
-                }
-                RouteOutcome::Forged { .. } | RouteOutcome::Malformed { .. } => {
-                    "refused: this button was forged or edited"
-                }
-                _ => "that button is not one of mine",
+                RouteOutcome::Refused { .. } => NOT_YOURS,
+                RouteOutcome::Expired { .. } | RouteOutcome::Ended { .. } | RouteOutcome::Unknown { .. } => EXPIRED,
+                RouteOutcome::Forged { .. } | RouteOutcome::Malformed { .. } => REFUSED,
+                _ => NOT_MINE,
             }))
         });
         Ok(answer.into_iter().collect())
@@ -339,6 +402,17 @@ impl Bot {
     ///
     /// [`BotError::NoUser`] for an update without a user; session and store errors.
     pub async fn handle(&self, ctx: &Context, text: &str) -> Result<Vec<Reply>, BotError> {
+        Ok(self.respond(ctx, text).await?.into_iter().map(|out| out.reply).collect())
+    }
+
+    /// [`handle`](Self::handle), saying which reply shows a menu it opened (`/menu`):
+    /// a transport that learns the id of the message it sent records it with
+    /// [`Bot::menu_sent`], so the menu's expiry can edit that message.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub async fn respond(&self, ctx: &Context, text: &str) -> Result<Vec<Outgoing>, BotError> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(Vec::new());
@@ -356,15 +430,15 @@ impl Bot {
             Some("/menu") => return self.open_menu(ctx).await,
             Some("/help" | "/start") => HELP.join("\n"),
             Some(other) => format!("unknown command {other}; /help lists what I understand"),
-            None => self.answer(ctx, text).await?,
+            None => self.form_answer(ctx, text).await?,
         };
-        Ok(vec![Reply::message(Message::text(reply))])
+        Ok(vec![Outgoing::reply(Reply::message(Message::text(reply)))])
     }
 
-    async fn open_menu(&self, ctx: &Context) -> Result<Vec<Reply>, BotError> {
+    async fn open_menu(&self, ctx: &Context) -> Result<Vec<Outgoing>, BotError> {
         let started = self.menus.start(&self.menu, ctx, ()).await?;
         // Nobody awaits the result here: the menu's `end` keeps it in the profile.
-        Ok(started.reply.into_iter().collect())
+        Ok(started.reply.into_iter().map(|reply| Outgoing { reply, menu: Some(started.id) }).collect())
     }
 
     async fn count(&self, ctx: &Context) -> Result<String, BotError> {
@@ -391,7 +465,7 @@ impl Bot {
     }
 
     /// Plain text: the answer to the onboarding form's current question, if one is open.
-    async fn answer(&self, ctx: &Context, text: &str) -> Result<String, BotError> {
+    async fn form_answer(&self, ctx: &Context, text: &str) -> Result<String, BotError> {
         let key = self.onboarding.key(ctx)?;
         let reply = self
             .onboarding

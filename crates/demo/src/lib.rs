@@ -2,12 +2,16 @@
 //!
 //! - [`bot`]: the logic (a counter, an onboarding form, a profile, forget-me, and the
 //!   interactive [`menu`]), free of any transport;
-//! - [`console`]: the transport that reads messages from stdin and answers on stdout.
+//! - [`console`]: the transport that reads messages from stdin and answers on stdout;
+//! - [`telegram`]: the transport that runs the same bot on Telegram (teloxide, long
+//!   polling).
 //!
-//! Run it with `cargo run -p bot-sessions-demo` and type `/help`.
+//! Run it with `cargo run -p bot-sessions-demo` and type `/help`, or on Telegram with
+//! `TELOXIDE_TOKEN=<token from @BotFather> cargo run -p bot-sessions-demo -- telegram`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod bot;
 pub mod console;
 pub mod menu;
+pub mod telegram;

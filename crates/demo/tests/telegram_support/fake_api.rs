@@ -1,0 +1,367 @@
+//! A fake Bot API on 127.0.0.1 for the demo's end-to-end tests (after the library's
+//! `tests/telegram_support/fake_api.rs`): it serves `getUpdates` from a queue the test
+//! fills, holding long polls until an update arrives and forgetting updates only when
+//! an `offset` confirms them (as Telegram does, so a restarted bot gets what its
+//! predecessor did not confirm); answers `getMe`, `getWebhookInfo`, `deleteWebhook`,
+//! `sendMessage`, `editMessageText`, `editMessageReplyMarkup` and
+//! `answerCallbackQuery` with plausible results; and records every request. HTTP/1.1
+//! with keep-alive, `Content-Length` bodies only (what reqwest sends for JSON).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// How long a test waits for the bot before it calls the bot hung. Only a guard: the
+/// waits end as soon as the awaited request is recorded.
+pub const HANG_GUARD: Duration = Duration::from_secs(40);
+
+/// The bot's own user id.
+pub const BOT_ID: i64 = 7_000_000_001;
+
+/// The Bot API methods the demo may call (as teloxide names them in the URL).
+pub const ALLOWED: &[&str] = &[
+    "GetMe",
+    "GetWebhookInfo",
+    "DeleteWebhook",
+    "GetUpdates",
+    "SendMessage",
+    "EditMessageText",
+    "EditMessageReplyMarkup",
+    "AnswerCallbackQuery",
+];
+
+/// One request the bot sent, and what the fake answered.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The method as teloxide names it in the URL (`SendMessage`, ...).
+    pub method: String,
+    /// The JSON body.
+    pub body: Value,
+    /// The `result` of the answer (`null` until answered, for `getUpdates`).
+    pub result: Value,
+}
+
+impl Call {
+    /// The `text` of the body.
+    pub fn text(&self) -> &str {
+        self.body["text"].as_str().unwrap_or_default()
+    }
+
+    /// The labels and callback data of the body's inline keyboard, row by row flattened.
+    pub fn buttons(&self) -> Vec<(String, String)> {
+        self.body["reply_markup"]["inline_keyboard"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+            .map(|b| {
+                (
+                    b["text"].as_str().unwrap_or_default().to_owned(),
+                    b["callback_data"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The callback data of the button labelled `label`.
+    pub fn button(&self, label: &str) -> String {
+        self.buttons()
+            .into_iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| panic!("no {label} in {self:?}"))
+    }
+}
+
+struct State {
+    calls: Vec<Call>,
+    /// Updates not yet confirmed, in order.
+    queue: Vec<Value>,
+    /// Updates below this id are confirmed (forgotten).
+    confirmed: i64,
+    next_update: i64,
+    next_message: HashMap<i64, i64>,
+    /// The webhook `getWebhookInfo` reports until `deleteWebhook`.
+    webhook: String,
+}
+
+/// The server: its URL, the update queue, and what it recorded.
+#[derive(Clone)]
+pub struct FakeApi {
+    /// `http://127.0.0.1:PORT/`: the `TELOXIDE_API_URL`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+}
+
+impl FakeApi {
+    /// Starts a server whose `getWebhookInfo` first reports a webhook (so the bot must
+    /// delete it before polling).
+    pub async fn start() -> FakeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State {
+            calls: Vec::new(),
+            queue: Vec::new(),
+            confirmed: 0,
+            next_update: 1000,
+            next_message: HashMap::new(),
+            webhook: "https://example.invalid/old-webhook".into(),
+        }));
+        let api = FakeApi { url, state, changed: Arc::new(Notify::new()) };
+        let server = api.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(server.clone().serve(conn));
+            }
+        });
+        api
+    }
+
+    /// A teloxide bot talking to this server.
+    pub fn bot(&self) -> teloxide::Bot {
+        teloxide::Bot::new("1234:TEST").set_api_url(self.url.parse().expect("url"))
+    }
+
+    /// Queues updates (their `update_id`s are replaced by increasing ones); returns
+    /// the ids given.
+    pub fn push(&self, updates: impl IntoIterator<Item = Value>) -> Vec<i64> {
+        let ids = {
+            let mut state = self.state.lock().expect("lock");
+            let mut ids = Vec::new();
+            for mut update in updates {
+                let id = state.next_update;
+                state.next_update += 1;
+                update["update_id"] = json!(id);
+                state.queue.push(update);
+                ids.push(id);
+            }
+            ids
+        };
+        self.changed.notify_waiters();
+        ids
+    }
+
+    /// Every request so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+
+    /// The requests of `method` so far.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.method == method).collect()
+    }
+
+    /// Waits until `found` finds something in the requests so far. The bound only
+    /// guards against a hang.
+    pub async fn wait_for<T>(&self, what: &str, found: impl Fn(&[Call]) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.state.lock().expect("lock");
+                if let Some(t) = found(&state.calls) {
+                    return t;
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                panic!("the bot never did: {what}; it sent {:#?}", self.calls());
+            }
+        }
+    }
+
+    /// Waits for the `sendMessage` that answers message `message_id` in `chat` (the
+    /// demo replies to messages in groups), and checks it is the only one.
+    pub async fn reply_to(&self, chat: i64, message_id: i64) -> Call {
+        let is_reply = move |c: &Call| {
+            c.method == "SendMessage"
+                && c.body["chat_id"] == json!(chat)
+                && c.body["reply_parameters"]["message_id"] == json!(message_id)
+        };
+        let reply = self
+            .wait_for(&format!("reply to message {message_id} in chat {chat}"), |calls| {
+                calls.iter().find(|c| is_reply(c)).cloned()
+            })
+            .await;
+        assert_eq!(self.calls().iter().filter(|c| is_reply(c)).count(), 1, "message {message_id} answered once");
+        reply
+    }
+
+    /// Waits for the answer to callback query `id`, and checks it is the only one.
+    pub async fn answer_of(&self, id: &str) -> Call {
+        let is_answer = |c: &Call| c.method == "AnswerCallbackQuery" && c.body["callback_query_id"] == json!(id);
+        let answer = self
+            .wait_for(&format!("answer callback query {id}"), |calls| calls.iter().find(|c| is_answer(c)).cloned())
+            .await;
+        assert_eq!(self.calls().iter().filter(|c| is_answer(c)).count(), 1, "callback query {id} answered once");
+        answer
+    }
+
+    /// Waits until the bot has edited messages `n` times (`editMessageText`); returns
+    /// the edits' texts. (A click is answered first, then the menu edited.)
+    pub async fn edits(&self, n: usize) -> Vec<String> {
+        self.wait_for(&format!("{n} edits"), |calls| {
+            let edits: Vec<String> =
+                calls.iter().filter(|c| c.method == "EditMessageText").map(|c| c.text().to_owned()).collect();
+            (edits.len() >= n).then_some(edits)
+        })
+        .await
+    }
+
+    /// Checks that the bot called only the methods it is meant to.
+    pub fn assert_only_allowed_methods(&self) {
+        for call in self.calls() {
+            assert!(ALLOWED.contains(&call.method.as_str()), "unexpected Bot API call {call:?}");
+        }
+    }
+
+    async fn serve(self, conn: TcpStream) {
+        let mut conn = BufReader::new(conn);
+        loop {
+            let mut request_line = String::new();
+            if conn.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if conn.read_line(&mut header).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if conn.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let method = path.rsplit('/').next().unwrap_or_default().to_owned();
+            let reply = if method == "GetUpdates" { self.get_updates(body).await } else { self.answer(&method, body) };
+            let reply = reply.to_string();
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", reply.len());
+            // One write: a head and a body written apart wait for a delayed ACK (Nagle).
+            if conn.get_mut().write_all(format!("{head}{reply}").as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn record(&self, method: &str, body: Value, result: Value) {
+        self.state.lock().expect("lock").calls.push(Call { method: method.to_owned(), body, result });
+        self.changed.notify_waiters();
+    }
+
+    /// Long polling: confirms what `offset` says, answers the pending updates at once,
+    /// or waits for one until the request's `timeout`.
+    async fn get_updates(&self, body: Value) -> Value {
+        let offset = body["offset"].as_i64();
+        let limit = body["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+        let timeout = Duration::from_secs(body["timeout"].as_u64().unwrap_or(0).min(30));
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.record("GetUpdates", body, Value::Null);
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.state.lock().expect("lock");
+                if let Some(offset) = offset.filter(|&o| o > state.confirmed) {
+                    state.confirmed = offset;
+                    state.queue.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                }
+                let updates: Vec<Value> = state.queue.iter().take(limit).cloned().collect();
+                if !updates.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return json!({ "ok": true, "result": updates });
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, changed).await;
+        }
+    }
+
+    fn answer(&self, method: &str, body: Value) -> Value {
+        let result = {
+            let mut state = self.state.lock().expect("lock");
+            match method {
+                "GetMe" => json!({
+                    "id": BOT_ID, "is_bot": true, "first_name": "Demo", "username": "demo_sessions_bot",
+                    "can_join_groups": true, "can_read_all_group_messages": false,
+                    "supports_inline_queries": false, "has_main_web_app": false,
+                }),
+                "GetWebhookInfo" => json!({
+                    "url": state.webhook, "has_custom_certificate": false, "pending_update_count": state.queue.len(),
+                }),
+                "DeleteWebhook" => {
+                    state.webhook.clear();
+                    json!(true)
+                }
+                "AnswerCallbackQuery" => json!(true),
+                "SendMessage" => {
+                    let chat = body["chat_id"].as_i64().unwrap_or(0);
+                    let next = state.next_message.entry(chat).or_insert(100);
+                    *next += 1;
+                    let id = *next;
+                    message(id, &body)
+                }
+                "EditMessageText" => message(body["message_id"].as_i64().unwrap_or(0), &body),
+                "EditMessageReplyMarkup" => message(body["message_id"].as_i64().unwrap_or(0), &body),
+                _ => Value::Null,
+            }
+        };
+        let reply = if result.is_null() {
+            json!({ "ok": false, "error_code": 404, "description": "Not Found" })
+        } else {
+            json!({ "ok": true, "result": result })
+        };
+        self.record(method, body, result);
+        reply
+    }
+}
+
+/// The chat `id` as Telegram describes it: users are positive, basic groups small
+/// negative, supergroups (forums here) `-100...`.
+pub fn chat(id: i64) -> Value {
+    if id > 0 {
+        json!({ "id": id, "first_name": "U", "type": "private" })
+    } else if id < -1_000_000_000_000 {
+        json!({ "id": id, "title": "Forum", "is_forum": true, "type": "supergroup" })
+    } else {
+        json!({ "id": id, "title": "Group", "type": "group" })
+    }
+}
+
+/// The message the bot sent (or edited), as the Bot API returns it.
+fn message(id: i64, body: &Value) -> Value {
+    let mut m = json!({
+        "message_id": id,
+        "date": 1_700_000_000,
+        "chat": chat(body["chat_id"].as_i64().unwrap_or(0)),
+        "from": { "id": BOT_ID, "is_bot": true, "first_name": "Demo", "username": "demo_sessions_bot" },
+        "text": body["text"],
+    });
+    if let Some(thread) = body.get("message_thread_id") {
+        m["message_thread_id"] = thread.clone();
+        m["is_topic_message"] = json!(true);
+    }
+    if let Some(markup) = body.get("reply_markup") {
+        m["reply_markup"] = markup.clone();
+    }
+    m
+}

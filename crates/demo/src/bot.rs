@@ -317,7 +317,7 @@ impl Bot {
         // every transport.
         let codec =
             CustomIdCodec::new("m", Target::Telegram).map_err(|e| SessionError::Config(e.to_string()))?.signed(keys);
-        let menus = Manager::builder(store.clone(), codec).clock(ClockRef(clock.clone())).build()?;
+        let menus = Manager::builder(store.clone(), codec).clock(clock.clone()).build()?;
         let menu = menus.register(KIND, Menu { ttl: Ttl::idle(config.menu_ttl), profiles: profiles.clone() })?;
         let sweepers = match config.sweep_every {
             Some(period) => Some((menus.spawn_sweeper(period, 10)?, onboarding.spawn_sweeper(period)?)),
@@ -553,16 +553,6 @@ impl Bot {
         let n = self.store.forget_user(user, self.clock.now()).await?;
         let s = if n == 1 { "" } else { "s" };
         Ok(format!("forgotten: deleted {n} session{s} of user {user}"))
-    }
-}
-
-/// Uses the bot's shared clock as the manager's clock.
-#[derive(Debug)]
-struct ClockRef(Arc<dyn Clock>);
-
-impl Clock for ClockRef {
-    fn now(&self) -> bot_sessions::Timestamp {
-        self.0.now()
     }
 }
 

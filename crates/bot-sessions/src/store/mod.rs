@@ -112,6 +112,15 @@ pub trait Store: Send + Sync + 'static {
     async fn count(&self, namespace: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// A version as the SQL backends store it, a positive 64-bit integer; anything else
+/// (a writer that did not use [`new_version`](crate::new_version)) is refused naming the
+/// key, before anything is sent.
+pub(crate) fn sql_version(backend: &'static str, key: &str, version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).ok().filter(|v| *v >= 1).ok_or_else(|| {
+        StoreError::backend(backend, Some(key), false, format!("proposed version {version} is outside 1..=i64::MAX"))
+    })
+}
+
 /// A shared, type-erased store: what [`Sessions`](crate::Sessions) and the operator
 /// tool hold, so several backends can live in one program.
 pub type DynStore = Arc<dyn Store>;

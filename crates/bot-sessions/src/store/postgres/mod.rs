@@ -233,14 +233,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let text = key.as_str();
-        let Some(version) = stored_version(write.version) else {
-            return Err(StoreError::backend(
-                conn::BACKEND,
-                Some(text),
-                false,
-                format!("proposed version {} is outside 1..=i64::MAX", write.version),
-            ));
-        };
+        let version = super::sql_version(conn::BACKEND, text, write.version)?;
         let schema = i64::from(write.schema_version);
         let expires = write.expires_at.map(Timestamp::as_millis);
         let now_ms = now.as_millis();

@@ -409,13 +409,9 @@ fn apply_one(
                 return Ok(Err(StoreError::Conflict { key: key.to_string() }));
             }
             let next = Record::next(previous.as_ref(), key, &write, now);
-            let Ok(version) = i64::try_from(next.version) else {
-                return Ok(Err(StoreError::backend(
-                    BACKEND,
-                    Some(key.as_str()),
-                    false,
-                    format!("version {} does not fit SQLite's INTEGER", next.version),
-                )));
+            let version = match crate::store::sql_version(BACKEND, key.as_str(), next.version) {
+                Ok(version) => version,
+                Err(e) => return Ok(Err(e)),
             };
             conn.prepare_cached(&sql.upsert)?.execute(params![
                 key.as_str(),

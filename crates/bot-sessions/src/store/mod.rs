@@ -112,6 +112,19 @@ pub trait Store: Send + Sync + 'static {
     async fn count(&self, namespace: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// The range every network timeout of a server backend must lie in.
+pub(crate) const NETWORK_TIMEOUTS: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(3600);
+
+/// Refuses a network timeout outside [`NETWORK_TIMEOUTS`], naming the setting.
+pub(crate) fn check_timeout(backend: &str, what: &str, d: std::time::Duration) -> Result<(), StoreError> {
+    if NETWORK_TIMEOUTS.contains(&d) {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!("{backend} {what} must be from 1 ms to 1 hour, not {d:?}")))
+    }
+}
+
 /// A version as the SQL backends store it, a positive 64-bit integer; anything else
 /// (a writer that did not use [`new_version`](crate::new_version)) is refused naming the
 /// key, before anything is sent.

@@ -91,7 +91,6 @@ const BACKEND: &str = "redis";
 /// forgetting or purging.
 const BATCH: usize = 256;
 /// Longest accepted [`RedisConfig::op_timeout`] and [`RedisConfig::connect_timeout`].
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest accepted [`RedisConfig::expiry_grace`].
 const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Shortest lease of the background purger (it is at least 4 x `op_timeout`).
@@ -154,15 +153,8 @@ impl RedisConfig {
     /// Checks every setting's range.
     fn validate(&self) -> Result<(), StoreError> {
         validate_prefix(&self.prefix)?;
-        let timeout = |name: &str, d: Duration| {
-            if d < Duration::from_millis(1) || d > MAX_TIMEOUT {
-                Err(config_err(format!("redis {name} must be from 1 ms to 1 hour, not {d:?}")))
-            } else {
-                Ok(())
-            }
-        };
-        timeout("op_timeout", self.op_timeout)?;
-        timeout("connect_timeout", self.connect_timeout)?;
+        super::check_timeout(BACKEND, "op_timeout", self.op_timeout)?;
+        super::check_timeout(BACKEND, "connect_timeout", self.connect_timeout)?;
         if self.expiry_grace > MAX_GRACE {
             return Err(config_err(format!("redis expiry_grace must be at most 30 days, not {:?}", self.expiry_grace)));
         }
@@ -942,7 +934,7 @@ mod tests {
             RedisConfig::default().op_timeout(Duration::MAX),
             RedisConfig::default().op_timeout(Duration::ZERO),
             RedisConfig::default().op_timeout(Duration::from_micros(999)),
-            RedisConfig::default().op_timeout(MAX_TIMEOUT + Duration::from_millis(1)),
+            RedisConfig::default().op_timeout(*crate::store::NETWORK_TIMEOUTS.end() + Duration::from_millis(1)),
             RedisConfig::default().connect_timeout(Duration::MAX),
             RedisConfig::default().connect_timeout(Duration::ZERO),
             RedisConfig::default().expiry_grace(Duration::MAX),

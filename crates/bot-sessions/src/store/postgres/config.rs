@@ -10,8 +10,6 @@ use crate::StoreError;
 
 /// Connections a store may hold.
 pub(super) const POOL_SIZES: RangeInclusive<usize> = 1..=1024;
-/// What [`PostgresConfig::op_timeout`] and [`PostgresConfig::connect_timeout`] may be.
-pub(super) const TIMEOUTS: RangeInclusive<Duration> = Duration::from_millis(1)..=Duration::from_secs(3600);
 
 /// Settings of a [`PostgresStore`](super::PostgresStore) beyond the connection URL.
 ///
@@ -105,11 +103,7 @@ impl PostgresConfig {
 }
 
 fn check_timeout(what: &str, d: Duration) -> Result<(), StoreError> {
-    if TIMEOUTS.contains(&d) {
-        Ok(())
-    } else {
-        Err(StoreError::Config(format!("postgres {what} {d:?} is out of range (1 ms to 1 h)")))
-    }
+    crate::store::check_timeout("postgres", what, d)
 }
 
 /// A schema or table name that is safe to quote into SQL: lowercase ASCII letters,

@@ -18,6 +18,7 @@
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 pub mod codec;
@@ -29,6 +30,8 @@ pub mod store;
 
 #[cfg(feature = "discord")]
 pub mod discord;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 #[cfg(feature = "interactive")]
 pub mod interactive;
 #[cfg(feature = "telegram")]

@@ -11,7 +11,7 @@ async fn store() -> DynStore {
     Arc::new(MemoryStore::new())
 }
 
-bot_sessions::conformance_tests!(store);
+bot_sessions::conformance_tests!(store, near_cache);
 
 #[tokio::test]
 async fn sweeper_purges_and_stops_with_the_store() {

@@ -1,12 +1,15 @@
 //! The PostgreSQL store against a real server: the conformance suite, migrations,
 //! settings, bad stored rows, the background purge's lock, two OS processes on the same
 //! keys, and faults: killed connections, a crashed server, and a proxy that holds or
-//! drops requests and replies (`postgres/faults.rs`).
+//! drops requests and replies (`postgres/faults.rs`); TLS in every `sslmode` against a
+//! server of the test's own (`postgres/tls.rs`); passwords kept out of every error
+//! (`postgres/redaction.rs`); cancelled timeouts, bounded reconnects and the
+//! `tokio_postgres::Config` builder (`postgres/operations.rs`).
 //!
 //! The shared server is `postgres://postgres@127.0.0.1:5432/test` (override with
 //! `BOT_SESSIONS_POSTGRES_URL`); the tests work in the schema `bot_sessions_test` or in
-//! schemas of their own. The crash test runs `initdb` and `postgres` of its own on a
-//! free loopback port. An unreachable server fails the tests; nothing is skipped.
+//! schemas of their own. The crash, TLS and redaction tests run `initdb` and `postgres`
+//! of their own on a free loopback port. An unreachable server fails the tests; nothing is skipped.
 #![cfg(feature = "postgres")]
 
 #[path = "postgres/bad_data.rs"]
@@ -15,11 +18,17 @@ mod bad_data;
 mod faults;
 #[path = "postgres/ledger.rs"]
 mod ledger;
+#[path = "postgres/operations.rs"]
+mod operations;
 #[path = "postgres/proxy.rs"]
 mod proxy;
+#[path = "postgres/redaction.rs"]
+mod redaction;
 mod redis_postgres_common;
 #[path = "postgres/server.rs"]
 mod server;
+#[path = "postgres/tls.rs"]
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +69,7 @@ async fn store() -> DynStore {
     Arc::new(connect(&url(), PostgresConfig::default().schema(SCHEMA)).await)
 }
 
-bot_sessions::conformance_tests!(store);
+bot_sessions::conformance_tests!(store, near_cache);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_update_the_same_keys() {

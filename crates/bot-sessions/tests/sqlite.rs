@@ -29,7 +29,7 @@ async fn store() -> DynStore {
     Arc::new(SqliteStore::open(fresh_path("conformance").to_str().unwrap()).await.unwrap())
 }
 
-bot_sessions::conformance_tests!(store);
+bot_sessions::conformance_tests!(store, near_cache);
 
 /// The same suite with group commit off (one write per transaction): correctness must
 /// not depend on batching. (`Durability::Full` is exercised by the kill test.)

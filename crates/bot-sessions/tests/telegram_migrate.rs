@@ -143,3 +143,40 @@ async fn an_interrupted_run_is_finished_and_newer_sessions_are_kept() {
     let same = migrate_chat(&store, ChatId(SUPERGROUP), ChatId(SUPERGROUP), &ns).await.expect("migrate");
     assert_eq!(same, MigrationReport::default());
 }
+
+/// A migration through a session type's store (its near cache) invalidates the cached
+/// record of the old chat: not even a stale read serves it afterwards.
+#[tokio::test]
+async fn a_migration_through_the_near_cache_invalidates_the_old_chat() {
+    let counters = Sessions::<u32>::builder(MemoryStore::without_sweeper())
+        .namespace("counter")
+        .key(bot_sessions::KeyStrategy::ChatUser)
+        .near_cache(bot_sessions::store::near_cache::CacheConfig::default())
+        .stale_reads(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let old = SessionKey::new(counters.namespace().clone(), Scope::ChatUser { chat: GROUP, user: USER });
+    let new = SessionKey::new(counters.namespace().clone(), Scope::ChatUser { chat: SUPERGROUP, user: USER });
+    counters
+        .update(&old, |n| {
+            *n += 3;
+            Ok::<_, bot_sessions::SessionError>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(counters.get(&old).await.unwrap(), Some(3), "cached");
+    let report = migrate_chat(counters.store(), ChatId(GROUP), ChatId(SUPERGROUP), &[counters.namespace().clone()])
+        .await
+        .unwrap();
+    assert_eq!(report.moved, 1);
+    assert_eq!(counters.get(&old).await.unwrap(), None, "the old chat's copy is gone");
+    assert_eq!(counters.get(&new).await.unwrap(), Some(3));
+    counters
+        .update(&new, |n| {
+            *n += 1;
+            Ok::<_, bot_sessions::SessionError>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(counters.get(&new).await.unwrap(), Some(4));
+}

@@ -1,7 +1,14 @@
 //! The demo bot's logic, free of any transport: give it the [`Context`] of an update
 //! and the message text (or the click), get platform-neutral [`Reply`]s back. The
-//! console transport ([`crate::console`]) and the Telegram transport
-//! ([`crate::telegram`]) run the very same [`Bot`].
+//! console transport ([`crate::console`]), the Telegram transport
+//! ([`crate::telegram`]) and the Discord transport ([`crate::discord`]) run the very
+//! same [`Bot`].
+//!
+//! Onboarding comes in two shapes over the same [`Onboarding`] session: question by
+//! question in plain messages (`/onboard`, the answers, `/confirm`), or, where a
+//! transport has forms, as one [`onboarding_modal`] whose submit
+//! ([`Bot::submit_onboarding`]) saves the profile, or asks to confirm before it
+//! replaces a different saved one ([`Bot::onboarding_button`] takes the answer).
 //!
 //! Three data session types and one interactive session kind, each with its own
 //! namespace, key and TTL:
@@ -17,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Reply, RouteOutcome, SessionId, SigningKeys,
-    Sweeper, Target,
+    Button, ButtonStyle, CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Modal, Reply, RouteOutcome,
+    SessionId, SigningKeys, Sweeper, Target, TextField,
 };
 use bot_sessions::session::{Expired, ExpirySweeper};
 use bot_sessions::{
@@ -47,6 +54,26 @@ pub const REFUSED: &str = "refused: this button was forged or edited";
 
 /// The answer to a click on a button that is none of the bot's menus.
 pub const NOT_MINE: &str = "that button is not one of mine";
+
+/// The custom id of the onboarding modal's submit ([`onboarding_modal`]).
+pub const ONBOARD_MODAL: &str = "onboard";
+/// The id of the onboarding modal's name field.
+pub const NAME_FIELD: &str = "name";
+/// The id of the onboarding modal's email field.
+pub const EMAIL_FIELD: &str = "email";
+/// The custom id of the button that confirms replacing a saved profile.
+pub const ONBOARD_CONFIRM: &str = "onboard:confirm";
+/// The custom id of the button that keeps the saved profile.
+pub const ONBOARD_CANCEL: &str = "onboard:cancel";
+
+/// The onboarding form as one modal (for transports with forms): a name and an email.
+/// Its submit carries [`ONBOARD_MODAL`] and the fields [`NAME_FIELD`] and
+/// [`EMAIL_FIELD`]; answer it with [`Bot::submit_onboarding`].
+pub fn onboarding_modal() -> Modal {
+    Modal::new(ONBOARD_MODAL, "Onboarding")
+        .field(TextField::new(NAME_FIELD, "Your name").placeholder("Ada Lovelace"))
+        .field(TextField::new(EMAIL_FIELD, "Your email").placeholder("ada@example.com"))
+}
 
 /// The `/count` session: how often this user counted in this chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,6 +401,93 @@ impl Bot {
     /// Store errors.
     pub async fn menu_sent(&self, menu: SessionId, message_id: i64) -> Result<bool, BotError> {
         Ok(self.menus.set_message(menu, message_id).await?)
+    }
+
+    /// Where "now" comes from (what transports keeping their own records use).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Answers a submitted [`onboarding_modal`]: with a valid name and email, saves
+    /// them as the user's profile (`saved: NAME <EMAIL>`), unless a different name and
+    /// email are saved already: then the form waits at the confirm step and the reply
+    /// asks whether to replace them, with [`ONBOARD_CONFIRM`] and [`ONBOARD_CANCEL`]
+    /// buttons (or `/confirm` and `/cancel`). An invalid field is answered with a
+    /// notice saying why. Every reply is ephemeral: it shows an email address.
+    ///
+    /// # Errors
+    ///
+    /// [`BotError::NoUser`] without a user; session and store errors.
+    pub async fn submit_onboarding(&self, ctx: &Context, name: &str, email: &str) -> Result<Reply, BotError> {
+        if ctx.user_id.is_none() {
+            return Err(BotError::NoUser);
+        }
+        let again = |why: String| Ok(Reply::notice(format!("{why}; /onboard opens the form again")));
+        let name = match valid_name(name) {
+            Ok(name) if name.is_empty() => return again("a name cannot be empty".into()),
+            Ok(name) => name,
+            Err(why) => return again(why),
+        };
+        let email = match valid_email(email) {
+            Ok(email) => email,
+            Err(why) => return again(why),
+        };
+        let key = self.profiles.key(ctx)?;
+        let (n, e) = (name.clone(), email.clone());
+        // One compare-and-set: two submits at once never both think nothing was saved.
+        let replaced = self
+            .profiles
+            .update(&key, |p| {
+                if !p.name.is_empty() && (p.name != n || p.email != e) {
+                    return Ok::<_, SessionError>(Some((p.name.clone(), p.email.clone())));
+                }
+                p.name.clone_from(&n);
+                p.email.clone_from(&e);
+                Ok(None)
+            })
+            .await?;
+        let form_key = self.onboarding.key(ctx)?;
+        let Some((old_name, old_email)) = replaced else {
+            // A question-by-question form left open is answered by this one.
+            self.onboarding
+                .update_option(&form_key, |form| {
+                    *form = None;
+                    Ok::<_, SessionError>(())
+                })
+                .await?;
+            return Ok(Reply::message(Message::text(format!("saved: {name} <{email}>")).ephemeral()));
+        };
+        let form = Onboarding { step: Step::Confirm, name: Some(name.clone()), email: Some(email.clone()) };
+        self.onboarding
+            .update(&form_key, |f| {
+                *f = form.clone();
+                Ok::<_, SessionError>(())
+            })
+            .await?;
+        let text = format!("your profile says {old_name} <{old_email}>. Replace it with {name} <{email}>?");
+        Ok(Reply::message(Message::text(text).ephemeral().row([
+            Button::new("Replace", ONBOARD_CONFIRM).style(ButtonStyle::Success),
+            Button::new("Keep mine", ONBOARD_CANCEL),
+        ])))
+    }
+
+    /// Answers a click on [`ONBOARD_CONFIRM`] or [`ONBOARD_CANCEL`]: the confirm
+    /// message edited to what `/confirm` or `/cancel` says, without its buttons.
+    /// `None` for any other custom id.
+    ///
+    /// # Errors
+    ///
+    /// [`BotError::NoUser`] without a user; session and store errors.
+    pub async fn onboarding_button(&self, ctx: &Context, custom_id: &str) -> Result<Option<Reply>, BotError> {
+        if ctx.user_id.is_none() {
+            return Err(BotError::NoUser);
+        }
+        let text = match custom_id {
+            ONBOARD_CONFIRM => self.confirm(ctx).await?,
+            ONBOARD_CANCEL => self.cancel(ctx).await?,
+            _ => return Ok(None),
+        };
+        Ok(Some(Reply::close(text)))
     }
 
     /// Answers a click on a button (the update's custom id): the menu's own reply, or

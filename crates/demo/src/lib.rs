@@ -4,14 +4,20 @@
 //!   interactive [`menu`]), free of any transport;
 //! - [`console`]: the transport that reads messages from stdin and answers on stdout;
 //! - [`telegram`]: the transport that runs the same bot on Telegram (teloxide, long
-//!   polling).
+//!   polling);
+//! - [`discord`]: the transport that runs the same bot behind Discord's HTTP
+//!   interactions endpoint, and [`register`], which registers its slash commands.
 //!
 //! Run it with `cargo run -p bot-sessions-demo` and type `/help`, or on Telegram with
-//! `TELOXIDE_TOKEN=<token from @BotFather> cargo run -p bot-sessions-demo -- telegram`.
+//! `TELOXIDE_TOKEN=<token from @BotFather> cargo run -p bot-sessions-demo -- telegram`, or on
+//! Discord with `cargo run -p bot-sessions-demo -- discord --listen 127.0.0.1:8080
+//! --public-key <hex>` (see the README).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod bot;
 pub mod console;
+pub mod discord;
 pub mod menu;
+pub mod register;
 pub mod telegram;

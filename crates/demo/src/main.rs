@@ -1,4 +1,4 @@
-//! `bot-sessions-demo`: the demo bot on the console or on Telegram.
+//! `bot-sessions-demo`: the demo bot on the console, on Telegram or on Discord.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bot_sessions::SystemClock;
 use bot_sessions_demo::bot::{Bot, BotConfig};
-use bot_sessions_demo::telegram;
+use bot_sessions_demo::{discord, register, telegram};
 use clap::{Args, Parser, Subcommand};
 use teloxide::prelude::Requester;
 
@@ -31,6 +31,52 @@ enum Command {
     /// optionally another Bot API server in TELOXIDE_API_URL and a proxy in
     /// TELOXIDE_PROXY. Ctrl-C (or SIGTERM) stops it.
     Telegram(Settings),
+    /// Run on Discord: the HTTP interactions endpoint at POST /interactions on
+    /// --listen (paste its public URL, e.g. through a tunnel, into the developer
+    /// portal's "Interactions Endpoint URL"). The bot token in DISCORD_TOKEN is
+    /// optional: without it the channel-message fallback is off (a menu's message is
+    /// edited only within its interaction token's 15 minutes) and expired onboarding
+    /// forms are not told. Ctrl-C (or SIGTERM) stops it.
+    Discord(DiscordArgs),
+    /// Register the slash commands (/count, /onboard, /profile, /forget, /menu) with
+    /// Discord: replaces the application's global commands, or one guild's with
+    /// --guild (shown at once there).
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct DiscordArgs {
+    /// Where to listen, e.g. 127.0.0.1:8080 (port 0: any free port, printed).
+    #[arg(long, value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// The application's public key, in hex (developer portal, General Information).
+    #[arg(long, value_name = "HEX")]
+    public_key: String,
+    /// The application id (developer portal, General Information): only shown, with
+    /// the portal link, at start; interactions carry their own.
+    #[arg(long, value_name = "ID")]
+    application_id: Option<u64>,
+    /// Discord's REST API (a test points it at a local server).
+    #[arg(long, value_name = "URL", default_value = bot_sessions::discord::DEFAULT_BASE_URL)]
+    api_url: String,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RegisterArgs {
+    /// The bot token (developer portal, Bot), without the `Bot ` prefix.
+    #[arg(long, value_name = "TOKEN")]
+    token: String,
+    /// The application id (developer portal, General Information).
+    #[arg(long, value_name = "ID")]
+    application_id: u64,
+    /// Register in this guild only (shown at once) instead of globally.
+    #[arg(long, value_name = "GUILD_ID")]
+    guild: Option<u64>,
+    /// Discord's REST API (a test points it at a local server).
+    #[arg(long, value_name = "URL", default_value = bot_sessions::discord::DEFAULT_BASE_URL)]
+    api_url: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -57,9 +103,9 @@ impl Settings {
     }
 
     async fn open(&self, config: BotConfig) -> anyhow::Result<Bot> {
-        let store = bot_sessions::store::open(&self.store)
-            .await
-            .with_context(|| format!("cannot open the session store {}", self.store))?;
+        let store = bot_sessions::store::open(&self.store).await.with_context(|| {
+            format!("cannot open the session store {}", bot_sessions::store::redact_url(&self.store))
+        })?;
         Ok(Bot::new(store, config).await?)
     }
 }
@@ -71,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Console(settings)) => console(&settings).await,
         None => console(&cli.console).await,
         Some(Command::Telegram(settings)) => on_telegram(&settings).await,
+        Some(Command::Discord(args)) => on_discord(&args).await,
+        Some(Command::Register(args)) => register_commands(&args).await,
     }
 }
 
@@ -101,6 +149,43 @@ async fn on_telegram(settings: &Settings) -> anyhow::Result<()> {
     );
     telegram::run(bot, api, stop_signal()).await?;
     eprintln!("stopped; open menus stay valid for the next start");
+    Ok(())
+}
+
+async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
+    let key = bot_sessions::discord::PublicKey::from_hex(args.public_key.trim())
+        .with_context(|| format!("--public-key `{}` is not an Ed25519 public key in hex", args.public_key))?;
+    let token = std::env::var(discord::TOKEN_VAR).ok().filter(|t| !t.trim().is_empty());
+    let has_token = token.is_some();
+    let rest = discord::rest(&args.api_url, token).with_context(|| format!("cannot use --api-url {}", args.api_url))?;
+    let settings = &args.settings;
+    let bot = Arc::new(settings.open(settings.config().key(discord::KEY)).await?);
+    let on_discord = discord::Discord::new(bot, key, rest)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("the listener has no address")?;
+    eprintln!("bot-sessions demo on Discord, sessions in {}", settings.store);
+    if !has_token {
+        eprintln!("no {} set: the channel-message fallback is off", discord::TOKEN_VAR);
+    }
+    if let Some(app) = args.application_id {
+        eprintln!(
+            "paste https://<your public host>/interactions into https://discord.com/developers/applications/{app}/information"
+        );
+    }
+    eprintln!("listening on http://{addr}/interactions; Ctrl-C stops it");
+    on_discord.serve(listener, stop_signal()).await.context("the endpoint failed")?;
+    eprintln!("stopped; open menus stay valid for the next start");
+    Ok(())
+}
+
+async fn register_commands(args: &RegisterArgs) -> anyhow::Result<()> {
+    let n = register::register(&args.api_url, &args.token, args.application_id, args.guild).await?;
+    match args.guild {
+        Some(guild) => eprintln!("registered {n} commands in guild {guild}"),
+        None => eprintln!("registered {n} global commands (they may take a moment to show)"),
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 
 use super::reply::Reply;
 use super::{CustomId, CustomIdCodec, CustomIdError, EndReason, Origin, SessionId};
+#[cfg(doc)]
+use super::{EndEvent, Interactive, Manager, Routed, Started};
 use crate::{Context, Timestamp, Ttl};
 
 /// What [`Interactive::start`] sees.

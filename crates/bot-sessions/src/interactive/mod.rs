@@ -2,7 +2,7 @@
 //! (buttons, select menus, inline keyboards) whose clicks route back to them.
 //!
 //! Platform-neutral: the adapters turn a Discord interaction or a Telegram callback
-//! query into a [`Context`] whose `custom_id` is set; everything here works on that.
+//! query into a [`Context`](crate::Context) whose `custom_id` is set; everything here works on that.
 //!
 //! - [`Interactive`]: one kind of session (a menu, a poll, a wizard): `start` answers the
 //!   opening update, `update` handles each click and says whether to refresh the time
@@ -119,6 +119,7 @@ mod events;
 mod expiry;
 mod filter;
 mod handle;
+mod inspect;
 mod local;
 mod manager;
 mod outcome;
@@ -140,6 +141,7 @@ pub use error::InteractiveError;
 pub use events::EndEvent;
 pub use filter::{Filter, Origin, Rejection};
 pub use handle::{HandleError, SessionHandle, Started};
+pub use inspect::{SessionPhase, StoredSession, StoredSessionError, expire_now, read_stored, stored_id, stored_key};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
 pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};

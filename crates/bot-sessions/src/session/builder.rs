@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::expiry::Hook;
 use super::{DecodePolicy, Expired, Inner, Migrations, RetryPolicy, SessionError, Sessions, Ttl, locks::KeyLocks};
+use crate::store::near_cache::{CacheConfig, NearCache};
 use crate::{Clock, Codec, DynStore, KeyStrategy, Namespace, Store, SystemClock};
 
 /// The default size limit of an encoded session: 1 MiB.
@@ -38,6 +39,19 @@ pub struct SessionsBuilder<T> {
     initial: Arc<dyn Fn() -> T + Send + Sync>,
     on_expire: Option<Hook<T>>,
     grace: Duration,
+    near: Near,
+    stale_reads: Option<Duration>,
+}
+
+/// Which near cache a [`Sessions`] uses.
+#[derive(Debug, Clone, Copy)]
+enum Near {
+    /// The store's, if the store is a [`NearCache`].
+    FromStore,
+    /// One of its own, in front of the store.
+    Own(CacheConfig),
+    /// None.
+    Off,
 }
 
 impl<T> SessionsBuilder<T>
@@ -59,6 +73,8 @@ where
             initial,
             on_expire: None,
             grace: DEFAULT_EXPIRY_GRACE,
+            near: Near::FromStore,
+            stale_reads: None,
         }
     }
 
@@ -188,13 +204,61 @@ where
         self
     }
 
+    /// Puts a [near cache](crate::store::near_cache) of its own in front of the store
+    /// for these sessions: an update or open of a key this cache holds skips the load
+    /// and goes straight to compare-and-set (one round trip instead of two); a stale
+    /// copy costs a failed compare-and-set, a load and a retry. See the README's
+    /// section on the cache for when it pays.
+    ///
+    /// Without this, sessions built on a store that *is* a
+    /// [`NearCache`] (shared by several namespaces) use that one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::store::{memory::MemoryStore, near_cache::CacheConfig};
+    /// use bot_sessions::Sessions;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Cart { items: Vec<String> }
+    ///
+    /// let carts = Sessions::<Cart>::builder(MemoryStore::without_sweeper())
+    ///     .namespace("cart")
+    ///     .near_cache(CacheConfig::default().max_entries(50_000))
+    ///     .build()?;
+    /// assert!(carts.near_cache().is_some());
+    /// # Ok::<(), bot_sessions::SessionError>(())
+    /// ```
+    pub fn near_cache(mut self, config: CacheConfig) -> Self {
+        self.near = Near::Own(config);
+        self
+    }
+
+    /// Uses no near cache, even when the store is a shared [`NearCache`] (writes
+    /// still go through it, so it stays coherent).
+    pub fn without_near_cache(mut self) -> Self {
+        self.near = Near::Off;
+        self
+    }
+
+    /// Lets [`Sessions::get`] and [`LazySession`](super::LazySession)s serve a cached
+    /// record learned at most `max_age` ago, without a load (default: never; a read is
+    /// a read of the store). Within that bound a read may miss another process's
+    /// writes, and a delete or forget-user made through another handle than this
+    /// store. Needs a near cache.
+    pub fn stale_reads(mut self, max_age: Duration) -> Self {
+        self.stale_reads = Some(max_age);
+        self
+    }
+
     /// Checks the settings and builds.
     ///
     /// # Errors
     ///
     /// [`SessionError::Key`] for a missing or invalid namespace,
-    /// [`SessionError::Config`] for a zero retry count, size limit or TTL, or an expiry
-    /// grace period out of range.
+    /// [`SessionError::Config`] for a zero retry count, size limit or TTL, an expiry
+    /// grace period out of range, a zero near cache bound, or stale reads without a
+    /// near cache.
     pub fn build(self) -> Result<Sessions<T>, SessionError> {
         let name = self
             .namespace
@@ -213,9 +277,23 @@ where
         if self.max_size == 0 {
             return Err(SessionError::Config("max_size must be above zero".into()));
         }
+        let (store, near) = match self.near {
+            Near::FromStore => {
+                let near = self.store.as_near_cache().cloned();
+                (self.store, near)
+            }
+            Near::Own(config) => {
+                let cache = NearCache::new(self.store, config).map_err(|e| SessionError::Config(e.to_string()))?;
+                (Arc::new(cache.clone()) as DynStore, Some(cache))
+            }
+            Near::Off => (self.store, None),
+        };
+        if self.stale_reads.is_some() && near.is_none() {
+            return Err(SessionError::Config("stale_reads needs a near cache: call .near_cache(..)".into()));
+        }
         Ok(Sessions {
             inner: Arc::new(Inner {
-                store: self.store,
+                store,
                 namespace,
                 strategy: self.strategy,
                 ttl: self.ttl,
@@ -229,6 +307,8 @@ where
                 on_expire: self.on_expire,
                 grace: self.grace,
                 locks: KeyLocks::default(),
+                near,
+                stale_reads: self.stale_reads,
             }),
         })
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::locks::OwnedKeyLock;
-use super::{Base, Meta, SessionError, Sessions, Ttl};
+use super::{Base, Meta, SessionError, Sessions, Ttl, Via};
 use crate::SessionKey;
 
 /// A loaded session that holds its key's in-process lock until it is committed or
@@ -18,6 +18,12 @@ use crate::SessionKey;
 /// ([`SessionError::Store`] with [`StoreError::Conflict`](crate::StoreError::Conflict))
 /// instead of overwriting. Prefer [`Sessions::update`] where the change can simply be
 /// re-run.
+///
+/// With a [near cache](crate::store::near_cache), [`Sessions::open`] starts from the
+/// cached record when there is one, without a load: the commit then also fails with a
+/// conflict when another process wrote the key *before* the open (the cache has
+/// forgotten the key by then, so opening again loads it). A commit that changes
+/// nothing checks the version with a load instead.
 ///
 /// # Examples
 ///
@@ -241,7 +247,7 @@ where
     pub async fn get(&mut self) -> Result<&mut T, SessionError> {
         let guard = match self.loaded.take() {
             Some(g) => g,
-            None => self.sessions.open(&self.key).await?,
+            None => self.sessions.open_via(&self.key, Via::Read).await?,
         };
         Ok(&mut *self.loaded.insert(guard))
     }

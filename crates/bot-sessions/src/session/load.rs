@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Base, DecodePolicy, SessionError, Sessions, header, quarantine};
+use super::{Base, DecodePolicy, SessionError, Sessions, Via, header, quarantine};
 use crate::{Record, SessionKey, Timestamp};
 
 impl<T> Sessions<T>
@@ -22,6 +22,7 @@ where
             initial: Some(initial),
             must_write: false,
             meta: None,
+            from_cache: false,
         };
         Ok((value, base))
     }
@@ -62,8 +63,47 @@ where
         Ok(())
     }
 
-    pub(super) async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<(T, Base), SessionError> {
-        let Some(record) = self.inner.store.load(key, now).await? else {
+    /// Loads and decodes the session under `key`. With `via` [`Via::Write`] or
+    /// [`Via::Read`], a record from the near cache may stand in for the load (see
+    /// [`Via`]); a cached record that does not decode is loaded again from the store
+    /// before any decode policy applies.
+    pub(super) async fn load(&self, key: &SessionKey, now: Timestamp, via: Via) -> Result<(T, Base), SessionError> {
+        if let Some(record) = self.cached(key, now, via) {
+            match self.load_record(key, Some(record), now, true).await {
+                Err(
+                    SessionError::Decode { .. } | SessionError::NewerSchema { .. } | SessionError::Migration { .. },
+                ) => {
+                    // Judge bad data on what the store holds, not on a copy.
+                }
+                other => return other,
+            }
+        }
+        let record = self.inner.store.load(key, now).await?;
+        self.load_record(key, record, now, false).await
+    }
+
+    /// The near cache's record of `key`, where `via` allows one.
+    fn cached(&self, key: &SessionKey, now: Timestamp, via: Via) -> Option<Record> {
+        let near = self.inner.near.as_ref()?;
+        let record = match via {
+            Via::Store => None,
+            Via::Write => near.cached(key, now, None),
+            Via::Read => near.cached(key, now, Some(self.inner.stale_reads?)),
+        }?;
+        // Over for this session type (its own TTL, or a hook's grace period): the store
+        // decides, and the expiry is claimed on what it holds.
+        let own = header::split(&record.value).map_or(None, |(own, _)| own);
+        (!now.is_expired(self.meta_of(&record, own).expires_at)).then_some(record)
+    }
+
+    async fn load_record(
+        &self,
+        key: &SessionKey,
+        record: Option<Record>,
+        now: Timestamp,
+        from_cache: bool,
+    ) -> Result<(T, Base), SessionError> {
+        let Some(record) = record else {
             return self.fresh(key, None);
         };
         self.check_schema(key, &record)?;
@@ -88,9 +128,12 @@ where
                     stored: current.then_some(record.value),
                     initial: None,
                     meta: Some(meta),
+                    from_cache,
                 };
                 Ok((value, base))
             }
+            // A cached copy that does not decode: the caller loads from the store.
+            Err(e @ SessionError::Decode { .. }) if from_cache => Err(e),
             Err(e @ SessionError::Decode { .. }) => match self.inner.policy {
                 DecodePolicy::Fail => Err(e),
                 DecodePolicy::Reset => {

@@ -18,6 +18,7 @@ mod error;
 mod expiry;
 mod guard;
 mod header;
+mod inspect;
 mod list;
 mod load;
 pub(crate) mod locks;
@@ -41,14 +42,16 @@ pub use builder::{
 pub use error::SessionError;
 pub use expiry::{Expired, SweepReport};
 pub use guard::{LazySession, SessionGuard};
+pub use inspect::{Inspected, encode_value, inspect, split_ttl_header};
 pub use list::{ListPage, Listed, MAX_LIST_PAGE, SessionList};
 pub use meta::Meta;
 pub use migrate::Migrations;
-pub use quarantine::{Quarantined, list_quarantined};
+pub use quarantine::{QUARANTINE_NAMESPACE, Quarantined, list_quarantined};
 pub use retry::RetryPolicy;
 pub use sweeper::ExpirySweeper;
 pub use ttl::Ttl;
 
+use crate::store::near_cache::NearCache;
 use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
 use locks::{KeyLock, KeyLocks};
 
@@ -135,6 +138,23 @@ struct Inner<T> {
     /// How long the store keeps a record after its expiry, for `on_expire`.
     grace: std::time::Duration,
     locks: KeyLocks,
+    /// The near cache updates and opens start from, if any.
+    near: Option<NearCache>,
+    /// How old a cached record `get` and lazy sessions may serve; `None`: always load.
+    stale_reads: Option<std::time::Duration>,
+}
+
+/// Where a load may take its record from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The store only.
+    Store,
+    /// The near cache when it has the key: the caller's save is a compare-and-set
+    /// against the cached version (or, when nothing changed, a check of it), so a
+    /// stale copy costs a retry, never a wrong result.
+    Write,
+    /// The near cache within the opted-in staleness bound, else the store.
+    Read,
 }
 
 /// What a load found, which decides how (and whether) the save writes.
@@ -152,6 +172,8 @@ struct Base {
     must_write: bool,
     /// The loaded record's times, version and own TTL; `None` when none was loaded.
     meta: Option<Meta>,
+    /// The record came from the near cache, not from a load of the store.
+    from_cache: bool,
 }
 
 impl Base {
@@ -188,9 +210,15 @@ where
         &self.inner.namespace
     }
 
-    /// The store.
+    /// The store (the near cache, when these sessions have one of their own: deletes
+    /// and forget-user through it keep the cache coherent).
     pub fn store(&self) -> &DynStore {
         &self.inner.store
+    }
+
+    /// The near cache these sessions use, if any.
+    pub fn near_cache(&self) -> Option<&NearCache> {
+        self.inner.near.as_ref()
     }
 
     /// The key of an update under this session type's strategy.
@@ -289,14 +317,18 @@ where
     {
         let _lock = self.lock(key).await;
         let mut attempt = 1;
+        let mut via = Via::Write;
         loop {
             let now = self.inner.clock.now();
-            let (value, base) = self.load(key, now).await?;
+            let (value, base) = self.load(key, now, via).await?;
             let mut slot = Some(value);
             let mut ttl = base.own_ttl();
             let out = f(&mut slot, &mut ttl)?;
             match self.save(key, slot.as_ref(), ttl, &base, now).await {
                 Ok(()) => return Ok(out),
+                // The cached copy was stale (the cache has forgotten it): load and
+                // retry at once; this is not contention.
+                Err(SessionError::Store(StoreError::Conflict { .. })) if base.from_cache => via = Via::Store,
                 Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
                     tokio::time::sleep(self.inner.retry.delay(attempt)).await;
                     attempt += 1;
@@ -316,9 +348,13 @@ where
     ///
     /// Decode, migration or store errors.
     pub async fn open(&self, key: &SessionKey) -> Result<SessionGuard<T>, SessionError> {
+        self.open_via(key, Via::Write).await
+    }
+
+    async fn open_via(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
         let lock = self.inner.locks.lock_owned(key.as_str()).await;
         let now = self.inner.clock.now();
-        let (value, base) = self.load(key, now).await?;
+        let (value, base) = self.load(key, now, via).await?;
         Ok(SessionGuard::new(self.clone(), key.clone(), lock, value, base))
     }
 
@@ -337,7 +373,7 @@ where
     pub async fn get(&self, key: &SessionKey) -> Result<Option<T>, SessionError> {
         let _lock = self.lock(key).await;
         let now = self.inner.clock.now();
-        let (value, base) = self.load(key, now).await?;
+        let (value, base) = self.load(key, now, Via::Read).await?;
         if base.initial.is_some() {
             return Ok(None);
         }

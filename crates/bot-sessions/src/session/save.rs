@@ -55,12 +55,23 @@ where
         }
         let bytes = header::join(own, body);
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
-            return Ok(());
+            return self.check_cached(key, base, now).await;
         }
         let created_at = base.created_at.unwrap_or(now);
         let write = Write::new(&bytes, self.inner.migrations.current(), self.store_expiry(own, created_at, now));
         let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
         self.apply(key, Op::Write(write), precondition, now).await
+    }
+
+    /// Nothing to write: fine for a loaded base; for a cached one, the caller's result
+    /// rests on the copy, so a load checks the version is still the stored one (a
+    /// conflict if not, which makes `update` run again on the fresh record).
+    async fn check_cached(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+        if !base.from_cache {
+            return Ok(());
+        }
+        let current = self.inner.store.load(key, now).await?.map(|r| r.version);
+        if current == base.version { Ok(()) } else { Err(StoreError::Conflict { key: key.to_string() }.into()) }
     }
 
     async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {

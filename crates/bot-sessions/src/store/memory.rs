@@ -11,8 +11,9 @@
 //! grows with the number of expired records, not with the size of the store. Loads
 //! never return an expired record whether or not a purge has run.
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -20,19 +21,99 @@ use dashmap::mapref::entry::Entry;
 
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
+/// One stored record, packed: the map's key is the key text, and the parsed key is
+/// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 64 bytes where a
+/// `SessionKey` and a [`Record`] side by side take 184 (see the README on memory).
 #[derive(Debug)]
-struct Stored {
-    key: SessionKey,
-    record: Record,
+struct Slot {
+    value: Box<[u8]>,
+    version: u64,
+    created_at: i64,
+    updated_at: i64,
+    /// Meaningful when `has_expiry`.
+    expires_at: i64,
+    /// Meaningful when `has_user`.
+    user_id: i64,
+    schema_version: u32,
+    has_expiry: bool,
+    has_user: bool,
+}
+
+impl Slot {
+    fn expires_at(&self) -> Option<Timestamp> {
+        self.has_expiry.then_some(Timestamp(self.expires_at))
+    }
+
+    fn user_id(&self) -> Option<i64> {
+        self.has_user.then_some(self.user_id)
+    }
+
+    fn is_expired(&self, now: Timestamp) -> bool {
+        now.is_expired(self.expires_at())
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            value: self.value.to_vec(),
+            version: self.version,
+            schema_version: self.schema_version,
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+            expires_at: self.expires_at(),
+            user_id: self.user_id(),
+        }
+    }
+
+    /// The slot a create by `write` at `now` makes (see [`Record::next`]).
+    fn created(key: &SessionKey, write: &Write<'_>, now: Timestamp) -> Slot {
+        let user = write.indexed_user(key);
+        Slot {
+            value: write.value.into(),
+            version: write.version,
+            created_at: now.0,
+            updated_at: now.0,
+            expires_at: write.expires_at.map_or(0, |t| t.0),
+            user_id: user.unwrap_or(0),
+            schema_version: write.schema_version,
+            has_expiry: write.expires_at.is_some(),
+            has_user: user.is_some(),
+        }
+    }
+
+    /// Applies `write` over this live slot: what [`Record::next`] keeps and changes.
+    fn overwrite(&mut self, write: &Write<'_>, now: Timestamp) {
+        if self.value.len() == write.value.len() {
+            // Same length (a counter, a flag): no allocation.
+            self.value.copy_from_slice(write.value);
+        } else {
+            self.value = write.value.into();
+        }
+        self.version = write.version;
+        self.schema_version = write.schema_version;
+        self.updated_at = now.0;
+        self.has_expiry = write.expires_at.is_some();
+        self.expires_at = write.expires_at.map_or(0, |t| t.0);
+    }
 }
 
 type Hasher = foldhash::fast::RandomState;
 
+/// An ordered index of `(field, key text)` pairs under one mutex: the user index
+/// (user id first) and the expiry index (expiry first). About 40 bytes an entry, where
+/// a map of per-user hash sets took over 150 for a user with one session.
+type Index = Mutex<BTreeSet<(i64, Arc<str>)>>;
+
+fn locked(index: &Index) -> MutexGuard<'_, BTreeSet<(i64, Arc<str>)>> {
+    // Each critical section is one insert, remove or split: a poisoned lock still
+    // guards a consistent set.
+    index.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    records: DashMap<Arc<str>, Stored, Hasher>,
-    users: DashMap<i64, HashSet<Arc<str>, Hasher>, Hasher>,
-    expiry: Mutex<BTreeSet<(Timestamp, Arc<str>)>>,
+    records: DashMap<Arc<str>, Slot, Hasher>,
+    users: Index,
+    expiry: Index,
 }
 
 /// A store that lives in this process's memory: fast, and gone on exit.
@@ -129,16 +210,13 @@ impl MemoryStore {
 impl Inner {
     fn index_user(&self, user: Option<i64>, text: &Arc<str>) {
         if let Some(u) = user {
-            self.users.entry(u).or_default().insert(text.clone());
+            locked(&self.users).insert((u, text.clone()));
         }
     }
 
-    fn unindex_user(&self, user: Option<i64>, text: &str) {
+    fn unindex_user(&self, user: Option<i64>, text: &Arc<str>) {
         if let Some(u) = user {
-            self.users.remove_if_mut(&u, |_, set| {
-                set.remove(text);
-                set.is_empty()
-            });
+            locked(&self.users).remove(&(u, text.clone()));
         }
     }
 
@@ -146,51 +224,51 @@ impl Inner {
         if old == new {
             return;
         }
-        let mut idx = self.expiry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = locked(&self.expiry);
         if let Some(t) = old {
-            idx.remove(&(t, text.clone()));
+            idx.remove(&(t.0, text.clone()));
         }
         if let Some(t) = new {
-            idx.insert((t, text.clone()));
+            idx.insert((t.0, text.clone()));
         }
     }
 
     /// Compare-and-set over an existing (possibly expired) record, under its shard lock.
     fn overwrite(
         &self,
-        stored: &mut Stored,
+        text: &Arc<str>,
+        slot: &mut Slot,
         key: &SessionKey,
         write: &Write<'_>,
         precondition: Precondition,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let rec = &mut stored.record;
-        let live = !rec.is_expired(now);
-        if !precondition.holds(live.then_some(rec.version)) {
+        let live = !slot.is_expired(now);
+        if !precondition.holds(live.then_some(slot.version)) {
             return Err(conflict(key));
         }
-        if !live {
+        self.reindex_expiry(text, slot.expires_at(), write.expires_at);
+        if live {
+            slot.overwrite(write, now);
+        } else {
             // An expired leftover: the new incarnation may belong to another owner.
-            self.unindex_user(rec.user_id, stored.key.as_str());
-            self.index_user(write.indexed_user(key), stored.key.text_arc());
+            self.unindex_user(slot.user_id(), text);
+            *slot = Slot::created(key, write, now);
+            self.index_user(slot.user_id(), text);
         }
-        self.reindex_expiry(stored.key.text_arc(), rec.expires_at, write.expires_at);
-        // Reuse the old value's buffer: an update allocates nothing here.
-        let value = std::mem::take(&mut rec.value);
-        *rec = Record::next_into(live.then_some(&*rec), key, write, now, value);
-        Ok(rec.version)
+        Ok(slot.version)
     }
 
     fn purge(&self, now: Timestamp) -> u64 {
-        let due: Vec<(Timestamp, Arc<str>)> = {
-            let mut idx = self.expiry.lock().unwrap_or_else(|p| p.into_inner());
+        let due: Vec<(i64, Arc<str>)> = {
+            let mut idx = locked(&self.expiry);
             // Everything strictly before (now + 1ms, "") is due: expires_at <= now.
-            let keep = idx.split_off(&(Timestamp(now.0.saturating_add(1)), Arc::from("")));
+            let keep = idx.split_off(&(now.0.saturating_add(1), Arc::from("")));
             std::mem::replace(&mut *idx, keep).into_iter().collect()
         };
         let mut purged = 0;
         for (_, text) in due {
-            if self.remove_where(&text, |s| s.record.is_expired(now)).is_some() {
+            if self.remove_where(&text, |s| s.is_expired(now)).is_some() {
                 purged += 1;
             }
         }
@@ -202,18 +280,35 @@ impl Inner {
     /// the key right after must find the indexes without the old entry, or it would
     /// be missed by forget-user or purge. (Lock order everywhere: record shard, then
     /// the user index or the expiry index.)
-    fn remove_where(&self, text: &str, keep_going: impl FnOnce(&Stored) -> bool) -> Option<Stored> {
+    fn remove_where(&self, text: &str, keep_going: impl FnOnce(&Slot) -> bool) -> Option<Slot> {
         self.records
             .remove_if(text, |text, s| {
                 let go = keep_going(s);
                 if go {
-                    self.unindex_user(s.record.user_id, text);
-                    self.reindex_expiry(text, s.record.expires_at, None);
+                    self.unindex_user(s.user_id(), text);
+                    self.reindex_expiry(text, s.expires_at(), None);
                 }
                 go
             })
             .map(|(_, s)| s)
     }
+}
+
+/// The key whose text is `text`; `None` (logged) for a text that does not parse, which
+/// this store never writes.
+fn parse_key(text: &str) -> Option<SessionKey> {
+    match SessionKey::from_str(text) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(key = text, error = %e, "memory store: skipping a key that does not parse");
+            None
+        }
+    }
+}
+
+/// Whether key text `k` belongs to namespace `ns` (`ns/...` or `ns@bot/...`).
+fn in_namespace(k: &str, ns: &Namespace) -> bool {
+    k.strip_prefix(ns.as_str()).is_some_and(|rest| rest.starts_with('/') || rest.starts_with('@'))
 }
 
 fn conflict(key: &SessionKey) -> StoreError {
@@ -223,7 +318,7 @@ fn conflict(key: &SessionKey) -> StoreError {
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        Ok(self.inner.records.get(key.as_str()).filter(|s| !s.record.is_expired(now)).map(|s| s.record.clone()))
+        Ok(self.inner.records.get(key.as_str()).filter(|s| !s.is_expired(now)).map(|s| s.record()))
     }
 
     async fn write(
@@ -235,19 +330,23 @@ impl Store for MemoryStore {
     ) -> Result<u64, StoreError> {
         let inner = &self.inner;
         // The common case, an update, finds the key without cloning it.
-        if let Some(mut stored) = inner.records.get_mut(key.as_str()) {
-            return inner.overwrite(&mut stored, key, &write, precondition, now);
+        if let Some(mut entry) = inner.records.get_mut(key.as_str()) {
+            let (text, slot) = entry.pair_mut();
+            return inner.overwrite(text, slot, key, &write, precondition, now);
         }
         match inner.records.entry(key.text_arc().clone()) {
-            Entry::Occupied(mut e) => inner.overwrite(e.get_mut(), key, &write, precondition, now),
+            Entry::Occupied(mut e) => {
+                let text = e.key().clone();
+                inner.overwrite(&text, e.get_mut(), key, &write, precondition, now)
+            }
             Entry::Vacant(e) => {
                 if !precondition.holds(None) {
                     return Err(conflict(key));
                 }
-                let next = Record::next(None, key, &write, now);
-                inner.index_user(next.user_id, e.key());
-                inner.reindex_expiry(e.key(), None, next.expires_at);
-                e.insert(Stored { key: key.clone(), record: next });
+                let slot = Slot::created(key, &write, now);
+                inner.index_user(slot.user_id(), e.key());
+                inner.reindex_expiry(e.key(), None, slot.expires_at());
+                e.insert(slot);
                 Ok(write.version)
             }
         }
@@ -255,7 +354,7 @@ impl Store for MemoryStore {
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {
         let inner = &self.inner;
-        let current = inner.records.get(key.as_str()).map(|s| (!s.record.is_expired(now)).then_some(s.record.version));
+        let current = inner.records.get(key.as_str()).map(|s| (!s.is_expired(now)).then_some(s.version));
         let live = current.flatten();
         if !precondition.holds(live) {
             return Err(conflict(key));
@@ -263,7 +362,7 @@ impl Store for MemoryStore {
         match precondition {
             Precondition::Version(v) => {
                 // Re-check under the shard lock: the record may have moved on.
-                match inner.remove_where(key.as_str(), |s| s.record.version == v && !s.record.is_expired(now)) {
+                match inner.remove_where(key.as_str(), |s| s.version == v && !s.is_expired(now)) {
                     Some(_) => Ok(true),
                     None => Err(conflict(key)),
                 }
@@ -271,24 +370,23 @@ impl Store for MemoryStore {
             Precondition::Absent => {
                 // Nothing live; drop an expired leftover if there is one.
                 if current.is_some() {
-                    inner.remove_where(key.as_str(), |s| s.record.is_expired(now));
+                    inner.remove_where(key.as_str(), |s| s.is_expired(now));
                 }
                 Ok(false)
             }
-            Precondition::Any => {
-                Ok(inner.remove_where(key.as_str(), |_| true).is_some_and(|s| !s.record.is_expired(now)))
-            }
+            Precondition::Any => Ok(inner.remove_where(key.as_str(), |_| true).is_some_and(|s| !s.is_expired(now))),
         }
     }
 
     async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {
-        let Some((_, keys)) = self.inner.users.remove(&user_id) else {
-            return Ok(0);
+        let texts: Vec<Arc<str>> = {
+            let idx = locked(&self.inner.users);
+            idx.range((user_id, Arc::from(""))..).take_while(|(u, _)| *u == user_id).map(|(_, t)| t.clone()).collect()
         };
         let mut n = 0;
-        for text in keys {
-            if let Some(s) = self.inner.remove_where(&text, |s| s.record.user_id == Some(user_id)) {
-                n += u64::from(!s.record.is_expired(now));
+        for text in texts {
+            if let Some(s) = self.inner.remove_where(&text, |s| s.user_id() == Some(user_id)) {
+                n += u64::from(!s.is_expired(now));
             }
         }
         Ok(n)
@@ -303,19 +401,18 @@ impl Store for MemoryStore {
     ) -> Result<Page, StoreError> {
         // O(records) per page: the memory store keeps no per-namespace order. Scans are
         // for operators and exports, not for the hot path.
-        let mut items: Vec<(SessionKey, Record)> = self
+        let mut items: Vec<(Arc<str>, Record)> = self
             .inner
             .records
             .iter()
-            .filter(|s| {
-                s.key.namespace() == namespace && !s.record.is_expired(now) && cursor.is_none_or(|c| s.key.as_str() > c)
-            })
-            .map(|s| (s.key.clone(), s.record.clone()))
+            .filter(|e| in_namespace(e.key(), namespace) && !e.is_expired(now) && cursor.is_none_or(|c| &**e.key() > c))
+            .map(|e| (e.key().clone(), e.record()))
             .collect();
-        items.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let more = items.len() > limit;
         items.truncate(limit);
         let next = if more { items.last().map(|(k, _)| k.to_string()) } else { None };
+        let items = items.into_iter().filter_map(|(text, r)| parse_key(&text).map(|k| (k, r))).collect();
         Ok(Page { items, next })
     }
 
@@ -328,8 +425,20 @@ impl Store for MemoryStore {
             .inner
             .records
             .iter()
-            .filter(|s| namespace.is_none_or(|ns| s.key.namespace() == ns) && !s.record.is_expired(now))
+            .filter(|e| namespace.is_none_or(|ns| in_namespace(e.key(), ns)) && !e.is_expired(now))
             .count();
         Ok(n as u64)
+    }
+
+    async fn namespaces(&self, now: Timestamp) -> Result<Vec<Namespace>, StoreError> {
+        // The namespace is the key text up to its bot id (`@`) or first segment (`/`).
+        let names: BTreeSet<String> = self
+            .inner
+            .records
+            .iter()
+            .filter(|e| !e.is_expired(now))
+            .filter_map(|e| e.key().split(['/', '@']).next().map(str::to_owned))
+            .collect();
+        Ok(names.iter().filter_map(|n| Namespace::new_unchecked_reserved(n).ok()).collect())
     }
 }

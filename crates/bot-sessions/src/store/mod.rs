@@ -6,9 +6,11 @@
 
 mod error;
 pub mod memory;
+pub mod near_cache;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod purger;
+pub(crate) mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
@@ -19,6 +21,9 @@ use std::sync::Arc;
 
 pub use error::{BoxError, StoreError};
 pub use purger::{DEFAULT_PURGE_INTERVAL, spawn_purger};
+pub use redact::redact_url;
+#[cfg(feature = "testing")]
+pub(crate) use url::check as check_url;
 pub use url::open;
 
 use crate::{Namespace, Precondition, Record, SessionKey, Timestamp, Write};
@@ -110,6 +115,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts live records, in one namespace or in all.
     async fn count(&self, namespace: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The namespaces that hold records, in byte order: every namespace with a live
+    /// record, possibly also some that no longer have one (count them to tell). Reserved namespaces (`_quarantine`) included. For the
+    /// operator tool, exports and copies, which walk every namespace with
+    /// [`Store::scan`].
+    ///
+    /// # Errors
+    ///
+    /// Backend errors. The default, for stores that cannot enumerate their
+    /// namespaces, is a [`StoreError::Config`] saying so.
+    async fn namespaces(&self, now: Timestamp) -> Result<Vec<Namespace>, StoreError> {
+        let _ = now;
+        Err(StoreError::Config("this store cannot list its namespaces; name one".into()))
+    }
+
+    /// The [`NearCache`](near_cache::NearCache) this store is, if it is one: how
+    /// [`Sessions`](crate::Sessions) built on a store find the cache to skip loads with.
+    /// Backends keep the default, `None`.
+    fn as_near_cache(&self) -> Option<&near_cache::NearCache> {
+        None
+    }
 }
 
 /// The range every network timeout of a server backend must lie in.

@@ -4,17 +4,20 @@
 //! | --- | --- | --- |
 //! | `memory://` | [`MemoryStore`](super::memory::MemoryStore) | always |
 //! | `sqlite://PATH` (`sqlite://./bot.db`, `sqlite:///var/lib/bot.db`) | `SqliteStore` | `sqlite` |
-//! | `redis://HOST:PORT[/DB][?prefix=P]` | `RedisStore` | `redis` |
-//! | `postgres://USER@HOST:PORT/DB[?schema=S&table=T]` | `PostgresStore` | `postgres` |
+//! | `redis[s]://HOST:PORT[/DB][?prefix=P&cluster=true&sslrootcert=PATH&wait=replicas:N&require_durable=true]` | `RedisStore` (see `RedisConfig` for every option) | `redis` |
+//! | `postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=S&table=T&sslmode=M&sslrootcert=PATH]` | `PostgresStore` | `postgres` |
 //!
 //! Every URL also takes `purge_interval=SECS` (default 60) or `purge_interval=off`: a
 //! store opened here purges expired records in the background (see
 //! [`spawn_purger`](super::spawn_purger)) until it is dropped.
+//!
+//! A password in a URL never appears in an error of [`open`] (nor of any backend's
+//! connect): URLs are printed with their secrets masked.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_PURGE_INTERVAL, DynStore, StoreError, spawn_purger};
+use super::{DEFAULT_PURGE_INTERVAL, DynStore, StoreError, redact_url, spawn_purger};
 
 /// Opens the store a URL names.
 ///
@@ -66,34 +69,79 @@ fn take_purge_interval(url: &str) -> Result<(String, Option<Duration>), StoreErr
     Ok((url, purge))
 }
 
-async fn open_backend(url: &str) -> Result<DynStore, StoreError> {
-    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+/// The backend a URL (without `purge_interval`) names, before anything is opened.
+enum Backend<'a> {
+    Memory,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite(&'a str),
+    Redis,
+    Postgres,
+}
+
+/// Reads the scheme; an unknown one, or one whose feature is off, is a config error.
+fn backend_of(url: &str) -> Result<Backend<'_>, StoreError> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        StoreError::Config(format!("store URL `{url}` has no scheme (memory://, sqlite://PATH, ...)"))
+        // Not echoed: without `://` there is no telling where a password would be.
+        StoreError::Config("the store URL has no scheme (memory://, sqlite://PATH, redis://, postgres://)".to_owned())
     })?;
-    match scheme {
-        "memory" => Ok(Arc::new(super::memory::MemoryStore::without_sweeper())),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(super::sqlite::SqliteStore::open(rest).await?)),
-        #[cfg(not(feature = "sqlite"))]
-        "sqlite" => Err(feature_off(url, "sqlite")),
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(super::redis::RedisStore::connect(url).await?)),
-        #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" => Err(feature_off(url, "redis")),
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(Arc::new(super::postgres::PostgresStore::connect(url).await?)),
-        #[cfg(not(feature = "postgres"))]
-        "postgres" | "postgresql" => Err(feature_off(url, "postgres")),
-        other => Err(StoreError::Config(format!(
-            "store URL `{url}` has unknown scheme `{other}` (memory, sqlite, redis, postgres)"
-        ))),
+    // The feature a recognised scheme needs, when it is off.
+    let (backend, off) = match scheme {
+        "memory" => (Backend::Memory, None),
+        "sqlite" => (Backend::Sqlite(rest), (!cfg!(feature = "sqlite")).then_some("sqlite")),
+        "redis" | "rediss" => (Backend::Redis, (!cfg!(feature = "redis")).then_some("redis")),
+        "postgres" | "postgresql" => (Backend::Postgres, (!cfg!(feature = "postgres")).then_some("postgres")),
+        // `redact_url` shows no part of a URL whose scheme is not a scheme.
+        other => {
+            return Err(StoreError::Config(format!(
+                "store URL `{}` has an unknown scheme{} (memory, sqlite, redis, postgres)",
+                redact_url(url),
+                if super::redact::is_scheme(other) { format!(" `{other}`") } else { String::new() }
+            )));
+        }
+    };
+    match off {
+        Some(feature) => Err(feature_off(url, feature)),
+        None => Ok(backend),
     }
 }
 
-#[cfg_attr(all(feature = "sqlite", feature = "redis", feature = "postgres"), allow(dead_code))]
+async fn open_backend(url: &str) -> Result<DynStore, StoreError> {
+    match backend_of(url)? {
+        Backend::Memory => Ok(Arc::new(super::memory::MemoryStore::without_sweeper())),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite(rest) => Ok(Arc::new(super::sqlite::SqliteStore::open(rest).await?)),
+        #[cfg(feature = "redis")]
+        Backend::Redis => Ok(Arc::new(super::redis::RedisStore::connect(url).await?)),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Ok(Arc::new(super::postgres::PostgresStore::connect(url).await?)),
+        // A backend whose feature is off: `backend_of` refused it already.
+        #[allow(unreachable_patterns)]
+        _ => Err(feature_off(url, "its backend's")),
+    }
+}
+
+/// Reads a URL as [`open`] does (scheme, `purge_interval`, the backend's settings and
+/// address) without opening a file or connecting: the parsing half of `open`, which the
+/// fuzz target `store_url` drives (see `testing::fuzz`).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn check(url: &str) -> Result<(), StoreError> {
+    let (url, _) = take_purge_interval(url)?;
+    match backend_of(&url)? {
+        Backend::Memory => Ok(()),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite(rest) => super::sqlite::SqliteStore::check_location(rest),
+        #[cfg(feature = "redis")]
+        Backend::Redis => super::redis::RedisStore::check_url(&url),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => super::postgres::PostgresStore::check_url(&url),
+        // A backend whose feature is off: `backend_of` refused it already.
+        #[allow(unreachable_patterns)]
+        _ => Ok(()),
+    }
+}
+
 fn feature_off(url: &str, feature: &str) -> StoreError {
-    StoreError::Config(format!("store URL `{url}` needs bot-sessions' `{feature}` feature, which is off"))
+    StoreError::Config(format!("store URL `{}` needs bot-sessions' `{feature}` feature, which is off", redact_url(url)))
 }
 
 #[cfg(test)]

@@ -355,6 +355,25 @@ pub async fn count(store: DynStore) {
     assert_eq!(store.count(Some(&a), t).await.unwrap(), 2);
 }
 
+/// `namespaces` lists every namespace with a live record, in byte order, and drops one
+/// whose only record expired or was deleted.
+pub async fn namespaces(store: DynStore) {
+    let c = clock();
+    let t = now(&c);
+    let (a, b) = (unique_namespace("na"), unique_namespace("nb"));
+    store.write(&key(&a, Scope::Chat(1)), w(b"a"), Precondition::Absent, t).await.unwrap();
+    let expiring = Write::new(b"b", 1, Some(t.saturating_add(Duration::from_secs(10))));
+    store.write(&key(&b, Scope::Chat(1)), expiring, Precondition::Absent, t).await.unwrap();
+    let listed = store.namespaces(t).await.unwrap();
+    assert!(listed.contains(&a) && listed.contains(&b), "{listed:?} lacks {a} or {b}");
+    assert!(listed.windows(2).all(|p| p[0].as_str() < p[1].as_str()), "not in byte order: {listed:?}");
+    let later = t.saturating_add(Duration::from_secs(11));
+    let listed = store.namespaces(later).await.unwrap();
+    assert!(listed.contains(&a) && !listed.contains(&b), "{b} has only an expired record: {listed:?}");
+    store.delete(&key(&a, Scope::Chat(1)), Precondition::Any, later).await.unwrap();
+    assert!(!store.namespaces(later).await.unwrap().contains(&a), "{a} has no record left");
+}
+
 /// Raw compare-and-set from many tasks (no in-process lock): every increment lands.
 pub async fn concurrent_compare_and_set(store: DynStore) {
     const TASKS: u64 = 16;
@@ -670,23 +689,242 @@ pub async fn size_limit(store: DynStore) {
     );
 }
 
+/// A store that counts the loads and writes that reach it: how many round trips a
+/// session operation cost.
+struct Counting {
+    store: DynStore,
+    loads: std::sync::atomic::AtomicU64,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl Counting {
+    fn trips(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.loads.load(SeqCst), self.writes.load(SeqCst))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for Counting {
+    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<crate::Record>, StoreError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.load(key, now).await
+    }
+    async fn write(
+        &self,
+        key: &SessionKey,
+        w: Write<'_>,
+        pre: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.write(key, w, pre, now).await
+    }
+    async fn delete(&self, key: &SessionKey, pre: Precondition, now: Timestamp) -> Result<bool, StoreError> {
+        self.store.delete(key, pre, now).await
+    }
+    async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {
+        self.store.forget_user(user_id, now).await
+    }
+    async fn scan(
+        &self,
+        ns: &Namespace,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<crate::Page, StoreError> {
+        self.store.scan(ns, cursor, limit, now).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.store.purge_expired(now).await
+    }
+    async fn count(&self, ns: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError> {
+        self.store.count(ns, now).await
+    }
+}
+
+fn bump(c: &mut Counter) -> Result<(), SessionError> {
+    c.n += 1;
+    Ok(())
+}
+
+/// With a near cache, an update of a key this process wrote last is one compare-and-set
+/// and no load; after a conflict the key is loaded first for a while; two instances with caches of their own, racing on the same keys,
+/// count every update (a stale copy fails its compare-and-set and is reloaded).
+pub async fn near_cache_counts_exactly(store: DynStore) {
+    let ns = unique_namespace("nearcount");
+    let counting = Arc::new(Counting { store: store.clone(), loads: 0.into(), writes: 0.into() });
+    let one = Sessions::<Counter>::builder(counting.clone() as DynStore)
+        .namespace(ns.as_str())
+        .near_cache(crate::store::near_cache::CacheConfig::default())
+        .build()
+        .unwrap();
+    let k = key(&ns, Scope::Chat(-1));
+    one.update(&k, bump).await.unwrap();
+    assert_eq!(counting.trips(), (1, 1), "the first update loads and creates");
+    for _ in 0..9 {
+        one.update(&k, bump).await.unwrap();
+    }
+    assert_eq!(counting.trips(), (1, 10), "every later update is one compare-and-set, no load");
+    let stats = one.near_cache().expect("a cache of its own").stats();
+    assert_eq!((stats.hits, stats.misses), (9, 1));
+    // An update that changes nothing checks the cached version with a load.
+    one.update(&k, |_| Ok::<_, SessionError>(())).await.unwrap();
+    assert_eq!(counting.trips(), (2, 10), "nothing written; the copy was checked");
+
+    // Another writer moves the key on behind the cache's back: the stale copy's
+    // compare-and-set fails, the key is loaded, the update lands once.
+    let r = store.load(&k, Timestamp::now()).await.unwrap().expect("stored");
+    store.write(&k, w(br#"{"n":100}"#), Precondition::Version(r.version), Timestamp::now()).await.unwrap();
+    one.update(&k, bump).await.unwrap();
+    assert_eq!(counting.trips(), (3, 12), "failed CAS, load, CAS");
+    one.update(&k, bump).await.unwrap();
+    assert_eq!(counting.trips(), (4, 13), "a key that just met a conflict is loaded first");
+    assert_eq!(one.get(&k).await.unwrap(), Some(Counter { n: 102 }));
+
+    let build = || {
+        Sessions::<Counter>::builder(store.clone())
+            .namespace(ns.as_str())
+            .near_cache(crate::store::near_cache::CacheConfig::default())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    let keys: Vec<SessionKey> = (0..4).map(|i| key(&ns, Scope::Chat(i))).collect();
+    let (ra, rb) = tokio::join!(hammer(&a, &keys, 32, 150), hammer(&b, &keys, 32, 150));
+    ra.unwrap();
+    rb.unwrap();
+    // (Keys this contended are loaded first for a while after each conflict, so the
+    // hits here depend on timing; the path itself is counted above.)
+    assert_eq!(total(&a, &keys).await.unwrap(), 2 * 32 * 150, "every update of both cached instances counted");
+}
+
+/// An expired record is never served from a near cache, not even to a reader that
+/// opted into stale reads; within the staleness bound a cached read may miss another
+/// writer, and without the opt-in it never does.
+pub async fn near_cache_never_serves_expired(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("nearexp");
+    let cached = profiles(&store, &ns, &c)
+        .ttl(crate::Ttl::idle(MINUTE))
+        .near_cache(crate::store::near_cache::CacheConfig::default())
+        .stale_reads(60 * MINUTE)
+        .build()
+        .unwrap();
+    let plain = profiles(&store, &ns, &c).ttl(crate::Ttl::idle(MINUTE)).build().unwrap();
+    let k = key(&ns, Scope::User(unique_user()));
+    let visit = |p: &mut Profile| {
+        p.visits += 1;
+        Ok::<_, SessionError>(p.visits)
+    };
+    assert_eq!(cached.update(&k, visit).await.unwrap(), 1);
+    c.advance(2 * MINUTE);
+    assert_eq!(cached.get(&k).await.unwrap(), None, "expired: not served from the cache");
+    assert_eq!(cached.update(&k, visit).await.unwrap(), 1, "an update starts over, not from the copy");
+
+    // Another writer (not through this cache): a stale read may miss it, a plain read
+    // never does, and an update lands on top of it.
+    let r = store.load(&k, now(&c)).await.unwrap().expect("stored");
+    let expires = Some(now(&c).saturating_add(MINUTE));
+    let other = Write::new(br#"{"name":"other","visits":50}"#, 1, expires);
+    store.write(&k, other, Precondition::Version(r.version), now(&c)).await.unwrap();
+    assert_eq!(cached.get(&k).await.unwrap().map(|p| p.visits), Some(1), "a stale read within its bound");
+    assert_eq!(plain.get(&k).await.unwrap().map(|p| p.visits), Some(50), "the store's record");
+    assert_eq!(cached.update(&k, visit).await.unwrap(), 51, "the update saw the other write");
+    c.advance(61 * MINUTE);
+    cached.update(&k, visit).await.unwrap();
+    c.advance(30 * MINUTE / 60); // 30 s: live, and the copy is within the bound again
+    assert_eq!(cached.get(&k).await.unwrap().map(|p| p.visits), Some(1));
+
+    // The record itself (not only the session's TTL) past its expiry.
+    let near = cached.near_cache().expect("own cache");
+    let t = now(&c);
+    assert!(near.cached(&k, t, None).is_some(), "cached while live");
+    assert!(near.cached(&k, t.saturating_add(2 * MINUTE), None).is_none(), "never past expires_at");
+}
+
+/// Deletes and forget-user through a session's store (its cache) invalidate the
+/// cached records, so even a stale read never brings them back; a schema migration by
+/// newer code elsewhere is never overwritten from a cached copy.
+pub async fn near_cache_invalidation(store: DynStore) {
+    let c = clock();
+    let ns = unique_namespace("nearinv");
+    let s = profiles(&store, &ns, &c)
+        .near_cache(crate::store::near_cache::CacheConfig::default())
+        .stale_reads(60 * MINUTE)
+        .build()
+        .unwrap();
+    let visit = |p: &mut Profile| {
+        p.visits += 1;
+        Ok::<_, SessionError>(())
+    };
+    let user = unique_user();
+    let (k1, k2, k3) =
+        (key(&ns, Scope::User(user)), key(&ns, Scope::ChatUser { chat: 3, user }), key(&ns, Scope::Chat(9)));
+    for k in [&k1, &k2, &k3] {
+        s.update(k, visit).await.unwrap();
+        assert!(s.get(k).await.unwrap().is_some());
+    }
+    assert!(s.store().delete(&k3, Precondition::Any, now(&c)).await.unwrap());
+    assert_eq!(s.get(&k3).await.unwrap(), None, "deleted through the store: not served");
+    s.update(&k3, visit).await.unwrap();
+    assert!(s.delete(&k3).await.unwrap());
+    assert_eq!(s.get(&k3).await.unwrap(), None, "deleted by the sessions: not served");
+    assert_eq!(s.store().forget_user(user, now(&c)).await.unwrap(), 2);
+    for k in [&k1, &k2] {
+        assert_eq!(s.get(k).await.unwrap(), None, "{k} forgotten: not served");
+    }
+    // An erasure that went to the store another way is reached with invalidate_user.
+    s.update(&k1, visit).await.unwrap();
+    store.forget_user(user, now(&c)).await.unwrap();
+    s.near_cache().expect("own cache").invalidate_user(user);
+    assert_eq!(s.get(&k1).await.unwrap(), None, "invalidated by user");
+
+    // Newer code migrates the record to schema 2: this (schema 1) process's cached
+    // copy must not be written over it.
+    let k4 = key(&ns, Scope::User(unique_user()));
+    s.update(&k4, visit).await.unwrap();
+    let newer = profiles(&store, &ns, &c).migrations(Migrations::new().step(Ok)).build().unwrap();
+    newer.update(&k4, visit).await.unwrap();
+    let migrated = store.load(&k4, now(&c)).await.unwrap().expect("stored");
+    assert_eq!(migrated.schema_version, 2);
+    match s.update(&k4, visit).await {
+        Err(SessionError::NewerSchema { found: 2, supported: 1, .. }) => {}
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    assert_eq!(store.load(&k4, now(&c)).await.unwrap(), Some(migrated), "untouched");
+}
+
 /// Runs every conformance property as its own `#[tokio::test]` against the stores a
 /// factory makes: `conformance_tests!(factory)` where `async fn factory() -> DynStore`.
+///
+/// `conformance_tests!(factory, near_cache)` runs them all again with the factory's
+/// store behind a [`NearCache`](crate::store::near_cache::NearCache) (module
+/// `conformance_near_cache`): the store properties through the cache, and the session
+/// properties with updates and opens starting from cached records.
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:ident) => {
-        $crate::conformance_tests!(@each $factory;
-            crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions, expiry,
-            forget_user, scan_paging, count,
-            concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
-            undecodable_policies, schema_versions, size_limit, model_lifetimes);
+        $crate::conformance_tests!(@list conformance, $factory, ::std::convert::identity);
     };
-    (@each $factory:ident; $($name:ident),* $(,)?) => {
-        mod conformance {
+    ($factory:ident, near_cache) => {
+        $crate::conformance_tests!($factory);
+        $crate::conformance_tests!(@list conformance_near_cache, $factory, $crate::testing::near_cached);
+    };
+    (@list $module:ident, $factory:ident, $wrap:path) => {
+        $crate::conformance_tests!(@each $module, $factory, $wrap;
+            crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions, expiry,
+            forget_user, scan_paging, count, namespaces,
+            concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
+            undecodable_policies, schema_versions, size_limit, model_lifetimes,
+            near_cache_counts_exactly, near_cache_never_serves_expired, near_cache_invalidation);
+    };
+    (@each $module:ident, $factory:ident, $wrap:path; $($name:ident),* $(,)?) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    $crate::testing::conformance::$name(super::$factory().await).await;
+                    $crate::testing::conformance::$name($wrap(super::$factory().await)).await;
                 }
             )*
         }

@@ -1,6 +1,6 @@
 //! Test support (feature `testing`): the conformance suite every backend runs, and the
 //! helpers backends' own tests share (unique names, a counter workload, child
-//! processes).
+//! processes; with `discord`, a signing test key and a fake REST API).
 //!
 //! A backend's test file runs the whole suite with one line:
 //!
@@ -12,10 +12,27 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "discord")]
+pub mod discord;
+pub mod fuzz;
 pub mod model;
 pub mod process;
 
-use crate::{Namespace, SessionError, SessionKey, Sessions};
+use crate::store::near_cache::{CacheConfig, NearCache};
+use crate::{DynStore, Namespace, SessionError, SessionKey, Sessions};
+
+/// `store` behind a [`NearCache`] with the default bounds: the conformance suite's
+/// cache mode (`conformance_tests!(factory, near_cache)`).
+///
+/// # Panics
+///
+/// Never with the default bounds (tests only).
+pub fn near_cached(store: DynStore) -> DynStore {
+    match NearCache::new(store, CacheConfig::default()) {
+        Ok(cache) => std::sync::Arc::new(cache),
+        Err(e) => panic!("default near cache bounds refused: {e}"),
+    }
+}
 
 /// A fresh namespace `prefix-<random>`, so tests on a shared server never collide.
 ///

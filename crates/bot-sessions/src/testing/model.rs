@@ -698,7 +698,15 @@ impl Case<'_> {
         let store = self.store;
         let conflict = |e: StoreError| if e.is_conflict() { Ok(Outcome::Conflict) } else { Err(e.to_string()) };
         match step {
-            Step::Load(k) => store.load(&self.keys[*k], now).await.map(Outcome::Loaded).map_err(|e| e.to_string()),
+            Step::Load(k) => {
+                // Behind a near cache, a load is what a session would start an update
+                // from: the cached record when there is one. Every client writes
+                // through the same cache, so it must hold exactly the stored record.
+                if let Some(record) = store.as_near_cache().and_then(|c| c.cached(&self.keys[*k], now, None)) {
+                    return Ok(Outcome::Loaded(Some(record)));
+                }
+                store.load(&self.keys[*k], now).await.map(Outcome::Loaded).map_err(|e| e.to_string())
+            }
             Step::Write { key, value, schema, expires_at, version, owner, pre } => {
                 let write = Write {
                     value: value.as_slice(),

@@ -16,7 +16,7 @@ use super::proxy::Proxy;
 use super::{SCHEMA, admin, connect, unique_app, url, url_as, wait_until, wait_until_gone};
 
 /// The shared server's address, for the proxy.
-async fn upstream() -> SocketAddr {
+pub(super) async fn upstream() -> SocketAddr {
     let config: tokio_postgres::Config = url().parse().expect("the test URL parses");
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -26,7 +26,7 @@ async fn upstream() -> SocketAddr {
     tokio::net::lookup_host((host.as_str(), port)).await.expect("resolve").next().expect("an address")
 }
 
-fn db() -> String {
+pub(super) fn db() -> String {
     let config: tokio_postgres::Config = url().parse().expect("the test URL parses");
     config.get_dbname().unwrap_or("postgres").to_owned()
 }

@@ -29,6 +29,8 @@ pub struct Proxy {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
     live: Arc<AtomicUsize>,
+    /// Connections accepted so far, refused ones included.
+    accepted: Arc<AtomicUsize>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -45,10 +47,12 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let (mode, _) = watch::channel(Mode::default());
         let live = Arc::new(AtomicUsize::new(0));
-        let (tx, counter) = (mode.clone(), live.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (tx, counter, attempts) = (mode.clone(), live.clone(), accepted.clone());
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else { continue };
+                attempts.fetch_add(1, Ordering::SeqCst);
                 let rx = tx.subscribe();
                 // Counted and tied to the current generation before anything awaits, so
                 // a cut from now on closes it.
@@ -68,7 +72,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, mode, live, accept }
+        Proxy { addr, mode, live, accepted, accept }
     }
 
     /// `postgres://postgres@PROXY/db?application_name=app`.
@@ -94,6 +98,11 @@ impl Proxy {
         })
         .await;
         self.mode.send_modify(|m| m.refuse = refused);
+    }
+
+    /// Connections accepted so far (connection attempts that reached the proxy).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections open through the proxy.

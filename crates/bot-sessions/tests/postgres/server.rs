@@ -48,6 +48,8 @@ pub struct Server {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Extra `-c name=value` settings, applied at every start.
+    settings: Vec<String>,
 }
 
 impl Server {
@@ -55,7 +57,30 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("bot-sessions-pg-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         run(as_postgres("initdb").arg("-D").arg(&dir).args(["-A", "trust", "-U", "postgres", "--no-sync"]));
-        Server { port, dir, child: None }
+        Server { port, dir, child: None, settings: Vec::new() }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A server setting (`ssl`, `ssl_cert_file`, ...) for the next starts.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.settings.retain(|s| !s.starts_with(&format!("{name}=")));
+        self.settings.push(format!("{name}={value}"));
+    }
+
+    /// Writes `name` into the data directory, owned by the server's user and readable
+    /// by it only (PostgreSQL refuses a private key others can read).
+    pub fn install(&self, name: &str, contents: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("write into the data directory");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        if running_as_root() {
+            let owner = std::fs::metadata(&self.dir).expect("data directory");
+            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).expect("chown to postgres");
+        }
     }
 
     pub fn start(&mut self) {
@@ -64,10 +89,11 @@ impl Server {
             .arg(&self.dir)
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
             .args(["-c", "fsync=on", "-c", "synchronous_commit=on"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("postgres must be installed for the crash test");
+            .expect("postgres must be installed for the tests that start their own server");
         self.child = Some(child);
     }
 

@@ -3,10 +3,14 @@
 //! [`StoreError::Config`] at connect time.
 
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::conn::with_causes;
+use super::tls::{PostgresTls, RootCerts, SslMode};
 use crate::StoreError;
+use crate::store::redact_url;
 
 /// Connections a store may hold.
 pub(super) const POOL_SIZES: RangeInclusive<usize> = 1..=1024;
@@ -31,8 +35,27 @@ pub struct PostgresConfig {
     /// caller gave up does not wait for ever.
     pub op_timeout: Duration,
     /// Timeout of one connection attempt (default 2 s; 1 ms to 1 h). A
-    /// `connect_timeout` in the URL (whole seconds) wins over this.
+    /// `connect_timeout` in the URL (whole seconds), or one set on a
+    /// [`tokio_postgres::Config`], wins over this.
     pub connect_timeout: Duration,
+    /// The server's `statement_timeout` for the store's connections: a safety net
+    /// that ends a statement still running after this long (default `None`: twice
+    /// [`op_timeout`](Self::op_timeout); 1 ms to 1 h). A statement that outlives
+    /// `op_timeout` is cancelled at once anyway (a cancel request), so this only acts
+    /// when the cancel request itself is lost.
+    pub statement_timeout: Option<Duration>,
+    /// The wait after the first failed connection attempt (default 100 ms; 1 ms to
+    /// 1 h). While attempts keep failing, the wait doubles up to
+    /// [`reconnect_delay_max`](Self::reconnect_delay_max), each wait shortened by a
+    /// random part of up to half; until it is over, an operation that finds no live
+    /// connection fails at once (retryable) instead of connecting again.
+    pub reconnect_delay: Duration,
+    /// The longest wait between failed connection attempts (default 5 s; 1 ms to 1 h;
+    /// not below [`reconnect_delay`](Self::reconnect_delay)).
+    pub reconnect_delay_max: Duration,
+    /// TLS: mode, trusted roots, client certificate (`sslmode`, `sslrootcert`,
+    /// `sslcert`, `sslkey` in a URL; those win over this).
+    pub tls: PostgresTls,
 }
 
 impl Default for PostgresConfig {
@@ -43,6 +66,10 @@ impl Default for PostgresConfig {
             pool_size: 16,
             op_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            statement_timeout: None,
+            reconnect_delay: Duration::from_millis(100),
+            reconnect_delay_max: Duration::from_secs(5),
+            tls: PostgresTls::default(),
         }
     }
 }
@@ -78,6 +105,40 @@ impl PostgresConfig {
         self
     }
 
+    /// Sets [`PostgresConfig::statement_timeout`].
+    pub fn statement_timeout(mut self, d: Duration) -> Self {
+        self.statement_timeout = Some(d);
+        self
+    }
+
+    /// Sets [`PostgresConfig::reconnect_delay`] and
+    /// [`PostgresConfig::reconnect_delay_max`].
+    pub fn reconnect_delay(mut self, first: Duration, max: Duration) -> Self {
+        self.reconnect_delay = first;
+        self.reconnect_delay_max = max;
+        self
+    }
+
+    /// Sets the TLS mode ([`PostgresTls::mode`]).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.tls.mode = Some(mode);
+        self
+    }
+
+    /// Trusts the CA certificates in a PEM file ([`PostgresTls::root_certs`]).
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.root_certs = Some(RootCerts::File(path.into()));
+        self
+    }
+
+    /// Presents a client certificate ([`PostgresTls::client_cert`] and
+    /// [`PostgresTls::client_key`]), PEM files.
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_cert = Some(cert.into());
+        self.tls.client_key = Some(key.into());
+        self
+    }
+
     /// Checks every value; the first one out of range is the error.
     pub(super) fn check(&self) -> Result<(), StoreError> {
         validate_identifier("schema", &self.schema, 63)?;
@@ -92,13 +153,29 @@ impl PostgresConfig {
             )));
         }
         check_timeout("op_timeout", self.op_timeout)?;
-        check_timeout("connect_timeout", self.connect_timeout)
+        check_timeout("connect_timeout", self.connect_timeout)?;
+        if let Some(d) = self.statement_timeout {
+            check_timeout("statement_timeout", d)?;
+        }
+        check_timeout("reconnect_delay", self.reconnect_delay)?;
+        check_timeout("reconnect_delay_max", self.reconnect_delay_max)?;
+        if self.reconnect_delay_max < self.reconnect_delay {
+            return Err(StoreError::Config(format!(
+                "postgres reconnect_delay_max {:?} is below reconnect_delay {:?}",
+                self.reconnect_delay_max, self.reconnect_delay
+            )));
+        }
+        Ok(())
     }
 
-    /// The server-side `statement_timeout`, in milliseconds: twice the operation
-    /// timeout (within range after [`PostgresConfig::check`]).
+    /// The server-side `statement_timeout`, in milliseconds: as set, or twice the
+    /// operation timeout (within range after [`PostgresConfig::check`]).
     pub(super) fn statement_timeout_ms(&self) -> u64 {
-        u64::try_from(self.op_timeout.as_millis()).unwrap_or(u64::MAX).max(1).saturating_mul(2)
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        match self.statement_timeout {
+            Some(d) => ms(d),
+            None => ms(self.op_timeout).saturating_mul(2),
+        }
     }
 }
 
@@ -121,8 +198,10 @@ pub(super) fn validate_identifier(what: &str, name: &str, max: usize) -> Result<
     }
 }
 
-/// Splits `schema`, `table` and `pool_size` off a URL's query into `config`; the rest
-/// stays for the driver (`sslmode`, `application_name`, ...).
+/// Splits this store's options off a URL's query into `config`: `schema`, `table`,
+/// `pool_size`, and the TLS options the driver does not know (`sslmode` with libpq's
+/// five values, `sslrootcert`, `sslcert`, `sslkey`). The rest stays for the driver
+/// (`application_name`, `connect_timeout`, ...).
 pub(super) fn split_url(url: &str, config: &mut PostgresConfig) -> Result<String, StoreError> {
     let Some((base, query)) = url.split_once('?') else {
         return Ok(url.to_owned());
@@ -141,20 +220,63 @@ pub(super) fn split_url(url: &str, config: &mut PostgresConfig) -> Result<String
                     ))
                 })?;
             }
+            Some(("sslmode", v)) => config.tls.mode = Some(percent_decoded("sslmode", v)?.parse()?),
+            Some(("sslrootcert", v)) => {
+                let v = percent_decoded("sslrootcert", v)?;
+                config.tls.root_certs =
+                    Some(if v == "system" { RootCerts::System } else { RootCerts::File(non_empty("sslrootcert", v)?) });
+            }
+            Some(("sslcert", v)) => {
+                config.tls.client_cert = Some(non_empty("sslcert", percent_decoded("sslcert", v)?)?)
+            }
+            Some(("sslkey", v)) => config.tls.client_key = Some(non_empty("sslkey", percent_decoded("sslkey", v)?)?),
             _ => rest.push(pair),
         }
     }
     Ok(if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) })
 }
 
-/// The driver's settings for `url` (already split), with `config`'s timeouts applied.
-pub(super) fn driver_config(url: &str, config: &mut PostgresConfig) -> Result<tokio_postgres::Config, StoreError> {
-    let mut pg = tokio_postgres::Config::from_str(url)
-        .map_err(|e| StoreError::Config(format!("postgres URL `{}` is not valid: {e}", redact(url))))?;
+fn non_empty(option: &str, v: String) -> Result<PathBuf, StoreError> {
+    if v.is_empty() {
+        return Err(StoreError::Config(format!("postgres {option} is empty: give a file path")));
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// A URL query value with its `%XX` escapes decoded (as the driver decodes its own).
+fn percent_decoded(option: &str, v: &str) -> Result<String, StoreError> {
+    let bad = || StoreError::Config(format!("postgres {option} `{v}` has a malformed %-escape or is not UTF-8"));
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// The driver's settings for `url` (already split).
+pub(super) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    tokio_postgres::Config::from_str(url).map_err(|e| {
+        StoreError::Config(format!("postgres URL `{}` is not valid: {}", redact_url(url), with_causes(&e)))
+    })
+}
+
+/// Applies `config` to the driver's settings: its connect timeout (unless the
+/// driver's own is set, which then wins and is checked), keepalives, an
+/// `application_name` if none is set.
+pub(super) fn apply(pg: &mut tokio_postgres::Config, config: &mut PostgresConfig) -> Result<(), StoreError> {
     match pg.get_connect_timeout() {
-        Some(from_url) => {
-            check_timeout("connect_timeout", *from_url)?;
-            config.connect_timeout = *from_url;
+        Some(from_driver) => {
+            check_timeout("connect_timeout", *from_driver)?;
+            config.connect_timeout = *from_driver;
         }
         None => {
             pg.connect_timeout(config.connect_timeout);
@@ -165,41 +287,7 @@ pub(super) fn driver_config(url: &str, config: &mut PostgresConfig) -> Result<to
     if pg.get_application_name().is_none() {
         pg.application_name("bot-sessions");
     }
-    Ok(pg)
-}
-
-/// `url` with its password (in the user info or a `password=` option) masked, for
-/// error messages.
-/// A connection string that is not a URL (`host=... password=...`) is not echoed at
-/// all.
-pub(super) fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    let Some(scheme_end) = out.find("://") else {
-        return "(a key=value connection string, not shown)".to_owned();
-    };
-    {
-        let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..].find(['/', '?']).map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = authority_start..authority_start + at;
-            if let Some(colon) = out[userinfo.clone()].find(':') {
-                out.replace_range(userinfo.start + colon + 1..userinfo.end, "***");
-            }
-        }
-    }
-    let mut parts = Vec::new();
-    let (base, query) = match out.split_once('?') {
-        Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
-        None => (out.clone(), None),
-    };
-    let Some(query) = query else { return base };
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("password", _)) => parts.push("password=***".to_owned()),
-            _ => parts.push(pair.to_owned()),
-        }
-    }
-    format!("{base}?{}", parts.join("&"))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -218,8 +306,8 @@ mod tests {
     #[test]
     fn options_are_split_off_the_url() {
         let mut c = PostgresConfig::default();
-        let url = split_url("postgres://u@h:1/db?schema=s1&sslmode=disable&table=t1&pool_size=4", &mut c).unwrap();
-        assert_eq!(url, "postgres://u@h:1/db?sslmode=disable");
+        let url = split_url("postgres://u@h:1/db?schema=s1&keepalives=0&table=t1&pool_size=4", &mut c).unwrap();
+        assert_eq!(url, "postgres://u@h:1/db?keepalives=0");
         assert_eq!((c.schema.as_str(), c.table.as_str(), c.pool_size), ("s1", "t1", 4));
         for bad in ["0", "-1", "1025", "18446744073709551615", "99999999999999999999999", "x"] {
             let r = split_url(&format!("postgres://h/db?pool_size={bad}"), &mut c);
@@ -239,12 +327,45 @@ mod tests {
             ok.clone().op_timeout(Duration::from_secs(3601)),
             ok.clone().connect_timeout(Duration::ZERO),
             ok.clone().connect_timeout(Duration::MAX),
+            ok.clone().statement_timeout(Duration::ZERO),
+            ok.clone().statement_timeout(Duration::from_secs(3601)),
+            ok.clone().reconnect_delay(Duration::ZERO, Duration::from_secs(1)),
+            ok.clone().reconnect_delay(Duration::from_secs(2), Duration::from_secs(1)),
+            ok.clone().reconnect_delay(Duration::from_secs(1), Duration::MAX),
         ];
         for c in bad {
             assert!(matches!(c.check(), Err(StoreError::Config(_))), "{c:?}");
         }
         assert_eq!(ok.clone().op_timeout(Duration::from_secs(3600)).statement_timeout_ms(), 7_200_000);
-        assert_eq!(ok.op_timeout(Duration::from_micros(1500)).statement_timeout_ms(), 2);
+        assert_eq!(ok.clone().op_timeout(Duration::from_micros(1500)).statement_timeout_ms(), 2);
+        assert_eq!(ok.statement_timeout(Duration::from_secs(3600)).statement_timeout_ms(), 3_600_000);
+    }
+
+    fn driver_config(url: &str, c: &mut PostgresConfig) -> Result<tokio_postgres::Config, StoreError> {
+        let mut pg = parse_url(url)?;
+        apply(&mut pg, c)?;
+        Ok(pg)
+    }
+
+    #[test]
+    fn tls_options_are_split_off_the_url() {
+        let mut c = PostgresConfig::default();
+        let url = split_url(
+            "postgres://h/db?sslmode=verify-full&sslrootcert=/a%20b/ca.pem&application_name=x&sslcert=c.pem&sslkey=k.pem",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://h/db?application_name=x");
+        assert_eq!(c.tls.mode, Some(SslMode::VerifyFull));
+        assert_eq!(c.tls.root_certs, Some(RootCerts::File("/a b/ca.pem".into())));
+        assert_eq!((c.tls.client_cert.unwrap(), c.tls.client_key.unwrap()), ("c.pem".into(), "k.pem".into()));
+        let mut c = PostgresConfig::default();
+        split_url("postgres://h/db?sslrootcert=system", &mut c).unwrap();
+        assert_eq!(c.tls.root_certs, Some(RootCerts::System));
+        for bad in ["sslmode=allow", "sslmode=verify_full", "sslrootcert=", "sslcert=%zz", "sslkey=%C3"] {
+            let r = split_url(&format!("postgres://h/db?{bad}"), &mut PostgresConfig::default());
+            assert!(matches!(r, Err(StoreError::Config(_))), "{bad}: {r:?}");
+        }
     }
 
     #[test]
@@ -259,12 +380,8 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://bot:s3cret@h:5432/db?sslmode=x"), "postgres://bot:***@h:5432/db?sslmode=x");
-        assert_eq!(redact("postgres://h/db?password=s3cret&x=1"), "postgres://h/db?password=***&x=1");
-        assert_eq!(redact("postgres://bot@h/db"), "postgres://bot@h/db");
-        assert!(!redact("host=h password=s3cret").contains("s3cret"));
-        let err = driver_config("postgres://bot:s3cret@h:notaport/db", &mut PostgresConfig::default()).unwrap_err();
-        assert!(!err.to_string().contains("s3cret"), "{err}");
+    fn a_url_that_does_not_parse_is_not_echoed_with_its_password() {
+        let err = parse_url("postgres://bot:s3cret@h:notaport/db").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
     }
 }

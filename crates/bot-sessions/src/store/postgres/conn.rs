@@ -1,6 +1,8 @@
 //! The shared connections, and how a failed statement is reported: retryable when it
 //! certainly did not run, [`StoreError::Ambiguous`] when a write or delete was sent and
-//! its answer never came.
+//! its answer never came. A statement that runs out of time is cancelled on the server
+//! (a cancel request), so a bot whose statements keep timing out does not pile up
+//! server backends still working for callers that left.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,9 +11,11 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{CancelToken, Client, Row, Statement};
 
+use super::reconnect::{OPENS_AT_ONCE, Reconnect};
 use super::sql::Q;
+use super::tls::{self, Tls};
 use crate::StoreError;
 
 pub(super) const BACKEND: &str = "postgres";
@@ -42,6 +46,12 @@ pub(super) struct Conn {
     driver: AbortHandle,
 }
 
+/// An open connection that is not in a slot (the migration's), and what ends it.
+pub(super) struct Single {
+    pub(super) client: Client,
+    pub(super) driver: AbortHandle,
+}
+
 /// A connection slot: the live connection, if any, and a gate so one task at a time
 /// opens a new one.
 #[derive(Default)]
@@ -53,30 +63,44 @@ struct Slot {
 /// The shared connections.
 pub(super) struct Connections {
     pg: tokio_postgres::Config,
+    tls: Tls,
     sql: Vec<String>,
     /// `SET statement_timeout = ...`, run on every new connection.
     session_setup: String,
     op_timeout: Duration,
     slots: Box<[Slot]>,
     next: AtomicUsize,
+    /// Waits between failed connection attempts.
+    reconnect: Reconnect,
+    /// At most [`OPENS_AT_ONCE`] connection attempts at a time.
+    opens: tokio::sync::Semaphore,
+}
+
+/// The settings [`Connections::new`] takes.
+pub(super) struct Settings {
+    pub(super) pool_size: usize,
+    pub(super) op_timeout: Duration,
+    pub(super) statement_timeout_ms: u64,
+    pub(super) reconnect_delay: Duration,
+    pub(super) reconnect_delay_max: Duration,
 }
 
 impl Connections {
     /// `pool_size` empty slots; connections open on first use.
-    pub(super) fn new(
-        pg: tokio_postgres::Config,
-        sql: Vec<String>,
-        pool_size: usize,
-        op_timeout: Duration,
-        statement_timeout_ms: u64,
-    ) -> Self {
-        let slots = (0..pool_size).map(|_| Slot::default()).collect();
-        let session_setup = format!("SET statement_timeout = {statement_timeout_ms}");
-        Connections { pg, sql, session_setup, op_timeout, slots, next: AtomicUsize::new(0) }
-    }
-
-    pub(super) fn driver_config(&self) -> &tokio_postgres::Config {
-        &self.pg
+    pub(super) fn new(pg: tokio_postgres::Config, tls: Tls, sql: Vec<String>, settings: Settings) -> Self {
+        let slots = (0..settings.pool_size).map(|_| Slot::default()).collect();
+        let session_setup = format!("SET statement_timeout = {}", settings.statement_timeout_ms);
+        Connections {
+            pg,
+            tls,
+            sql,
+            session_setup,
+            op_timeout: settings.op_timeout,
+            slots,
+            next: AtomicUsize::new(0),
+            reconnect: Reconnect::new(settings.reconnect_delay, settings.reconnect_delay_max),
+            opens: tokio::sync::Semaphore::new(OPENS_AT_ONCE),
+        }
     }
 
     fn current(slot: &Slot) -> Option<Arc<Conn>> {
@@ -84,24 +108,74 @@ impl Connections {
         conn.as_ref().filter(|c| !c.client.is_closed()).cloned()
     }
 
-    /// A live connection, opening one in the next slot if it has none.
+    /// A live connection of any slot.
+    fn any_live(&self) -> Option<Arc<Conn>> {
+        self.slots.iter().find_map(Self::current)
+    }
+
+    /// A live connection: the next slot's, or a new one in it. When no new one may be
+    /// opened now (waiting after failed attempts) or opening fails, any other live
+    /// connection serves; without one, the error.
     async fn get(&self) -> Result<Arc<Conn>, StoreError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
         if let Some(c) = Self::current(slot) {
             return Ok(c);
         }
+        if let Some(wait) = self.reconnect.waiting(Instant::now()) {
+            return self.any_live().ok_or(wait);
+        }
         let _opening = slot.opening.lock().await;
         if let Some(c) = Self::current(slot) {
             return Ok(c);
         }
-        let c = Arc::new(self.open().await?);
-        *slot.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-        Ok(c)
+        // Cannot fail: the semaphore is never closed.
+        let _permit = self.opens.acquire().await.map_err(|e| StoreError::backend(BACKEND, None, true, e))?;
+        let attempt = match self.reconnect.begin(Instant::now()) {
+            Ok(attempt) => attempt,
+            Err(wait) => return self.any_live().ok_or(wait),
+        };
+        match self.open().await {
+            Ok(c) => {
+                attempt.succeeded();
+                let c = Arc::new(c);
+                *slot.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                attempt.failed(Instant::now(), &e);
+                self.any_live().ok_or(e)
+            }
+        }
+    }
+
+    /// One connection outside the slots, for the migration.
+    pub(super) async fn open_single(&self) -> Result<Single, StoreError> {
+        let (client, driver) = connect(&self.pg, &self.tls).await?;
+        Ok(Single { client, driver })
+    }
+
+    /// Sends a cancel request for whatever the connection of `token` runs, on a task
+    /// of its own (bounded by the connect timeout), so the caller returns at once.
+    pub(super) fn cancel(&self, token: CancelToken) {
+        let tls = self.tls.connector.clone();
+        let limit = self.pg.get_connect_timeout().copied().unwrap_or(Duration::from_secs(2));
+        tokio::spawn(async move {
+            match tokio::time::timeout(limit, token.cancel_query(tls)).await {
+                Ok(Ok(())) => tracing::debug!("postgres: cancelled a statement that ran out of time"),
+                Ok(Err(e)) => tracing::warn!(
+                    error = %e,
+                    "postgres: could not cancel a statement that ran out of time; the server's statement_timeout will"
+                ),
+                Err(_) => tracing::warn!(
+                    "postgres: no answer to a cancel request in {limit:?}; the server's statement_timeout will end the statement"
+                ),
+            }
+        });
     }
 
     async fn open(&self) -> Result<Conn, StoreError> {
-        let (client, driver) = connect(&self.pg).await?;
+        let (client, driver) = connect(&self.pg, &self.tls).await?;
         let opened = async {
             client.batch_execute(&self.session_setup).await?;
             let mut prepared = Vec::with_capacity(self.sql.len());
@@ -166,7 +240,12 @@ impl Connections {
                 }
             }
             Err(_) => {
+                // Closed first, so the statements pipelined behind it fail on this side
+                // (their callers learn at once); then the server is asked to stop the
+                // one running, which would otherwise hold its locks and its backend
+                // until the server's own statement_timeout.
                 self.evict(&conn);
+                self.cancel(conn.client.cancel_token());
                 match op {
                     Op::Write(key) => Err(StoreError::ambiguous(BACKEND, key, timed_out(self.op_timeout))),
                     Op::Read(key) => Err(timeout_err(key, self.op_timeout)),
@@ -187,14 +266,48 @@ fn naming(e: StoreError, key: Option<&str>) -> StoreError {
 }
 
 /// Opens one connection and drives it on a task of its own.
-pub(super) async fn connect(pg: &tokio_postgres::Config) -> Result<(Client, AbortHandle), StoreError> {
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| pg_err(None, e))?;
+async fn connect(pg: &tokio_postgres::Config, tls: &Tls) -> Result<(Client, AbortHandle), StoreError> {
+    let (client, connection) =
+        pg.connect(tls.connector.clone()).await.map_err(|e| tls::refused(e, tls.mode).unwrap_or_else(connect_err))?;
     let driver = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");
         }
     });
     Ok((client, driver.abort_handle()))
+}
+
+/// A failed connection attempt, with the server's or the system's reason in its
+/// message: tokio-postgres says only "db error" or "error connecting to server" at the
+/// top, and keeps the reason (authentication failed, connection refused) in its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+struct ConnectFailed {
+    detail: String,
+    #[source]
+    source: tokio_postgres::Error,
+}
+
+fn connect_err(e: tokio_postgres::Error) -> StoreError {
+    let retryable = retryable(&e);
+    StoreError::backend(BACKEND, None, retryable, ConnectFailed { detail: with_causes(&e), source: e })
+}
+
+/// `e`'s message followed by its sources' (the driver's own errors say little at the
+/// top). No source of the driver's echoes a password: its configuration errors name
+/// the option, never the value.
+pub(super) fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut detail = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !detail.ends_with(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        next = cause.source();
+    }
+    detail
 }
 
 /// Whether the error means the connection broke before the server's answer arrived:

@@ -33,19 +33,38 @@
 //! shared, they carry as many as the tasks issue, on as few server backends. Every
 //! connection has its statements prepared once, when it is opened.
 //!
+//! Connections come from a URL ([`PostgresStore::connect`]) or from a
+//! [`tokio_postgres::Config`] built in code ([`PostgresStore::connect_pg_config`]), over
+//! TLS as [`PostgresTls`] says (libpq's `sslmode`, `sslrootcert`, `sslcert`,
+//! `sslkey`; rustls, no OpenSSL).
+//!
 //! # Faults
 //!
 //! A connection the server closed (`pg_terminate_backend`, a restart) or that did not
 //! answer in time is closed and dropped, and the next operation that picks its slot
-//! opens a new one, so the store heals by itself. Every operation runs under
-//! [`PostgresConfig::op_timeout`]. A failure before a statement was sent (no connection
-//! could be opened) is a retryable error, and so are the server's own refusals
-//! (serialization failure, lock not available, ...): the statement's implicit
-//! transaction rolled back. A write or delete whose answer never came (the timeout, a
-//! connection lost after it was sent) may have committed: that is
-//! [`StoreError::Ambiguous`], which [`Sessions`](crate::Sessions) resolves by loading
-//! the key and comparing versions. A statement whose caller gave up is cancelled by the
-//! server after twice the operation timeout (`statement_timeout`).
+//! opens a new one, so the store heals by itself. Replacement is bounded: at most 4
+//! connection attempts at a time, and after a failed one the store waits
+//! ([`PostgresConfig::reconnect_delay`], doubling up to
+//! [`PostgresConfig::reconnect_delay_max`]) before the next, one attempt at a time;
+//! meanwhile an operation uses any other live connection, or fails at once
+//! (retryable). Every operation runs under [`PostgresConfig::op_timeout`]. A failure
+//! before a statement was sent (no connection could be opened) is a retryable error,
+//! and so are the server's own refusals (serialization failure, lock not available,
+//! ...): the statement's implicit transaction rolled back. A write or delete whose
+//! answer never came (the timeout, a connection lost after it was sent) may have
+//! committed: that is [`StoreError::Ambiguous`], which [`Sessions`](crate::Sessions)
+//! resolves by loading the key and comparing versions. A statement that runs out of
+//! time is cancelled on the server at once (a cancel request, after its connection is
+//! closed), so timeouts do not leave server backends working (or holding locks) for
+//! callers that left; the server's `statement_timeout`
+//! ([`PostgresConfig::statement_timeout`], twice the operation timeout by default) is
+//! the safety net for a lost cancel request.
+//!
+//! # Secrets
+//!
+//! A password in the URL (user info or `password=`) never appears in an error, a log
+//! line or a `Debug` output: URLs are printed through one redaction shared by every
+//! backend, and the store's `Debug` shows its settings, not its URL.
 //!
 //! # Bad stored data
 //!
@@ -67,15 +86,21 @@
 
 mod config;
 mod conn;
+mod reconnect;
 mod sql;
+mod tls;
 
 use std::sync::Arc;
 
+/// The tokio-postgres this store is built on, for [`PostgresStore::connect_pg_config`]
+/// (its `Config` must come from this version).
+pub use tokio_postgres;
 use tokio_postgres::types::ToSql;
 
 pub use config::PostgresConfig;
-use conn::{Connections, Op, pg_err};
+use conn::{Connections, Op, Settings, pg_err};
 use sql::{Q, record_of};
+pub use tls::{PostgresTls, RootCerts, SslMode};
 
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
@@ -91,6 +116,11 @@ const PURGE_BATCH: i64 = 1000;
 ///
 /// # async fn demo() -> Result<(), bot_sessions::StoreError> {
 /// let store = PostgresStore::connect("postgres://bot@127.0.0.1:5432/bot?schema=sessions&table=telegram").await?;
+/// // Managed databases: TLS with the provider's CA, the host name checked.
+/// let tls = PostgresStore::connect(
+///     "postgres://bot:PASSWORD@db.example.com/bot?sslmode=verify-full&sslrootcert=/etc/bot/db-ca.pem",
+/// )
+/// .await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -109,42 +139,93 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database a `postgres://` or `postgresql://` URL names
-    /// (`postgres://USER@HOST:PORT/DB[?schema=S&table=T&pool_size=N]`), creating or
-    /// upgrading the table.
+    /// (`postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=S&table=T&pool_size=N&sslmode=M&...]`),
+    /// creating or upgrading the table.
+    ///
+    /// The URL takes libpq's TLS options `sslmode` (`disable`, `prefer` (default),
+    /// `require`, `verify-ca`, `verify-full`), `sslrootcert=PATH` (or `system`),
+    /// `sslcert=PATH` and `sslkey=PATH` (see [`PostgresTls`]), and the driver's own
+    /// (`application_name`, `connect_timeout`, `channel_binding`, ...).
     ///
     /// # Errors
     ///
-    /// [`StoreError::Config`] for a malformed URL, an invalid schema or table name, or
-    /// a setting out of range (see [`PostgresConfig`]); a [`StoreError::Backend`] when
-    /// the database cannot be reached (retryable) or the table cannot be created, or
-    /// is newer than this code (not retryable). A password in the URL never appears in
-    /// an error.
+    /// [`StoreError::Config`] for a malformed URL, an invalid schema or table name, a
+    /// setting out of range (see [`PostgresConfig`]) or a TLS file that cannot be read;
+    /// a [`StoreError::Backend`] when the database cannot be reached (retryable), TLS
+    /// is refused (a certificate that does not verify, a server without TLS under
+    /// `require` or stricter: not retryable), or the table cannot be created or is
+    /// newer than this code (not retryable). A password in the URL never appears in an
+    /// error.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, PostgresConfig::default()).await
     }
 
-    /// Connects with explicit settings; `schema`, `table`, `pool_size` and
-    /// `connect_timeout` in the URL win over `config`.
+    /// Connects with explicit settings; `schema`, `table`, `pool_size`,
+    /// `connect_timeout` and the TLS options in the URL win over `config`.
     ///
     /// # Errors
     ///
     /// As [`PostgresStore::connect`].
     pub async fn connect_with(url: &str, mut config: PostgresConfig) -> Result<Self, StoreError> {
         let url = config::split_url(url, &mut config)?;
-        let pg = config::driver_config(&url, &mut config)?;
+        let pg = config::parse_url(&url)?;
+        Self::connect_pg_config(pg, config).await
+    }
+
+    /// Connects with a [`tokio_postgres::Config`] built in code (hosts, user,
+    /// password, database, `application_name`, ...) instead of a URL.
+    ///
+    /// TLS follows `config.tls`; its `mode` left unset takes the driver
+    /// configuration's `ssl_mode` (`prefer` unless set). A `connect_timeout` set on
+    /// `pg` wins over `config.connect_timeout`; keepalives are turned on, and
+    /// `application_name` is `bot-sessions` unless set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use bot_sessions::store::postgres::{PostgresConfig, PostgresStore, SslMode, tokio_postgres};
+    ///
+    /// # async fn demo() -> Result<(), bot_sessions::StoreError> {
+    /// let mut pg = tokio_postgres::Config::new();
+    /// pg.host("db.internal").port(5432).user("bot").password("from-a-secret-store").dbname("bot");
+    /// let config = PostgresConfig::default()
+    ///     .schema("sessions")
+    ///     .ssl_mode(SslMode::VerifyFull)
+    ///     .ssl_root_cert("/etc/bot/db-ca.pem");
+    /// let store = PostgresStore::connect_pg_config(pg, config).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::connect`].
+    pub async fn connect_pg_config(
+        mut pg: tokio_postgres::Config,
+        mut config: PostgresConfig,
+    ) -> Result<Self, StoreError> {
+        config::apply(&mut pg, &mut config)?;
         config.check()?;
+        let tls = tls::configure(&config.tls, &mut pg)?;
         let table = format!("\"{}\".\"{}\"", config.schema, config.table);
         let statements = sql::statements(&table)?;
-        let conns =
-            Connections::new(pg, statements, config.pool_size, config.op_timeout, config.statement_timeout_ms());
+        let settings = Settings {
+            pool_size: config.pool_size,
+            op_timeout: config.op_timeout,
+            statement_timeout_ms: config.statement_timeout_ms(),
+            reconnect_delay: config.reconnect_delay,
+            reconnect_delay_max: config.reconnect_delay_max,
+        };
+        let conns = Connections::new(pg, tls, statements, settings);
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
         let store = PostgresStore { conns: Arc::new(conns), config, purge_lock };
-        let migrate = sql::migrate(store.conns.driver_config(), &store.config.schema, &store.config.table);
-        match tokio::time::timeout(store.config.op_timeout, migrate).await {
-            Ok(migrated) => migrated?,
-            Err(_) => return Err(conn::timeout_err(None, store.config.op_timeout)),
-        }
+        sql::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;
         Ok(store)
+    }
+
+    /// The checks of [`PostgresStore::connect`] that need no server: the URL and
+    /// settings.
+    pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
+        settings(url, PostgresConfig::default()).map(drop)
     }
 
     /// The schema-qualified table name.
@@ -160,6 +241,17 @@ impl PostgresStore {
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.conns.query(op, q, params).await
     }
+}
+
+/// What [`PostgresStore::connect_with`] works out from `url` before it connects: the
+/// driver's settings and the checked settings (TLS files are read only at connect).
+fn settings(url: &str, mut config: PostgresConfig) -> Result<(tokio_postgres::Config, PostgresConfig), StoreError> {
+    let url = config::split_url(url, &mut config)?;
+    let mut pg = config::parse_url(&url)?;
+    config::apply(&mut pg, &mut config)?;
+    config.check()?;
+    sql::statements(&format!("\"{}\".\"{}\"", config.schema, config.table))?;
+    Ok((pg, config))
 }
 
 fn conflict(key: &str) -> StoreError {
@@ -349,5 +441,18 @@ impl Store for PostgresStore {
             );
         }
         count_at(&rows, 0)
+    }
+
+    async fn namespaces(&self, now: Timestamp) -> Result<Vec<Namespace>, StoreError> {
+        let rows = self.query(Op::Read(None), Q::Namespaces, &[&now.as_millis()]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name: &str = row.try_get(0).map_err(|e| pg_err(None, e))?;
+            match Namespace::new_unchecked_reserved(name) {
+                Ok(ns) => out.push(ns),
+                Err(e) => tracing::warn!(table = %self.table(), error = %e, "namespaces skips a bad namespace name"),
+            }
+        }
+        Ok(out)
     }
 }

@@ -98,3 +98,8 @@ FROM {table} WHERE namespace = $1 AND (expires_at IS NULL OR expires_at > $2);
 SELECT count(*) FILTER (WHERE version >= 1 AND schema_version BETWEEN 0 AND 4294967295),
        count(*) FILTER (WHERE NOT (version >= 1 AND schema_version BETWEEN 0 AND 4294967295))
 FROM {table} WHERE expires_at IS NULL OR expires_at > $1;
+
+-- name: namespaces
+SELECT DISTINCT namespace COLLATE "C" AS namespace FROM {table}
+WHERE expires_at IS NULL OR expires_at > $1
+ORDER BY 1;

@@ -3,7 +3,7 @@
 
 use tokio_postgres::Row;
 
-use super::conn::{BACKEND, connect, pg_err};
+use super::conn::{BACKEND, Connections, Single, pg_err, timeout_err};
 use crate::{Record, StoreError, Timestamp};
 
 /// The table layout this code writes. Bump it and add a step to [`MIGRATIONS`].
@@ -28,9 +28,10 @@ pub(super) enum Q {
     PurgeExclusive,
     CountNamespace,
     CountAll,
+    Namespaces,
 }
 
-pub(super) const STATEMENTS: [(Q, &str); 13] = [
+pub(super) const STATEMENTS: [(Q, &str); 14] = [
     (Q::Load, "load"),
     (Q::Create, "create"),
     (Q::Upsert, "upsert"),
@@ -44,6 +45,7 @@ pub(super) const STATEMENTS: [(Q, &str); 13] = [
     (Q::PurgeExclusive, "purge_exclusive"),
     (Q::CountNamespace, "count_namespace"),
     (Q::CountAll, "count_all"),
+    (Q::Namespaces, "namespaces"),
 ];
 
 /// The statement texts in [`STATEMENTS`] order, with the table name (validated and
@@ -65,12 +67,39 @@ pub(super) fn statements(table: &str) -> Result<Vec<String>, StoreError> {
 }
 
 /// Creates the schema and table, or upgrades them, in one transaction under an
-/// advisory lock on the table's name. `schema` and `name` are validated identifiers.
-pub(super) async fn migrate(pg: &tokio_postgres::Config, schema: &str, name: &str) -> Result<(), StoreError> {
+/// advisory lock on the table's name, within `limit` (a migration still running then,
+/// say waiting for another process's lock, is cancelled on the server). `schema` and
+/// `name` are validated identifiers.
+pub(super) async fn migrate(
+    conns: &Connections,
+    schema: &str,
+    name: &str,
+    limit: std::time::Duration,
+) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let Single { mut client, driver } = match tokio::time::timeout_at(deadline, conns.open_single()).await {
+        Ok(opened) => opened?,
+        Err(_) => return Err(timeout_err(None, limit)),
+    };
+    let cancel = client.cancel_token();
+    let result = match tokio::time::timeout_at(deadline, migrate_on(&mut client, schema, name)).await {
+        Ok(result) => result,
+        Err(_) => {
+            conns.cancel(cancel);
+            Err(timeout_err(None, limit))
+        }
+    };
+    drop(client);
+    if result.is_err() {
+        driver.abort();
+    }
+    result
+}
+
+async fn migrate_on(client: &mut tokio_postgres::Client, schema: &str, name: &str) -> Result<(), StoreError> {
     let table = format!("\"{schema}\".\"{name}\"");
     let meta = format!("\"{schema}\".\"{name}_schema\"");
-    let (mut client, driver) = connect(pg).await?;
-    let result = async {
+    {
         let tx = client.transaction().await.map_err(|e| pg_err(None, e))?;
         let lock_name = format!("bot-sessions:{schema}.{name}");
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_name])
@@ -118,12 +147,6 @@ pub(super) async fn migrate(pg: &tokio_postgres::Config, schema: &str, name: &st
         .map_err(|e| pg_err(None, e))?;
         tx.commit().await.map_err(|e| pg_err(None, e))
     }
-    .await;
-    drop(client);
-    if result.is_err() {
-        driver.abort();
-    }
-    result
 }
 
 /// Reads the record in `row` from column `offset` on: value, version, schema_version,

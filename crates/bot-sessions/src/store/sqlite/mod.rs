@@ -497,6 +497,11 @@ impl SqliteStore {
         options.open(path).await
     }
 
+    /// The checks of [`SqliteStore::open`] that need no file: the location's settings.
+    pub(crate) fn check_location(location: &str) -> Result<(), StoreError> {
+        parse_location(location)?.1.check().map(drop)
+    }
+
     /// Settings to open a store with.
     pub fn builder() -> SqliteOptions {
         SqliteOptions::default()
@@ -548,12 +553,23 @@ impl SqliteStore {
     }
 }
 
+/// The settings a `sqlite://` URL takes.
+const KNOWN_SETTINGS: [&str; 7] =
+    ["table", "durability", "busy_timeout_ms", "max_batch", "max_idle_readers", "load_threads", "purge_batch"];
+
 fn parse_location(location: &str) -> Result<(&str, SqliteOptions), StoreError> {
     let (path, query) = location.split_once('?').unwrap_or((location, ""));
     let mut options = SqliteOptions::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let bad = |why: &str| StoreError::Config(format!("sqlite setting `{pair}` in `{location}`: {why}"));
-        let (name, value) = pair.split_once('=').ok_or_else(|| bad("expected NAME=VALUE"))?;
+        // The path and this setting are shown, never the rest of the query: a URL
+        // written for another backend may carry a password there.
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let known = KNOWN_SETTINGS.contains(&name);
+        let shown = if known { pair } else { name };
+        let bad = |why: &str| StoreError::Config(format!("sqlite setting `{shown}` of `{path}`: {why}"));
+        if !pair.contains('=') {
+            return Err(bad("expected NAME=VALUE"));
+        }
         let number = || value.parse::<u64>().map_err(|_| bad("expected a whole number"));
         // Too large for this machine is as out of range as too large for the setting,
         // which `SqliteOptions::check` reports when the store opens.
@@ -615,7 +631,7 @@ fn record(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Result<Record,
 /// The value is whatever bytes are stored: a BLOB as it is, TEXT as its UTF-8 bytes
 /// (an operator's manual `UPDATE ... SET value = '...'`), so the session type's
 /// decode policy gets to judge them.
-fn parse_record(columns: [ValueRef<'_>; 7]) -> Result<Record, String> {
+pub(crate) fn parse_record(columns: [ValueRef<'_>; 7]) -> Result<Record, String> {
     let [value, version, schema_version, created_at, updated_at, expires_at, user_id] = columns;
     let optional = |column: ValueRef<'_>, name: &str| match column {
         ValueRef::Integer(v) => Ok(Some(v)),
@@ -767,6 +783,23 @@ impl Store for SqliteStore {
             };
             shared.corruption.report_many(u64::try_from(bad).unwrap_or(0), "skipped by a count");
             Ok(Ok(u64::try_from(good).unwrap_or(0)))
+        })
+        .await
+    }
+
+    async fn namespaces(&self, now: Timestamp) -> Result<Vec<Namespace>, StoreError> {
+        self.read(None, move |conn, shared| {
+            let mut stmt = conn.prepare_cached(&shared.sql.namespaces)?;
+            let mut rows = stmt.query([now.as_millis()])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let ValueRef::Text(text) = row.get_ref(0)? else { continue };
+                match Namespace::new_unchecked_reserved(&String::from_utf8_lossy(text)) {
+                    Ok(ns) => out.push(ns),
+                    Err(e) => shared.corruption.report("(namespace)", &e.to_string(), "skipped by namespaces"),
+                }
+            }
+            Ok(Ok(out))
         })
         .await
     }

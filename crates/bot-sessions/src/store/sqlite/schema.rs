@@ -72,6 +72,7 @@ pub(super) struct Sql {
     pub(super) scan: String,
     pub(super) count: String,
     pub(super) count_namespace: String,
+    pub(super) namespaces: String,
 }
 
 impl Sql {
@@ -88,6 +89,7 @@ impl Sql {
             scan: table.splice(include_str!("scan.sql")),
             count: wellformed(&table.splice(include_str!("count.sql"))),
             count_namespace: wellformed(&table.splice(include_str!("count_namespace.sql"))),
+            namespaces: table.splice(include_str!("namespaces.sql")),
         }
     }
 }
@@ -230,6 +232,7 @@ mod tests {
             &sql.scan,
             &sql.count,
             &sql.count_namespace,
+            &sql.namespaces,
         ] {
             conn.prepare(stmt).unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }

@@ -1,0 +1,151 @@
+//! One measurement cell: N tasks run an operation for a fixed time, every operation's
+//! latency recorded; the acknowledged updates are counted so the caller can compare
+//! them with what the store holds afterwards.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::keys::{Dist, mix};
+use crate::subject::{Action, OpFn};
+
+/// The mix of actions a cell runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Every operation an update.
+    Update,
+    /// 90 % reads, 10 % updates (drawn per operation, the same for every subject).
+    ReadMostly,
+    /// Every handler is handed a lazy session it never reads.
+    LazyUnread,
+}
+
+impl Mix {
+    fn action(self, t: usize, i: usize) -> Action {
+        match self {
+            Mix::Update => Action::Update,
+            Mix::ReadMostly if mix(((i as u64) << 20) ^ t as u64 ^ 0x5eed) % 10 == 0 => Action::Update,
+            Mix::ReadMostly => Action::Read,
+            Mix::LazyUnread => Action::LazyUnread,
+        }
+    }
+}
+
+/// What one cell measured.
+#[derive(Debug, Default, Clone)]
+pub struct Sample {
+    /// Operations that returned `Ok`.
+    pub ops: u64,
+    /// Updates among them (acknowledged updates).
+    pub acked_updates: u64,
+    /// Operations that returned an error.
+    pub errors: u64,
+    /// The first error's text.
+    pub first_error: Option<String>,
+    /// Wall time from the first spawn to the last task's end.
+    pub elapsed: Duration,
+    /// Every successful operation's latency, in nanoseconds, sorted.
+    pub lat_ns: Vec<u64>,
+}
+
+impl Sample {
+    /// Successful operations per second.
+    pub fn ops_per_s(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q`-quantile latency in microseconds.
+    pub fn percentile_us(&self, q: f64) -> f64 {
+        if self.lat_ns.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lat_ns.len() as f64 - 1.0) * q).round() as usize;
+        self.lat_ns[i] as f64 / 1_000.0
+    }
+
+    /// Merges another round into this one (ops and time add up, latencies pool).
+    pub fn merge(&mut self, other: Sample) {
+        self.ops += other.ops;
+        self.acked_updates += other.acked_updates;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.elapsed += other.elapsed;
+        self.lat_ns.extend(other.lat_ns);
+        self.lat_ns.sort_unstable();
+    }
+}
+
+/// A task gives up after this many errors (a subject that fails every call must not
+/// spin for the whole cell).
+const MAX_ERRORS_PER_TASK: u64 = 100;
+
+/// Runs `op` on `tasks` tasks for `duration`, keys drawn from `dist` over `keys` keys.
+pub async fn run_cell(op: &OpFn, tasks: usize, duration: Duration, dist: Dist, keys: usize, mix: Mix) -> Sample {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut handles = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        let (op, stop) = (op.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            let mut s = Sample::default();
+            let mut i = 0;
+            // In-memory operations never wait: each task watches the deadline itself
+            // and yields now and then, so tasks share the workers fairly and the
+            // timer below gets to run.
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if i % 32 == 31 {
+                    tokio::task::yield_now().await;
+                }
+                let action = mix.action(t, i);
+                let key = dist.key(t, i, keys);
+                let began = Instant::now();
+                match op(action, key).await {
+                    Ok(()) => {
+                        s.lat_ns.push(began.elapsed().as_nanos() as u64);
+                        s.ops += 1;
+                        if action == Action::Update {
+                            s.acked_updates += 1;
+                        }
+                    }
+                    Err(e) => {
+                        s.errors += 1;
+                        if s.first_error.is_none() {
+                            s.first_error = Some(format!("{e:#}"));
+                        }
+                        if s.errors >= MAX_ERRORS_PER_TASK {
+                            break;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            s
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Sample::default();
+    for h in handles {
+        match h.await {
+            Ok(s) => {
+                total.ops += s.ops;
+                total.acked_updates += s.acked_updates;
+                total.errors += s.errors;
+                if total.first_error.is_none() {
+                    total.first_error = s.first_error;
+                }
+                total.lat_ns.extend(s.lat_ns);
+            }
+            Err(e) => {
+                total.errors += 1;
+                total.first_error.get_or_insert_with(|| format!("task panicked: {e}"));
+            }
+        }
+    }
+    total.elapsed = start.elapsed();
+    total.lat_ns.sort_unstable();
+    total
+}

@@ -235,7 +235,9 @@ pub enum InteractiveCommand {
                             sweeper (Manager::spawn_sweeper, at its next scan pass) or the next click ends it with reason \
                             `expired`, running `end` exactly once.")]
     End {
-        /// The session id (16 characters, as in its custom ids) or its key.
+        /// The session id (16 characters, as in its custom ids) or its key. An id may
+        /// begin with `-`, so this takes hyphen values.
+        #[arg(allow_hyphen_values = true)]
         session: String,
         /// The manager's namespace.
         #[arg(long, short = 'n', value_name = "NS", default_value = "interactive")]

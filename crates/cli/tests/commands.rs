@@ -224,6 +224,9 @@ fn interactive(backend: Backend) {
     assert!(err.contains("already ended"), "{err}");
     let (code, _, _) = run(env.cmd().args(["interactive", "end", "AAAAAAAAAAAAAAAA"]));
     assert_eq!(code, 1, "no such session");
+    // Ids are base64url: one may begin with `-` and is still an id, not a flag.
+    let (code, _, err) = run(env.cmd().args(["interactive", "end", "--AAAAAAAAAAAAA-"]));
+    assert_eq!(code, 1, "an id that begins with a hyphen: {err}");
     let (code, _, _) = run(env.cmd().args(["interactive", "end", "not-an-id"]));
     assert_eq!(code, 2);
 }

@@ -180,11 +180,11 @@ pub(super) fn configure(tls: &PostgresTls, pg: &mut tokio_postgres::Config) -> R
     };
     let builder = match (mode, &tls.root_certs) {
         (SslMode::Disable, _) | (SslMode::Prefer | SslMode::Require, None) => {
-            builder.with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            builder.with_custom_certificate_verifier(Arc::new(CertCheck { roots: None, provider }))
         }
         // libpq: with a root certificate at hand, prefer and require check the chain.
         (SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, _) => {
-            builder.with_custom_certificate_verifier(Arc::new(ChainOnly { roots: roots()?, provider }))
+            builder.with_custom_certificate_verifier(Arc::new(CertCheck { roots: Some(roots()?), provider }))
         }
         (SslMode::VerifyFull, _) => {
             let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots()?), provider)
@@ -246,55 +246,20 @@ fn system_roots() -> Result<RootCertStore, StoreError> {
     Ok(roots)
 }
 
-/// `prefer` and `require` without a root certificate: encryption against passive
-/// eavesdropping, no check of who the server is (libpq's semantics). The handshake
-/// signatures are still verified, so the server holds the certificate's key.
+/// The certificate check of every mode but `verify-full` (which is rustls' own
+/// WebPKI verifier). `roots: None` is `prefer` and `require` without a root
+/// certificate: encryption against passive eavesdropping, no check of who the server
+/// is (libpq's semantics). `roots: Some` is `verify-ca` (and `prefer`/`require` given a
+/// root certificate): the chain must lead to a trusted root; the host name is not
+/// checked. Either way the handshake signatures are verified, so the server holds the
+/// certificate's key.
 #[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: RootCertStore,
+struct CertCheck {
+    roots: Option<RootCertStore>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for CertCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -303,14 +268,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -3,8 +3,6 @@
 //! namespace is answered exactly once; end events shown; the dptree branch.
 #![cfg(feature = "telegram")]
 
-#[path = "telegram_support/fake_api.rs"]
-mod fake_api;
 #[path = "telegram_support/queries.rs"]
 mod queries;
 
@@ -21,8 +19,8 @@ use bot_sessions::telegram::{
     Action, CallbackOutcome, CallbackRouter, CallbackTexts, MessageTarget, RenderError, RouterError, end_actions,
     execute, keyboard, show_end,
 };
+use bot_sessions::testing::telegram::{Call, FakeApi};
 use bot_sessions::{ManualClock, Ttl};
-use fake_api::{Call, FakeApi};
 use queries::{query_on, query_with};
 use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, UpdateFilterExt};

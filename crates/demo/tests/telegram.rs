@@ -4,10 +4,8 @@
 //! ([`telegram::run`]) in process; one drives the real binary through a restart.
 //!
 //! Nothing sleeps and hopes: every step waits for the request it expects, with a
-//! bound ([`fake_api::HANG_GUARD`]) that only guards against a hang.
+//! bound ([`HANG_GUARD`]) that only guards against a hang.
 
-#[path = "telegram_support/fake_api.rs"]
-mod fake_api;
 #[path = "telegram_support/updates.rs"]
 mod updates;
 
@@ -15,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::store::memory::MemoryStore;
+use bot_sessions::testing::telegram::{Call, FakeApi, HANG_GUARD};
 use bot_sessions::{DynStore, ManualClock};
 use bot_sessions_demo::bot::{Bot, BotConfig, EXPIRED, NOT_MINE, NOT_YOURS, REFUSED};
 use bot_sessions_demo::telegram::{self, TelegramError};
-use fake_api::{Call, FakeApi, HANG_GUARD};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): the conformance suite every backend runs, and the
 //! helpers backends' own tests share (unique names, a counter workload, child
-//! processes; with `discord`, a signing test key and a fake REST API).
+//! processes; with `discord`, a signing test key and a fake REST API; with `telegram`, a
+//! fake Bot API).
 //!
 //! A backend's test file runs the whole suite with one line:
 //!
@@ -17,6 +18,8 @@ pub mod discord;
 pub mod fuzz;
 pub mod model;
 pub mod process;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 
 use crate::store::near_cache::{CacheConfig, NearCache};
 use crate::{DynStore, Namespace, SessionError, SessionKey, Sessions};

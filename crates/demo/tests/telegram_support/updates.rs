@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::{Value, json};
 
-use super::fake_api::chat;
+use bot_sessions::testing::telegram::chat;
 
 /// A private text message (teloxide's own test data).
 const PRIVATE: &str = include_str!("../../../bot-sessions/tests/data/telegram/private_message__teloxide.json");

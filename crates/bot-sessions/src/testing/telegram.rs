@@ -1,15 +1,29 @@
-//! A fake Bot API on 127.0.0.1 for the demo's end-to-end tests (after the library's
-//! `tests/telegram_support/fake_api.rs`): it serves `getUpdates` from a queue the test
-//! fills, holding long polls until an update arrives and forgetting updates only when
-//! an `offset` confirms them (as Telegram does, so a restarted bot gets what its
-//! predecessor did not confirm); answers `getMe`, `getWebhookInfo`, `deleteWebhook`,
-//! `sendMessage`, `editMessageText`, `editMessageReplyMarkup` and
-//! `answerCallbackQuery` with plausible results; and records every request. HTTP/1.1
-//! with keep-alive, `Content-Length` bodies only (what reqwest sends for JSON).
-#![allow(dead_code)]
+//! Test support for Telegram bots (features `testing` and `telegram`): a fake Bot API
+//! on 127.0.0.1 that teloxide talks to.
+//!
+//! It serves `getUpdates` from a queue the test fills, holding long polls until an
+//! update arrives and forgetting updates only when an `offset` confirms them (as
+//! Telegram does, so a restarted bot gets what its predecessor did not confirm);
+//! answers `getMe`, `getWebhookInfo`, `deleteWebhook`, `sendMessage`,
+//! `editMessageText`, `editMessageReplyMarkup` and `answerCallbackQuery` with plausible
+//! results (or, on demand, edits with Telegram's "message is not modified"); and
+//! records every request. HTTP/1.1 with keep-alive, `Content-Length` bodies only (what
+//! reqwest sends for JSON).
+//!
+//! ```no_run
+//! use bot_sessions::testing::telegram::FakeApi;
+//!
+//! # async fn run() {
+//! let api = FakeApi::start().await;
+//! let bot = api.bot(); // a teloxide::Bot talking to the fake
+//! // ... drive the bot ...
+//! let answer = api.answer_of("4382bfdwdsb323b2d9").await; // its answerCallbackQuery
+//! assert_eq!(answer.method, "AnswerCallbackQuery");
+//! # let _ = bot; }
+//! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -89,6 +103,8 @@ struct State {
     next_message: HashMap<i64, i64>,
     /// The webhook `getWebhookInfo` reports until `deleteWebhook`.
     webhook: String,
+    /// Answer edits with Telegram's "message is not modified" error.
+    not_modified: bool,
 }
 
 /// The server: its URL, the update queue, and what it recorded.
@@ -104,8 +120,11 @@ impl FakeApi {
     /// Starts a server whose `getWebhookInfo` first reports a webhook (so the bot must
     /// delete it before polling).
     pub async fn start() -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("cannot bind the fake Bot API server: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake Bot API server address: {e}"));
+        let url = format!("http://{addr}/");
         let state = Arc::new(Mutex::new(State {
             calls: Vec::new(),
             queue: Vec::new(),
@@ -113,6 +132,7 @@ impl FakeApi {
             next_update: 1000,
             next_message: HashMap::new(),
             webhook: "https://example.invalid/old-webhook".into(),
+            not_modified: false,
         }));
         let api = FakeApi { url, state, changed: Arc::new(Notify::new()) };
         let server = api.clone();
@@ -126,14 +146,26 @@ impl FakeApi {
 
     /// A teloxide bot talking to this server.
     pub fn bot(&self) -> teloxide::Bot {
-        teloxide::Bot::new("1234:TEST").set_api_url(self.url.parse().expect("url"))
+        // `http://127.0.0.1:PORT/` always parses.
+        let url = self.url.parse().unwrap_or_else(|e| panic!("fake Bot API URL {}: {e}", self.url));
+        teloxide::Bot::new("1234:TEST").set_api_url(url)
+    }
+
+    /// Every request so far, forgotten by the server.
+    pub fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner).calls)
+    }
+
+    /// Makes edits fail with "message is not modified" (or succeed again).
+    pub fn not_modified(&self, on: bool) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).not_modified = on;
     }
 
     /// Queues updates (their `update_id`s are replaced by increasing ones); returns
     /// the ids given.
     pub fn push(&self, updates: impl IntoIterator<Item = Value>) -> Vec<i64> {
         let ids = {
-            let mut state = self.state.lock().expect("lock");
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let mut ids = Vec::new();
             for mut update in updates {
                 let id = state.next_update;
@@ -150,7 +182,7 @@ impl FakeApi {
 
     /// Every request so far.
     pub fn calls(&self) -> Vec<Call> {
-        self.state.lock().expect("lock").calls.clone()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).calls.clone()
     }
 
     /// The requests of `method` so far.
@@ -167,7 +199,7 @@ impl FakeApi {
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
-                let state = self.state.lock().expect("lock");
+                let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(t) = found(&state.calls) {
                     return t;
                 }
@@ -265,7 +297,11 @@ impl FakeApi {
     }
 
     fn record(&self, method: &str, body: Value, result: Value) {
-        self.state.lock().expect("lock").calls.push(Call { method: method.to_owned(), body, result });
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).calls.push(Call {
+            method: method.to_owned(),
+            body,
+            result,
+        });
         self.changed.notify_waiters();
     }
 
@@ -282,7 +318,7 @@ impl FakeApi {
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
-                let mut state = self.state.lock().expect("lock");
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(offset) = offset.filter(|&o| o > state.confirmed) {
                     state.confirmed = offset;
                     state.queue.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
@@ -298,7 +334,7 @@ impl FakeApi {
 
     fn answer(&self, method: &str, body: Value) -> Value {
         let result = {
-            let mut state = self.state.lock().expect("lock");
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             match method {
                 "GetMe" => json!({
                     "id": BOT_ID, "is_bot": true, "first_name": "Demo", "username": "demo_sessions_bot",
@@ -320,8 +356,24 @@ impl FakeApi {
                     let id = *next;
                     message(id, &body)
                 }
-                "EditMessageText" => message(body["message_id"].as_i64().unwrap_or(0), &body),
-                "EditMessageReplyMarkup" => message(body["message_id"].as_i64().unwrap_or(0), &body),
+                "EditMessageText" | "EditMessageReplyMarkup" if state.not_modified => {
+                    let description = if body.get("inline_message_id").is_some() {
+                        // Another wording: recognized by its start.
+                        "Bad Request: message is not modified"
+                    } else {
+                        // Telegram's wording, which teloxide knows.
+                        "Bad Request: message is not modified: specified new message content and reply markup are \
+                         exactly the same as a current content and reply markup of the message"
+                    };
+                    drop(state);
+                    self.record(method, body, Value::Null);
+                    return json!({ "ok": false, "error_code": 400, "description": description });
+                }
+                // An inline message's edit answers `true`, not the message.
+                "EditMessageText" | "EditMessageReplyMarkup" if body.get("inline_message_id").is_some() => json!(true),
+                "EditMessageText" | "EditMessageReplyMarkup" => {
+                    message(body["message_id"].as_i64().unwrap_or(0), &body)
+                }
                 _ => Value::Null,
             }
         };

@@ -5,7 +5,7 @@
 //! Options: `--quick` (the short run, for CI: under two minutes), `--out DIR` (another
 //! report directory). Environment: `BENCH_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `BENCH_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`). A backend that does not answer is
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`). A backend that does not answer is
 //! skipped and named in the report.
 
 use std::path::PathBuf;

@@ -39,8 +39,11 @@ impl Env {
             run,
             dir: std::env::temp_dir().join(format!("bot-sessions-bench-{run}")),
             redis_url: std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            // Plaintext for every subject: the raw baseline connects without TLS, and the
+            // store's default `sslmode=prefer` would otherwise pay TLS against a server
+            // with `ssl=on` (Debian's default) while the baseline does not.
             postgres_url: std::env::var("BENCH_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into()),
         }
     }
 

@@ -29,7 +29,9 @@ async fn seed(store: &DynStore, n: usize) -> anyhow::Result<()> {
             for i in (t..n).step_by(64) {
                 let key = format!("bench{}/chat:{i}/user:{}", i % 4, i % 1000).parse()?;
                 let value = format!("{{\"step\":\"email\",\"n\":{i},\"name\":\"user {i}\"}}");
-                store.write(&key, Write::new(value.as_bytes(), 1, None), Precondition::Absent, Timestamp::now()).await?;
+                store
+                    .write(&key, Write::new(value.as_bytes(), 1, None), Precondition::Absent, Timestamp::now())
+                    .await?;
             }
             anyhow::Ok(())
         });
@@ -66,7 +68,9 @@ fn shell(script: &str) -> anyhow::Result<()> {
 
 fn drop_prefix(prefix: &str) {
     let base = redis_base();
-    let _ = shell(&format!("redis-cli -u '{base}' --scan --pattern '{prefix}*' | xargs -r -n 1000 redis-cli -u '{base}' del > /dev/null"));
+    let _ = shell(&format!(
+        "redis-cli -u '{base}' --scan --pattern '{prefix}*' | xargs -r -n 1000 redis-cli -u '{base}' del > /dev/null"
+    ));
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

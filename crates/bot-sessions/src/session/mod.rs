@@ -50,6 +50,7 @@ pub use quarantine::{QUARANTINE_NAMESPACE, Quarantined, list_quarantined};
 pub use retry::RetryPolicy;
 pub use sweeper::ExpirySweeper;
 pub use ttl::Ttl;
+pub(crate) use expiry::lag;
 
 use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;

@@ -258,7 +258,9 @@ impl Observer {
         let (o, c) = (op as usize, outcome as usize);
         let s = |v: &'static str| SharedString::const_str(v);
         self.operations[o][c]
-            .get_or_init(|| self.counter(names::OPERATIONS, &[("operation", s(op.name())), ("outcome", s(outcome.name()))]))
+            .get_or_init(|| {
+                self.counter(names::OPERATIONS, &[("operation", s(op.name())), ("outcome", s(outcome.name()))])
+            })
             .increment(1);
         self.latency[o]
             .get_or_init(|| self.histogram(names::OPERATION_SECONDS, &[("operation", s(op.name()))]))
@@ -301,7 +303,11 @@ impl Observer {
             }
         }
     }
+}
 
+/// Interactive sessions.
+#[cfg(feature = "interactive")]
+impl Observer {
     /// A span for one interactive route; `kind` is recorded once known.
     pub(crate) fn route_span(&self) -> tracing::Span {
         tracing::debug_span!(

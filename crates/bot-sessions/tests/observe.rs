@@ -88,8 +88,11 @@ impl Store for Faulty {
     }
 }
 
-/// The metrics a snapshot holds, by name and sorted labels.
-struct Metrics(Vec<(String, Vec<(String, String)>, DebugValue)>);
+/// A metric's name, sorted labels and value.
+type Sample = (String, Vec<(String, String)>, DebugValue);
+
+/// The metrics a snapshot holds.
+struct Metrics(Vec<Sample>);
 
 impl Metrics {
     fn take(snapshotter: &Snapshotter) -> Self {
@@ -154,6 +157,11 @@ fn counters(store: impl bot_sessions::session::IntoDynStore, retry: RetryPolicy)
     Sessions::<Counter>::builder(store).namespace("obs").retry(retry).build().unwrap()
 }
 
+fn bump(c: &mut Counter) -> Result<(), SessionError> {
+    c.n += 1;
+    Ok(())
+}
+
 fn key() -> SessionKey {
     SessionKey::new(Namespace::new("obs").unwrap(), Scope::User(7))
 }
@@ -167,7 +175,7 @@ async fn every_operation_is_counted_by_operation_and_outcome() {
     let sessions = counters(MemoryStore::new(), RetryPolicy::default());
     let key = key();
     for _ in 0..5 {
-        sessions.update(&key, |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+        sessions.update(&key, bump).await.unwrap();
     }
     let refused: Result<(), SessionError> = sessions.update(&key, |_| Err(SessionError::Config("no".into()))).await;
     assert!(refused.is_err());
@@ -204,7 +212,7 @@ async fn a_conflict_is_counted_with_its_retry() {
     sessions
         .update(&key(), |c| {
             runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok::<_, SessionError>(c.n += 1)
+            bump(c)
         })
         .await
         .unwrap();
@@ -227,7 +235,7 @@ async fn running_out_of_retries_is_contention() {
     let store = Faulty::with(&[Some(Fault::Raced), Some(Fault::Raced)]);
     let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
     let sessions = counters(store, retry);
-    let err = sessions.update(&key(), |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap_err();
+    let err = sessions.update(&key(), bump).await.unwrap_err();
     assert!(matches!(err, SessionError::Contention { attempts: 2, .. }), "{err:?}");
 
     let m = Metrics::take(&snapshotter);
@@ -247,7 +255,7 @@ async fn an_ambiguous_write_is_counted_with_its_resolution() {
     // The write lands but its reply is lost: resolved by version, applied once.
     let store = Faulty::with(&[Some(Fault::LostReply)]);
     let sessions = counters(store, RetryPolicy::default());
-    sessions.update(&key(), |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+    sessions.update(&key(), bump).await.unwrap();
     assert_eq!(sessions.get(&key()).await.unwrap().unwrap().n, 1);
 
     let m = Metrics::take(&snapshotter);
@@ -273,10 +281,10 @@ async fn a_sweep_sets_live_sessions_and_records_its_lag() {
         .unwrap();
     let ns = sessions.namespace().clone();
     for user in 1..=3 {
-        sessions.update(&SessionKey::new(ns.clone(), Scope::User(user)), |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+        sessions.update(&SessionKey::new(ns.clone(), Scope::User(user)), bump).await.unwrap();
     }
     clock.advance(std::time::Duration::from_secs(30));
-    sessions.update(&SessionKey::new(ns.clone(), Scope::User(1)), |c| Ok::<_, SessionError>(c.n += 1)).await.unwrap();
+    sessions.update(&SessionKey::new(ns.clone(), Scope::User(1)), bump).await.unwrap();
     // Users 2 and 3 expired at 60 s; the sweep comes 5 s late. User 1 lives on.
     clock.advance(std::time::Duration::from_secs(35));
     let report = sessions.sweep_expired(bot_sessions::Clock::now(&clock)).await.unwrap();
@@ -341,7 +349,8 @@ async fn every_route_is_counted_by_kind_and_outcome() {
     assert_eq!(started.handle.await.unwrap().result, Some(3));
 
     let m = Metrics::take(&snapshotter);
-    let route = |kind, outcome| [("backend", "memory"), ("namespace", "interactive"), ("kind", kind), ("outcome", outcome)];
+    let route =
+        |kind, outcome| [("backend", "memory"), ("namespace", "interactive"), ("kind", kind), ("outcome", outcome)];
     assert_eq!(m.counter("bot_sessions_interactive_routes_total", &route("clicks", "handled")), 4);
     assert_eq!(m.counter("bot_sessions_interactive_routes_total", &route("clicks", "refused")), 1);
     assert_eq!(m.counter("bot_sessions_interactive_routes_total", &route("none", "not_ours")), 1);
@@ -389,7 +398,13 @@ async fn spans_name_backend_namespace_operation_and_outcome_never_the_value() {
     let store = Faulty::with(&[Some(Fault::Raced)]);
     let secrets = Sessions::<Secret>::builder(store).namespace("obs").build().unwrap();
     let key = key();
-    let err = secrets.update(&key, |s| Ok::<_, SessionError>(s.text = "hunter2-the-secret".into())).await.unwrap_err();
+    let err = secrets
+        .update(&key, |s| {
+            s.text = "hunter2-the-secret".into();
+            Ok::<_, SessionError>(())
+        })
+        .await
+        .unwrap_err();
     // The racing writer stored a counter, which is not a `Secret`: a decode error,
     // reported as an outcome.
     assert!(matches!(err, SessionError::Decode { .. }), "{err:?}");

@@ -43,8 +43,11 @@ fn scrape(addr: &str) -> String {
     body.to_owned()
 }
 
+/// Samples by name and sorted labels.
+type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
+
 /// The samples of a Prometheus text body: `name` and its labels, sorted, to the value.
-fn samples(body: &str) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+fn samples(body: &str) -> Samples {
     let mut out = BTreeMap::new();
     for line in body.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (series, value) = line.rsplit_once(' ').unwrap();
@@ -66,7 +69,7 @@ fn samples(body: &str) -> BTreeMap<(String, Vec<(String, String)>), f64> {
     out
 }
 
-fn get(samples: &BTreeMap<(String, Vec<(String, String)>), f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut labels: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     labels.sort();
     samples.get(&(name.to_owned(), labels)).copied()

@@ -40,6 +40,8 @@ pub use builder::{
     DEFAULT_EXPIRY_GRACE, DEFAULT_MAX_SIZE, IntoDynStore, MAX_EXPIRY_GRACE, MIN_EXPIRY_GRACE, SessionsBuilder,
 };
 pub use error::SessionError;
+#[cfg(feature = "interactive")]
+pub(crate) use expiry::lag;
 pub use expiry::{Expired, SweepReport};
 pub use guard::{LazySession, SessionGuard};
 pub use inspect::{Inspected, encode_value, inspect, split_ttl_header};
@@ -50,7 +52,6 @@ pub use quarantine::{QUARANTINE_NAMESPACE, Quarantined, list_quarantined};
 pub use retry::RetryPolicy;
 pub use sweeper::ExpirySweeper;
 pub use ttl::Ttl;
-pub(crate) use expiry::lag;
 
 use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;
@@ -344,7 +345,9 @@ where
             let saved = self.save(key, slot.as_ref(), ttl, &base, now).await;
             if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
                 retries += 1;
-                self.inner.obs.conflict((base.from_cache || attempt < self.inner.retry.max_attempts).then_some(retries));
+                self.inner
+                    .obs
+                    .conflict((base.from_cache || attempt < self.inner.retry.max_attempts).then_some(retries));
             }
             match saved {
                 Ok(()) => return Ok(Ok(out)),

@@ -243,14 +243,10 @@ impl Observer {
             retries = tracing::field::Empty,
         );
         let start = Instant::now();
-        let out = async {
-            let out = fut.await;
-            tracing::Span::current().record("outcome", out.outcome().name());
-            out
-        }
-        .instrument(span)
-        .await;
-        self.finished(op, out.outcome(), start.elapsed());
+        let out = fut.instrument(span.clone()).await;
+        let outcome = out.outcome();
+        span.record("outcome", outcome.name());
+        self.finished(op, outcome, start.elapsed());
         out
     }
 

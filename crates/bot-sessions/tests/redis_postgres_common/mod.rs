@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bot_sessions::testing::{Counter, hammer, process, total, unique_namespace};
 use bot_sessions::session::RetryPolicy;
+use bot_sessions::testing::{Counter, hammer, process, total, unique_namespace};
 use bot_sessions::{DynStore, Namespace, Scope, SessionError, SessionKey, Sessions};
 
 /// Tasks per process and updates per task of the two-process test.

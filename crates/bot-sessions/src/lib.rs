@@ -15,6 +15,7 @@
 //!   twilight-model interactions, an axum endpoint verifying Ed25519 signatures that
 //!   routes clicks, selects and modal submits to interactive sessions and renders their
 //!   replies, a REST client that edits a session's message when it ends;
+//! - [`observe`]: the tracing spans and `metrics` every operation emits, and their names;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ mod clock;
 pub mod codec;
 mod context;
 pub mod key;
+pub mod observe;
 mod record;
 pub mod session;
 pub mod store;

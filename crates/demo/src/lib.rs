@@ -6,7 +6,8 @@
 //! - [`telegram`]: the transport that runs the same bot on Telegram (teloxide, long
 //!   polling);
 //! - [`discord`]: the transport that runs the same bot behind Discord's HTTP
-//!   interactions endpoint, and [`register`], which registers its slash commands.
+//!   interactions endpoint, and [`register`], which registers its slash commands;
+//! - [`metrics`]: `--metrics ADDR`, the library's metrics in the Prometheus format.
 //!
 //! Run it with `cargo run -p bot-sessions-demo` and type `/help`, or on Telegram with
 //! `TELOXIDE_TOKEN=<token from @BotFather> cargo run -p bot-sessions-demo -- telegram`, or on
@@ -19,5 +20,6 @@ pub mod bot;
 pub mod console;
 pub mod discord;
 pub mod menu;
+pub mod metrics;
 pub mod register;
 pub mod telegram;

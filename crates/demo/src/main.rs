@@ -20,6 +20,10 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     console: Settings,
+    /// Serve the session metrics in the Prometheus text format at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9090 (port 0: any free port, printed).
+    #[arg(long, value_name = "ADDR", global = true)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,10 @@ impl Settings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(addr) = cli.metrics {
+        let bound = bot_sessions_demo::metrics::serve(addr).await?;
+        eprintln!("metrics on http://{bound}/metrics");
+    }
     match cli.command {
         Some(Command::Console(settings)) => console(&settings).await,
         None => console(&cli.console).await,

@@ -64,6 +64,8 @@ pub(crate) struct Core {
     pub(crate) closed: AtomicBool,
     pub(crate) cfg: Config,
     pub(crate) events: broadcast::Sender<EndEvent>,
+    /// Spans and metrics.
+    pub(crate) obs: crate::observe::Observer,
 }
 
 impl Core {
@@ -190,6 +192,7 @@ impl Core {
 
     /// Tells every subscriber that a session ended (no subscriber is fine).
     pub(crate) fn publish(&self, event: EndEvent) {
+        self.obs.ended(&event.kind, event.reason.name());
         let _ = self.events.send(event);
     }
 }
@@ -226,6 +229,9 @@ pub(crate) trait ErasedKind: Send + Sync + 'static {
         ctx: &Context,
         id: CustomId,
     ) -> Result<Routed, InteractiveError>;
+
+    /// The kind's registered name.
+    fn name(&self) -> &Arc<str>;
 
     /// Expires the session if due, collects an end that happened elsewhere, or (with
     /// `force`) ends it now for that reason.

@@ -220,6 +220,10 @@ impl<K: Interactive> Engine<K> {
 
 #[async_trait::async_trait]
 impl<K: Interactive> ErasedKind for Engine<K> {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     async fn click(
         &self,
         core: &Core,

@@ -34,6 +34,8 @@ impl Manager {
         let core = &*self.core;
         let mut report = ExpiryReport::default();
         let mut cursor: Option<String> = None;
+        // For the metrics: live sessions seen, and how late each end came.
+        let (mut live, mut lags) = (0, Vec::new());
         loop {
             let page = core
                 .store
@@ -53,13 +55,21 @@ impl Manager {
                     Phase::Ending => now.is_expired(header.lease),
                     Phase::Ended => header.waiter == Some(core.instance),
                 };
+                live += u64::from(header.phase == Phase::Live && !due);
                 if due && core.kinds().contains_key(&*header.kind) {
-                    report.add(self.tend_one(sid, now).await);
+                    let tended = self.tend_one(sid, now).await;
+                    if tended.expired > 0 {
+                        lags.push(crate::session::lag(header.deadline, now));
+                    }
+                    report.add(tended);
                 }
             }
             match page.next {
                 Some(next) => cursor = Some(next),
-                None => return Ok(report),
+                None => {
+                    core.obs.scanned(live, &lags);
+                    return Ok(report);
+                }
             }
         }
     }

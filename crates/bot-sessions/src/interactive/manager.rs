@@ -127,6 +127,7 @@ impl ManagerBuilder {
             .map_err(|e| InteractiveError::InvalidName { name: self.namespace.clone(), reason: e.to_string() })?;
         let mut cfg = self.cfg;
         cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
+        let obs = crate::observe::Observer::new(self.store.backend(), namespace.as_str());
         Ok(Manager {
             core: Arc::new(Core {
                 store: self.store,
@@ -140,6 +141,7 @@ impl ManagerBuilder {
                 closed: AtomicBool::new(false),
                 cfg,
                 events: broadcast::channel(EVENT_CAPACITY).0,
+                obs,
             }),
         })
     }
@@ -232,6 +234,22 @@ impl Manager {
         ctx: &Context,
         args: K::Args,
     ) -> Result<Started<K::Output>, InteractiveError> {
+        let started = self.start_unobserved(kind, ctx, args).await;
+        let outcome = match &started {
+            Ok(_) => "ok",
+            Err(InteractiveError::StartRefused { .. }) => "refused",
+            Err(_) => "error",
+        };
+        self.core.obs.started(&kind.engine.name, outcome);
+        started
+    }
+
+    async fn start_unobserved<K: Interactive>(
+        &self,
+        kind: &Kind<K>,
+        ctx: &Context,
+        args: K::Args,
+    ) -> Result<Started<K::Output>, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(Ordering::Acquire) {
             return Err(InteractiveError::ShutDown);
@@ -316,6 +334,16 @@ impl Manager {
     ///
     /// As [`route`](Self::route).
     pub async fn handle(&self, ctx: &Context) -> Result<Routed, InteractiveError> {
+        let span = self.core.obs.route_span();
+        let start = std::time::Instant::now();
+        let mut kind = None;
+        let routed = tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await;
+        let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
+        self.core.obs.routed(&span, kind, outcome, start.elapsed());
+        routed
+    }
+
+    async fn handle_unobserved(&self, ctx: &Context, kind: &mut Option<Arc<str>>) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(Ordering::Acquire) {
             return Err(InteractiveError::ShutDown);
@@ -336,6 +364,8 @@ impl Manager {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
         let engine = core.engine_for(sid, &record)?;
+        tracing::Span::current().record("kind", &**engine.name());
+        *kind = Some(engine.name().clone());
         engine.click(core, sid, &key, record, ctx, id).await
     }
 

@@ -24,15 +24,22 @@ pub enum EndReason {
     Cancelled,
 }
 
-impl std::fmt::Display for EndReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl EndReason {
+    /// The reason in snake case, as stored and as the `reason` metric label.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             EndReason::Finished => "finished",
             EndReason::Expired => "expired",
             EndReason::Shutdown => "shutdown",
             EndReason::Replaced => "replaced",
             EndReason::Cancelled => "cancelled",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -100,6 +107,22 @@ pub enum RouteOutcome {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+impl RouteOutcome {
+    /// The outcome in snake case: the `outcome` label of route metrics.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            RouteOutcome::Handled { .. } => "handled",
+            RouteOutcome::NotOurs => "not_ours",
+            RouteOutcome::Unknown { .. } => "unknown",
+            RouteOutcome::Expired { .. } => "expired",
+            RouteOutcome::Ended { .. } => "ended",
+            RouteOutcome::Refused { .. } => "refused",
+            RouteOutcome::Forged { .. } => "forged",
+            RouteOutcome::Malformed { .. } => "malformed",
+        }
+    }
 }
 
 /// What [`Manager::handle`](super::Manager::handle) did with an update, and what the

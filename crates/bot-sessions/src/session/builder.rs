@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::expiry::Hook;
 use super::{DecodePolicy, Expired, Inner, Migrations, RetryPolicy, SessionError, Sessions, Ttl, locks::KeyLocks};
+use crate::observe::Observer;
 use crate::store::near_cache::{CacheConfig, NearCache};
 use crate::{Clock, Codec, DynStore, KeyStrategy, Namespace, Store, SystemClock};
 
@@ -291,6 +292,7 @@ where
         if self.stale_reads.is_some() && near.is_none() {
             return Err(SessionError::Config("stale_reads needs a near cache: call .near_cache(..)".into()));
         }
+        let obs = Observer::new(store.backend(), namespace.as_str());
         Ok(Sessions {
             inner: Arc::new(Inner {
                 store,
@@ -309,6 +311,7 @@ where
                 locks: KeyLocks::default(),
                 near,
                 stale_reads: self.stale_reads,
+                obs,
             }),
         })
     }

@@ -17,7 +17,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Meta, SessionError, Sessions, header};
+use crate::observe::Op;
 use crate::{Precondition, Record, SessionKey, Timestamp};
+
+/// How long after `expires_at` it is at `now` (zero if not yet).
+pub(crate) fn lag(expires_at: Option<Timestamp>, now: Timestamp) -> std::time::Duration {
+    let late = expires_at.map_or(0, |t| now.as_millis().saturating_sub(t.as_millis()));
+    std::time::Duration::from_millis(u64::try_from(late).unwrap_or(0))
+}
 
 /// The boxed future an expiry hook returns.
 pub(super) type HookFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -132,7 +139,13 @@ where
     /// # }).unwrap();
     /// ```
     pub async fn sweep_expired(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
+        self.inner.obs.run(Op::Sweep, self.sweep_unobserved(now)).await
+    }
+
+    async fn sweep_unobserved(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
         let mut report = SweepReport::default();
+        // For the metrics: live sessions seen, and how late each claim came.
+        let (mut live, mut lags) = (0, Vec::new());
         let mut cursor: Option<String> = None;
         loop {
             let page = self.inner.store.scan(&self.inner.namespace, cursor.as_deref(), SWEEP_PAGE, now).await?;
@@ -143,6 +156,7 @@ where
                 };
                 let meta = self.meta_of(&record, own);
                 if !now.is_expired(meta.expires_at) {
+                    live += 1;
                     continue;
                 }
                 if self.check_schema(&key, &record).is_err() {
@@ -152,6 +166,7 @@ where
                 match self.claim(&key, record.version, now).await {
                     Ok(Claim::Won) => {
                         report.expired += 1;
+                        lags.push(lag(meta.expires_at, now));
                         if let Some(announce) = self.announcement(&key, &record, meta) {
                             // On a task of its own, so a panicking hook cannot take the sweep down.
                             if let Err(e) = tokio::spawn(announce).await {
@@ -170,7 +185,10 @@ where
             }
             match page.next {
                 Some(next) => cursor = Some(next),
-                None => return Ok(report),
+                None => {
+                    self.inner.obs.swept(live, &lags);
+                    return Ok(report);
+                }
             }
         }
     }
@@ -184,6 +202,10 @@ where
     ///
     /// Store errors.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
+        self.inner.obs.run(Op::Purge, self.purge_unobserved(now)).await
+    }
+
+    async fn purge_unobserved(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
         let mut report = self.sweep_expired(now).await?;
         report.purged = self.inner.store.purge_expired(now).await?;
         Ok(report)

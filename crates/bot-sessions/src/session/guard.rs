@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::locks::OwnedKeyLock;
 use super::{Base, Meta, SessionError, Sessions, Ttl, Via};
 use crate::SessionKey;
+use crate::observe::Op;
 
 /// A loaded session that holds its key's in-process lock until it is committed or
 /// dropped. Dropping it without [`commit`](Self::commit) writes nothing.
@@ -150,7 +151,8 @@ where
     /// expired since; encode, size or store errors.
     pub async fn commit(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now).await
+        let saved = self.sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now);
+        self.sessions.inner.obs.run(Op::Commit, saved).await
     }
 
     /// Deletes the session (compare-and-set against the loaded version).
@@ -160,7 +162,7 @@ where
     /// A conflict if another process wrote the key since the load; store errors.
     pub async fn delete(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.save(&self.key, None, self.ttl, &self.base, now).await
+        self.sessions.inner.obs.run(Op::Delete, self.sessions.save(&self.key, None, self.ttl, &self.base, now)).await
     }
 }
 

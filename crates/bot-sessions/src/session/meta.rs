@@ -71,6 +71,10 @@ where
     ///
     /// Store errors; [`SessionError::Decode`] when the stored value's header is damaged.
     pub async fn meta(&self, key: &SessionKey) -> Result<Option<Meta>, SessionError> {
+        self.inner.obs.run(crate::observe::Op::Meta, self.meta_unobserved(key)).await
+    }
+
+    async fn meta_unobserved(&self, key: &SessionKey) -> Result<Option<Meta>, SessionError> {
         let now = self.inner.clock.now();
         let Some(record) = self.inner.store.load(key, now).await? else {
             return Ok(None);

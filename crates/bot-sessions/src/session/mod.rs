@@ -40,6 +40,8 @@ pub use builder::{
     DEFAULT_EXPIRY_GRACE, DEFAULT_MAX_SIZE, IntoDynStore, MAX_EXPIRY_GRACE, MIN_EXPIRY_GRACE, SessionsBuilder,
 };
 pub use error::SessionError;
+#[cfg(feature = "interactive")]
+pub(crate) use expiry::lag;
 pub use expiry::{Expired, SweepReport};
 pub use guard::{LazySession, SessionGuard};
 pub use inspect::{Inspected, encode_value, inspect, split_ttl_header};
@@ -51,6 +53,7 @@ pub use retry::RetryPolicy;
 pub use sweeper::ExpirySweeper;
 pub use ttl::Ttl;
 
+use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;
 use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
 use locks::{KeyLock, KeyLocks};
@@ -142,6 +145,8 @@ struct Inner<T> {
     near: Option<NearCache>,
     /// How old a cached record `get` and lazy sessions may serve; `None`: always load.
     stale_reads: Option<std::time::Duration>,
+    /// Spans and metrics.
+    obs: Observer,
 }
 
 /// Where a load may take its record from.
@@ -310,22 +315,42 @@ where
         self.update_inner(key, |slot, ttl| f(slot.get_or_insert_with(|| initial()), ttl)).await
     }
 
-    async fn update_inner<R, E, F>(&self, key: &SessionKey, mut f: F) -> Result<R, E>
+    async fn update_inner<R, E, F>(&self, key: &SessionKey, f: F) -> Result<R, E>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
         E: From<SessionError>,
     {
+        let Handled(out) = self.inner.obs.run(Op::Update, async { Handled(self.update_attempts(key, f).await) }).await;
+        out.unwrap_or_else(|e| Err(e.into()))
+    }
+
+    /// The update: `Ok(Err(_))` is the handler's own error (nothing written).
+    async fn update_attempts<R, E, F>(&self, key: &SessionKey, mut f: F) -> Result<Result<R, E>, SessionError>
+    where
+        F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
+    {
         let _lock = self.lock(key).await;
         let mut attempt = 1;
+        let mut retries = 0;
         let mut via = Via::Write;
         loop {
             let now = self.inner.clock.now();
             let (value, base) = self.load(key, now, via).await?;
             let mut slot = Some(value);
             let mut ttl = base.own_ttl();
-            let out = f(&mut slot, &mut ttl)?;
-            match self.save(key, slot.as_ref(), ttl, &base, now).await {
-                Ok(()) => return Ok(out),
+            let out = match f(&mut slot, &mut ttl) {
+                Ok(out) => out,
+                Err(e) => return Ok(Err(e)),
+            };
+            let saved = self.save(key, slot.as_ref(), ttl, &base, now).await;
+            if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
+                retries += 1;
+                self.inner
+                    .obs
+                    .conflict((base.from_cache || attempt < self.inner.retry.max_attempts).then_some(retries));
+            }
+            match saved {
+                Ok(()) => return Ok(Ok(out)),
                 // The cached copy was stale (the cache has forgotten it): load and
                 // retry at once; this is not contention.
                 Err(SessionError::Store(StoreError::Conflict { .. })) if base.from_cache => via = Via::Store,
@@ -334,9 +359,9 @@ where
                     attempt += 1;
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {
-                    return Err(SessionError::Contention { key: key.to_string(), attempts: attempt }.into());
+                    return Err(SessionError::Contention { key: key.to_string(), attempts: attempt });
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -352,6 +377,10 @@ where
     }
 
     async fn open_via(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
+        self.inner.obs.run(Op::Open, self.open_unobserved(key, via)).await
+    }
+
+    async fn open_unobserved(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
         let lock = self.inner.locks.lock_owned(key.as_str()).await;
         let now = self.inner.clock.now();
         let (value, base) = self.load(key, now, via).await?;
@@ -371,6 +400,10 @@ where
     ///
     /// Decode, migration or store errors.
     pub async fn get(&self, key: &SessionKey) -> Result<Option<T>, SessionError> {
+        self.inner.obs.run(Op::Get, self.get_unobserved(key)).await
+    }
+
+    async fn get_unobserved(&self, key: &SessionKey) -> Result<Option<T>, SessionError> {
         let _lock = self.lock(key).await;
         let now = self.inner.clock.now();
         let (value, base) = self.load(key, now, Via::Read).await?;
@@ -399,6 +432,10 @@ where
     ///
     /// Store errors.
     pub async fn delete(&self, key: &SessionKey) -> Result<bool, SessionError> {
+        self.inner.obs.run(Op::Delete, self.delete_unobserved(key)).await
+    }
+
+    async fn delete_unobserved(&self, key: &SessionKey) -> Result<bool, SessionError> {
         let _lock = self.lock(key).await;
         let now = self.inner.clock.now();
         Ok(self.inner.store.delete(key, Precondition::Any, now).await?)

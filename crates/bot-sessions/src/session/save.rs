@@ -94,7 +94,7 @@ where
             Op::Delete => store.delete(key, pre, now).await.map(drop),
         };
         match sent {
-            Err(e) if e.is_ambiguous() => self.resolve(key, op, pre, e).await,
+            Err(e) if e.is_ambiguous() => self.inner.obs.ambiguous(self.resolve(key, op, pre, e).await),
             other => Ok(other?),
         }
     }

@@ -51,6 +51,10 @@ where
     /// # }).unwrap();
     /// ```
     pub async fn set(&self, key: &SessionKey, value: &T) -> Result<(), SessionError> {
+        self.inner.obs.run(crate::observe::Op::Set, self.set_unobserved(key, value)).await
+    }
+
+    async fn set_unobserved(&self, key: &SessionKey, value: &T) -> Result<(), SessionError> {
         let bytes = self.encode(key, value)?;
         if bytes.len() > self.inner.max_size {
             return Err(SessionError::TooLarge { key: key.to_string(), size: bytes.len(), limit: self.inner.max_size });
@@ -82,10 +86,12 @@ where
             let write = Write::new(&bytes, schema, self.store_expiry(None, created_at, now));
             match self.apply(key, Op::Write(write), pre, now).await {
                 Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
+                    self.inner.obs.conflict(Some(attempt));
                     tokio::time::sleep(self.inner.retry.delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {
+                    self.inner.obs.conflict(None);
                     return Err(SessionError::Contention { key: key.to_string(), attempts: attempt });
                 }
                 other => return other,

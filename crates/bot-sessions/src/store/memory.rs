@@ -317,6 +317,10 @@ fn conflict(key: &SessionKey) -> StoreError {
 
 #[async_trait::async_trait]
 impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         Ok(self.inner.records.get(key.as_str()).filter(|s| !s.is_expired(now)).map(|s| s.record()))
     }

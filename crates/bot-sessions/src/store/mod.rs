@@ -136,6 +136,13 @@ pub trait Store: Send + Sync + 'static {
     fn as_near_cache(&self) -> Option<&near_cache::NearCache> {
         None
     }
+
+    /// The backend's name, the `backend` label of [metrics and spans](crate::observe):
+    /// `memory`, `sqlite`, `redis`, `postgres`; a wrapper (the near cache) names what
+    /// it wraps. The default is `custom`.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// The range every network timeout of a server backend must lie in.

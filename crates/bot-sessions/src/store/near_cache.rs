@@ -302,6 +302,10 @@ fn is_in_namespace(k: &str, ns: &str) -> bool {
 
 #[async_trait::async_trait]
 impl Store for NearCache {
+    fn backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         let loaded = self.inner.store.load(key, now).await;
         match &loaded {

@@ -311,6 +311,10 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         let text = key.as_str();
         let rows = self.query(Op::Read(Some(text)), Q::Load, &[&text, &now.as_millis()]).await?;

@@ -606,6 +606,10 @@ impl RedisStore {
 
 #[async_trait::async_trait]
 impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         let rkey = self.record_key(key);
         let mut con = self.con.clone();

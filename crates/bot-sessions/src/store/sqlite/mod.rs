@@ -659,6 +659,10 @@ pub(crate) fn parse_record(columns: [ValueRef<'_>; 7]) -> Result<Record, String>
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         let (owned, sql) = (key.clone(), self.shared.sql.clone());
         #[cfg(test)]

@@ -335,7 +335,7 @@ impl Manager {
     /// As [`route`](Self::route).
     pub async fn handle(&self, ctx: &Context) -> Result<Routed, InteractiveError> {
         let span = self.core.obs.route_span();
-        let start = std::time::Instant::now();
+        let start = quanta::Instant::now();
         let mut kind = None;
         let routed = tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await;
         let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());

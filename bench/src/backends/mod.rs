@@ -102,7 +102,11 @@ pub const INSTANCES: &[&str] = &["update", "read", "tp", "click"];
 pub async fn build(env: &Env, backend: &str, instance: &str) -> anyhow::Result<Vec<Subject>> {
     match backend {
         "memory" => Ok(memory::subjects().into_iter().chain([encrypted::memory()?]).collect()),
-        "sqlite" => Ok(sqlite::subjects(env, instance).await?.into_iter().chain([encrypted::sqlite(env, instance).await?]).collect()),
+        "sqlite" => Ok(sqlite::subjects(env, instance)
+            .await?
+            .into_iter()
+            .chain([encrypted::sqlite(env, instance).await?])
+            .collect()),
         "redis" => redis::subjects(env, instance).await,
         "postgres" => postgres::subjects(env, instance).await,
         other => anyhow::bail!("unknown backend {other}"),

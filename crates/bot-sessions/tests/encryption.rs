@@ -34,7 +34,11 @@ fn ring(ids: &[u32]) -> KeyRing {
     KeyRing::new(ids.iter().map(|id| (*id, [*id as u8 + 0x40; KEY_LEN]))).unwrap()
 }
 
-fn profiles(store: &DynStore, ns: &Namespace, ring: Option<KeyRing>) -> bot_sessions::session::SessionsBuilder<Profile> {
+fn profiles(
+    store: &DynStore,
+    ns: &Namespace,
+    ring: Option<KeyRing>,
+) -> bot_sessions::session::SessionsBuilder<Profile> {
     let b = Sessions::<Profile>::builder(store.clone()).namespace(ns.as_str());
     match ring {
         Some(r) => b.encryption(r),

@@ -145,11 +145,13 @@ pub enum Command {
     },
 
     /// Re-seal every encrypted session with the newest key of the ring, so older keys can be retired.
-    #[command(after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n\n\
+    #[command(
+        after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n\n\
                             Only sessions not already sealed with the newest key are rewritten, each with \
                             compare-and-set, so a bot writing meanwhile is never overwritten, and the command is safe \
                             to run again after an interruption. Sessions that do not open with the ring are reported \
-                            and left alone (exit 1). Without --namespace, every namespace but the quarantine.")]
+                            and left alone (exit 1). Without --namespace, every namespace but the quarantine."
+    )]
     Rekey {
         /// Only this namespace (default: every namespace but `_quarantine`).
         #[arg(long, short = 'n', value_name = "NS")]

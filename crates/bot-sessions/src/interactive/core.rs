@@ -96,7 +96,12 @@ impl Core {
     }
 
     /// `record` of `key` with its value opened (unchanged when encryption is off).
-    pub(crate) fn opened(&self, sid: SessionId, key: &SessionKey, mut record: Record) -> Result<Record, InteractiveError> {
+    pub(crate) fn opened(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        mut record: Record,
+    ) -> Result<Record, InteractiveError> {
         if let std::borrow::Cow::Owned(plain) =
             self.sealer.open(key, &record.value).map_err(InteractiveError::sealed(sid))?
         {

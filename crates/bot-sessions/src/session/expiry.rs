@@ -210,9 +210,8 @@ where
     /// The hook's future for an expired record, if there is a hook.
     fn announcement(&self, key: &SessionKey, record: &Record, meta: Meta) -> Option<HookFuture> {
         let hook = self.inner.on_expire.as_ref()?;
-        let value = self
-            .open_value(key, &record.value)
-            .and_then(|plain| self.decode(key, record.schema_version, &plain));
+        let value =
+            self.open_value(key, &record.value).and_then(|plain| self.decode(key, record.schema_version, &plain));
         Some(hook(Expired { key: key.clone(), value, meta }))
     }
 

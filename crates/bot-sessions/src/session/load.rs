@@ -65,11 +65,11 @@ where
             return codec.decode(body).map_err(decode_err);
         }
         let old: serde_json::Value = codec.decode(body).map_err(decode_err)?;
-        let new = self
-            .inner
-            .migrations
-            .apply(schema, old)
-            .map_err(|(from, source)| SessionError::Migration { key: key.to_string(), from, source })?;
+        let new = self.inner.migrations.apply(schema, old).map_err(|(from, source)| SessionError::Migration {
+            key: key.to_string(),
+            from,
+            source,
+        })?;
         // The stored bytes decoded and the steps ran: a result that does not fit `T` is a
         // migration bug, not bad bytes, so no decode policy may discard the record.
         serde_json::from_value(new).map_err(|e| SessionError::Migration {

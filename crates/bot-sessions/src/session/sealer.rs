@@ -9,11 +9,11 @@ use std::borrow::Cow;
 #[cfg(feature = "encryption")]
 use std::sync::Arc;
 
-#[cfg(feature = "encryption")]
-pub(crate) use crate::encryption::SealError;
 use crate::SessionKey;
 #[cfg(feature = "encryption")]
 use crate::encryption::KeyRing;
+#[cfg(feature = "encryption")]
+pub(crate) use crate::encryption::SealError;
 
 /// Without the feature nothing can fail.
 #[cfg(not(feature = "encryption"))]

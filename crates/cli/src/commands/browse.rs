@@ -82,9 +82,9 @@ pub fn meta_json(key: &SessionKey, r: &Record) -> serde_json::Value {
 pub fn opened<'a>(key: &SessionKey, value: &'a [u8], ring: Option<&KeyRing>) -> Result<Cow<'a, [u8]>, String> {
     match (KeyRing::sealed_with(value), ring) {
         (None, _) => Ok(Cow::Borrowed(value)),
-        (Some(id), None) => Err(format!(
-            "encrypted with key id {id}; pass the key ring with --keys or BOT_SESSIONS_KEYS to read it"
-        )),
+        (Some(id), None) => {
+            Err(format!("encrypted with key id {id}; pass the key ring with --keys or BOT_SESSIONS_KEYS to read it"))
+        }
         (Some(_), Some(ring)) => ring.open(key, value).map_err(|e| e.to_string()),
     }
 }

@@ -1,8 +1,8 @@
 //! `rekey`: re-sealing encrypted sessions with the newest key of the ring, through the
 //! library's `rekey_page` (compare-and-set per record, idempotent, so resumable).
 
-use bot_sessions::encryption::{KeyRing, RekeyReport, rekey_page};
 use bot_sessions::SystemClock;
+use bot_sessions::encryption::{KeyRing, RekeyReport, rekey_page};
 use bot_sessions::session::QUARANTINE_NAMESPACE;
 use serde_json::json;
 
@@ -18,8 +18,7 @@ const PASSES: usize = 3;
 /// The key ring from `--keys` / `BOT_SESSIONS_KEYS`, if given. Errors never echo key
 /// material.
 pub fn ring(text: Option<&str>) -> CliResult<Option<KeyRing>> {
-    text.map(|t| KeyRing::parse(t).map_err(|e| CliError::Usage(format!("--keys / BOT_SESSIONS_KEYS: {e}"))))
-        .transpose()
+    text.map(|t| KeyRing::parse(t).map_err(|e| CliError::Usage(format!("--keys / BOT_SESSIONS_KEYS: {e}")))).transpose()
 }
 
 /// `rekey [--namespace NS] [--accept-plaintext]`.
@@ -51,9 +50,10 @@ pub async fn rekey(
             let mut report = RekeyReport::default();
             let mut cursor: Option<String> = None;
             loop {
-                let (page, next) = rekey_page(store.store.as_ref(), &ring, ns, cursor.as_deref(), util::PAGE, &SystemClock)
-                    .await
-                    .map_err(|e| store.err(&e))?;
+                let (page, next) =
+                    rekey_page(store.store.as_ref(), &ring, ns, cursor.as_deref(), util::PAGE, &SystemClock)
+                        .await
+                        .map_err(|e| store.err(&e))?;
                 if pass == 0 {
                     progress.add(page.scanned);
                 }

@@ -119,14 +119,14 @@ fn display(session: &Option<SessionId>) -> String {
 }
 
 impl InteractiveError {
+    #[cfg(feature = "encryption")]
     pub(crate) fn sealed(session: SessionId) -> impl FnOnce(crate::session::sealer::SealError) -> InteractiveError {
-        #[cfg(feature = "encryption")]
-        return move |source| InteractiveError::Sealed { session, source };
-        #[cfg(not(feature = "encryption"))]
-        return move |never| {
-            let _ = session;
-            match never {}
-        };
+        move |source| InteractiveError::Sealed { session, source }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    pub(crate) fn sealed(_session: SessionId) -> impl FnOnce(crate::session::sealer::SealError) -> InteractiveError {
+        |never| match never {}
     }
 
     pub(crate) fn store(session: SessionId) -> impl FnOnce(StoreError) -> InteractiveError {

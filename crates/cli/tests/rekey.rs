@@ -3,8 +3,14 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use bot_sessions::encryption::KeyRing;
-use bot_sessions::{Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp};
+use bot_sessions::interactive::{CustomIdCodec, EndCx, Interactive, Manager, StartCx, Target};
+use bot_sessions::store::BoxError;
+use bot_sessions::{Context, Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp, Ttl};
 use support::{Backend, Env, ok, rt, run};
 
 const SECRET: &str = "ada.lovelace@example.com";
@@ -120,6 +126,58 @@ fn rekey(backend: Backend) {
     assert_eq!(rt().block_on(s.get(&profiles[0])).unwrap().map(|p| p.n), Some(7));
 }
 
+/// A menu whose `end` counts its runs.
+struct Menu(Arc<AtomicUsize>);
+
+#[bot_sessions::interactive::async_trait]
+impl Interactive for Menu {
+    type State = u32;
+    type Args = ();
+    type Output = u32;
+
+    async fn start(&self, _: &mut StartCx<'_>, _: ()) -> Result<u32, BoxError> {
+        Ok(0)
+    }
+
+    async fn end(&self, _: &mut EndCx<'_>, n: u32) -> Result<Option<u32>, BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(n))
+    }
+
+    fn ttl(&self) -> Ttl {
+        Ttl::idle(Duration::from_secs(3600))
+    }
+}
+
+/// `interactive list` and `interactive end` on sessions a manager seals: readable and
+/// ended with the ring (the state sealed again), refused without it.
+fn sealed_interactive(backend: Backend) {
+    let env = Env::new(backend);
+    let store = env.store();
+    let ends = Arc::new(AtomicUsize::new(0));
+    let manager = Manager::builder(store.clone(), CustomIdCodec::new("m", Target::Telegram).unwrap())
+        .encryption(KeyRing::parse(&keys(&[1])).unwrap())
+        .build()
+        .unwrap();
+    let kind = manager.register("menu", Menu(ends.clone())).unwrap();
+    let started = rt().block_on(manager.start(&kind, &Context::new().chat(5).user(42), ())).unwrap();
+    let id = started.id.to_string();
+
+    let (_, out, err) = run(env.cmd().args(["interactive", "list"]));
+    assert!(!out.contains(&id) && err.contains("encrypted with key id 1"), "{out}{err}");
+    let listed = ok(env.cmd().args(["interactive", "list", "--keys", &keys(&[1])]));
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(&row.split_whitespace().collect::<Vec<_>>()[..5], [id.as_str(), "menu", "live", "42", "5"]);
+
+    let (code, _, err) = run(env.cmd().args(["interactive", "end", &id]));
+    assert_eq!(code, 2, "{err}");
+    assert!(ok(env.cmd().args(["interactive", "end", &id, "--keys", &keys(&[1])])).contains("marked expired"));
+    rt().block_on(manager.expire_scan(Timestamp::now())).unwrap();
+    assert_eq!(ends.load(Ordering::SeqCst), 1, "end runs exactly once");
+    let ended = rt().block_on(started.handle).unwrap();
+    assert_eq!(ended.reason, bot_sessions::interactive::EndReason::Expired);
+}
+
 #[test]
 fn rekey_help_has_an_example_and_hides_the_keys() {
     let out = ok(assert_cmd::Command::cargo_bin("bot-sessions")
@@ -138,4 +196,4 @@ macro_rules! on_every_backend {
     };
 }
 
-on_every_backend!(rekey);
+on_every_backend!(rekey, sealed_interactive);

@@ -48,8 +48,10 @@ pub async fn run(cli: Cli) -> CliResult {
             rekey::rekey(&s, ring, namespace.as_deref(), accept_plaintext, json).await
         }
         Command::Interactive(i) => match i {
-            InteractiveCommand::List { namespace } => interactive::list(&s, &namespace, json).await,
-            InteractiveCommand::End { session, namespace } => interactive::end(&s, &namespace, &session, json).await,
+            InteractiveCommand::List { namespace } => interactive::list(&s, &namespace, ring.as_ref(), json).await,
+            InteractiveCommand::End { session, namespace } => {
+                interactive::end(&s, &namespace, &session, ring.as_ref(), json).await
+            }
         },
         Command::Completions { .. } | Command::Man => Ok(()),
     }

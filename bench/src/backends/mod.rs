@@ -8,6 +8,7 @@
 //! `bsbench_RUN` (teloxide's fixed table `teloxide_dialogues` gets offset chat ids),
 //! SQLite files in a scratch directory. [`Env::cleanup`] removes exactly those.
 
+pub mod encrypted;
 pub mod memory;
 pub mod postgres;
 pub mod redis;
@@ -103,8 +104,12 @@ pub const INSTANCES: &[&str] = &["update", "read", "tp", "click"];
 /// The subjects of `backend` on `instance`.
 pub async fn build(env: &Env, backend: &str, instance: &str) -> anyhow::Result<Vec<Subject>> {
     match backend {
-        "memory" => Ok(memory::subjects()),
-        "sqlite" => sqlite::subjects(env, instance).await,
+        "memory" => Ok(memory::subjects().into_iter().chain([encrypted::memory()?]).collect()),
+        "sqlite" => Ok(sqlite::subjects(env, instance)
+            .await?
+            .into_iter()
+            .chain([encrypted::sqlite(env, instance).await?])
+            .collect()),
         "redis" => redis::subjects(env, instance).await,
         "postgres" => postgres::subjects(env, instance).await,
         other => anyhow::bail!("unknown backend {other}"),

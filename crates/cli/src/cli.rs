@@ -12,7 +12,11 @@ unreachable or failed.
 
 The store URL comes from --store or BOT_SESSIONS_STORE: sqlite://PATH,
 redis://HOST:PORT[/DB][?prefix=P], postgres://USER@HOST:PORT/DB[?schema=S&table=T].
-memory:// is refused (it would be a new, empty store).";
+memory:// is refused (it would be a new, empty store).
+
+The key ring of encryption at rest comes from --keys or BOT_SESSIONS_KEYS: ID=HEX pairs
+(64 hex digits, 32 bytes each), comma-separated, the newest last. `get` and `set` use it
+on sealed sessions; `rekey` needs it.";
 
 /// Look into, fix, move and erase bot sessions in any store.
 #[derive(Debug, Parser)]
@@ -21,6 +25,10 @@ pub struct Cli {
     /// The store: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB.
     #[arg(long, env = "BOT_SESSIONS_STORE", hide_env_values = true, global = true, value_name = "URL")]
     pub store: Option<String>,
+
+    /// The key ring for sessions encrypted at rest: `ID=HEX,...`, the newest last.
+    #[arg(long, env = "BOT_SESSIONS_KEYS", hide_env_values = true, global = true, value_name = "RING")]
+    pub keys: Option<String>,
 
     /// One JSON object per line instead of tables and sentences (for scripts).
     #[arg(long, global = true)]
@@ -134,6 +142,24 @@ pub enum Command {
         /// Overwrite sessions that are newer in the target.
         #[arg(long)]
         force: bool,
+    },
+
+    /// Re-seal every encrypted session with the newest key of the ring, so older keys can be retired.
+    #[command(
+        after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n\n\
+                            Only sessions not already sealed with the newest key are rewritten, each with \
+                            compare-and-set, so a bot writing meanwhile is never overwritten, and the command is safe \
+                            to run again after an interruption. Sessions that do not open with the ring are reported \
+                            and left alone (exit 1). Without --namespace, every namespace but the quarantine."
+    )]
+    Rekey {
+        /// Only this namespace (default: every namespace but `_quarantine`).
+        #[arg(long, short = 'n', value_name = "NS")]
+        namespace: Option<String>,
+        /// Also seal sessions stored in plaintext (when turning encryption on over
+        /// existing data; the bot must read them with `accept_plaintext` meanwhile).
+        #[arg(long)]
+        accept_plaintext: bool,
     },
 
     /// Live interactive sessions (menus, forms with buttons).

@@ -10,10 +10,13 @@
 //! [accepts plaintext](KeyRing::accept_plaintext) during a migration) fails with a
 //! typed [`SealError`] naming the key.
 //!
-//! **Status:** [`Sessions`](crate::Sessions) and the interactive manager do not call the
-//! ring yet (a builder option that seals on save and hands a [`SealError`] to the
-//! decode policy on load is the next step); today the ring and [`rekey`] are usable on
-//! their own, over any [`Store`](crate::Store).
+//! **Use:** [`SessionsBuilder::encryption`](crate::session::SessionsBuilder::encryption)
+//! seals every value a [`Sessions`](crate::Sessions) stores, and
+//! `ManagerBuilder::encryption` (feature `interactive`) the state of interactive
+//! sessions; a value that does not open reaches the session type's
+//! [`DecodePolicy`](crate::DecodePolicy) as a decode error naming the key. The ring and
+//! [`rekey`] also work on their own over any [`Store`](crate::Store); the operator
+//! tool's `bot-sessions rekey` drives [`rekey_page`].
 //!
 //! What stays in plaintext: keys (chat and user ids), versions, timestamps, the schema
 //! version and the owner. Only values are sealed.

@@ -19,6 +19,7 @@ pub(crate) use super::outcome::Routed;
 use super::{CustomId, CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, SessionId};
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
+use crate::session::sealer::Sealer;
 use crate::{Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};
 
 /// The store namespace of interactive sessions unless configured otherwise.
@@ -66,6 +67,8 @@ pub(crate) struct Core {
     pub(crate) events: broadcast::Sender<EndEvent>,
     /// Spans and metrics.
     pub(crate) obs: crate::observe::Observer,
+    /// Seals stored sessions (encryption at rest), or does nothing.
+    pub(crate) sealer: Sealer,
 }
 
 impl Core {
@@ -82,13 +85,31 @@ impl Core {
         deadline.map(|d| d.saturating_add(self.cfg.grace))
     }
 
+    /// Loads a session's record, its value opened when sessions are sealed (so every
+    /// reader past this point sees the plaintext envelope).
     pub(crate) async fn load(
         &self,
         sid: SessionId,
         key: &SessionKey,
         now: Timestamp,
     ) -> Result<Option<Record>, InteractiveError> {
-        self.store.load(key, now).await.map_err(InteractiveError::store(sid))
+        let record = self.store.load(key, now).await.map_err(InteractiveError::store(sid))?;
+        record.map(|r| self.opened(sid, key, r)).transpose()
+    }
+
+    /// `record` of `key` with its value opened (unchanged when encryption is off).
+    pub(crate) fn opened(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        mut record: Record,
+    ) -> Result<Record, InteractiveError> {
+        if let std::borrow::Cow::Owned(plain) =
+            self.sealer.open(key, &record.value).map_err(InteractiveError::sealed(sid))?
+        {
+            record.value = plain;
+        }
+        Ok(record)
     }
 
     /// Writes `value` as JSON; `Ok(None)` when the precondition failed. `owner` (the
@@ -109,6 +130,7 @@ impl Core {
             op: "encode",
             source,
         })?;
+        let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
         let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
         match self.store.write(key, write, precondition, now).await {
             Ok(version) => Ok(Some(version)),

@@ -75,6 +75,18 @@ pub enum InteractiveError {
         #[source]
         source: serde_json::Error,
     },
+    /// The stored session does not open with the manager's key ring (a key the ring
+    /// lacks, altered bytes, a record copied from another session, or plaintext the
+    /// ring does not accept), or cannot be sealed (feature `encryption`).
+    #[cfg(feature = "encryption")]
+    #[error("interactive session {session}: {source}")]
+    Sealed {
+        /// The session.
+        session: SessionId,
+        /// What did not open, naming the record's key.
+        #[source]
+        source: crate::encryption::SealError,
+    },
     /// The start filter refused the update.
     #[error("starting a session of kind `{kind}` was refused by filter `{filter}`")]
     StartRefused {
@@ -107,6 +119,16 @@ fn display(session: &Option<SessionId>) -> String {
 }
 
 impl InteractiveError {
+    #[cfg(feature = "encryption")]
+    pub(crate) fn sealed(session: SessionId) -> impl FnOnce(crate::session::sealer::SealError) -> InteractiveError {
+        move |source| InteractiveError::Sealed { session, source }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    pub(crate) fn sealed(_session: SessionId) -> impl FnOnce(crate::session::sealer::SealError) -> InteractiveError {
+        |never| match never {}
+    }
+
     pub(crate) fn store(session: SessionId) -> impl FnOnce(StoreError) -> InteractiveError {
         move |source| InteractiveError::Store { session: Some(session), source }
     }

@@ -42,9 +42,17 @@ impl Manager {
                 .scan(&core.namespace, cursor.as_deref(), core.cfg.scan_page, now)
                 .await
                 .map_err(|source| InteractiveError::Store { session: None, source })?;
-            for (key, record) in &page.items {
+            for (key, record) in page.items {
                 let Scope::Custom { id, .. } = key.scope() else { continue };
                 let Some(sid) = SessionId::parse(id) else { continue };
+                let record = match core.opened(sid, &key, record) {
+                    Ok(record) => record,
+                    Err(error) => {
+                        report.errors += 1;
+                        tracing::warn!(session = %sid, %error, "interactive session record does not open; skipped");
+                        continue;
+                    }
+                };
                 let Ok(header) = serde_json::from_slice::<Header<'_>>(&record.value) else {
                     report.errors += 1;
                     tracing::warn!(session = %sid, "interactive session record does not decode; skipped");

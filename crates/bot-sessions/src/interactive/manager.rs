@@ -17,6 +17,7 @@ use super::{
 use crate::session::IntoDynStore;
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
+use crate::session::sealer::Sealer;
 use crate::{Clock, Context, DynStore, Namespace, SystemClock};
 
 /// A registered session kind: what [`Manager::start`] takes.
@@ -56,6 +57,7 @@ pub struct ManagerBuilder {
     namespace: String,
     clock: Arc<dyn Clock>,
     cfg: Config,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -117,6 +119,18 @@ impl ManagerBuilder {
         self
     }
 
+    /// Seals the stored state of interactive sessions with `ring` (feature
+    /// `encryption`), as [`SessionsBuilder::encryption`](crate::session::SessionsBuilder::encryption)
+    /// does for data sessions: the session's key is the associated data, new state is
+    /// sealed with the ring's newest key. A record that does not open is an
+    /// [`InteractiveError::Sealed`] naming the session. Every manager sharing the
+    /// namespace needs the ring.
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, ring: impl Into<Arc<crate::encryption::KeyRing>>) -> Self {
+        self.sealer = Sealer::new(ring.into());
+        self
+    }
+
     /// Builds the manager.
     ///
     /// # Errors
@@ -142,6 +156,7 @@ impl ManagerBuilder {
                 cfg,
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 obs,
+                sealer: self.sealer,
             }),
         })
     }
@@ -178,6 +193,7 @@ impl Manager {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             clock: Arc::new(SystemClock),
             cfg: Config::default(),
+            sealer: Sealer::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::expiry::Hook;
+use super::sealer::Sealer;
 use super::{DecodePolicy, Expired, Inner, Migrations, RetryPolicy, SessionError, Sessions, Ttl, locks::KeyLocks};
 use crate::observe::Observer;
 use crate::store::near_cache::{CacheConfig, NearCache};
@@ -42,6 +43,7 @@ pub struct SessionsBuilder<T> {
     grace: Duration,
     near: Near,
     stale_reads: Option<Duration>,
+    sealer: Sealer,
 }
 
 /// Which near cache a [`Sessions`] uses.
@@ -76,6 +78,7 @@ where
             grace: DEFAULT_EXPIRY_GRACE,
             near: Near::FromStore,
             stale_reads: None,
+            sealer: Sealer::default(),
         }
     }
 
@@ -252,6 +255,51 @@ where
         self
     }
 
+    /// Seals every stored value with `ring` (feature `encryption`): authenticated
+    /// encryption at rest with the session's key as associated data, new values under
+    /// the ring's newest key, values under any key of the ring readable. See
+    /// [`encryption`](crate::encryption) and the README's "Encryption and key rotation".
+    ///
+    /// A stored value that does not open (a key the ring lacks, altered bytes, a value
+    /// copied from another key, plaintext the ring does not
+    /// [accept](crate::encryption::KeyRing::accept_plaintext)) is a
+    /// [`SessionError::Decode`] naming the key (its source a
+    /// [`SealError`](crate::encryption::SealError), see [`SessionError::seal_error`]),
+    /// handled by the [decode policy](Self::on_decode_error) like any bytes that do not
+    /// decode. Keys, versions, timestamps, the schema version and the owner stay in
+    /// plaintext.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::encryption::KeyRing;
+    /// use bot_sessions::{store::memory::MemoryStore, Scope, SessionKey, Sessions};
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Profile { email: String }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // In production: KeyRing::parse(&std::env::var("BOT_SESSIONS_KEYS")?)
+    /// let ring = KeyRing::parse(&format!("1={}", "11".repeat(32)))?;
+    /// let profiles = Sessions::<Profile>::builder(MemoryStore::new())
+    ///     .namespace("profile")
+    ///     .encryption(ring)
+    ///     .build()?;
+    /// let key = SessionKey::new(profiles.namespace().clone(), Scope::User(7));
+    /// profiles.update(&key, |p| { p.email = "ada@example.com".into(); Ok::<_, bot_sessions::SessionError>(()) }).await?;
+    /// # use bot_sessions::Clock;
+    /// let stored = profiles.store().load(&key, bot_sessions::SystemClock.now()).await?.unwrap();
+    /// assert_eq!(KeyRing::sealed_with(&stored.value), Some(1));
+    /// assert_eq!(profiles.get(&key).await?.unwrap().email, "ada@example.com");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, ring: impl Into<Arc<crate::encryption::KeyRing>>) -> Self {
+        self.sealer = Sealer::new(ring.into());
+        self
+    }
+
     /// Checks the settings and builds.
     ///
     /// # Errors
@@ -312,6 +360,7 @@ where
                 near,
                 stale_reads: self.stale_reads,
                 obs,
+                sealer: self.sealer,
             }),
         })
     }

@@ -88,6 +88,17 @@ impl SessionError {
         matches!(self, SessionError::Store(e) if e.is_ambiguous())
     }
 
+    /// The encryption error behind a [`Decode`](Self::Decode) or
+    /// [`Encode`](Self::Encode) error, when the stored value did not open (or seal)
+    /// with the key ring (feature `encryption`).
+    #[cfg(feature = "encryption")]
+    pub fn seal_error(&self) -> Option<&crate::encryption::SealError> {
+        match self {
+            SessionError::Decode { source, .. } | SessionError::Encode { source, .. } => source.source.downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether trying again may succeed (a backend outage, contention, a conflict).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Meta, SessionError, Sessions, header};
+use super::{Meta, SessionError, Sessions};
 use crate::observe::Op;
 use crate::{Precondition, Record, SessionKey, Timestamp};
 
@@ -150,7 +150,7 @@ where
         loop {
             let page = self.inner.store.scan(&self.inner.namespace, cursor.as_deref(), SWEEP_PAGE, now).await?;
             for (key, record) in page.items {
-                let Ok((own, _)) = header::split(&record.value) else {
+                let Ok(own) = self.stored_ttl(&key, &record) else {
                     report.skipped += 1;
                     continue;
                 };
@@ -232,7 +232,8 @@ where
     /// The hook's future for an expired record, if there is a hook.
     fn announcement(&self, key: &SessionKey, record: &Record, meta: Meta) -> Option<HookFuture> {
         let hook = self.inner.on_expire.as_ref()?;
-        let value = self.decode(key, record);
+        let value =
+            self.open_value(key, &record.value).and_then(|plain| self.decode(key, record.schema_version, &plain));
         Some(hook(Expired { key: key.clone(), value, meta }))
     }
 

@@ -108,7 +108,14 @@ where
         let page = self.inner.store.scan(&self.inner.namespace, cursor, limit, now).await?;
         let mut items = Vec::with_capacity(page.items.len());
         for (key, record) in page.items {
-            let own = match header::split(&record.value) {
+            let plain = match self.open_value(&key, &record.value) {
+                Ok(plain) => plain,
+                Err(e) => {
+                    items.push(Err((key, e)));
+                    continue;
+                }
+            };
+            let own = match header::split(&plain) {
                 Ok((own, _)) => own,
                 Err(source) => {
                     let e = SessionError::Decode { key: key.to_string(), source };
@@ -120,7 +127,9 @@ where
             if now.is_expired(meta.expires_at) {
                 continue;
             }
-            match self.check_schema(&key, &record).and_then(|()| self.decode(&key, &record)) {
+            let decoded =
+                self.check_schema(&key, &record).and_then(|()| self.decode(&key, record.schema_version, &plain));
+            match decoded {
                 Ok(value) => items.push(Ok(Listed { key, value, meta })),
                 Err(e) => items.push(Err((key, e))),
             }

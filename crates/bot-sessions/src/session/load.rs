@@ -1,10 +1,13 @@
 //! Loading a session: the one place stored bytes become a typed value (decoded,
 //! migrated, expired or handed to the decode policy).
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Base, DecodePolicy, SessionError, Sessions, Via, header, quarantine};
+use super::{Base, DecodePolicy, SessionError, Sessions, Ttl, Via, header, quarantine};
+use crate::codec::CodecError;
 use crate::{Record, SessionKey, Timestamp};
 
 impl<T> Sessions<T>
@@ -31,25 +34,47 @@ where
         self.inner.codec.encode(value).map_err(|source| SessionError::Encode { key: key.to_string(), source })
     }
 
-    /// Decodes a record (after its header, if any), migrating it to the current schema.
-    pub(super) fn decode(&self, key: &SessionKey, record: &Record) -> Result<T, SessionError> {
+    /// The plaintext of a value stored under `key`: opened when values are sealed (a
+    /// value that does not open is a [`SessionError::Decode`], for the decode policy),
+    /// the stored bytes themselves otherwise.
+    pub(super) fn open_value<'a>(&self, key: &SessionKey, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, SessionError> {
+        self.inner.sealer.open(key, stored).map_err(|e| SessionError::Decode {
+            key: key.to_string(),
+            source: CodecError { codec: "encryption", source: e.into() },
+        })
+    }
+
+    /// The session's own TTL in a stored record.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Decode`]: the value does not open, or its header is damaged.
+    pub(super) fn stored_ttl(&self, key: &SessionKey, record: &Record) -> Result<Option<Ttl>, SessionError> {
+        let plain = self.open_value(key, &record.value)?;
+        let (own, _) = header::split(&plain).map_err(|source| SessionError::Decode { key: key.to_string(), source })?;
+        Ok(own)
+    }
+
+    /// Decodes an opened value `plain` of schema version `schema` (after its header, if
+    /// any), migrating it to the current schema.
+    pub(super) fn decode(&self, key: &SessionKey, schema: u32, plain: &[u8]) -> Result<T, SessionError> {
         let codec = self.inner.codec;
         let decode_err = |source| SessionError::Decode { key: key.to_string(), source };
-        let (_, body) = header::split(&record.value).map_err(decode_err)?;
-        if record.schema_version == self.inner.migrations.current() {
+        let (_, body) = header::split(plain).map_err(decode_err)?;
+        if schema == self.inner.migrations.current() {
             return codec.decode(body).map_err(decode_err);
         }
         let old: serde_json::Value = codec.decode(body).map_err(decode_err)?;
-        let new = self
-            .inner
-            .migrations
-            .apply(record.schema_version, old)
-            .map_err(|(from, source)| SessionError::Migration { key: key.to_string(), from, source })?;
+        let new = self.inner.migrations.apply(schema, old).map_err(|(from, source)| SessionError::Migration {
+            key: key.to_string(),
+            from,
+            source,
+        })?;
         // The stored bytes decoded and the steps ran: a result that does not fit `T` is a
         // migration bug, not bad bytes, so no decode policy may discard the record.
         serde_json::from_value(new).map_err(|e| SessionError::Migration {
             key: key.to_string(),
-            from: record.schema_version,
+            from: schema,
             source: format!("the migrated value does not fit the session type: {e}").into(),
         })
     }
@@ -92,7 +117,7 @@ where
         }?;
         // Over for this session type (its own TTL, or a hook's grace period): the store
         // decides, and the expiry is claimed on what it holds.
-        let own = header::split(&record.value).map_or(None, |(own, _)| own);
+        let own = self.stored_ttl(key, &record).unwrap_or(None);
         (!now.is_expired(self.meta_of(&record, own).expires_at)).then_some(record)
     }
 
@@ -107,8 +132,10 @@ where
             return self.fresh(key, None);
         };
         self.check_schema(key, &record)?;
-        // A damaged header is bad bytes: `decode` below reports it and the policy applies.
-        let own = header::split(&record.value).map_or(None, |(own, _)| own);
+        // Opened once, for the header and the decode. A value that does not open or a
+        // damaged header is bad bytes: the decode below reports it and the policy applies.
+        let plain = self.open_value(key, &record.value);
+        let own = plain.as_ref().ok().and_then(|p| header::split(p).ok()).and_then(|(own, _)| own);
         let meta = self.meta_of(&record, own);
         if now.is_expired(meta.expires_at) {
             // Live for the store (the grace period of an `on_expire` hook, or a TTL
@@ -118,14 +145,23 @@ where
             self.expire_met(key, &record, meta, now).await?;
             return self.fresh(key, None);
         }
-        match self.decode(key, &record) {
-            Ok(value) => {
+        let decoded = plain.and_then(|plain| {
+            let value = self.decode(key, record.schema_version, &plain)?;
+            // A sealed value's plaintext; `None`: the stored bytes are the plaintext.
+            let opened = match plain {
+                Cow::Owned(opened) => Some(opened),
+                Cow::Borrowed(_) => None,
+            };
+            Ok((value, opened))
+        });
+        match decoded {
+            Ok((value, opened)) => {
                 let current = record.schema_version == self.inner.migrations.current();
                 let base = Base {
                     version: Some(record.version),
                     created_at: Some(record.created_at),
                     must_write: !current || own.unwrap_or(self.inner.ttl).refreshes_on_read(),
-                    stored: current.then_some(record.value),
+                    stored: current.then(|| opened.unwrap_or(record.value)),
                     initial: None,
                     meta: Some(meta),
                     from_cache,

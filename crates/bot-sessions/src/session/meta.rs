@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{SessionError, Sessions, Ttl, header};
+use super::{SessionError, Sessions, Ttl};
 use crate::{Record, SessionKey, Timestamp};
 
 /// A stored session's times and version, as seen through its session type.
@@ -69,7 +69,8 @@ where
     ///
     /// # Errors
     ///
-    /// Store errors; [`SessionError::Decode`] when the stored value's header is damaged.
+    /// Store errors; [`SessionError::Decode`] when the stored value's header is damaged
+    /// (or, with encryption, the value does not open).
     pub async fn meta(&self, key: &SessionKey) -> Result<Option<Meta>, SessionError> {
         self.inner.obs.run(crate::observe::Op::Meta, self.meta_unobserved(key)).await
     }
@@ -79,8 +80,7 @@ where
         let Some(record) = self.inner.store.load(key, now).await? else {
             return Ok(None);
         };
-        let (own, _) =
-            header::split(&record.value).map_err(|source| SessionError::Decode { key: key.to_string(), source })?;
+        let own = self.stored_ttl(key, &record)?;
         let meta = self.meta_of(&record, own);
         Ok((!now.is_expired(meta.expires_at)).then_some(meta))
     }

@@ -27,6 +27,7 @@ mod migrate;
 mod quarantine;
 mod retry;
 mod save;
+pub(crate) mod sealer;
 mod set;
 mod sweeper;
 mod ttl;
@@ -57,6 +58,7 @@ use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;
 use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
 use locks::{KeyLock, KeyLocks};
+use sealer::Sealer;
 
 /// What happens when stored bytes do not decode into the session type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,6 +123,7 @@ impl<T> std::fmt::Debug for Sessions<T> {
             .field("ttl", &self.inner.ttl)
             .field("codec", &self.inner.codec)
             .field("on_expire", &self.inner.on_expire.is_some())
+            .field("encryption", &self.inner.sealer)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +150,8 @@ struct Inner<T> {
     stale_reads: Option<std::time::Duration>,
     /// Spans and metrics.
     obs: Observer,
+    /// Seals stored values (encryption at rest), or does nothing.
+    sealer: Sealer,
 }
 
 /// Where a load may take its record from.
@@ -168,7 +173,8 @@ struct Base {
     /// The live record's version: the compare-and-set base. `None`: absent.
     version: Option<u64>,
     created_at: Option<Timestamp>,
-    /// The stored bytes when they are already what this code would write for an
+    /// The stored bytes (opened, when sealed: the comparison is of plaintext, as
+    /// sealing is randomized) when they are already what this code would write for an
     /// unchanged value (current schema); `None` forces a write when anything is kept.
     stored: Option<Vec<u8>>,
     /// The encoding of the initial value, when the value started from it.

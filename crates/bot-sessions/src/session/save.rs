@@ -54,13 +54,23 @@ where
             return self.delete_base(key, base, now).await;
         }
         let bytes = header::join(own, body);
+        // Compared in plaintext: sealing draws a fresh nonce every time.
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
             return self.check_cached(key, base, now).await;
         }
+        let bytes = self.seal_value(key, bytes)?;
         let created_at = base.created_at.unwrap_or(now);
         let write = Write::new(&bytes, self.inner.migrations.current(), self.store_expiry(own, created_at, now));
         let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
         self.apply(key, Op::Write(write), precondition, now).await
+    }
+
+    /// The bytes to store for the plaintext `bytes` (sealed when encryption is on).
+    pub(super) fn seal_value(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<Vec<u8>, SessionError> {
+        self.inner.sealer.seal(key, bytes).map_err(|e| SessionError::Encode {
+            key: key.to_string(),
+            source: crate::codec::CodecError { codec: "encryption", source: e.into() },
+        })
     }
 
     /// Nothing to write: fine for a loaded base; for a cached one, the caller's result

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::save::Op;
-use super::{SessionError, Sessions, Ttl, header};
+use super::{SessionError, Sessions, Ttl};
 use crate::{Precondition, SessionKey, StoreError, Write};
 
 impl<T> Sessions<T>
@@ -59,6 +59,7 @@ where
         if bytes.len() > self.inner.max_size {
             return Err(SessionError::TooLarge { key: key.to_string(), size: bytes.len(), limit: self.inner.max_size });
         }
+        let bytes = self.seal_value(key, bytes)?;
         let schema = self.inner.migrations.current();
         let _lock = self.lock(key).await;
         if self.inner.on_expire.is_none() && !matches!(self.inner.ttl, Ttl::Absolute(_)) {
@@ -73,7 +74,7 @@ where
             let (pre, created_at) = match self.inner.store.load(key, now).await? {
                 None => (Precondition::Absent, now),
                 Some(record) => {
-                    let own = header::split(&record.value).map_or(None, |(own, _)| own);
+                    let own = self.stored_ttl(key, &record).unwrap_or(None);
                     let meta = self.meta_of(&record, own);
                     if now.is_expired(meta.expires_at) {
                         self.expire_met(key, &record, meta, now).await?;

@@ -2,6 +2,9 @@
 
 use std::io::Write as _;
 
+use std::borrow::Cow;
+
+use bot_sessions::encryption::KeyRing;
 use bot_sessions::session::{Inspected, inspect};
 use bot_sessions::{Record, SessionKey, Ttl};
 use serde_json::json;
@@ -75,11 +78,25 @@ pub fn meta_json(key: &SessionKey, r: &Record) -> serde_json::Value {
     })
 }
 
-/// Prints a record's metadata, then its value (decoded when it decodes).
-pub fn show(key: &SessionKey, r: &Record, as_json: bool) {
-    let decoded = inspect(&r.value);
+/// A stored value opened with `ring` when it is sealed. `Err`: why it cannot be read.
+pub fn opened<'a>(key: &SessionKey, value: &'a [u8], ring: Option<&KeyRing>) -> Result<Cow<'a, [u8]>, String> {
+    match (KeyRing::sealed_with(value), ring) {
+        (None, _) => Ok(Cow::Borrowed(value)),
+        (Some(id), None) => {
+            Err(format!("encrypted with key id {id}; pass the key ring with --keys or BOT_SESSIONS_KEYS to read it"))
+        }
+        (Some(_), Some(ring)) => ring.open(key, value).map_err(|e| e.to_string()),
+    }
+}
+
+/// Prints a record's metadata, then its value (decoded when it decodes; opened first
+/// with `ring` when it is sealed).
+pub fn show(key: &SessionKey, r: &Record, ring: Option<&KeyRing>, as_json: bool) {
+    let sealed = KeyRing::sealed_with(&r.value);
+    let decoded = opened(key, &r.value, ring).and_then(|plain| inspect(&plain).map_err(|e| e.to_string()));
     if as_json {
         let mut out = meta_json(key, r);
+        out["sealed_with"] = sealed.into();
         match &decoded {
             Ok(Inspected { ttl, codec, value }) => {
                 out["codec"] = codec.name().into();
@@ -99,6 +116,9 @@ pub fn show(key: &SessionKey, r: &Record, as_json: bool) {
     println!("updated:  {}", util::time(r.updated_at));
     println!("expires:  {}", util::expiry(r.expires_at));
     println!("user:     {}", r.user_id.map_or_else(|| "-".into(), |u| u.to_string()));
+    if let Some(id) = sealed {
+        println!("sealed:   key id {id}");
+    }
     match decoded {
         Ok(Inspected { ttl, codec, value }) => {
             println!("codec:    {}", codec.name());
@@ -112,8 +132,8 @@ pub fn show(key: &SessionKey, r: &Record, as_json: bool) {
     }
 }
 
-/// `get KEY [--raw]`.
-pub async fn get(store: &Opened, key: &str, raw: bool, as_json: bool) -> CliResult {
+/// `get KEY [--raw]` (`--raw`: the bytes as stored, sealed or not).
+pub async fn get(store: &Opened, key: &str, raw: bool, ring: Option<&KeyRing>, as_json: bool) -> CliResult {
     let key = util::key(key)?;
     let record = util::load(store, &key).await?.ok_or_else(|| util::not_found(store, &key))?;
     if raw {
@@ -123,6 +143,6 @@ pub async fn get(store: &Opened, key: &str, raw: bool, as_json: bool) -> CliResu
             .map_err(|e| CliError::Failed(format!("stdout: {e}")))?;
         return Ok(());
     }
-    show(&key, &record, as_json);
+    show(&key, &record, ring, as_json);
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bot_sessions::encryption::KeyRing;
 use bot_sessions::session::{encode_value, inspect};
 use bot_sessions::{Codec, Precondition, StoreError, Write};
 use serde_json::json;
@@ -17,8 +18,10 @@ fn conflict(store: &Opened, key: &str, why: &str) -> CliError {
 
 /// `set KEY VALUE_JSON [--if-version V]`: compare-and-set against the version read (or
 /// the one given), keeping the session's codec, TTL header, schema and expiry unless
-/// told otherwise.
-pub async fn set(store: &Opened, args: &SetArgs, as_json: bool) -> CliResult {
+/// told otherwise. With a key ring the value is sealed (and an encrypted session is
+/// opened first to keep its codec and TTL); an encrypted session is not replaced
+/// without one.
+pub async fn set(store: &Opened, args: &SetArgs, ring: Option<&KeyRing>, as_json: bool) -> CliResult {
     let key = util::key(&args.key)?;
     let value: serde_json::Value = serde_json::from_str(&args.value)
         .map_err(|e| CliError::Usage(format!("the value for key `{key}` is not valid JSON: {e}")))?;
@@ -33,7 +36,16 @@ pub async fn set(store: &Opened, args: &SetArgs, as_json: bool) -> CliResult {
         (None, None) => Precondition::Absent,
     };
     // What the bot wrote before, so that it can still read the value.
-    let seen = current.as_ref().and_then(|r| inspect(&r.value).ok());
+    let seen = match &current {
+        Some(r) if KeyRing::sealed_with(&r.value).is_some() && ring.is_none() => {
+            return Err(CliError::Usage(format!(
+                "the session under `{key}` is encrypted: pass the key ring with --keys or BOT_SESSIONS_KEYS to \
+                 replace it; nothing was written"
+            )));
+        }
+        Some(r) => crate::commands::browse::opened(&key, &r.value, ring).ok().and_then(|plain| inspect(&plain).ok()),
+        None => None,
+    };
     let codec = match args.codec {
         Some(CodecArg::Json) => Codec::Json,
         Some(CodecArg::Msgpack) => Codec::MessagePack,
@@ -42,6 +54,12 @@ pub async fn set(store: &Opened, args: &SetArgs, as_json: bool) -> CliResult {
     let own_ttl = seen.as_ref().and_then(|s| s.ttl);
     let bytes = encode_value(&value, codec, own_ttl)
         .map_err(|e| CliError::Usage(format!("cannot encode the value for key `{key}`: {e}")))?;
+    let bytes = match ring {
+        Some(ring) => ring
+            .seal(&key, &bytes)
+            .map_err(|e| CliError::Usage(format!("cannot seal the value for key `{key}`: {e}")))?,
+        None => bytes,
+    };
     let schema = args.schema_version.or(current.as_ref().map(|r| r.schema_version)).unwrap_or(1);
     let expires_at = match args.ttl {
         Some(secs) => Some(now.saturating_add(Duration::from_secs(secs))),

@@ -1,5 +1,6 @@
 //! `interactive list|end`: live interactive sessions.
 
+use bot_sessions::encryption::KeyRing;
 use bot_sessions::interactive::{SessionId, expire_now, read_stored, stored_id, stored_key};
 use bot_sessions::{Precondition, SessionKey, StoreError, Write};
 use serde_json::json;
@@ -13,7 +14,8 @@ fn opt(v: Option<i64>) -> String {
 }
 
 /// `interactive list [--namespace NS]`.
-pub async fn list(store: &Opened, namespace: &str, as_json: bool) -> CliResult {
+/// Sessions sealed by a manager with encryption at rest open with `ring`.
+pub async fn list(store: &Opened, namespace: &str, ring: Option<&KeyRing>, as_json: bool) -> CliResult {
     let ns = util::namespace(namespace)?;
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
@@ -22,7 +24,9 @@ pub async fn list(store: &Opened, namespace: &str, as_json: bool) -> CliResult {
             store.store.scan(&ns, cursor.as_deref(), util::PAGE, store.now()).await.map_err(|e| store.err(&e))?;
         for (key, record) in &page.items {
             let Some(id) = stored_id(key) else { continue };
-            let s = match read_stored(&record.value) {
+            let s = match super::browse::opened(key, &record.value, ring)
+                .and_then(|plain| read_stored(&plain).map_err(|e| e.to_string()))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("skipped {key}: {e}");
@@ -72,18 +76,28 @@ fn session_key(namespace: &str, session: &str) -> CliResult<SessionKey> {
 }
 
 /// `interactive end SESSION`: moves the live session's deadline to now with
-/// compare-and-set; the bot's expiry sweeper then ends it, running `end` once.
-pub async fn end(store: &Opened, namespace: &str, session: &str, as_json: bool) -> CliResult {
+/// compare-and-set; the bot's expiry sweeper then ends it, running `end` once. A sealed
+/// session is opened and sealed again with `ring`.
+pub async fn end(store: &Opened, namespace: &str, session: &str, ring: Option<&KeyRing>, as_json: bool) -> CliResult {
     let key = session_key(namespace, session)?;
     for _ in 0..4 {
         let now = store.now();
         let record = util::load(store, &key).await?.ok_or_else(|| util::not_found(store, &key))?;
-        let value = expire_now(&record.value, now)
+        let sealed = KeyRing::sealed_with(&record.value).is_some();
+        let plain = super::browse::opened(&key, &record.value, ring)
+            .map_err(|e| CliError::Usage(format!("store {}: session `{key}`: {e}", store.name)))?;
+        let value = expire_now(&plain, now)
             .map_err(|e| CliError::Failed(format!("store {}: session `{key}`: {e}", store.name)))?;
+        let kind = read_stored(&value).map(|s| s.kind).unwrap_or_default();
+        let value = match ring {
+            Some(ring) if sealed => ring
+                .seal(&key, &value)
+                .map_err(|e| CliError::Failed(format!("store {}: session `{key}`: {e}", store.name)))?,
+            _ => value,
+        };
         let write = Write::new(&value, record.schema_version, record.expires_at).with_owner(record.user_id);
         match store.store.write(&key, write, Precondition::Version(record.version), now).await {
             Ok(_) => {
-                let kind = read_stored(&value).map(|s| s.kind).unwrap_or_default();
                 if as_json {
                     util::json_line(&json!({"session": key.as_str(), "kind": kind, "expired_at": now.as_millis()}));
                 } else {

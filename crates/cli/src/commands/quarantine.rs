@@ -58,7 +58,8 @@ pub async fn show(store: &Opened, key: &str, as_json: bool) -> CliResult {
     if !as_json {
         println!("original: {original}");
     }
-    browse::show(&key, &r, as_json);
+    // Sealed bytes in quarantine open only under their original key: shown as sealed.
+    browse::show(&key, &r, None, as_json);
     if !as_json && bot_sessions::session::inspect(&r.value).is_err() {
         println!("bytes:    {}", String::from_utf8_lossy(&r.value).escape_debug());
     }

@@ -2,7 +2,7 @@
 //! every byte and every piece of metadata, safe to run again.
 
 mod line;
-mod progress;
+pub(crate) mod progress;
 mod put;
 mod tally;
 

@@ -36,7 +36,12 @@ const TASKS: usize = 64;
 const CELL: Duration = Duration::from_secs(1);
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs every subject `rounds` times at [`TASKS`] tasks, interleaved; prints the

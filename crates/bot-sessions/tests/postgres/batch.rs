@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use bot_sessions::store::near_cache::CacheConfig;
 use bot_sessions::store::postgres::{PostgresConfig, PostgresStore};
-use bot_sessions::{Namespace, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp, Write};
+use bot_sessions::{
+    Namespace, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp, Write,
+};
 
 use super::{admin, connect, drop_schema, unique_app, unique_schema, url, url_as, wait_until};
 
@@ -61,8 +63,7 @@ async fn each_write_of_a_batch_is_decided_on_its_own() {
 async fn a_row_held_by_another_transaction_is_written_once_it_is_free() {
     let schema = unique_schema();
     let app = unique_app("batch");
-    let store =
-        Arc::new(connect(&url_as(&app), PostgresConfig::default().schema(schema.as_str()).pool_size(2)).await);
+    let store = Arc::new(connect(&url_as(&app), PostgresConfig::default().schema(schema.as_str()).pool_size(2)).await);
     let now = Timestamp::now();
     let mut versions = Vec::new();
     for chat in 0..10 {

@@ -33,6 +33,11 @@
 //! shared, they carry as many as the tasks issue, on as few server backends. Every
 //! connection has its statements prepared once, when it is opened.
 //!
+//! A backend runs the statements pipelined on its connection one after another, each
+//! commit waiting for its own WAL flush; so when more than `pool_size` compare-and-sets
+//! are in flight, the waiting ones share one statement and one commit (each still its
+//! own compare-and-set; see [`PostgresConfig::batch_writes`]).
+//!
 //! Connections come from a URL ([`PostgresStore::connect`]) or from a
 //! [`tokio_postgres::Config`] built in code ([`PostgresStore::connect_pg_config`]), over
 //! TLS as [`PostgresTls`] says (libpq's `sslmode`, `sslrootcert`, `sslcert`,

@@ -219,7 +219,12 @@ async fn fill_memory(subject: &str, n: u64) -> anyhow::Result<()> {
             wait_for_go().await?;
             for k in 0..n {
                 let key = SessionKey::new(ns.clone(), Scope::Chat(k as i64));
-                sessions.update(&key, |b| Ok::<_, bot_sessions::SessionError>(b.count += 1)).await?;
+                sessions
+                    .update(&key, |b| {
+                        b.count += 1;
+                        Ok::<_, bot_sessions::SessionError>(())
+                    })
+                    .await?;
             }
             keep.push(Box::new(sessions));
         }

@@ -24,7 +24,7 @@ impl Mix {
     fn action(self, t: usize, i: usize) -> Action {
         match self {
             Mix::Update => Action::Update,
-            Mix::ReadMostly if mix(((i as u64) << 20) ^ t as u64 ^ 0x5eed) % 10 == 0 => Action::Update,
+            Mix::ReadMostly if mix(((i as u64) << 20) ^ t as u64 ^ 0x5eed).is_multiple_of(10) => Action::Update,
             Mix::ReadMostly => Action::Read,
             Mix::LazyUnread => Action::LazyUnread,
         }

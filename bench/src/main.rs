@@ -106,7 +106,7 @@ async fn run(plan: Plan, env: &Env, redis: bool, postgres: bool, out: &std::path
     eprintln!("bench: interactive clicks");
     let live = if plan.quick { 2_000 } else { 10_000 };
     for backend in &reachable {
-        match click_subjects(env, *backend, live).await {
+        match click_subjects(env, backend, live).await {
             Ok(subjects) => rows.extend(workloads::clicks(&plan, &subjects).await),
             Err(e) => fail(&mut status, backend, "click", &e),
         }

@@ -167,6 +167,25 @@ pub fn ours(name: &str, backend: &'static str, sessions: bot_sessions::Sessions<
     }
 }
 
+/// Whether the subjects of `instance` include `bot-sessions/BACKEND+cache` (the near
+/// cache of issue 13): the update and the two-process update, where a process updates
+/// keys it wrote before (the one-process case the cache is for, and the two-process
+/// worst case it must survive).
+pub fn with_near_cache(instance: &str) -> bool {
+    matches!(instance, "update" | "tp")
+}
+
+/// `bot-sessions/BACKEND+cache`: [`ours`] over `store` with a near cache of its own
+/// (default bounds), in namespace `cached` so its counts stay apart from the uncached
+/// subject's on the same store.
+pub fn ours_cached(backend: &'static str, store: bot_sessions::DynStore) -> anyhow::Result<Subject> {
+    let sessions = bot_sessions::Sessions::builder_with_initial(store, crate::Bench::seeded)
+        .namespace("cached")
+        .near_cache(bot_sessions::store::near_cache::CacheConfig::default())
+        .build()?;
+    Ok(ours(&format!("bot-sessions/{backend}+cache"), backend, sessions))
+}
+
 /// A teloxide dialogue storage as a subject: `get_dialogue`, bump, `update_dialogue`
 /// (a blind write: teloxide has no compare-and-set). Chat ids start at `base`.
 /// Errors whose text contains `database is locked` are retried (SQLite with its

@@ -110,17 +110,24 @@ async fn raw(env: &Env, instance: &str) -> anyhow::Result<Subject> {
     })
 }
 
-/// The PostgreSQL subjects of `instance`.
-pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>> {
-    let url = &env.postgres_url;
-    let store = PostgresStore::connect_with(
-        url,
+/// bot-sessions' store of `instance` (with [`PostgresConfig::batch_writes`] as given:
+/// the `cache` binary compares it off and on).
+pub async fn store(env: &Env, instance: &str, batch_writes: bool) -> anyhow::Result<PostgresStore> {
+    Ok(PostgresStore::connect_with(
+        &env.postgres_url,
         PostgresConfig::default()
             .schema(env.pg_schema())
             .table(format!("sessions_{instance}"))
-            .pool_size(pool_for(instance)),
+            .pool_size(pool_for(instance))
+            .batch_writes(batch_writes),
     )
-    .await?;
+    .await?)
+}
+
+/// The PostgreSQL subjects of `instance`.
+pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>> {
+    let url = &env.postgres_url;
+    let store = store(env, instance, true).await?;
     let teloxide = PostgresStorage::open(url, pool_for(instance) as u32, Json).await?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(pool_for(instance) as u32).connect(url).await?;
     let tower = tower_sessions_sqlx_store::PostgresStore::new(pool)
@@ -129,16 +136,20 @@ pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>>
         .map_err(anyhow::Error::msg)?;
     tower.migrate().await?;
     let id_base = env.id_base(instance);
-    Ok(vec![
+    let mut subjects = vec![
         super::ours(
             "bot-sessions/postgres",
             "postgres",
-            Sessions::builder_with_initial(store, Bench::seeded).namespace("bench").build()?,
+            Sessions::builder_with_initial(store.clone(), Bench::seeded).namespace("bench").build()?,
         ),
         raw(env, instance).await?,
         super::teloxide("teloxide/PostgresStorage", "postgres", teloxide, id_base),
         super::tower("tower-sessions/PostgresStore", "postgres", tower, id_base),
-    ])
+    ];
+    if super::with_near_cache(instance) {
+        subjects.insert(1, super::ours_cached("postgres", Arc::new(store))?);
+    }
+    Ok(subjects)
 }
 
 /// Drops the run's schema and deletes the run's rows of `teloxide_dialogues`.

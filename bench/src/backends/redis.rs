@@ -123,7 +123,7 @@ pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>>
     let pool = Pool::new(Config::from_url(&format!("{base}/0"))?, None, None, None, 8)?;
     pool.init().await?;
     let id_base = env.id_base(instance);
-    Ok(vec![
+    let mut subjects = vec![
         super::ours(
             "bot-sessions/redis",
             "redis",
@@ -132,7 +132,11 @@ pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>>
         raw(&store, con),
         super::teloxide("teloxide/RedisStorage", "redis", teloxide, id_base),
         super::tower("tower-sessions/RedisStore", "redis", tower_sessions_redis_store::RedisStore::new(pool), id_base),
-    ])
+    ];
+    if super::with_near_cache(instance) {
+        subjects.insert(1, super::ours_cached("redis", std::sync::Arc::new(store))?);
+    }
+    Ok(subjects)
 }
 
 /// Deletes this run's keys: every key under the run's prefixes (SCAN, never KEYS or

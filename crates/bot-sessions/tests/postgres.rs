@@ -14,6 +14,8 @@
 
 #[path = "postgres/bad_data.rs"]
 mod bad_data;
+#[path = "postgres/batch.rs"]
+mod batch;
 #[path = "postgres/faults.rs"]
 mod faults;
 #[path = "postgres/ledger.rs"]

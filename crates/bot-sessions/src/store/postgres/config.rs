@@ -56,6 +56,11 @@ pub struct PostgresConfig {
     /// TLS: mode, trusted roots, client certificate (`sslmode`, `sslrootcert`,
     /// `sslcert`, `sslkey` in a URL; those win over this).
     pub tls: PostgresTls,
+    /// Whether compare-and-set writes that wait at the same moment (more than
+    /// [`pool_size`](Self::pool_size) in flight) share one statement, and so one
+    /// commit (default `true`). Each stays its own compare-and-set; off, every write is
+    /// a statement of its own (for comparing the two).
+    pub batch_writes: bool,
 }
 
 impl Default for PostgresConfig {
@@ -70,6 +75,7 @@ impl Default for PostgresConfig {
             reconnect_delay: Duration::from_millis(100),
             reconnect_delay_max: Duration::from_secs(5),
             tls: PostgresTls::default(),
+            batch_writes: true,
         }
     }
 }
@@ -90,6 +96,12 @@ impl PostgresConfig {
     /// Sets [`PostgresConfig::pool_size`].
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n;
+        self
+    }
+
+    /// Sets [`PostgresConfig::batch_writes`].
+    pub fn batch_writes(mut self, on: bool) -> Self {
+        self.batch_writes = on;
         self
     }
 

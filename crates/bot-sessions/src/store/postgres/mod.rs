@@ -33,6 +33,11 @@
 //! shared, they carry as many as the tasks issue, on as few server backends. Every
 //! connection has its statements prepared once, when it is opened.
 //!
+//! A backend runs the statements pipelined on its connection one after another, each
+//! commit waiting for its own WAL flush; so when more than `pool_size` compare-and-sets
+//! are in flight, the waiting ones share one statement and one commit (each still its
+//! own compare-and-set; see [`PostgresConfig::batch_writes`]).
+//!
 //! Connections come from a URL ([`PostgresStore::connect`]) or from a
 //! [`tokio_postgres::Config`] built in code ([`PostgresStore::connect_pg_config`]), over
 //! TLS as [`PostgresTls`] says (libpq's `sslmode`, `sslrootcert`, `sslcert`,
@@ -84,6 +89,7 @@
 //! So one process purges at a time, and no lock outlives a batch.
 //! [`Store::purge_expired`] (an operator's purge) does not take the lock.
 
+mod batch;
 mod config;
 mod conn;
 mod reconnect;
@@ -126,6 +132,9 @@ const PURGE_BATCH: i64 = 1000;
 #[derive(Clone)]
 pub struct PostgresStore {
     conns: Arc<Connections>,
+    /// Compare-and-set writes that wait at the same moment share a statement (when
+    /// [`PostgresConfig::batch_writes`]).
+    batch: Option<Arc<batch::Batcher>>,
     config: PostgresConfig,
     /// The name of the background purge's advisory lock.
     purge_lock: String,
@@ -215,9 +224,10 @@ impl PostgresStore {
             reconnect_delay: config.reconnect_delay,
             reconnect_delay_max: config.reconnect_delay_max,
         };
-        let conns = Connections::new(pg, tls, statements, settings);
+        let conns = Arc::new(Connections::new(pg, tls, statements, settings));
+        let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), config.pool_size));
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
-        let store = PostgresStore { conns: Arc::new(conns), config, purge_lock };
+        let store = PostgresStore { conns, batch, config, purge_lock };
         sql::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;
         Ok(store)
     }
@@ -338,7 +348,26 @@ impl Store for PostgresStore {
             Precondition::Version(v) => {
                 let Some(v) = stored_version(v) else { return Err(conflict(text)) };
                 let params: [&(dyn ToSql + Sync); 7] = [&text, &write.value, &schema, &now_ms, &expires, &v, &version];
-                self.query(op, Q::CompareAndSet, &params).await?
+                let Some(batcher) = &self.batch else {
+                    let rows = self.query(op, Q::CompareAndSet, &params).await?;
+                    return if rows.is_empty() { Err(conflict(text)) } else { Ok(write.version) };
+                };
+                let cas = batch::Cas {
+                    key: text.to_owned(),
+                    value: write.value.to_vec(),
+                    schema,
+                    now: now_ms,
+                    expires,
+                    expected: v,
+                    version,
+                };
+                let deadline = tokio::time::Instant::now() + self.config.op_timeout;
+                match batcher.submit(cas, deadline).await {
+                    batch::Outcome::Written => return Ok(write.version),
+                    batch::Outcome::Conflict => return Err(conflict(text)),
+                    batch::Outcome::Failed(e) => return Err(e),
+                    batch::Outcome::Alone => self.query(op, Q::CompareAndSet, &params).await?,
+                }
             }
             Precondition::Absent | Precondition::Any => {
                 let q = if precondition == Precondition::Absent { Q::Create } else { Q::Upsert };

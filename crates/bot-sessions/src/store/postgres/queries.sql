@@ -41,6 +41,29 @@ SET value = $2, version = $7, schema_version = $3, updated_at = $4, expires_at =
 WHERE key = $1 AND version = $6 AND (expires_at IS NULL OR expires_at > $4)
 RETURNING true;
 
+-- name: compare_and_set_many
+-- Several compare-and-sets in one statement, so one commit (one WAL flush) serves them
+-- all: element i of the arrays is one write ($1 keys, no key twice). Rows another
+-- transaction holds are skipped, never waited for, so two batches cannot deadlock. The
+-- answer names each key locked here and whether it was written (false: its version or
+-- liveness did not match, a conflict); a key not named was skipped or is absent, and
+-- the caller sends it alone with `compare_and_set`.
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+        AS v(key, value, schema_version, now, expires_at, expected, version)
+), mine AS MATERIALIZED (
+    SELECT key FROM {table} WHERE key = ANY($1::text[]) FOR UPDATE SKIP LOCKED
+), written AS (
+    UPDATE {table} AS s
+    SET value = v.value, version = v.version, schema_version = v.schema_version, updated_at = v.now,
+        expires_at = v.expires_at
+    FROM v
+    WHERE s.key = v.key AND s.key IN (SELECT key FROM mine) AND s.version = v.expected
+      AND (s.expires_at IS NULL OR s.expires_at > v.now)
+    RETURNING s.key
+)
+SELECT key, key IN (SELECT key FROM written) FROM mine;
+
 -- name: delete_any
 DELETE FROM {table} WHERE key = $1 RETURNING (expires_at IS NULL OR expires_at > $2);
 

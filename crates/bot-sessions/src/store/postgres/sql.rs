@@ -19,6 +19,7 @@ pub(super) enum Q {
     Create,
     Upsert,
     CompareAndSet,
+    CompareAndSetMany,
     DeleteAny,
     DeleteVersion,
     DeleteAbsent,
@@ -31,11 +32,12 @@ pub(super) enum Q {
     Namespaces,
 }
 
-pub(super) const STATEMENTS: [(Q, &str); 14] = [
+pub(super) const STATEMENTS: [(Q, &str); 15] = [
     (Q::Load, "load"),
     (Q::Create, "create"),
     (Q::Upsert, "upsert"),
     (Q::CompareAndSet, "compare_and_set"),
+    (Q::CompareAndSetMany, "compare_and_set_many"),
     (Q::DeleteAny, "delete_any"),
     (Q::DeleteVersion, "delete_version"),
     (Q::DeleteAbsent, "delete_absent"),

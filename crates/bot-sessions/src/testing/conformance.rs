@@ -362,12 +362,15 @@ pub async fn namespaces(store: DynStore) {
     let t = now(&c);
     let (a, b) = (unique_namespace("na"), unique_namespace("nb"));
     store.write(&key(&a, Scope::Chat(1)), w(b"a"), Precondition::Absent, t).await.unwrap();
-    let expiring = Write::new(b"b", 1, Some(t.saturating_add(Duration::from_secs(10))));
+    // Far in the future: other tests on a shared server purge with manual clocks moved
+    // ahead (by hours or days), and would take a record that expires soon with them.
+    let ttl = Duration::from_secs(10 * 365 * 86_400);
+    let expiring = Write::new(b"b", 1, Some(t.saturating_add(ttl)));
     store.write(&key(&b, Scope::Chat(1)), expiring, Precondition::Absent, t).await.unwrap();
     let listed = store.namespaces(t).await.unwrap();
     assert!(listed.contains(&a) && listed.contains(&b), "{listed:?} lacks {a} or {b}");
     assert!(listed.windows(2).all(|p| p[0].as_str() < p[1].as_str()), "not in byte order: {listed:?}");
-    let later = t.saturating_add(Duration::from_secs(11));
+    let later = t.saturating_add(ttl + Duration::from_secs(1));
     let listed = store.namespaces(later).await.unwrap();
     assert!(listed.contains(&a) && !listed.contains(&b), "{b} has only an expired record: {listed:?}");
     store.delete(&key(&a, Scope::Chat(1)), Precondition::Any, later).await.unwrap();

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bot_sessions::interactive::{CustomIdCodec, EndCx, Interactive, Manager, StartCx, Target};
+use bot_sessions::interactive::{CustomIdCodec, Manager, Target};
 use bot_sessions::session::{encode_value, list_quarantined};
-use bot_sessions::store::BoxError;
 use bot_sessions::{Codec, Context, DecodePolicy, KeyStrategy, Sessions, Timestamp, Ttl};
-use support::{Backend, Env, export, key, ok, record, rt, run, seed};
+use support::{Backend, Env, Menu, export, key, ok, record, rt, run, seed};
 
 /// `list`, `get` (JSON, MessagePack behind a TTL header, `--raw`, `--json`), `set`
 /// (compare-and-set, conflict, new key), `delete`.
@@ -171,29 +170,6 @@ fn quarantine(backend: Backend) {
     assert_eq!(code, 1, "already dropped");
     let (code, _, err) = run(env.cmd().args(["quarantine", "show", "form/chat:1/user:1"]));
     assert_eq!(code, 2, "{err}");
-}
-
-/// Counts how often `end` runs.
-struct Menu(Arc<AtomicUsize>);
-
-#[bot_sessions::interactive::async_trait]
-impl Interactive for Menu {
-    type State = u32;
-    type Args = ();
-    type Output = u32;
-
-    async fn start(&self, _: &mut StartCx<'_>, _: ()) -> Result<u32, BoxError> {
-        Ok(0)
-    }
-
-    async fn end(&self, _: &mut EndCx<'_>, n: u32) -> Result<Option<u32>, BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(Some(n))
-    }
-
-    fn ttl(&self) -> Ttl {
-        Ttl::idle(Duration::from_secs(3600))
-    }
 }
 
 /// `interactive list` and `interactive end`: the bot's sweeper runs `end` once.

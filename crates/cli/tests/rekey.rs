@@ -5,13 +5,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bot_sessions::encryption::KeyRing;
-use bot_sessions::interactive::{CustomIdCodec, EndCx, Interactive, Manager, StartCx, Target};
-use bot_sessions::store::BoxError;
-use bot_sessions::{Context, Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp, Ttl};
-use support::{Backend, Env, ok, rt, run};
+use bot_sessions::interactive::{CustomIdCodec, Manager, Target};
+use bot_sessions::{Context, Namespace, Scope, SessionError, SessionKey, Sessions, Timestamp};
+use support::{Backend, Env, Menu, ok, rt, run};
 
 const SECRET: &str = "ada.lovelace@example.com";
 
@@ -124,29 +122,6 @@ fn rekey(backend: Backend) {
     ok(env.cmd().args(["set", &first, r#"{"email":"x","n":7}"#, "--keys", &keys(&[2])]));
     assert_eq!(sealed_with(&env, &profiles[..1]), [Some(2)]);
     assert_eq!(rt().block_on(s.get(&profiles[0])).unwrap().map(|p| p.n), Some(7));
-}
-
-/// A menu whose `end` counts its runs.
-struct Menu(Arc<AtomicUsize>);
-
-#[bot_sessions::interactive::async_trait]
-impl Interactive for Menu {
-    type State = u32;
-    type Args = ();
-    type Output = u32;
-
-    async fn start(&self, _: &mut StartCx<'_>, _: ()) -> Result<u32, BoxError> {
-        Ok(0)
-    }
-
-    async fn end(&self, _: &mut EndCx<'_>, n: u32) -> Result<Option<u32>, BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(Some(n))
-    }
-
-    fn ttl(&self) -> Ttl {
-        Ttl::idle(Duration::from_secs(3600))
-    }
 }
 
 /// `interactive list` and `interactive end` on sessions a manager seals: readable and

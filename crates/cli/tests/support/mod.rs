@@ -169,3 +169,34 @@ pub fn ok(cmd: &mut Command) -> String {
 pub fn export(env: &Env) -> String {
     ok(env.cmd().arg("export"))
 }
+
+/// An interactive session kind for the tool's tests: a menu whose `end` counts its runs.
+pub struct Menu(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[bot_sessions::interactive::async_trait]
+impl bot_sessions::interactive::Interactive for Menu {
+    type State = u32;
+    type Args = ();
+    type Output = u32;
+
+    async fn start(
+        &self,
+        _: &mut bot_sessions::interactive::StartCx<'_>,
+        _: (),
+    ) -> Result<u32, bot_sessions::store::BoxError> {
+        Ok(0)
+    }
+
+    async fn end(
+        &self,
+        _: &mut bot_sessions::interactive::EndCx<'_>,
+        n: u32,
+    ) -> Result<Option<u32>, bot_sessions::store::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(n))
+    }
+
+    fn ttl(&self) -> bot_sessions::Ttl {
+        bot_sessions::Ttl::idle(std::time::Duration::from_secs(3600))
+    }
+}

@@ -226,7 +226,14 @@ async fn older_five_field_records_are_read_and_upgraded() {
     store.write(&k, next, Precondition::Version(created.version), now).await.unwrap();
     let meta: String = f.cmd(redis::cmd("HGET").arg(store.record_key(&k)).arg("meta")).await;
     assert_eq!(meta, format!("{} 1 {1} {1} - {user}", next.version, now.as_millis()), "upgraded on write");
+    // The lean compare-and-set over a known five-field record writes six fields too.
     f.set_meta(&k, &format!("{} 1 {1} {1} -", next.version, now.as_millis())).await;
+    let known = store.load(&k, now).await.unwrap().expect("loads");
+    let over = w(b"v3");
+    store.write_over(&k, over, &known, now).await.unwrap();
+    let meta: String = f.cmd(redis::cmd("HGET").arg(store.record_key(&k)).arg("meta")).await;
+    assert_eq!(meta, format!("{} 1 {1} {1} - {user}", over.version, now.as_millis()), "upgraded by write_over");
+    f.set_meta(&k, &format!("{} 1 {1} {1} -", over.version, now.as_millis())).await;
     assert_eq!(store.forget_user(user, now).await.unwrap(), 1, "forgotten as the key's user's");
     assert_eq!(store.load(&k, now).await.unwrap(), None);
     f.clean().await;
@@ -242,8 +249,13 @@ async fn unreadable_meta_is_corrupt_on_load_and_replaceable_with_any() {
     let now = Timestamp::now();
     let first = w(b"v");
     store.write(&k, first, Precondition::Absent, now).await.unwrap();
+    let known = store.load(&k, now).await.unwrap().expect("written");
     for bad in ["garbage", "1 2 3", "1 1 1 1 soon 7", "1 1 1 1 - someone"] {
         f.set_meta(&k, bad).await;
+        match store.write_over(&k, w(b"x"), &known, now).await {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, k.to_string()),
+            other => panic!("{bad}: write_over unreadable meta: expected Corrupt, got {other:?}"),
+        }
         match store.load(&k, now).await {
             Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, k.to_string(), "{bad}: the error names the key"),
             other => panic!("{bad}: expected Corrupt, got {other:?}"),
@@ -286,6 +298,11 @@ async fn unreadable_meta_is_corrupt_on_load_and_replaceable_with_any() {
             store.write(&other, w(b"y"), Precondition::Absent, now).await,
             Err(StoreError::Corrupt { .. })
         ));
+        let known = Record { user_id: None, ..known.clone() };
+        assert!(
+            matches!(store.write_over(&other, w(b"y"), &known, now).await, Err(StoreError::Corrupt { .. })),
+            "{plant}: write_over"
+        );
         store.write(&other, w(b"y"), Precondition::Any, now).await.unwrap_or_else(|e| panic!("{plant}: {e}"));
         assert_eq!(store.load(&other, now).await.unwrap().map(|r| r.value), Some(b"y".to_vec()), "{plant}");
         store.delete(&other, Precondition::Any, now).await.unwrap();

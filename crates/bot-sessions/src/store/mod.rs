@@ -80,6 +80,26 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
+    /// Writes `write` under `key` over `previous`, the record this process last read
+    /// from or wrote to this store under `key`: the same compare-and-set as
+    /// [`Store::write`] with [`Precondition::Version`]`(previous.version)`, same errors.
+    ///
+    /// Versions never repeat, so if the stored version is still `previous.version` the
+    /// stored record *is* `previous`; a backend may then take its creation time, owner
+    /// and expiry from `previous` instead of reading them (Redis does: one lean script).
+    /// The caller must pass a record this store returned from [`Store::load`] or the
+    /// [`Record::next`] of a write it acknowledged, live at `now`; the near cache does.
+    /// The default is the plain compare-and-set.
+    async fn write_over(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        previous: &Record,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write(key, write, Precondition::Version(previous.version), now).await
+    }
+
     /// Deletes the record under `key` if `precondition` holds. Returns whether a live
     /// record was deleted. Deleting an absent key with [`Precondition::Any`] or
     /// [`Precondition::Absent`] is `Ok(false)`.

@@ -336,7 +336,12 @@ impl Store for NearCache {
                 .map(Some),
             Precondition::Any => None,
         };
-        let written = self.inner.store.write(key, write, precondition, now).await;
+        let written = match &previous {
+            // A compare-and-set over the record held here: the store may take what it
+            // needs from it rather than read it (one lean script on Redis).
+            Some(Some(known)) => self.inner.store.write_over(key, write, known, now).await,
+            _ => self.inner.store.write(key, write, precondition, now).await,
+        };
         match (&written, previous) {
             (Ok(_), Some(previous)) => {
                 let next = Record::next(previous.as_ref(), key, &write, now);

@@ -209,6 +209,64 @@ pub async fn preconditions(store: DynStore) {
     assert_eq!(store.load(&k, t).await.unwrap(), None);
 }
 
+/// [`Store::write_over`](crate::Store::write_over) is the compare-and-set on the known
+/// record's version: the result is [`Record::next`](crate::Record::next) of it (creation
+/// time and owner kept), the expiry index follows a set, kept or dropped expiry, and a
+/// record written since, deleted, or deleted and created again refuses it. (Expiries
+/// are ten years out, so no other test's purge with a clock moved ahead removes them.)
+pub async fn write_over_known_records(store: DynStore) {
+    let c = clock();
+    let t0 = now(&c);
+    let ns = unique_namespace("over");
+    let user = unique_user();
+    let k = key(&ns, Scope::ChatUser { chat: 1, user });
+    store.write(&k, w(b"v1"), Precondition::Absent, t0).await.unwrap();
+    let r1 = store.load(&k, t0).await.unwrap().expect("created");
+    c.advance(Duration::from_millis(1500));
+    let t1 = now(&c);
+    let exp = Some(t0.saturating_add(Duration::from_secs(10 * 365 * 24 * 3600)));
+    let after = exp.map(|e| e.saturating_add(Duration::from_millis(1))).unwrap_or(t1);
+
+    let v2 = Write::new(b"v2", 2, exp);
+    assert_eq!(store.write_over(&k, v2, &r1, t1).await.unwrap(), v2.version);
+    let r2 = store.load(&k, t1).await.unwrap().expect("written");
+    assert_eq!(r2, crate::Record::next(Some(&r1), &k, &v2, t1), "created_at and owner kept, the rest new");
+    assert_eq!(store.count(Some(&ns), t1).await.unwrap(), 1);
+    assert_eq!(store.count(Some(&ns), after).await.unwrap(), 0, "the expiry set by write_over counts");
+    assert_eq!(store.load(&k, after).await.unwrap(), None, "expires at the new expiry");
+    assert_conflict(store.write_over(&k, w(b"stale"), &r1, t1).await, "over a record written since");
+
+    let v3 = Write::new(b"v3", 1, exp);
+    store.write_over(&k, v3, &r2, t1).await.unwrap();
+    let r3 = store.load(&k, t1).await.unwrap().expect("written");
+    assert_eq!(r3, crate::Record::next(Some(&r2), &k, &v3, t1), "the same expiry kept");
+    assert_eq!(store.count(Some(&ns), after).await.unwrap(), 0);
+
+    let v4 = w(b"v4");
+    store.write_over(&k, v4, &r3, t1).await.unwrap();
+    let r4 = store.load(&k, after).await.unwrap().expect("no expiry any more");
+    assert_eq!(r4, crate::Record::next(Some(&r3), &k, &v4, t1));
+    assert_eq!(store.count(Some(&ns), after).await.unwrap(), 1, "the dropped expiry left the expiry index");
+
+    assert!(store.delete(&k, Precondition::Any, t1).await.unwrap());
+    assert_conflict(store.write_over(&k, w(b"x"), &r4, t1).await, "over a deleted record");
+    assert_eq!(store.load(&k, t1).await.unwrap(), None, "a refused write_over creates nothing");
+    store.write(&k, w(b"new"), Precondition::Absent, t1).await.unwrap();
+    assert_conflict(store.write_over(&k, w(b"x"), &r4, t1).await, "over a record created again");
+    assert_eq!(store.load(&k, t1).await.unwrap().expect("re-created").value, b"new");
+
+    // A key without a user keeps the owner its creating write named.
+    let owner = unique_user();
+    let userless = key(&ns, Scope::Chat(2));
+    let create = Write { owner: Some(owner), ..w(b"o1") };
+    store.write(&userless, create, Precondition::Absent, t1).await.unwrap();
+    let o1 = store.load(&userless, t1).await.unwrap().expect("created");
+    store.write_over(&userless, w(b"o2"), &o1, t1).await.unwrap();
+    assert_eq!(store.load(&userless, t1).await.unwrap().expect("written").user_id, Some(owner));
+    assert_eq!(store.forget_user(owner, t1).await.unwrap(), 1, "forget-user still reaches it");
+    assert_eq!(store.load(&userless, t1).await.unwrap(), None);
+}
+
 /// Expired records are absent everywhere, before and after a purge.
 pub async fn expiry(store: DynStore) {
     let c = clock();
@@ -916,7 +974,8 @@ macro_rules! conformance_tests {
     };
     (@list $module:ident, $factory:ident, $wrap:path) => {
         $crate::conformance_tests!(@each $module, $factory, $wrap;
-            crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions, expiry,
+            crud, versions_never_repeat, forget_user_reaches_owned_records, values_round_trip, preconditions,
+            write_over_known_records, expiry,
             forget_user, scan_paging, count, namespaces,
             concurrent_compare_and_set, sessions_concurrency, sessions_across_instances, writes_only_changes, session_ttl,
             undecodable_policies, schema_versions, size_limit, model_lifetimes,

@@ -1,6 +1,6 @@
 //! A record hash as the scripts write it, read back; what a script's reply means.
 
-use crate::{Precondition, Record, SessionKey, StoreError, Timestamp};
+use crate::{Precondition, Record, SessionKey, StoreError, Timestamp, Write};
 
 pub(super) fn mode(p: Precondition) -> (&'static str, u64) {
     match p {
@@ -8,6 +8,29 @@ pub(super) fn mode(p: Precondition) -> (&'static str, u64) {
         Precondition::Absent => ("n", 0),
         Precondition::Version(v) => ("v", v),
     }
+}
+
+/// The `meta` field of the record `write` makes of a live record created at `created`
+/// and owned by `owner` (see [`FIELDS`]).
+pub(super) fn meta(write: &Write<'_>, created: Timestamp, now: Timestamp, owner: Option<i64>) -> String {
+    use std::fmt::Write as _;
+    let mut meta = String::with_capacity(64);
+    // Writing to a String cannot fail.
+    let _ = write!(meta, "{} {} {} {} ", write.version, write.schema_version, created.as_millis(), now.as_millis());
+    let _ = match write.expires_at {
+        Some(at) => write!(meta, "{}", at.as_millis()),
+        None => write!(meta, "-"),
+    };
+    let _ = match owner {
+        Some(user) => write!(meta, " {user}"),
+        None => write!(meta, " -"),
+    };
+    meta
+}
+
+/// What a `meta` field of `version` begins with (the version and its separator).
+pub(super) fn version_prefix(version: u64) -> String {
+    format!("{version} ")
 }
 
 /// Parses the `value` and `meta` fields of `key`'s record hash (see [`FIELDS`]).
@@ -71,6 +94,34 @@ pub(super) fn script_outcome(key: &SessionKey, reply: i64) -> Result<i64, StoreE
 mod tests {
     use super::*;
     use crate::{Namespace, Scope};
+
+    #[test]
+    fn the_meta_of_a_write_parses_as_the_record_it_makes() {
+        let ns = Namespace::new("n").unwrap();
+        for (key, owner) in [
+            (SessionKey::new(ns.clone(), Scope::User(42)), Some(42)),
+            (SessionKey::new(ns.clone(), Scope::Chat(-1)), Some(-7)),
+            (SessionKey::new(ns.clone(), Scope::Chat(1)), None),
+        ] {
+            for expires_at in [None, Some(Timestamp(-3)), Some(Timestamp(1_715_000_000_000))] {
+                let previous = Record {
+                    value: b"old".to_vec(),
+                    version: 9,
+                    schema_version: 1,
+                    created_at: Timestamp(-5),
+                    updated_at: Timestamp(0),
+                    expires_at: None,
+                    user_id: owner,
+                };
+                let write = Write { owner: Some(1), ..Write::new(b"new", u32::MAX, expires_at) };
+                let now = Timestamp(1_715_000_000_001);
+                let meta = meta(&write, previous.created_at, now, previous.user_id);
+                assert!(meta.starts_with(&version_prefix(write.version)));
+                let parsed = parse_record(&key, (Some(b"new".to_vec()), Some(meta.into_bytes()))).unwrap();
+                assert_eq!(parsed, Some(Record::next(Some(&previous), &key, &write, now)));
+            }
+        }
+    }
 
     #[test]
     fn records_parse_and_corruption_is_named() {

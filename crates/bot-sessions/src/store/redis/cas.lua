@@ -1,0 +1,30 @@
+-- Compare-and-set over a record the caller knows: the single-round-trip write of a
+-- session whose last record this process read or wrote (the near cache). Versions
+-- never repeat, so a record with the expected version is exactly the record the caller
+-- knows, live (the caller checked its expiry) with its creation time and owner: only
+-- its version needs reading, and the caller hands over the new `meta` ready-made. The
+-- indexes change only when the expiry does. (meta.lua, prepended, reads a record.)
+--
+-- KEYS[1] record hash   KEYS[2] namespace expiry index, or KEYS[1] again when the expiry stays
+-- ARGV[1] expected version followed by a space   ARGV[2] value   ARGV[3] new meta
+-- ARGV[4] expiry change: '' none, 's' set (ARGV[5] native PEXPIREAT, ARGV[6] expires_at),
+--         'p' persist   ARGV[7] key text
+--
+-- Returns 1 when written, -1 when the record is not the expected one (another version,
+-- none), -2 when something unreadable is there (nothing written either way), as
+-- write.lua does.
+local meta = redis.pcall('HGET', KEYS[1], 'meta')
+if type(meta) == 'string' and string.sub(meta, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'value', ARGV[2], 'meta', ARGV[3])
+  local change = ARGV[4]
+  if change == 's' then
+    redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+    redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
+  elseif change == 'p' then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('ZREM', KEYS[2], ARGV[7])
+  end
+  return 1
+end
+if read_record(KEYS[1]) == 'bad' then return -2 end
+return -1

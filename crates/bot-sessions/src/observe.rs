@@ -183,6 +183,9 @@ pub mod names {
     pub const INTERACTIVE_SWEEPER_LAG_SECONDS: &str = "bot_sessions_interactive_sweeper_lag_seconds";
 }
 
+/// Counter handles by `(metric, kind, outcome)`.
+type Labelled = dashmap::DashMap<(&'static str, Option<Arc<str>>, &'static str), Counter, foldhash::fast::RandomState>;
+
 /// The observed identity of one `Sessions` or `Manager` (its backend and namespace),
 /// with the metric handles it registered on first use.
 pub(crate) struct Observer {
@@ -192,6 +195,13 @@ pub(crate) struct Observer {
     latency: [OnceLock<Histogram>; OPS],
     conflicts: OnceLock<Counter>,
     retries: OnceLock<Counter>,
+    /// Counters with a label known only at run time (an interactive kind) or a small
+    /// set of values (a resolution): `(metric, kind or "", outcome)` → handle,
+    /// registered on first use so a route does not build labels or ask the recorder.
+    labelled: Labelled,
+    route_latency: OnceLock<Histogram>,
+    /// The `kind` label of a route that found no session kind.
+    no_kind: Arc<str>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -209,7 +219,29 @@ impl Observer {
             latency: Default::default(),
             conflicts: OnceLock::new(),
             retries: OnceLock::new(),
+            // Few entries (kinds x outcomes): a few shards are enough.
+            labelled: dashmap::DashMap::with_hasher_and_shard_amount(foldhash::fast::RandomState::default(), 4),
+            route_latency: OnceLock::new(),
+            no_kind: Arc::from("none"),
         }
+    }
+
+    /// Increments the counter `name` labelled `kind` (when given) and
+    /// `second.0 = second.1`, through the handle cache.
+    fn count_labelled(&self, name: &'static str, kind: Option<&Arc<str>>, second: (&'static str, &'static str)) {
+        let key = (name, kind.cloned(), second.1);
+        if let Some(counter) = self.labelled.get(&key) {
+            counter.increment(1);
+            return;
+        }
+        let mut labels = Vec::with_capacity(2);
+        if let Some(kind) = kind {
+            labels.push(("kind", SharedString::from_shared(kind.clone())));
+        }
+        labels.push((second.0, SharedString::const_str(second.1)));
+        let counter = self.counter(name, &labels);
+        counter.increment(1);
+        self.labelled.insert(key, counter);
     }
 
     /// `backend` and `namespace`, then `more`.
@@ -289,7 +321,7 @@ impl Observer {
             Err(e) if e.is_ambiguous() => "unknown",
             Err(_) => "error",
         };
-        self.counter(names::AMBIGUOUS, &[("resolution", SharedString::const_str(resolution))]).increment(1);
+        self.count_labelled(names::AMBIGUOUS, None, ("resolution", resolution));
         resolved
     }
 
@@ -324,21 +356,19 @@ impl Observer {
     /// Counts a finished route.
     pub(crate) fn routed(&self, span: &tracing::Span, kind: Option<Arc<str>>, outcome: &'static str, took: Duration) {
         span.record("outcome", outcome);
-        let kind = kind.map_or(SharedString::const_str("none"), SharedString::from_shared);
-        self.counter(names::ROUTES, &[("kind", kind), ("outcome", SharedString::const_str(outcome))]).increment(1);
-        self.histogram(names::ROUTE_SECONDS, &[]).record(took.as_secs_f64());
+        let kind = kind.unwrap_or_else(|| self.no_kind.clone());
+        self.count_labelled(names::ROUTES, Some(&kind), ("outcome", outcome));
+        self.route_latency.get_or_init(|| self.histogram(names::ROUTE_SECONDS, &[])).record(took.as_secs_f64());
     }
 
     /// Counts an interactive start.
     pub(crate) fn started(&self, kind: &Arc<str>, outcome: &'static str) {
-        let kind = SharedString::from_shared(kind.clone());
-        self.counter(names::STARTED, &[("kind", kind), ("outcome", SharedString::const_str(outcome))]).increment(1);
+        self.count_labelled(names::STARTED, Some(kind), ("outcome", outcome));
     }
 
     /// Counts an interactive end.
     pub(crate) fn ended(&self, kind: &Arc<str>, reason: &'static str) {
-        let kind = SharedString::from_shared(kind.clone());
-        self.counter(names::ENDED, &[("kind", kind), ("reason", SharedString::const_str(reason))]).increment(1);
+        self.count_labelled(names::ENDED, Some(kind), ("reason", reason));
     }
 
     /// What an interactive expiry scan saw: `live` sessions, and the lag of each it

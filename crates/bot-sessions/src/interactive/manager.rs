@@ -353,7 +353,12 @@ impl Manager {
         let span = self.core.obs.route_span();
         let start = quanta::Instant::now();
         let mut kind = None;
-        let routed = tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await;
+        // As for data sessions: no `Instrumented` layer when nobody wants the span.
+        let routed = if span.is_disabled() {
+            self.handle_unobserved(ctx, &mut kind).await
+        } else {
+            tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await
+        };
         let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
         self.core.obs.routed(&span, kind, outcome, start.elapsed());
         routed

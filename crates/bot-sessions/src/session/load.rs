@@ -93,8 +93,8 @@ where
     /// [`Via`]); a cached record that does not decode is loaded again from the store
     /// before any decode policy applies.
     pub(super) async fn load(&self, key: &SessionKey, now: Timestamp, via: Via) -> Result<(T, Base), SessionError> {
-        if let Some(record) = self.cached(key, now, via) {
-            match self.load_record(key, Some(record), now, true).await {
+        if let Some((record, opened)) = self.cached(key, now, via) {
+            match self.load_record(key, Some(record), opened, now, true).await {
                 Err(
                     SessionError::Decode { .. } | SessionError::NewerSchema { .. } | SessionError::Migration { .. },
                 ) => {
@@ -104,27 +104,40 @@ where
             }
         }
         let record = self.inner.store.load(key, now).await?;
-        self.load_record(key, record, now, false).await
+        self.load_record(key, record, None, now, false).await
     }
 
-    /// The near cache's record of `key`, where `via` allows one.
-    fn cached(&self, key: &SessionKey, now: Timestamp, via: Via) -> Option<Record> {
+    /// The near cache's record of `key`, where `via` allows one, with its value opened
+    /// when values are sealed (so it is opened once per load).
+    fn cached(&self, key: &SessionKey, now: Timestamp, via: Via) -> Option<(Record, Option<Vec<u8>>)> {
         let near = self.inner.near.as_ref()?;
         let record = match via {
             Via::Store => None,
             Via::Write => near.cached(key, now, None),
             Via::Read => near.cached(key, now, Some(self.inner.stale_reads?)),
         }?;
+        let Ok(plain) = self.open_value(key, &record.value) else {
+            // Reported by the decode, which sends the load on to the store.
+            return Some((record, None));
+        };
         // Over for this session type (its own TTL, or a hook's grace period): the store
         // decides, and the expiry is claimed on what it holds.
-        let own = self.stored_ttl(key, &record).unwrap_or(None);
-        (!now.is_expired(self.meta_of(&record, own).expires_at)).then_some(record)
+        let own = header::split(&plain).ok().and_then(|(own, _)| own);
+        if now.is_expired(self.meta_of(&record, own).expires_at) {
+            return None;
+        }
+        let opened = match plain {
+            Cow::Owned(opened) => Some(opened),
+            Cow::Borrowed(_) => None,
+        };
+        Some((record, opened))
     }
 
     async fn load_record(
         &self,
         key: &SessionKey,
         record: Option<Record>,
+        opened: Option<Vec<u8>>,
         now: Timestamp,
         from_cache: bool,
     ) -> Result<(T, Base), SessionError> {
@@ -134,7 +147,10 @@ where
         self.check_schema(key, &record)?;
         // Opened once, for the header and the decode. A value that does not open or a
         // damaged header is bad bytes: the decode below reports it and the policy applies.
-        let plain = self.open_value(key, &record.value);
+        let plain = match opened {
+            Some(opened) => Ok(Cow::Owned(opened)),
+            None => self.open_value(key, &record.value),
+        };
         let own = plain.as_ref().ok().and_then(|p| header::split(p).ok()).and_then(|(own, _)| own);
         let meta = self.meta_of(&record, own);
         if now.is_expired(meta.expires_at) {

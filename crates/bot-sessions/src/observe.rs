@@ -199,8 +199,10 @@ pub(crate) struct Observer {
     /// set of values (a resolution): `(metric, kind or "", outcome)` → handle,
     /// registered on first use so a route does not build labels or ask the recorder.
     labelled: Labelled,
+    #[cfg(feature = "interactive")]
     route_latency: OnceLock<Histogram>,
     /// The `kind` label of a route that found no session kind.
+    #[cfg(feature = "interactive")]
     no_kind: Arc<str>,
 }
 
@@ -221,7 +223,9 @@ impl Observer {
             retries: OnceLock::new(),
             // Few entries (kinds x outcomes): a few shards are enough.
             labelled: dashmap::DashMap::with_hasher_and_shard_amount(foldhash::fast::RandomState::default(), 4),
+            #[cfg(feature = "interactive")]
             route_latency: OnceLock::new(),
+            #[cfg(feature = "interactive")]
             no_kind: Arc::from("none"),
         }
     }

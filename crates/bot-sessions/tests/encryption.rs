@@ -350,3 +350,49 @@ mod postgres {
 
     encryption_tests!(store);
 }
+
+/// The Discord adapter's message records hold an interaction token (a secret for 15
+/// minutes): sealed with `Messages::encryption`, and by default with the manager's ring.
+#[cfg(feature = "discord")]
+#[tokio::test]
+async fn discord_message_records_are_sealed() {
+    use bot_sessions::discord::{DEFAULT_NAMESPACE, Endpoint, Messages, PublicKey, Shown};
+    use bot_sessions::interactive::{Manager, SessionId};
+    use bot_sessions::store::memory::MemoryStore;
+
+    const TOKEN: &str = "aW50ZXJhY3Rpb24tdG9rZW4tc2VjcmV0";
+    let ns = Namespace::new(DEFAULT_NAMESPACE).unwrap();
+    async fn stored(store: &DynStore, ns: &Namespace) -> Vec<Vec<u8>> {
+        let page = store.scan(ns, None, 10, SystemClock.now()).await.unwrap();
+        page.items.into_iter().map(|(_, r)| r.value).collect()
+    }
+
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let sealed = Messages::new(store.clone()).unwrap().encryption(ring(&[1]));
+    let session = SessionId::random();
+    sealed.note(session, Shown::new(7, TOKEN).at(Some(5), Some(9)), Some(42)).await.unwrap();
+    let values = stored(&store, &ns).await;
+    assert_eq!(values.len(), 1);
+    assert_eq!(KeyRing::sealed_with(&values[0]), Some(1));
+    assert!(!values[0].windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "no token in the stored bytes");
+    let found = sealed.get(session).await.unwrap().expect("noted");
+    assert_eq!((found.fresh_token(sealed.now()), found.message_id), (Some(TOKEN), Some(9)));
+    assert_eq!(sealed.of_user(42).await.unwrap().len(), 1);
+
+    let plain = Messages::new(store.clone()).unwrap();
+    let err = plain.get(session).await.expect_err("a sealed record does not read without the ring");
+    assert!(err.to_string().contains(session.as_str()), "the error names the key: {err}");
+    assert!(plain.of_user(42).await.unwrap().is_empty(), "skipped, not decoded as garbage");
+
+    // The endpoint's default records seal with the manager's ring.
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let manager = Manager::builder(store.clone(), codec()).encryption(ring(&[2])).build().unwrap();
+    let key = PublicKey::from_hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
+    let endpoint = Endpoint::builder(key).manager(manager).build().unwrap();
+    let messages = endpoint.messages().expect("a manager gives the endpoint its records");
+    messages.note(session, Shown::new(7, TOKEN), Some(42)).await.unwrap();
+    let values = stored(&store, &ns).await;
+    assert_eq!(values.len(), 1);
+    assert_eq!(KeyRing::sealed_with(&values[0]), Some(2), "sealed with the manager's ring");
+    assert_eq!(messages.get(session).await.unwrap().expect("noted").fresh_token(messages.now()), Some(TOKEN));
+}

@@ -179,7 +179,8 @@ impl EndpointBuilder {
         let messages = match (self.messages, &self.manager) {
             (Some(m), _) => Some(m),
             (None, Some(manager)) => {
-                Some(Messages::new(manager.store().clone())?.clock_arc(manager.core.clock.clone()))
+                let messages = Messages::new(manager.store().clone())?;
+                Some(messages.clock_arc(manager.core.clock.clone()).sealer(manager.core.sealer.clone()))
             }
             (None, None) => None,
         };

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::interactive::SessionId;
 use crate::session::IntoDynStore;
+use crate::session::sealer::Sealer;
 use crate::{
     Clock, DynStore, KeyError, Namespace, Precondition, Scope, SessionKey, StoreError, SystemClock, Timestamp, Write,
 };
@@ -132,7 +133,10 @@ impl std::fmt::Debug for Shown {
 /// the channel and the message id when known, in one small record per session in the
 /// store (so another process, or the same one after a restart, can edit the message).
 /// Records are indexed under the user of the interaction, so forget-user erases them
-/// too, and expire after [`Messages::keep`].
+/// too, and expire after [`Messages::keep`]. With encryption at rest (feature
+/// `encryption`) they are sealed like sessions: the interaction token is a secret. The
+/// [`Endpoint`](super::Endpoint)'s default `Messages` seals with its manager's key ring
+/// ([`ManagerBuilder::encryption`](crate::interactive::ManagerBuilder::encryption)).
 ///
 /// # Examples
 ///
@@ -166,11 +170,16 @@ pub struct Messages {
     namespace: Namespace,
     clock: Arc<dyn Clock>,
     keep: Duration,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for Messages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Messages").field("namespace", &self.namespace).field("keep", &self.keep).finish()
+        f.debug_struct("Messages")
+            .field("namespace", &self.namespace)
+            .field("keep", &self.keep)
+            .field("encryption", &self.sealer)
+            .finish()
     }
 }
 
@@ -188,7 +197,23 @@ impl Messages {
             namespace: Namespace::new(DEFAULT_NAMESPACE)?,
             clock: Arc::new(SystemClock),
             keep: Duration::from_secs(24 * 3600),
+            sealer: Sealer::default(),
         })
+    }
+
+    /// Seals the records with `ring` (feature `encryption`; see
+    /// [`SessionsBuilder::encryption`](crate::session::SessionsBuilder::encryption)):
+    /// the stored bytes hold no token, channel or message id in the clear.
+    #[cfg(feature = "encryption")]
+    #[must_use]
+    pub fn encryption(mut self, ring: impl Into<Arc<crate::encryption::KeyRing>>) -> Self {
+        self.sealer = Sealer::new(ring.into());
+        self
+    }
+
+    pub(crate) fn sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// Uses another namespace.
@@ -238,9 +263,15 @@ impl Messages {
     pub async fn get(&self, session: SessionId) -> Result<Option<MessageRef>, StoreError> {
         let key = self.key(session);
         let Some(record) = self.store.load(&key, self.clock.now()).await? else { return Ok(None) };
-        serde_json::from_slice(&record.value)
-            .map(Some)
-            .map_err(|e| StoreError::backend("discord", Some(key.as_str()), false, e))
+        self.decode(&key, &record.value).map(Some)
+    }
+
+    /// A stored record's value, opened and decoded.
+    fn decode(&self, key: &SessionKey, stored: &[u8]) -> Result<MessageRef, StoreError> {
+        let bad =
+            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::backend("discord", Some(key.as_str()), false, e);
+        let plain = self.sealer.open(key, stored).map_err(|e| bad(e.into()))?;
+        serde_json::from_slice(&plain).map_err(|e| bad(e.into()))
     }
 
     /// Notes that an interaction response shows `session`'s message (`owner`: the user
@@ -271,8 +302,10 @@ impl Messages {
         if old.as_ref() == Some(&new) {
             return Ok(());
         }
-        let value =
-            serde_json::to_vec(&new).map_err(|e| StoreError::backend("discord", Some(key.as_str()), false, e))?;
+        let bad =
+            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::backend("discord", Some(key.as_str()), false, e);
+        let value = serde_json::to_vec(&new).map_err(|e| bad(e.into()))?;
+        let value = self.sealer.seal(&key, value).map_err(|e| bad(e.into()))?;
         let write = Write::new(&value, 1, Some(now.saturating_add(self.keep))).with_owner(owner);
         self.store.write(&key, write, Precondition::Any, now).await.map(|_| ())
     }
@@ -296,7 +329,7 @@ impl Messages {
                 if record.user_id != Some(user) {
                     continue;
                 }
-                let (Some(session), Ok(r)) = (SessionId::parse(id), serde_json::from_slice(&record.value)) else {
+                let (Some(session), Ok(r)) = (SessionId::parse(id), self.decode(key, &record.value)) else {
                     continue;
                 };
                 found.push((session, r));

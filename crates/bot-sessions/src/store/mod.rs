@@ -166,10 +166,12 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// The range every network timeout of a server backend must lie in.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) const NETWORK_TIMEOUTS: std::ops::RangeInclusive<std::time::Duration> =
     std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(3600);
 
 /// Refuses a network timeout outside [`NETWORK_TIMEOUTS`], naming the setting.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn check_timeout(backend: &str, what: &str, d: std::time::Duration) -> Result<(), StoreError> {
     if NETWORK_TIMEOUTS.contains(&d) {
         Ok(())
@@ -181,6 +183,7 @@ pub(crate) fn check_timeout(backend: &str, what: &str, d: std::time::Duration) -
 /// A version as the SQL backends store it, a positive 64-bit integer; anything else
 /// (a writer that did not use [`new_version`](crate::new_version)) is refused naming the
 /// key, before anything is sent.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn sql_version(backend: &'static str, key: &str, version: u64) -> Result<i64, StoreError> {
     i64::try_from(version).ok().filter(|v| *v >= 1).ok_or_else(|| {
         StoreError::backend(backend, Some(key), false, format!("proposed version {version} is outside 1..=i64::MAX"))

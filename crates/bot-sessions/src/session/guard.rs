@@ -151,8 +151,8 @@ where
     /// expired since; encode, size or store errors.
     pub async fn commit(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        let saved = self.sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now);
-        self.sessions.inner.obs.run(Op::Commit, saved).await
+        let sessions = &self.sessions;
+        sessions.inner.obs.run(Op::Commit, || sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now)).await
     }
 
     /// Deletes the session (compare-and-set against the loaded version).
@@ -162,7 +162,8 @@ where
     /// A conflict if another process wrote the key since the load; store errors.
     pub async fn delete(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.inner.obs.run(Op::Delete, self.sessions.save(&self.key, None, self.ttl, &self.base, now)).await
+        let sessions = &self.sessions;
+        sessions.inner.obs.run(Op::Delete, || sessions.save(&self.key, None, self.ttl, &self.base, now)).await
     }
 }
 

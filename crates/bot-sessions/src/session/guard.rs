@@ -271,6 +271,7 @@ where
     /// # Errors
     ///
     /// As [`SessionGuard::commit`].
+    #[allow(clippy::manual_async_fn)] // on purpose, see below
     pub fn commit(self) -> impl Future<Output = Result<(), SessionError>> + Send {
         // An `async` block rather than an `async fn`: the latter would keep a second
         // copy of `self` (argument and local) in the future.

@@ -269,9 +269,33 @@ impl Observer {
         metrics::gauge!(name, self.labels(&[]))
     }
 
-    /// Runs `fut` as the data-session operation `op`: in a span, timed, counted by
-    /// outcome.
-    pub(crate) async fn run<O: Classify>(&self, op: Op, fut: impl Future<Output = O>) -> O {
+    /// Runs the future `make` returns as the data-session operation `op`: in a span,
+    /// timed, counted by outcome.
+    ///
+    /// Takes the future's constructor rather than the future: an operation's future is
+    /// large (the whole load, save and retry state), and one taken by value would sit
+    /// in this future twice (the argument, then what `.await` moves it into) and be
+    /// copied between them on every call.
+    pub(crate) async fn run<O: Classify, F: Future<Output = O>>(&self, op: Op, make: impl FnOnce() -> F) -> O {
+        let start = Instant::now();
+        // Without a subscriber that wants the span, no `Instrumented` layer: it costs a
+        // move of the whole operation's future and a span enter/exit per poll. With
+        // one, the instrumented future is boxed, so no span is held across the await of
+        // the common path (this future stays the size of the operation's).
+        let out = match self.span(op) {
+            None => make().await,
+            Some(span) => {
+                let out = Box::pin(make().instrument(span.clone())).await;
+                span.record("outcome", out.outcome().name());
+                out
+            }
+        };
+        self.finished(op, out.outcome(), start.elapsed());
+        out
+    }
+
+    /// The span of operation `op`, if a subscriber wants it.
+    fn span(&self, op: Op) -> Option<tracing::Span> {
         let span = tracing::debug_span!(
             "bot_sessions.op",
             backend = self.backend,
@@ -280,16 +304,7 @@ impl Observer {
             outcome = tracing::field::Empty,
             retries = tracing::field::Empty,
         );
-        let start = Instant::now();
-        // Without a subscriber that wants the span, no `Instrumented` layer: it costs a
-        // move of the whole operation's future and a span enter/exit per poll.
-        let out = if span.is_disabled() { fut.await } else { fut.instrument(span.clone()).await };
-        let outcome = out.outcome();
-        if !span.is_disabled() {
-            span.record("outcome", outcome.name());
-        }
-        self.finished(op, outcome, start.elapsed());
-        out
+        (!span.is_disabled()).then_some(span)
     }
 
     fn finished(&self, op: Op, outcome: Outcome, took: Duration) {

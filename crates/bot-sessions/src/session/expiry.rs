@@ -139,7 +139,7 @@ where
     /// # }).unwrap();
     /// ```
     pub async fn sweep_expired(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
-        self.inner.obs.run(Op::Sweep, self.sweep_unobserved(now)).await
+        self.inner.obs.run(Op::Sweep, || self.sweep_unobserved(now)).await
     }
 
     async fn sweep_unobserved(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
@@ -202,7 +202,7 @@ where
     ///
     /// Store errors.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<SweepReport, SessionError> {
-        self.inner.obs.run(Op::Purge, self.purge_unobserved(now)).await
+        self.inner.obs.run(Op::Purge, || self.purge_unobserved(now)).await
     }
 
     async fn purge_unobserved(&self, now: Timestamp) -> Result<SweepReport, SessionError> {

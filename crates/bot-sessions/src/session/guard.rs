@@ -150,9 +150,20 @@ where
     /// A conflict if another process wrote the key since the load, or the session
     /// expired since; encode, size or store errors.
     pub async fn commit(self) -> Result<(), SessionError> {
+        self.save_held().await
+    }
+
+    /// [`commit`](Self::commit) without giving the guard up (the caller drops it, which
+    /// releases the lock): what a [`LazySession`] commits with, so its future does not
+    /// hold the guard twice.
+    async fn save_held(&self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        let saved = self.sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now);
-        self.sessions.inner.obs.run(Op::Commit, saved).await
+        let sessions = &self.sessions;
+        sessions
+            .inner
+            .obs
+            .run(Op::Commit, || sessions.save(&self.key, Some(&self.value), self.ttl, &self.base, now))
+            .await
     }
 
     /// Deletes the session (compare-and-set against the loaded version).
@@ -162,7 +173,8 @@ where
     /// A conflict if another process wrote the key since the load; store errors.
     pub async fn delete(self) -> Result<(), SessionError> {
         let now = self.sessions.inner.clock.now();
-        self.sessions.inner.obs.run(Op::Delete, self.sessions.save(&self.key, None, self.ttl, &self.base, now)).await
+        let sessions = &self.sessions;
+        sessions.inner.obs.run(Op::Delete, || sessions.save(&self.key, None, self.ttl, &self.base, now)).await
     }
 }
 
@@ -259,10 +271,15 @@ where
     /// # Errors
     ///
     /// As [`SessionGuard::commit`].
-    pub async fn commit(self) -> Result<(), SessionError> {
-        match self.loaded {
-            Some(g) => g.commit().await,
-            None => Ok(()),
+    #[allow(clippy::manual_async_fn)] // on purpose, see below
+    pub fn commit(self) -> impl Future<Output = Result<(), SessionError>> + Send {
+        // An `async` block rather than an `async fn`: the latter would keep a second
+        // copy of `self` (argument and local) in the future.
+        async move {
+            match &self.loaded {
+                Some(g) => g.save_held().await,
+                None => Ok(()),
+            }
         }
     }
 }

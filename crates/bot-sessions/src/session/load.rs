@@ -6,9 +6,19 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Base, DecodePolicy, SessionError, Sessions, Ttl, Via, header, quarantine};
+use super::{Base, DecodePolicy, Meta, SessionError, Sessions, Ttl, Via, header, quarantine};
 use crate::codec::CodecError;
 use crate::{Record, SessionKey, Timestamp};
+
+/// What a stored record turned into without the store's help, or the rare step that
+/// needs it.
+enum Loaded<T> {
+    Ready(T, Base),
+    /// Live for the store but over for this session type: claim its expiry first.
+    Expired(Record, Meta),
+    /// Does not decode, and the policy keeps it aside.
+    Quarantine(Record, SessionError),
+}
 
 impl<T> Sessions<T>
 where
@@ -141,8 +151,42 @@ where
         now: Timestamp,
         from_cache: bool,
     ) -> Result<(T, Base), SessionError> {
+        let rare = match self.decode_record(key, record, now, from_cache)? {
+            Loaded::Ready(value, base) => return Ok((value, base)),
+            rare => rare,
+        };
+        // Boxed: the rare steps stay out of every load's future, which `update` holds
+        // (and moves) whole.
+        Box::pin(self.load_rare(key, rare, now)).await
+    }
+
+    /// The store steps of [`Loaded::Expired`] and [`Loaded::Quarantine`].
+    async fn load_rare(&self, key: &SessionKey, rare: Loaded<T>, now: Timestamp) -> Result<(T, Base), SessionError> {
+        match rare {
+            Loaded::Ready(value, base) => Ok((value, base)),
+            Loaded::Expired(record, meta) => {
+                self.expire_met(key, &record, meta, now).await?;
+                self.fresh(key, None)
+            }
+            Loaded::Quarantine(record, e) => {
+                quarantine::keep(self.inner.store.as_ref(), key, &record, now).await?;
+                tracing::warn!(key = %key, error = %e, "session does not decode; quarantined it and starting over");
+                self.fresh(key, Some(&record))
+            }
+        }
+    }
+
+    /// [`load_record`](Self::load_record) up to the first step that needs the store.
+    fn decode_record(
+        &self,
+        key: &SessionKey,
+        record: Option<Record>,
+        now: Timestamp,
+        from_cache: bool,
+    ) -> Result<Loaded<T>, SessionError> {
         let Some(record) = record else {
-            return self.fresh(key, None);
+            let (value, base) = self.fresh(key, None)?;
+            return Ok(Loaded::Ready(value, base));
         };
         self.check_schema(key, &record)?;
         // Opened once, for the header and the decode. A value that does not open or a
@@ -158,8 +202,8 @@ where
             // shortened since it was written) but over for this session type. Claim it
             // (its hook runs if we win); a lost claim means another process ended or
             // moved it on, and our save's compare-and-set will notice.
-            self.expire_met(key, &record, meta, now).await?;
-            return self.fresh(key, None);
+            drop(plain);
+            return Ok(Loaded::Expired(record, meta));
         }
         let decoded = plain.and_then(|plain| {
             let value = self.decode(key, record.schema_version, &plain)?;
@@ -182,7 +226,7 @@ where
                     meta: Some(meta),
                     from_cache,
                 };
-                Ok((value, base))
+                Ok(Loaded::Ready(value, base))
             }
             // A cached copy that does not decode: the caller loads from the store.
             Err(e @ SessionError::Decode { .. }) if from_cache => Err(e),
@@ -190,13 +234,10 @@ where
                 DecodePolicy::Fail => Err(e),
                 DecodePolicy::Reset => {
                     tracing::warn!(key = %key, error = %e, "session does not decode; resetting it");
-                    self.fresh(key, Some(&record))
+                    let (value, base) = self.fresh(key, Some(&record))?;
+                    Ok(Loaded::Ready(value, base))
                 }
-                DecodePolicy::Quarantine => {
-                    quarantine::keep(self.inner.store.as_ref(), key, &record, now).await?;
-                    tracing::warn!(key = %key, error = %e, "session does not decode; quarantined it and starting over");
-                    self.fresh(key, Some(&record))
-                }
+                DecodePolicy::Quarantine => Ok(Loaded::Quarantine(record, e)),
             },
             Err(e) => Err(e),
         }

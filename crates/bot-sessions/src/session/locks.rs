@@ -13,6 +13,7 @@
 //! Keys are hashed to 64 bits; a collision can only make two keys wait for each other,
 //! never let two holders of one key in.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -128,14 +129,15 @@ impl Table {
     async fn acquire(&self, hash: u64) {
         let rx = {
             let mut shard = self.shard(hash);
-            match shard.get_mut(&hash) {
-                None => {
-                    shard.insert(hash, Held::default());
+            // One probe of the map either way (the entry API), not a lookup then an insert.
+            match shard.entry(hash) {
+                Entry::Vacant(free) => {
+                    free.insert(Held::default());
                     None
                 }
-                Some(held) => {
+                Entry::Occupied(mut held) => {
                     let (tx, rx) = oneshot::channel();
-                    held.waiters.push_back(tx);
+                    held.get_mut().waiters.push_back(tx);
                     Some(rx)
                 }
             }
@@ -148,14 +150,14 @@ impl Table {
     /// Hands the key to the next live waiter, or removes its entry.
     fn release(&self, hash: u64) {
         let mut shard = self.shard(hash);
-        let Some(held) = shard.get_mut(&hash) else { return };
-        while let Some(next) = held.waiters.pop_front() {
+        let Entry::Occupied(mut held) = shard.entry(hash) else { return };
+        while let Some(next) = held.get_mut().waiters.pop_front() {
             if next.send(()).is_ok() {
                 return;
             }
             // That waiter was cancelled; try the next one.
         }
-        shard.remove(&hash);
+        held.remove();
     }
 }
 

@@ -72,7 +72,7 @@ where
     /// Store errors; [`SessionError::Decode`] when the stored value's header is damaged
     /// (or, with encryption, the value does not open).
     pub async fn meta(&self, key: &SessionKey) -> Result<Option<Meta>, SessionError> {
-        self.inner.obs.run(crate::observe::Op::Meta, self.meta_unobserved(key)).await
+        self.inner.obs.run(crate::observe::Op::Meta, || self.meta_unobserved(key)).await
     }
 
     async fn meta_unobserved(&self, key: &SessionKey) -> Result<Option<Meta>, SessionError> {

@@ -167,6 +167,11 @@ enum Via {
     Read,
 }
 
+/// An update's result as its caller sees it: the library's errors converted into `E`.
+fn handled<R, E: From<SessionError>>(Handled(out): Handled<R, E>) -> Result<R, E> {
+    out.unwrap_or_else(|e| Err(e.into()))
+}
+
 /// What a load found, which decides how (and whether) the save writes.
 #[derive(Debug, Default)]
 struct Base {
@@ -259,7 +264,8 @@ where
         E: From<SessionError>,
     {
         let initial = &self.inner.initial;
-        self.update_option(key, |slot| f(slot.get_or_insert_with(|| initial()))).await
+        // Straight to `update_inner` (not through `update_option`): one future layer less.
+        handled(self.update_inner(key, |slot, _| f(slot.get_or_insert_with(|| initial()))).await)
     }
 
     /// Like [`update`](Self::update), but `f` sees an `Option`: setting it to `None`
@@ -273,7 +279,7 @@ where
         F: FnMut(&mut Option<T>) -> Result<R, E> + Send,
         E: From<SessionError>,
     {
-        self.update_inner(key, |slot, _| f(slot)).await
+        handled(self.update_inner(key, |slot, _| f(slot)).await)
     }
 
     /// Like [`update`](Self::update), but `f` also sees the session's own TTL (`None`:
@@ -318,20 +324,21 @@ where
         E: From<SessionError>,
     {
         let initial = &self.inner.initial;
-        self.update_inner(key, |slot, ttl| f(slot.get_or_insert_with(|| initial()), ttl)).await
+        handled(self.update_inner(key, |slot, ttl| f(slot.get_or_insert_with(|| initial()), ttl)).await)
     }
 
-    async fn update_inner<R, E, F>(&self, key: &SessionKey, f: F) -> Result<R, E>
+    /// Not an `async fn`: the observed future is returned as it is, with no layer of
+    /// its own around it (every layer keeps its arguments, and `update` is moved whole).
+    /// The caller turns the result into its own with [`handled`].
+    fn update_inner<R, E, F>(&self, key: &SessionKey, f: F) -> impl Future<Output = Handled<R, E>>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
-        E: From<SessionError>,
     {
-        let Handled(out) = self.inner.obs.run(Op::Update, async { Handled(self.update_attempts(key, f).await) }).await;
-        out.unwrap_or_else(|e| Err(e.into()))
+        self.inner.obs.run(Op::Update, move || self.update_attempts(key, f))
     }
 
     /// The update: `Ok(Err(_))` is the handler's own error (nothing written).
-    async fn update_attempts<R, E, F>(&self, key: &SessionKey, mut f: F) -> Result<Result<R, E>, SessionError>
+    async fn update_attempts<R, E, F>(&self, key: &SessionKey, mut f: F) -> Handled<R, E>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
@@ -341,12 +348,15 @@ where
         let mut via = Via::Write;
         loop {
             let now = self.inner.clock.now();
-            let (value, base) = self.load(key, now, via).await?;
+            let (value, base) = match self.load(key, now, via).await {
+                Ok(loaded) => loaded,
+                Err(e) => return Handled(Err(e)),
+            };
             let mut slot = Some(value);
             let mut ttl = base.own_ttl();
             let out = match f(&mut slot, &mut ttl) {
                 Ok(out) => out,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Handled(Ok(Err(e))),
             };
             let saved = self.save(key, slot.as_ref(), ttl, &base, now).await;
             if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
@@ -356,7 +366,7 @@ where
                     .conflict((base.from_cache || attempt < self.inner.retry.max_attempts).then_some(retries));
             }
             match saved {
-                Ok(()) => return Ok(Ok(out)),
+                Ok(()) => return Handled(Ok(Ok(out))),
                 // The cached copy was stale (the cache has forgotten it): load and
                 // retry at once; this is not contention.
                 Err(SessionError::Store(StoreError::Conflict { .. })) if base.from_cache => via = Via::Store,
@@ -365,9 +375,9 @@ where
                     attempt += 1;
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {
-                    return Err(SessionError::Contention { key: key.to_string(), attempts: attempt });
+                    return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: attempt }));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Handled(Err(e)),
             }
         }
     }
@@ -383,7 +393,7 @@ where
     }
 
     async fn open_via(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
-        self.inner.obs.run(Op::Open, self.open_unobserved(key, via)).await
+        self.inner.obs.run(Op::Open, || self.open_unobserved(key, via)).await
     }
 
     async fn open_unobserved(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
@@ -406,7 +416,7 @@ where
     ///
     /// Decode, migration or store errors.
     pub async fn get(&self, key: &SessionKey) -> Result<Option<T>, SessionError> {
-        self.inner.obs.run(Op::Get, self.get_unobserved(key)).await
+        self.inner.obs.run(Op::Get, || self.get_unobserved(key)).await
     }
 
     async fn get_unobserved(&self, key: &SessionKey) -> Result<Option<T>, SessionError> {
@@ -438,7 +448,7 @@ where
     ///
     /// Store errors.
     pub async fn delete(&self, key: &SessionKey) -> Result<bool, SessionError> {
-        self.inner.obs.run(Op::Delete, self.delete_unobserved(key)).await
+        self.inner.obs.run(Op::Delete, || self.delete_unobserved(key)).await
     }
 
     async fn delete_unobserved(&self, key: &SessionKey) -> Result<bool, SessionError> {

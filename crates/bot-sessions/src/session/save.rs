@@ -86,7 +86,9 @@ where
 
     async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
         match base.version {
-            Some(v) => self.apply(key, Op::Delete, Precondition::Version(v), now).await,
+            // Boxed: deletes are rarer than writes, and `save`'s future (held by every
+            // `update`) would otherwise hold a second `apply` beside the write's.
+            Some(v) => Box::pin(self.apply(key, Op::Delete, Precondition::Version(v), now)).await,
             None => Ok(()),
         }
     }
@@ -104,7 +106,8 @@ where
             Op::Delete => store.delete(key, pre, now).await.map(drop),
         };
         match sent {
-            Err(e) if e.is_ambiguous() => self.inner.obs.ambiguous(self.resolve(key, op, pre, e).await),
+            // Boxed: a rare path kept out of every save's future.
+            Err(e) if e.is_ambiguous() => self.inner.obs.ambiguous(Box::pin(self.resolve(key, op, pre, e)).await),
             other => Ok(other?),
         }
     }

@@ -51,7 +51,7 @@ where
     /// # }).unwrap();
     /// ```
     pub async fn set(&self, key: &SessionKey, value: &T) -> Result<(), SessionError> {
-        self.inner.obs.run(crate::observe::Op::Set, self.set_unobserved(key, value)).await
+        self.inner.obs.run(crate::observe::Op::Set, || self.set_unobserved(key, value)).await
     }
 
     async fn set_unobserved(&self, key: &SessionKey, value: &T) -> Result<(), SessionError> {

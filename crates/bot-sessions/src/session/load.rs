@@ -151,7 +151,7 @@ where
         now: Timestamp,
         from_cache: bool,
     ) -> Result<(T, Base), SessionError> {
-        let rare = match self.decode_record(key, record, now, from_cache)? {
+        let rare = match self.decode_record(key, record, opened, now, from_cache)? {
             Loaded::Ready(value, base) => return Ok((value, base)),
             rare => rare,
         };
@@ -181,6 +181,7 @@ where
         &self,
         key: &SessionKey,
         record: Option<Record>,
+        opened: Option<Vec<u8>>,
         now: Timestamp,
         from_cache: bool,
     ) -> Result<Loaded<T>, SessionError> {

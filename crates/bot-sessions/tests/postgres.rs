@@ -216,6 +216,8 @@ async fn out_of_range_settings_are_config_errors_at_connect() {
     let configs = [
         PostgresConfig::default().pool_size(0),
         PostgresConfig::default().pool_size(usize::MAX),
+        PostgresConfig::default().batch_in_flight(0),
+        PostgresConfig::default().batch_in_flight(1025),
         PostgresConfig::default().op_timeout(Duration::MAX),
         PostgresConfig::default().op_timeout(Duration::ZERO),
         PostgresConfig::default().connect_timeout(Duration::MAX),

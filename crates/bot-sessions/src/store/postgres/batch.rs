@@ -6,10 +6,13 @@
 //! many tasks on a pool of 16 connections, that flush wait, not the round trip, is what
 //! an update costs once the near cache has removed the load (measured with pgbench on
 //! the 2-core test machine: `UPDATE` alone 1.04-1.15x of `SELECT` + `UPDATE` at 16
-//! connections). Here a write that finds [`PostgresConfig::pool_size`] statements of
-//! this kind already in flight queues, and the next free writer sends everything
-//! queued as one `compare_and_set_many` (one commit for all). Alone, a write is sent
-//! at once by its own task, as before.
+//! connections). Here a write that finds [`PostgresConfig::batch_in_flight`]
+//! statements of this kind already in flight queues, and the next free writer sends
+//! everything queued as one `compare_and_set_many` (one commit for all). Alone, a
+//! write is sent at once by its own task, as before. Few statements in flight (4 by
+//! default, not the pool's 16) make the batches full: measured on the 2-core machine,
+//! 64 tasks through the near cache ran 2.3x to 2.6x the raw two-step baseline with 2
+//! to 4 in flight, 1.0x to 1.4x with 16.
 //!
 //! Semantics are those of single statements: each write is its own compare-and-set,
 //! the batch statement never waits for a row lock (`SKIP LOCKED`, so batches cannot
@@ -17,7 +20,7 @@
 //! sent again alone. A batch whose answer is lost leaves each of its writes ambiguous,
 //! and a batch the server refused fails each of them the same way.
 //!
-//! [`PostgresConfig::pool_size`]: super::PostgresConfig::pool_size
+//! [`PostgresConfig::batch_in_flight`]: super::PostgresConfig::batch_in_flight
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,7 +75,7 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    /// At most `in_flight` compare-and-set statements at once (the pool size).
+    /// At most `in_flight` compare-and-set statements at once.
     pub(super) fn new(conns: Arc<Connections>, in_flight: usize) -> Arc<Self> {
         Arc::new(Batcher { conns, queue: Mutex::new(VecDeque::new()), permits: Arc::new(Semaphore::new(in_flight)) })
     }

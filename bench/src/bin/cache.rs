@@ -15,8 +15,8 @@
 //!    process, against a `HashMap<String, Vec<u8>>` holding the same key texts and
 //!    values.
 //!
-//! `cargo run --release --bin cache [update|two|scale|memory]... [--rounds N]`
-//! (default: all, 5 rounds). Environment as for the report (`BENCH_REDIS_URL`,
+//! `cargo run --release --bin cache [update|two|scale|memory]... [--rounds N] [--tasks N]`
+//! (default: all, 5 rounds, 64 tasks in `update`). Environment as for the report (`BENCH_REDIS_URL`,
 //! `BENCH_POSTGRES_URL`); a backend that does not answer is skipped.
 
 use std::sync::Arc;
@@ -46,14 +46,14 @@ fn load_average() -> String {
 
 /// Runs every subject `rounds` times at [`TASKS`] tasks, interleaved; prints the
 /// median ops/s, the ratio to the raw subject, and lost updates.
-async fn compare(title: &str, subjects: &[Subject], rounds: usize) -> anyhow::Result<()> {
+async fn compare(title: &str, subjects: &[Subject], rounds: usize, tasks: usize) -> anyhow::Result<()> {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
     let mut lost = vec![0i64; subjects.len()];
     let mut errors = vec![0u64; subjects.len()];
     for _ in 0..rounds {
         for (i, s) in subjects.iter().enumerate() {
             let before = (s.total)().await?;
-            let sample = run_cell(&s.op, TASKS, CELL, Dist::Uniform, KEYS, Mix::Update).await;
+            let sample = run_cell(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update).await;
             let after = (s.total)().await?;
             lost[i] += sample.acked_updates as i64 - after.saturating_sub(before) as i64;
             errors[i] += sample.errors;
@@ -70,7 +70,7 @@ async fn compare(title: &str, subjects: &[Subject], rounds: usize) -> anyhow::Re
     let raw = subjects.iter().position(|s| s.role == Role::Raw).map_or(f64::NAN, |i| medians[i]);
     println!("\n## {title}\n");
     println!(
-        "{TASKS} tasks, uniform keys over {KEYS}, {rounds} rounds of {CELL:?} interleaved, median; load average {}\n",
+        "{tasks} tasks, uniform keys over {KEYS}, {rounds} rounds of {CELL:?} interleaved, median; load average {}\n",
         load_average()
     );
     println!("| subject | ops/s | x raw | lost | errors |\n| --- | ---: | ---: | ---: | ---: |");
@@ -86,9 +86,9 @@ async fn ours_and_raw(env: &Env, backend: &str, instance: &str) -> anyhow::Resul
     Ok(all.into_iter().filter(|s| s.role != Role::Peer).collect())
 }
 
-async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize) -> anyhow::Result<()> {
+async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize, tasks: usize) -> anyhow::Result<()> {
     if redis {
-        compare("Redis update", &ours_and_raw(env, "redis", "update").await?, rounds).await?;
+        compare("Redis update", &ours_and_raw(env, "redis", "update").await?, rounds, tasks).await?;
     }
     if postgres {
         let mut subjects = ours_and_raw(env, "postgres", "update").await?;
@@ -97,9 +97,9 @@ async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize) -> anyhow
         let mut single = backends::ours_cached("postgres", Arc::new(unbatched))?;
         single.name.push_str(" (writes not batched)");
         subjects.push(single);
-        compare("PostgreSQL update", &subjects, rounds).await?;
+        compare("PostgreSQL update", &subjects, rounds, tasks).await?;
     }
-    compare("Memory store update", &ours_and_raw(env, "memory", "update").await?, rounds).await
+    compare("Memory store update", &ours_and_raw(env, "memory", "update").await?, rounds, tasks).await
 }
 
 /// The report's two-process update at [`TASKS`] tasks per process, with and without
@@ -285,15 +285,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut parts: Vec<String> = Vec::new();
     let mut rounds = 5;
+    let mut tasks = TASKS;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rounds" => rounds = it.next().ok_or_else(|| anyhow::anyhow!("--rounds needs a number"))?.parse()?,
+            "--tasks" => tasks = it.next().ok_or_else(|| anyhow::anyhow!("--tasks needs a number"))?.parse()?,
             "update" | "two" | "scale" | "memory" => parts.push(a.clone()),
-            other => anyhow::bail!("unknown argument {other:?}: cache [update|two|scale|memory]... [--rounds N]"),
+            other => {
+                anyhow::bail!("unknown argument {other:?}: cache [update|two|scale|memory]... [--rounds N] [--tasks N]")
+            }
         }
     }
     anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(tasks > 0, "--tasks must be at least 1");
     let all = parts.is_empty();
     let wants = |p: &str| all || parts.iter().any(|x| x == p);
     let env = Env::from_env();
@@ -306,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let result = async {
         if wants("update") {
-            update(&env, redis, postgres, rounds).await?;
+            update(&env, redis, postgres, rounds, tasks).await?;
         }
         if wants("two") {
             two(&env, redis, postgres, rounds).await?;

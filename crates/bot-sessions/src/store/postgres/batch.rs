@@ -6,13 +6,17 @@
 //! many tasks on a pool of 16 connections, that flush wait, not the round trip, is what
 //! an update costs once the near cache has removed the load (measured with pgbench on
 //! the 2-core test machine: `UPDATE` alone 1.04-1.15x of `SELECT` + `UPDATE` at 16
-//! connections). Here a write that finds [`PostgresConfig::batch_in_flight`]
-//! statements of this kind already in flight queues, and the next free writer sends
-//! everything queued as one `compare_and_set_many` (one commit for all). Alone, a
-//! write is sent at once by its own task, as before. Few statements in flight (4 by
-//! default, not the pool's 16) make the batches full: measured on the 2-core machine,
-//! 64 tasks through the near cache ran 2.3x to 2.6x the raw two-step baseline with 2
-//! to 4 in flight, 1.0x to 1.4x with 16.
+//! connections). Here a write that finds [`PostgresConfig::pool_size`] statements of
+//! this kind already in flight (or writes already queued) queues, and a writer sends
+//! everything queued as one `compare_and_set_many` (one commit for all). At most
+//! [`PostgresConfig::batch_in_flight`] such writers run at once (2 by default), so
+//! each takes many writes. Alone, a write is sent at once by its own task, as before:
+//! below `pool_size` concurrent writes nothing waits.
+//!
+//! Why lanes: with every permit able to empty the queue, 64 tasks on a pool of 16 made
+//! batches of about 3, and the cache gave 1.0x to 1.6x the raw two-step baseline; a
+//! plain limit of 4 statements made full batches at 64 tasks (2.3x) but made writes
+//! wait for a slot at 8 to 16 tasks (0.8x to 0.9x, against 1.2x to 1.3x unbatched).
 //!
 //! Semantics are those of single statements: each write is its own compare-and-set,
 //! the batch statement never waits for a row lock (`SKIP LOCKED`, so batches cannot
@@ -20,6 +24,7 @@
 //! sent again alone. A batch whose answer is lost leaves each of its writes ambiguous,
 //! and a batch the server refused fails each of them the same way.
 //!
+//! [`PostgresConfig::pool_size`]: super::PostgresConfig::pool_size
 //! [`PostgresConfig::batch_in_flight`]: super::PostgresConfig::batch_in_flight
 
 use std::collections::VecDeque;
@@ -67,17 +72,25 @@ struct Queued {
     tx: oneshot::Sender<Outcome>,
 }
 
-/// The queue, and the permits of the compare-and-set statements in flight.
+/// The queue, the permits of the compare-and-set statements in flight, and the lanes
+/// of the writers that empty the queue.
 pub(super) struct Batcher {
     conns: Arc<Connections>,
     queue: Mutex<VecDeque<Queued>>,
     permits: Arc<Semaphore>,
+    lanes: Arc<Semaphore>,
 }
 
 impl Batcher {
-    /// At most `in_flight` compare-and-set statements at once.
-    pub(super) fn new(conns: Arc<Connections>, in_flight: usize) -> Arc<Self> {
-        Arc::new(Batcher { conns, queue: Mutex::new(VecDeque::new()), permits: Arc::new(Semaphore::new(in_flight)) })
+    /// At most `in_flight` compare-and-set statements at once, of which at most
+    /// `batches` empty the queue.
+    pub(super) fn new(conns: Arc<Connections>, in_flight: usize, batches: usize) -> Arc<Self> {
+        Arc::new(Batcher {
+            conns,
+            queue: Mutex::new(VecDeque::new()),
+            permits: Arc::new(Semaphore::new(in_flight)),
+            lanes: Arc::new(Semaphore::new(batches.min(in_flight))),
+        })
     }
 
     fn queue(&self) -> MutexGuard<'_, VecDeque<Queued>> {
@@ -93,7 +106,7 @@ impl Batcher {
         if let Ok(permit) = self.permits.clone().try_acquire_owned()
             && self.queue().is_empty()
         {
-            let _turn = Turn { batcher: self, permit: Some(permit) };
+            let _turn = Turn { batcher: self, permit: Some(permit), lane: None };
             return self.send_one(&cas).await;
         }
         let key = cas.key.clone();
@@ -107,17 +120,19 @@ impl Batcher {
         }
     }
 
-    /// Starts a writer for the queue if a permit is free. (If none is, a holder will
-    /// look at the queue after giving its permit back: see [`Turn`].)
+    /// Starts a writer for the queue if a lane and a permit are free. (If not, a
+    /// holder will look at the queue after giving its own back: see [`Turn`].) Few
+    /// lanes make the writers that empty the queue take many writes each.
     fn kick(self: &Arc<Self>) {
+        let Ok(lane) = self.lanes.clone().try_acquire_owned() else { return };
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             let me = self.clone();
-            tokio::spawn(async move { me.drain(permit).await });
+            tokio::spawn(async move { me.drain(permit, lane).await });
         }
     }
 
-    async fn drain(self: Arc<Self>, permit: OwnedSemaphorePermit) {
-        let _turn = Turn { batcher: &self, permit: Some(permit) };
+    async fn drain(self: Arc<Self>, permit: OwnedSemaphorePermit, lane: OwnedSemaphorePermit) {
+        let _turn = Turn { batcher: &self, permit: Some(permit), lane: Some(lane) };
         loop {
             let batch = self.take();
             if batch.is_empty() {
@@ -207,17 +222,20 @@ fn for_key(e: &StoreError, key: &str) -> StoreError {
     }
 }
 
-/// A held permit. Dropped (the turn is over, or its task was cancelled), it gives the
-/// permit back and then starts a writer if anything is queued: a write queued while
-/// every permit was held is never stranded.
+/// A held permit (and lane, for a writer emptying the queue). Dropped (the turn is
+/// over, or its task was cancelled), it gives both back and then starts a writer if
+/// anything is queued: a write queued while every permit or lane was held is never
+/// stranded.
 struct Turn<'a> {
     batcher: &'a Arc<Batcher>,
     permit: Option<OwnedSemaphorePermit>,
+    lane: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         drop(self.permit.take());
+        drop(self.lane.take());
         let waiting = !self.batcher.queue().is_empty();
         if waiting && tokio::runtime::Handle::try_current().is_ok() {
             self.batcher.kick();

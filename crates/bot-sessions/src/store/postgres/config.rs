@@ -57,17 +57,18 @@ pub struct PostgresConfig {
     /// `sslcert`, `sslkey` in a URL; those win over this).
     pub tls: PostgresTls,
     /// Whether compare-and-set writes that wait at the same moment (more than
-    /// [`batch_in_flight`](Self::batch_in_flight) in flight) share one statement, and
-    /// so one commit (default `true`). Each stays its own compare-and-set; off, every
-    /// write is a statement of its own (for comparing the two).
+    /// [`pool_size`](Self::pool_size) in flight) share one statement, and so one
+    /// commit (default `true`). Each stays its own compare-and-set; off, every write
+    /// is a statement of its own (for comparing the two).
     pub batch_writes: bool,
-    /// With [`batch_writes`](Self::batch_writes), how many compare-and-set statements
-    /// may be in flight at once before further writes queue for the next shared
-    /// statement (default 4; 1 to 1024, at most [`pool_size`](Self::pool_size) take
-    /// effect). Fewer statements in flight make fuller batches, so fewer commits: on
-    /// the 2-core test machine, 64 tasks updating through the near cache ran 2.3x the
-    /// raw two-step baseline with 4, and 1.0x to 1.4x with 16 (`bench --bin cache`).
-    /// A server with many cores and fast WAL storage may want more.
+    /// With [`batch_writes`](Self::batch_writes), how many shared statements may be in
+    /// flight at once (default 2; 1 to 1024, at most [`pool_size`](Self::pool_size)
+    /// take effect). Few make each one carry many writes, so there are fewer commits:
+    /// on the 2-core test machine, 64 tasks updating through the near cache ran more
+    /// than 2x the raw two-step baseline with 2 to 4, and 1.0x to 1.6x when every one
+    /// of the pool's 16 statements could carry a batch (`bench --bin cache`). Writes
+    /// below `pool_size` at once never wait for a batch. A server with many cores and
+    /// fast WAL storage may want more.
     pub batch_in_flight: usize,
 }
 
@@ -84,7 +85,7 @@ impl Default for PostgresConfig {
             reconnect_delay_max: Duration::from_secs(5),
             tls: PostgresTls::default(),
             batch_writes: true,
-            batch_in_flight: 4,
+            batch_in_flight: 2,
         }
     }
 }

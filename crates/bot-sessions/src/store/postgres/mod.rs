@@ -34,10 +34,10 @@
 //! connection has its statements prepared once, when it is opened.
 //!
 //! A backend runs the statements pipelined on its connection one after another, each
-//! commit waiting for its own WAL flush; so when more than
-//! [`PostgresConfig::batch_in_flight`] compare-and-sets (4 by default) are in flight,
-//! the waiting ones share one statement and one commit (each still its own
-//! compare-and-set; see [`PostgresConfig::batch_writes`]).
+//! commit waiting for its own WAL flush; so when more than `pool_size` compare-and-sets
+//! are in flight, the waiting ones share one statement and one commit (each still its
+//! own compare-and-set; at most [`PostgresConfig::batch_in_flight`] such statements at
+//! once; see [`PostgresConfig::batch_writes`]).
 //!
 //! Connections come from a URL ([`PostgresStore::connect`]) or from a
 //! [`tokio_postgres::Config`] built in code ([`PostgresStore::connect_pg_config`]), over
@@ -226,8 +226,8 @@ impl PostgresStore {
             reconnect_delay_max: config.reconnect_delay_max,
         };
         let conns = Arc::new(Connections::new(pg, tls, statements, settings));
-        let in_flight = config.batch_in_flight.min(config.pool_size);
-        let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), in_flight));
+        let batches = config.batch_in_flight;
+        let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), config.pool_size, batches));
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
         let store = PostgresStore { conns, batch, config, purge_lock };
         sql::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;

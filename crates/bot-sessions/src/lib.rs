@@ -47,4 +47,4 @@ pub use context::{ChatKind, Component, ComponentKind, Context, Extensions, Reply
 pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
 pub use record::{Precondition, Record, Write, new_version};
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
-pub use store::{DynStore, Page, Store, StoreError};
+pub use store::{DynStore, InProcess, Page, Store, StoreError};

@@ -113,7 +113,10 @@ where
                 other => return other,
             }
         }
-        let record = self.inner.store.load(key, now).await?;
+        let record = match self.inner.store.in_process() {
+            Some(local) => local.load_now(key, now)?,
+            None => self.inner.store.load(key, now).await?,
+        };
         self.load_record(key, record, None, now, false).await
     }
 

@@ -102,7 +102,10 @@ where
     ) -> Result<(), SessionError> {
         let store = &self.inner.store;
         let sent = match &op {
-            Op::Write(w) => store.write(key, *w, pre, now).await.map(drop),
+            Op::Write(w) => match store.in_process() {
+                Some(local) => local.write_now(key, *w, pre, now).map(drop),
+                None => store.write(key, *w, pre, now).await.map(drop),
+            },
             Op::Delete => store.delete(key, pre, now).await.map(drop),
         };
         match sent {

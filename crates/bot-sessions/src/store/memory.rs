@@ -19,6 +19,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use crate::store::InProcess;
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 /// One stored record, packed: the map's key is the key text, and the parsed key is
@@ -315,17 +316,13 @@ fn conflict(key: &SessionKey) -> StoreError {
     StoreError::Conflict { key: key.to_string() }
 }
 
-#[async_trait::async_trait]
-impl Store for MemoryStore {
-    fn backend(&self) -> &'static str {
-        "memory"
-    }
-
-    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
+/// The memory store's operations run in the calling thread and never wait.
+impl InProcess for MemoryStore {
+    fn load_now(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         Ok(self.inner.records.get(key.as_str()).filter(|s| !s.is_expired(now)).map(|s| s.record()))
     }
 
-    async fn write(
+    fn write_now(
         &self,
         key: &SessionKey,
         write: Write<'_>,
@@ -354,6 +351,31 @@ impl Store for MemoryStore {
                 Ok(write.version)
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn in_process(&self) -> Option<&dyn InProcess> {
+        Some(self)
+    }
+
+    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        self.load_now(key, now)
+    }
+
+    async fn write(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write_now(key, write, precondition, now)
     }
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {

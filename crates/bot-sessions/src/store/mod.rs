@@ -150,6 +150,15 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Config("this store cannot list its namespaces; name one".into()))
     }
 
+    /// This store's synchronous side, if it works in the calling thread and never
+    /// waits (the memory store): [`Sessions`](crate::Sessions) calls it on its hot path
+    /// instead of the boxed futures of [`Store::load`] and [`Store::write`]. A store
+    /// that returns `Some` must answer there exactly as its async methods do. Other
+    /// stores keep the default, `None`.
+    fn in_process(&self) -> Option<&dyn InProcess> {
+        None
+    }
+
     /// The [`NearCache`](near_cache::NearCache) this store is, if it is one: how
     /// [`Sessions`](crate::Sessions) built on a store find the cache to skip loads with.
     /// Backends keep the default, `None`.
@@ -163,6 +172,30 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str {
         "custom"
     }
+}
+
+/// The synchronous load and write of an in-process store (see [`Store::in_process`]):
+/// the same contract as [`Store::load`] and [`Store::write`], without a boxed future.
+pub trait InProcess: Send + Sync {
+    /// As [`Store::load`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::load`].
+    fn load_now(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError>;
+
+    /// As [`Store::write`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::write`].
+    fn write_now(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
 /// The range every network timeout of a server backend must lie in.

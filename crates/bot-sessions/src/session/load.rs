@@ -130,8 +130,9 @@ where
             Via::Read => near.cached(key, now, Some(self.inner.stale_reads?)),
         }?;
         let Ok(plain) = self.open_value(key, &record.value) else {
-            // Reported by the decode, which sends the load on to the store.
-            return Some((record, None));
+            // Reported by the decode, which sends the load on to the store; past the
+            // namespace's TTL, the store decides at once.
+            return (!now.is_expired(self.meta_of(&record, None).expires_at)).then_some((record, None));
         };
         // Over for this session type (its own TTL, or a hook's grace period): the store
         // decides, and the expiry is claimed on what it holds.

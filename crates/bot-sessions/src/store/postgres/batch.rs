@@ -124,10 +124,19 @@ impl Batcher {
     /// holder will look at the queue after giving its own back: see [`Turn`].) Few
     /// lanes make the writers that empty the queue take many writes each.
     fn kick(self: &Arc<Self>) {
-        let Ok(lane) = self.lanes.clone().try_acquire_owned() else { return };
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            let me = self.clone();
-            tokio::spawn(async move { me.drain(permit, lane).await });
+        loop {
+            let Ok(lane) = self.lanes.clone().try_acquire_owned() else { return };
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                let me = self.clone();
+                tokio::spawn(async move { me.drain(permit, lane).await });
+                return;
+            }
+            drop(lane);
+            // A holder may have given its permit back while this kick held the lane, and
+            // found that lane taken: then nobody else starts a writer. Look again.
+            if self.permits.available_permits() == 0 || self.queue().is_empty() {
+                return;
+            }
         }
     }
 

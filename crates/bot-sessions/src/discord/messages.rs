@@ -268,10 +268,8 @@ impl Messages {
 
     /// A stored record's value, opened and decoded.
     fn decode(&self, key: &SessionKey, stored: &[u8]) -> Result<MessageRef, StoreError> {
-        let bad =
-            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::backend("discord", Some(key.as_str()), false, e);
-        let plain = self.sealer.open(key, stored).map_err(|e| bad(e.into()))?;
-        serde_json::from_slice(&plain).map_err(|e| bad(e.into()))
+        let plain = self.sealer.open(key, stored).map_err(|e| bad_record(key, e))?;
+        serde_json::from_slice(&plain).map_err(|e| bad_record(key, e))
     }
 
     /// Notes that an interaction response shows `session`'s message (`owner`: the user
@@ -302,10 +300,8 @@ impl Messages {
         if old.as_ref() == Some(&new) {
             return Ok(());
         }
-        let bad =
-            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::backend("discord", Some(key.as_str()), false, e);
-        let value = serde_json::to_vec(&new).map_err(|e| bad(e.into()))?;
-        let value = self.sealer.seal(&key, value).map_err(|e| bad(e.into()))?;
+        let value = serde_json::to_vec(&new).map_err(|e| bad_record(&key, e))?;
+        let value = self.sealer.seal(&key, value).map_err(|e| bad_record(&key, e))?;
         let write = Write::new(&value, 1, Some(now.saturating_add(self.keep))).with_owner(owner);
         self.store.write(&key, write, Precondition::Any, now).await.map(|_| ())
     }
@@ -349,4 +345,10 @@ impl Messages {
     pub async fn remove(&self, session: SessionId) -> Result<(), StoreError> {
         self.store.delete(&self.key(session), Precondition::Any, self.clock.now()).await.map(|_| ())
     }
+}
+
+/// A record of `key` that cannot be encoded, sealed, opened or decoded: a backend error
+/// naming the key.
+fn bad_record(key: &SessionKey, e: impl Into<crate::store::BoxError>) -> StoreError {
+    StoreError::backend("discord", Some(key.as_str()), false, e)
 }

@@ -129,20 +129,18 @@ where
             Via::Write => near.cached(key, now, None),
             Via::Read => near.cached(key, now, Some(self.inner.stale_reads?)),
         }?;
-        let Ok(plain) = self.open_value(key, &record.value) else {
-            // Reported by the decode, which sends the load on to the store; past the
-            // namespace's TTL, the store decides at once.
-            return (!now.is_expired(self.meta_of(&record, None).expires_at)).then_some((record, None));
-        };
         // Over for this session type (its own TTL, or a hook's grace period): the store
-        // decides, and the expiry is claimed on what it holds.
-        let own = header::split(&plain).ok().and_then(|(own, _)| own);
+        // decides, and the expiry is claimed on what it holds. A value that does not open
+        // is judged by the namespace's TTL here, and reported by the decode (which sends
+        // the load on to the store).
+        let plain = self.open_value(key, &record.value).ok();
+        let own = plain.as_deref().and_then(|p| header::split(p).ok()).and_then(|(own, _)| own);
         if now.is_expired(self.meta_of(&record, own).expires_at) {
             return None;
         }
         let opened = match plain {
-            Cow::Owned(opened) => Some(opened),
-            Cow::Borrowed(_) => None,
+            Some(Cow::Owned(opened)) => Some(opened),
+            _ => None,
         };
         Some((record, opened))
     }

@@ -324,30 +324,28 @@ impl Store for NearCache {
     ) -> Result<u64, StoreError> {
         // What the store will hold after a successful write, when it can be told from
         // here: over nothing (a create), or over the very record cached (a
-        // compare-and-set on its version). `Any` over an unknown record: forget it.
-        let previous = match precondition {
-            Precondition::Absent => Some(None),
+        // compare-and-set on its version). `Any` over an unknown record: forget it. The
+        // cached entry is shared, not copied: only its metadata is needed.
+        let held = match precondition {
             Precondition::Version(v) => self
                 .inner
                 .map
                 .get(key.as_str())
-                .and_then(|c| c.record.clone())
-                .filter(|r| r.version == v && !r.is_expired(now))
-                .map(Some),
-            Precondition::Any => None,
+                .filter(|c| c.record.as_ref().is_some_and(|r| r.version == v && !r.is_expired(now))),
+            Precondition::Absent | Precondition::Any => None,
         };
-        let written = match &previous {
+        let known = held.as_ref().and_then(|c| c.record.as_ref());
+        let written = match known {
             // A compare-and-set over the record held here: the store may take what it
             // needs from it rather than read it (one lean script on Redis).
-            Some(Some(known)) => self.inner.store.write_over(key, write, known, now).await,
-            _ => self.inner.store.write(key, write, precondition, now).await,
+            Some(known) => self.inner.store.write_over(key, write, known, now).await,
+            None => self.inner.store.write(key, write, precondition, now).await,
         };
-        match (&written, previous) {
-            (Ok(_), Some(previous)) => {
-                let next = Record::next(previous.as_ref(), key, &write, now);
-                self.put(key, Some(next), now, false);
+        match &written {
+            Ok(_) if known.is_some() || precondition == Precondition::Absent => {
+                self.put(key, Some(Record::next(known, key, &write, now)), now, false);
             }
-            (Err(e), _) if e.is_conflict() => self.put(key, None, now, true),
+            Err(e) if e.is_conflict() => self.put(key, None, now, true),
             _ => self.invalidate(key),
         }
         written

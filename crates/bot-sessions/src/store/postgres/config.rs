@@ -172,22 +172,8 @@ impl PostgresConfig {
         validate_identifier("schema", &self.schema, 63)?;
         // Room for the index name suffixes within PostgreSQL's 63-byte identifiers.
         validate_identifier("table", &self.table, 40)?;
-        if !POOL_SIZES.contains(&self.pool_size) {
-            return Err(StoreError::Config(format!(
-                "postgres pool_size {} is out of range ({} to {})",
-                self.pool_size,
-                POOL_SIZES.start(),
-                POOL_SIZES.end()
-            )));
-        }
-        if !POOL_SIZES.contains(&self.batch_in_flight) {
-            return Err(StoreError::Config(format!(
-                "postgres batch_in_flight {} is out of range ({} to {})",
-                self.batch_in_flight,
-                POOL_SIZES.start(),
-                POOL_SIZES.end()
-            )));
-        }
+        check_count("pool_size", self.pool_size)?;
+        check_count("batch_in_flight", self.batch_in_flight)?;
         check_timeout("op_timeout", self.op_timeout)?;
         check_timeout("connect_timeout", self.connect_timeout)?;
         if let Some(d) = self.statement_timeout {
@@ -213,6 +199,15 @@ impl PostgresConfig {
             None => ms(self.op_timeout).saturating_mul(2),
         }
     }
+}
+
+/// Refuses a connection or statement count outside [`POOL_SIZES`], naming the setting.
+fn check_count(what: &str, n: usize) -> Result<(), StoreError> {
+    if POOL_SIZES.contains(&n) {
+        return Ok(());
+    }
+    let (lo, hi) = (POOL_SIZES.start(), POOL_SIZES.end());
+    Err(StoreError::Config(format!("postgres {what} {n} is out of range ({lo} to {hi})")))
 }
 
 fn check_timeout(what: &str, d: Duration) -> Result<(), StoreError> {

@@ -697,35 +697,24 @@ impl Store for RedisStore {
         let text = key.as_str();
         let rkey = self.record_key(key);
         let meta = record::meta(&write, previous.created_at, now, previous.user_id);
+        // The expiry index changes only with the expiry: set (native expiry, expires_at),
+        // or dropped (`None` inside).
+        let change = match (previous.expires_at, write.expires_at) {
+            (old, new) if old == new => None,
+            (_, new) => Some(new.map(|at| (self.native_expiry(at), at.as_millis()))),
+        };
+        let index = change.map(|_| Layout::expiry_index(self.layout.shard_of(key), key.namespace().as_str()));
         let mut inv = self.scripts.cas.prepare_invoke();
-        inv.key(&rkey);
-        match (previous.expires_at, write.expires_at) {
-            (old, new) if old == new => {
-                inv.key(&rkey).arg(record::version_prefix(previous.version)).arg(write.value).arg(meta).arg("");
-            }
-            (_, Some(at)) => {
-                let shard = self.layout.shard_of(key);
-                inv.key(Layout::expiry_index(shard, key.namespace().as_str()))
-                    .arg(record::version_prefix(previous.version))
-                    .arg(write.value)
-                    .arg(meta)
-                    .arg("s")
-                    .arg(self.native_expiry(at))
-                    .arg(at.as_millis())
-                    .arg(text);
-            }
-            (_, None) => {
-                let shard = self.layout.shard_of(key);
-                inv.key(Layout::expiry_index(shard, key.namespace().as_str()))
-                    .arg(record::version_prefix(previous.version))
-                    .arg(write.value)
-                    .arg(meta)
-                    .arg("p")
-                    .arg("")
-                    .arg("")
-                    .arg(text);
-            }
-        }
+        inv.key(&rkey)
+            .key(index.as_deref().unwrap_or(&rkey))
+            .arg(record::version_prefix(previous.version))
+            .arg(write.value)
+            .arg(meta);
+        match change {
+            None => inv.arg(""),
+            Some(Some((native, at))) => inv.arg("s").arg(native).arg(at).arg(text),
+            Some(None) => inv.arg("p").arg("").arg("").arg(text),
+        };
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)

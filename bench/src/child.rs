@@ -17,8 +17,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::Bench;
 use crate::backends::Env;
 use crate::harness::{Mix, run_cell};
-use crate::keys::Dist;
-use crate::workloads::TWO_PROCESS_KEYS;
+use crate::keys::{Dist, TWO_PROCESS_KEYS};
 
 /// The subjects of the memory-per-session workload.
 pub const MEMORY_SUBJECTS: &[(&str, crate::subject::Role)] = &[

@@ -7,6 +7,9 @@ use std::sync::OnceLock;
 /// Chats every data-session benchmark spreads its updates over.
 pub const KEYS: usize = 1_024;
 
+/// Keys the two processes of the two-process update contend on.
+pub const TWO_PROCESS_KEYS: usize = 16;
+
 /// The Zipf exponent: with 1.1 over 1,024 keys the hottest chat takes about 16 % of the
 /// updates and the ten hottest about 45 %.
 pub const ZIPF_S: f64 = 1.1;
@@ -55,7 +58,7 @@ fn zipf_cdf(keys: usize) -> &'static [f64] {
     static CDF: OnceLock<Vec<(usize, Vec<f64>)>> = OnceLock::new();
     // Two key counts are used (KEYS and the two-process set); build both once.
     let all = CDF.get_or_init(|| {
-        [KEYS, crate::workloads::TWO_PROCESS_KEYS]
+        [KEYS, TWO_PROCESS_KEYS]
             .iter()
             .map(|&n| {
                 let weights: Vec<f64> = (1..=n).map(|r| 1.0 / (r as f64).powf(ZIPF_S)).collect();

@@ -6,12 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::backends::Env;
 use crate::harness::{Mix, Sample, run_cell};
-use crate::keys::{Dist, KEYS};
+use crate::keys::{Dist, KEYS, TWO_PROCESS_KEYS};
 use crate::report::Row;
 use crate::subject::{Action, Subject};
-
-/// Keys the two processes of the two-process update contend on.
-pub const TWO_PROCESS_KEYS: usize = 16;
 
 /// How long and how often each cell runs.
 #[derive(Debug, Clone, Copy)]

@@ -24,6 +24,9 @@
 mod clock;
 pub mod codec;
 mod context;
+// The guide: chapters of Markdown whose examples are doc tests (docs.rs is the guide).
+#[cfg(any(doc, doctest))]
+pub mod guide;
 pub mod key;
 pub mod observe;
 mod record;

@@ -17,6 +17,7 @@
 //! when the update lacks the id the strategy needs, it returns a `Missing*`
 //! [`KeyError`] naming the strategy, never a guess.
 
+mod ids;
 mod scope;
 mod strategy;
 mod text;

@@ -13,6 +13,8 @@ mod purger;
 pub(crate) mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) mod ring_provider;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod url;

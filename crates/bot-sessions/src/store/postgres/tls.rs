@@ -169,7 +169,7 @@ pub(super) fn configure(tls: &PostgresTls, pg: &mut tokio_postgres::Config) -> R
         )));
     }
     pg.ssl_mode(mode.to_driver());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::store::ring_provider::ring_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Config(format!("postgres TLS: {e}")))?

@@ -136,7 +136,7 @@ fn tls_certificates(files: &TlsFiles) -> Result<TlsCertificates, StoreError> {
 fn ensure_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing this race to another thread installing one is fine: one is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = crate::store::ring_provider::ring_provider().install_default();
     }
 }
 

@@ -15,9 +15,10 @@ use bot_sessions::session::RetryPolicy;
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::testing::Counter;
+use bot_sessions::testing::delegate::{Delegate, Overrides};
 use bot_sessions::{
-    Context, ManualClock, Namespace, Page, Precondition, Record, Scope, SessionError, SessionKey, Sessions, Store,
-    StoreError, Timestamp, Ttl, Write,
+    Context, ManualClock, Namespace, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError,
+    Timestamp, Ttl, Write,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
@@ -30,60 +31,48 @@ enum Fault {
     LostReply,
 }
 
-/// A memory store whose writes follow a script of faults.
+/// The script of faults a memory store's writes follow.
 #[derive(Default)]
 struct Faulty {
-    inner: MemoryStore,
     plan: Mutex<VecDeque<Option<Fault>>>,
 }
 
 impl Faulty {
-    fn with(plan: &[Option<Fault>]) -> Arc<Self> {
-        Arc::new(Faulty { inner: MemoryStore::new(), plan: Mutex::new(plan.iter().copied().collect()) })
+    fn with(plan: &[Option<Fault>]) -> Arc<Delegate<Self>> {
+        Arc::new(Delegate::new(MemoryStore::new(), Faulty { plan: Mutex::new(plan.iter().copied().collect()) }))
     }
 }
 
 #[async_trait::async_trait]
-impl Store for Faulty {
-    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        self.inner.load(key, now).await
-    }
-    async fn write(&self, key: &SessionKey, w: Write<'_>, p: Precondition, now: Timestamp) -> Result<u64, StoreError> {
+impl Overrides for Faulty {
+    async fn write(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        w: Write<'_>,
+        p: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         let fault = self.plan.lock().unwrap().pop_front().flatten();
         match fault {
-            None => self.inner.write(key, w, p, now).await,
+            None => inner.write(key, w, p, now).await,
             Some(Fault::Raced) => {
                 // The other process bumps the counter by 1000.
-                let n = match self.inner.load(key, now).await? {
+                let n = match inner.load(key, now).await? {
                     Some(r) => serde_json::from_slice::<Counter>(&r.value).unwrap().n,
                     None => 0,
                 };
                 let bytes = serde_json::to_vec(&Counter { n: n + 1000 }).unwrap();
-                self.inner.write(key, Write::new(&bytes, 1, None), Precondition::Any, now).await?;
-                self.inner.write(key, w, p, now).await
+                inner.write(key, Write::new(&bytes, 1, None), Precondition::Any, now).await?;
+                inner.write(key, w, p, now).await
             }
             Some(Fault::LostReply) => {
-                self.inner.write(key, w, p, now).await?;
+                inner.write(key, w, p, now).await?;
                 Err(StoreError::ambiguous("faulty", key.as_str(), "reply timed out"))
             }
         }
     }
-    async fn delete(&self, key: &SessionKey, p: Precondition, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.delete(key, p, now).await
-    }
-    async fn forget_user(&self, user: i64, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.forget_user(user, now).await
-    }
-    async fn scan(&self, ns: &Namespace, c: Option<&str>, l: usize, now: Timestamp) -> Result<Page, StoreError> {
-        self.inner.scan(ns, c, l, now).await
-    }
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-    async fn count(&self, ns: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.count(ns, now).await
-    }
-    fn backend(&self) -> &'static str {
+    fn backend(&self, _: &dyn Store) -> &'static str {
         "faulty"
     }
 }

@@ -8,15 +8,15 @@ use std::time::Duration;
 use bot_sessions::Codec;
 use bot_sessions::session::{MAX_LIST_PAGE, RetryPolicy};
 use bot_sessions::store::memory::MemoryStore;
+use bot_sessions::testing::delegate::{Delegate, Overrides};
 use bot_sessions::{
-    Clock, Context, KeyError, KeyStrategy, ManualClock, Namespace, Page, Precondition, Record, Scope, SessionError,
+    Clock, Context, KeyError, KeyStrategy, ManualClock, Namespace, Precondition, Record, Scope, SessionError,
     SessionKey, Sessions, Store, StoreError, Timestamp, Ttl, Write,
 };
 
-/// Delegates to a memory store, counting calls; can be told to fail or to conflict.
+/// Counts calls to a memory store; can be told to fail or to conflict.
 #[derive(Default)]
 struct Probe {
-    inner: MemoryStore,
     loads: AtomicUsize,
     writes: AtomicUsize,
     down: AtomicBool,
@@ -24,6 +24,10 @@ struct Probe {
 }
 
 impl Probe {
+    fn new() -> Arc<Delegate<Probe>> {
+        Arc::new(Delegate::new(MemoryStore::default(), Probe::default()))
+    }
+
     fn check(&self, key: &SessionKey) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::backend("probe", Some(key.as_str()), true, "connection refused"));
@@ -33,35 +37,36 @@ impl Probe {
 }
 
 #[async_trait::async_trait]
-impl Store for Probe {
-    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
+impl Overrides for Probe {
+    async fn load(&self, inner: &dyn Store, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.check(key)?;
-        self.inner.load(key, now).await
+        inner.load(key, now).await
     }
-    async fn write(&self, key: &SessionKey, w: Write<'_>, p: Precondition, now: Timestamp) -> Result<u64, StoreError> {
+    async fn write(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        w: Write<'_>,
+        p: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.check(key)?;
         if self.always_conflict.load(Ordering::SeqCst) {
             return Err(StoreError::Conflict { key: key.to_string() });
         }
-        self.inner.write(key, w, p, now).await
+        inner.write(key, w, p, now).await
     }
-    async fn delete(&self, key: &SessionKey, p: Precondition, now: Timestamp) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        p: Precondition,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         self.check(key)?;
-        self.inner.delete(key, p, now).await
-    }
-    async fn forget_user(&self, user: i64, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.forget_user(user, now).await
-    }
-    async fn scan(&self, ns: &Namespace, c: Option<&str>, l: usize, now: Timestamp) -> Result<Page, StoreError> {
-        self.inner.scan(ns, c, l, now).await
-    }
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-    async fn count(&self, ns: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.count(ns, now).await
+        inner.delete(key, p, now).await
     }
 }
 
@@ -75,13 +80,13 @@ struct Prefs {
     lang: Option<String>,
 }
 
-fn carts(probe: &Arc<Probe>) -> Sessions<Cart> {
+fn carts(probe: &Arc<Delegate<Probe>>) -> Sessions<Cart> {
     Sessions::<Cart>::builder(probe.clone()).namespace("cart").key(KeyStrategy::ChatUser).build().unwrap()
 }
 
 #[tokio::test]
 async fn a_lazy_session_that_is_never_read_costs_nothing() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let carts = carts(&probe);
     let key = carts.key(&Context::new().chat(1).user(2)).unwrap();
     let lazy = carts.lazy(&key);
@@ -100,7 +105,7 @@ async fn a_lazy_session_that_is_never_read_costs_nothing() {
 
 #[tokio::test]
 async fn several_session_types_per_update() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let carts = carts(&probe);
     let prefs = Sessions::<Prefs>::builder(probe.clone()).namespace("prefs").key(KeyStrategy::User).build().unwrap();
     for chat in [10, 20] {
@@ -147,7 +152,7 @@ async fn a_guard_refuses_to_overwrite_another_process() {
 
 #[tokio::test]
 async fn contention_is_bounded_and_reported() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     probe.always_conflict.store(true, Ordering::SeqCst);
     let carts = Sessions::<Cart>::builder(probe.clone())
         .namespace("cart")
@@ -172,7 +177,7 @@ async fn contention_is_bounded_and_reported() {
 
 #[tokio::test]
 async fn a_backend_outage_is_a_retryable_error_and_writes_nothing() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let carts = carts(&probe);
     let key = carts.key(&Context::new().chat(1).user(1)).unwrap();
     probe.down.store(true, Ordering::SeqCst);
@@ -191,7 +196,7 @@ async fn a_backend_outage_is_a_retryable_error_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_strategy_missing_its_id_is_a_typed_error() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let carts = carts(&probe);
     // A channel post: a chat but no user.
     match carts.key(&Context::new().chat(-1001)) {
@@ -245,7 +250,7 @@ async fn messagepack_sessions_migrate_like_json() {
 
 // --- listing, meta, a session's own TTL, set ---------------------------------------
 
-fn clocked(probe: &Arc<Probe>, clock: &ManualClock, ttl: Ttl) -> Sessions<Cart> {
+fn clocked(probe: &Arc<Delegate<Probe>>, clock: &ManualClock, ttl: Ttl) -> Sessions<Cart> {
     Sessions::<Cart>::builder(probe.clone()).namespace("cart").ttl(ttl).clock(Arc::new(clock.clone())).build().unwrap()
 }
 
@@ -265,7 +270,7 @@ async fn add(carts: &Sessions<Cart>, key: &SessionKey, item: &str) {
 
 #[tokio::test]
 async fn list_pages_through_every_live_session() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let clock = ManualClock::new(0);
     let carts = clocked(&probe, &clock, Ttl::idle(Duration::from_secs(60)));
     for n in 0..25 {
@@ -280,10 +285,10 @@ async fn list_pages_through_every_live_session() {
         add(&carts, &chat(n), "renewed").await;
     }
     let now = clock.now();
-    probe.inner.write(&chat(50), Write::new(b"{oops", 1, None), Precondition::Any, now).await.unwrap();
-    probe.inner.write(&chat(51), Write::new(b"{}", 9, None), Precondition::Any, now).await.unwrap();
+    probe.inner().write(&chat(50), Write::new(b"{oops", 1, None), Precondition::Any, now).await.unwrap();
+    probe.inner().write(&chat(51), Write::new(b"{}", 9, None), Precondition::Any, now).await.unwrap();
     let elsewhere = SessionKey::new(Namespace::new("prefs").unwrap(), Scope::Chat(1));
-    probe.inner.write(&elsewhere, Write::new(b"{}", 1, None), Precondition::Any, now).await.unwrap();
+    probe.inner().write(&elsewhere, Write::new(b"{}", 1, None), Precondition::Any, now).await.unwrap();
     clock.advance(Duration::from_secs(31));
     let writes = probe.writes.load(Ordering::SeqCst);
 
@@ -336,7 +341,7 @@ async fn list_pages_through_every_live_session() {
 
 #[tokio::test]
 async fn meta_reports_the_times_through_the_typed_api() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let clock = ManualClock::new(5_000);
     let idle = clocked(&probe, &clock, Ttl::idle(Duration::from_secs(60)));
     let key = chat(1);
@@ -375,7 +380,7 @@ async fn meta_reports_the_times_through_the_typed_api() {
 
 #[tokio::test]
 async fn a_session_keeps_its_own_ttl_across_updates() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let clock = ManualClock::new(0);
     let hour = Duration::from_secs(3600);
     let carts = clocked(&probe, &clock, Ttl::idle(hour));
@@ -399,7 +404,7 @@ async fn a_session_keeps_its_own_ttl_across_updates() {
     let meta = carts.meta(&timed).await.unwrap().unwrap();
     assert_eq!((meta.ttl, meta.expires_at), (Some(Ttl::absolute(Duration::from_secs(300))), Some(Timestamp(300_000))));
     // Existing records keep decoding: a plain one has no header; a timed one does.
-    let raw = probe.inner.load(&plain, clock.now()).await.unwrap().unwrap();
+    let raw = probe.inner().load(&plain, clock.now()).await.unwrap().unwrap();
     assert_eq!(serde_json::from_slice::<Cart>(&raw.value).unwrap().items.len(), 5);
     clock.advance(Duration::from_secs(60));
     assert_eq!(carts.get(&timed).await.unwrap(), None, "its own TTL ran out");
@@ -446,7 +451,7 @@ async fn a_session_keeps_its_own_ttl_across_updates() {
 
 #[tokio::test]
 async fn set_writes_a_whole_value_without_loading() {
-    let probe = Arc::new(Probe::default());
+    let probe = Probe::new();
     let clock = ManualClock::new(0);
     let carts = Sessions::<Cart>::builder(probe.clone())
         .namespace("cart")
@@ -470,7 +475,7 @@ async fn set_writes_a_whole_value_without_loading() {
     assert!(matches!(carts.set(&key, &big).await, Err(SessionError::TooLarge { .. })));
     assert_eq!(probe.writes.load(Ordering::SeqCst), writes);
     // Over bytes that do not decode: replaced, never read.
-    probe.inner.write(&key, Write::new(b"{bad", 1, None), Precondition::Any, clock.now()).await.unwrap();
+    probe.inner().write(&key, Write::new(b"{bad", 1, None), Precondition::Any, clock.now()).await.unwrap();
     carts.set(&key, &cart(&["fresh"])).await.unwrap();
     assert_eq!(carts.get(&key).await.unwrap(), Some(cart(&["fresh"])));
     // The initial value is stored as given (an explicit write; `delete` removes).

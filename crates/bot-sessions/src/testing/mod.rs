@@ -13,6 +13,7 @@
 //! ```
 
 pub mod conformance;
+pub mod delegate;
 #[cfg(feature = "discord")]
 pub mod discord;
 pub mod fuzz;

@@ -102,3 +102,95 @@ async fn null_states_take_clicks_across_a_restart() {
     let ended = resolved(u.handle).await.unwrap();
     assert_eq!((ended.reason, ended.result), (EndReason::Finished, Some(())));
 }
+
+/// A state of `n` bytes: `grow:<n>` appends `n` bytes, `done` finishes with the state,
+/// `huge:<n>` finishes with a result of `n` bytes.
+struct Blob;
+
+#[async_trait::async_trait]
+impl Interactive for Blob {
+    type State = String;
+    type Args = usize;
+    type Output = String;
+
+    async fn start(&self, _: &mut StartCx<'_>, n: usize) -> Result<String, BoxError> {
+        Ok("x".repeat(n))
+    }
+
+    async fn update(&self, cx: &mut UpdateCx<'_>, s: &mut String) -> Result<Step<String>, BoxError> {
+        let n = || cx.token(0).unwrap_or("0").parse::<usize>();
+        match cx.component() {
+            "grow" => {
+                s.push_str(&"y".repeat(n()?));
+                Ok(Step::refresh())
+            }
+            "huge" => Ok(Step::Finish("z".repeat(n()?))),
+            _ => Ok(Step::Finish(s.clone())),
+        }
+    }
+
+    fn ttl(&self) -> Ttl {
+        idle(60)
+    }
+}
+
+fn blob_manager(store: &DynStore, clock: &ManualClock, ns: &str, limit: usize) -> Manager {
+    Manager::builder(store.clone(), codec()).namespace(ns).clock(clock.clone()).max_size(limit).build().unwrap()
+}
+
+fn with_token(m: &Manager, id: bot_sessions::interactive::SessionId, component: &str, n: usize) -> bot_sessions::Context {
+    let id = bot_sessions::interactive::CustomId::new(id, component).push(n.to_string());
+    opener().custom_id(m.codec().encode(&id).unwrap())
+}
+
+/// Interactive state has the data sessions' size limit, configurable per manager: a
+/// start, a click or a result over it is `TooLarge` naming the session, and nothing is
+/// written (the session goes on with its last stored state). On the old code the
+/// builder had no limit and a state of any size was stored.
+#[tokio::test]
+async fn state_over_the_size_limit_is_refused_before_any_write() {
+    use bot_sessions::interactive::InteractiveError;
+    let store: DynStore = bot_sessions::store::open("memory://").await.unwrap();
+    let clock = ManualClock::starting_now();
+    let ns = "edges-size";
+    let m = blob_manager(&store, &clock, ns, 2048);
+    let blob = m.register("blob", Blob).unwrap();
+    let namespace = bot_sessions::Namespace::new(ns).unwrap();
+    let count = || async { store.count(Some(&namespace), clock.now()).await.unwrap() };
+
+    match m.start(&blob, &opener(), 4096).await {
+        Err(InteractiveError::TooLarge { size, limit: 2048, .. }) => assert!(size > 4096),
+        other => panic!("a 4 KiB state was not refused: {other:?}"),
+    }
+    assert_eq!(count().await, 0, "a refused start stores nothing");
+
+    let s = m.start(&blob, &opener(), 100).await.unwrap();
+    assert_eq!(count().await, 1);
+    match m.route(&with_token(&m, s.id, "grow", 4000)).await {
+        Err(e @ InteractiveError::TooLarge { session, limit: 2048, .. }) => {
+            assert_eq!(session, s.id);
+            assert!(e.to_string().contains(s.id.as_str()), "the error names the session: {e}");
+        }
+        other => panic!("a click growing the state over the limit was not refused: {other:?}"),
+    }
+    match m.route(&with_token(&m, s.id, "huge", 4000)).await {
+        Err(InteractiveError::TooLarge { session, .. }) => assert_eq!(session, s.id),
+        other => panic!("a result over the limit was not refused: {other:?}"),
+    }
+    // Nothing was written: the session still holds its 100 bytes and takes clicks.
+    assert_eq!(m.route(&with_token(&m, s.id, "grow", 10)).await.unwrap(), handled(s.id, None));
+    assert_eq!(m.route(&click(&m, s.id, "done")).await.unwrap(), handled(s.id, Some(EndReason::Finished)));
+    let ended = resolved(s.handle).await.unwrap();
+    assert_eq!(ended.result.map(|r| r.len()), Some(110));
+
+    // The default limit is the data sessions' (1 MiB); zero is a configuration error.
+    let big = manager_in(&store, &clock, "edges-size-default");
+    let blob = big.register("blob", Blob).unwrap();
+    assert!(big.start(&blob, &opener(), 512 * 1024).await.is_ok());
+    assert!(matches!(
+        big.start(&blob, &opener(), bot_sessions::session::DEFAULT_MAX_SIZE).await,
+        Err(InteractiveError::TooLarge { .. })
+    ));
+    let zero = Manager::builder(store.clone(), codec()).max_size(0).build();
+    assert!(matches!(zero, Err(InteractiveError::Config(_))));
+}

@@ -194,3 +194,52 @@ async fn state_over_the_size_limit_is_refused_before_any_write() {
     let zero = Manager::builder(store.clone(), codec()).max_size(0).build();
     assert!(matches!(zero, Err(InteractiveError::Config(_))));
 }
+
+/// Two bots share a store, a namespace and a signing key: a click carrying an id that
+/// bot A signed is `Forged` on bot B and touches nothing; A takes it. On the old code
+/// the signature left the bot out and B handled A's click.
+#[tokio::test]
+async fn an_id_signed_for_one_bot_is_forged_on_another() {
+    use bot_sessions::interactive::{CustomIdCodec, SigningKeys, Target};
+    let store: DynStore = bot_sessions::store::open("memory://").await.unwrap();
+    let clock = ManualClock::starting_now();
+    let keys = || SigningKeys::new([b"one key two bots, 32 bytes long.."]).unwrap();
+    let bot = |id: i64| {
+        let codec = CustomIdCodec::new("t", Target::Telegram).unwrap().bot(id).signed(keys());
+        let m = Manager::builder(store.clone(), codec).namespace("edges-bots").clock(clock.clone()).build().unwrap();
+        let unit = m.register("unit", Unit).unwrap();
+        (m, unit)
+    };
+    let ((a, unit), (b, _)) = (bot(111), bot(222));
+    let s = a.start(&unit, &opener(), ()).await.unwrap();
+    let from_a = click(&a, s.id, "again");
+    assert!(matches!(b.route(&from_a).await.unwrap(), RouteOutcome::Forged { .. }));
+    assert_eq!(a.route(&from_a).await.unwrap(), handled(s.id, None));
+    // B's own id for A's session is refused by A the same way.
+    assert!(matches!(a.route(&click(&b, s.id, "done")).await.unwrap(), RouteOutcome::Forged { .. }));
+    assert_eq!(a.route(&click(&a, s.id, "done")).await.unwrap(), handled(s.id, Some(EndReason::Finished)));
+}
+
+/// Key rotation, the newest key last (as `KeyRing`): a bot that appended a new key
+/// signs with it and still takes ids signed with the old one; a bot that then dropped
+/// the old key refuses them.
+#[tokio::test]
+async fn signing_key_rotation_appends_the_newest_last() {
+    use bot_sessions::interactive::{CustomId, CustomIdCodec, DecodeError, SessionId, SigningKeys, Target};
+    const OLD: &[u8] = b"the old key, 32 bytes long......";
+    const NEW: &[u8] = b"the new key, 32 bytes long......";
+    let codec = |keys: &[&[u8]]| {
+        CustomIdCodec::new("t", Target::Discord).unwrap().bot(7).signed(SigningKeys::new(keys.iter().copied()).unwrap())
+    };
+    let (before, rotating, after) = (codec(&[OLD]), codec(&[OLD, NEW]), codec(&[NEW]));
+    let id = CustomId::new(SessionId::random(), "go");
+    let old_id = before.encode(&id).unwrap();
+    let new_id = rotating.encode(&id).unwrap();
+    assert_ne!(old_id, new_id, "the rotating codec signs with the key given last");
+    assert_eq!(after.encode(&id).unwrap(), new_id);
+    assert_eq!(rotating.decode(&old_id), Ok(id.clone()));
+    assert_eq!(rotating.decode(&new_id), Ok(id.clone()));
+    assert_eq!(after.decode(&new_id), Ok(id.clone()));
+    assert!(matches!(after.decode(&old_id), Err(DecodeError::Forged { .. })));
+    assert!(matches!(before.decode(&new_id), Err(DecodeError::Forged { .. })));
+}

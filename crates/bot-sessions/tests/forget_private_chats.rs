@@ -55,17 +55,24 @@ async fn private_chats_are_forgotten_with_their_user(store: DynStore) {
     let group = Context::new().chat(-1_000_000_000_001).chat_kind(ChatKind::Supergroup).user(user);
 
     let ns = unique_namespace("private");
-    let per_chat = Sessions::<u64>::builder(store.clone()).namespace(ns.as_str()).key(KeyStrategy::Chat).build().unwrap();
-    let per_topic_or_chat =
-        Sessions::<u64>::builder(store.clone()).namespace(&format!("{ns}-t")).key(KeyStrategy::TopicOrChat).build().unwrap();
-    for (sessions, ctx) in [(&per_chat, &tg), (&per_chat, &dm), (&per_chat, &group), (&per_topic_or_chat, &tg)] {
-        let key = sessions.key(ctx).unwrap();
-        sessions.update(&key, |n| Ok::<_, SessionError>(*n += 1)).await.unwrap();
-    }
-    let dialogues = DialogueStorage::<State>::builder(store.clone())
-        .namespace(&format!("{ns}-d"))
+    let per_chat =
+        Sessions::<u64>::builder(store.clone()).namespace(ns.as_str()).key(KeyStrategy::Chat).build().unwrap();
+    let per_topic_or_chat = Sessions::<u64>::builder(store.clone())
+        .namespace(&format!("{ns}-t"))
+        .key(KeyStrategy::TopicOrChat)
         .build()
         .unwrap();
+    for (sessions, ctx) in [(&per_chat, &tg), (&per_chat, &dm), (&per_chat, &group), (&per_topic_or_chat, &tg)] {
+        let key = sessions.key(ctx).unwrap();
+        sessions
+            .update(&key, |n| {
+                *n += 1;
+                Ok::<_, SessionError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let dialogues = DialogueStorage::<State>::builder(store.clone()).namespace(&format!("{ns}-d")).build().unwrap();
     dialogues.clone().update_dialogue(ChatId(user), State::Name).await.unwrap();
     dialogues.clone().update_dialogue(ChatId(-1_000_000_000_001), State::Name).await.unwrap();
 
@@ -92,16 +99,20 @@ async fn private_chats_are_forgotten_in_sqlite() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forget-private");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("f-{}-{:016x}.db", std::process::id(), rand::random::<u64>()));
-    private_chats_are_forgotten_with_their_user(bot_sessions::store::open(&format!("sqlite://{}", file.display())).await.unwrap())
-        .await;
+    private_chats_are_forgotten_with_their_user(
+        bot_sessions::store::open(&format!("sqlite://{}", file.display())).await.unwrap(),
+    )
+    .await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread")]
 async fn private_chats_are_forgotten_in_redis() {
     let url = std::env::var("BOT_SESSIONS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    private_chats_are_forgotten_with_their_user(bot_sessions::store::open(&url).await.unwrap_or_else(|e| panic!("redis: {e}")))
-        .await;
+    private_chats_are_forgotten_with_their_user(
+        bot_sessions::store::open(&url).await.unwrap_or_else(|e| panic!("redis: {e}")),
+    )
+    .await;
 }
 
 #[cfg(feature = "postgres")]
@@ -110,6 +121,8 @@ async fn private_chats_are_forgotten_in_postgres() {
     let url =
         std::env::var("BOT_SESSIONS_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let url = format!("{url}?schema=bot_sessions_forget_private_test");
-    private_chats_are_forgotten_with_their_user(bot_sessions::store::open(&url).await.unwrap_or_else(|e| panic!("postgres: {e}")))
-        .await;
+    private_chats_are_forgotten_with_their_user(
+        bot_sessions::store::open(&url).await.unwrap_or_else(|e| panic!("postgres: {e}")),
+    )
+    .await;
 }

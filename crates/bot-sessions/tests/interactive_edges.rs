@@ -138,7 +138,12 @@ fn blob_manager(store: &DynStore, clock: &ManualClock, ns: &str, limit: usize) -
     Manager::builder(store.clone(), codec()).namespace(ns).clock(clock.clone()).max_size(limit).build().unwrap()
 }
 
-fn with_token(m: &Manager, id: bot_sessions::interactive::SessionId, component: &str, n: usize) -> bot_sessions::Context {
+fn with_token(
+    m: &Manager,
+    id: bot_sessions::interactive::SessionId,
+    component: &str,
+    n: usize,
+) -> bot_sessions::Context {
     let id = bot_sessions::interactive::CustomId::new(id, component).push(n.to_string());
     opener().custom_id(m.codec().encode(&id).unwrap())
 }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use bot_sessions::encryption::KeyRing;
 use bot_sessions::telegram::{MigrationReport, migrate_chat_at, migrate_chat_sealed};
 use bot_sessions::testing::{unique_namespace, unique_user};
-use bot_sessions::{
-    Clock, DynStore, ManualClock, Precondition, Scope, SessionError, SessionKey, Sessions, Ttl, Write,
-};
+use bot_sessions::{Clock, DynStore, ManualClock, Precondition, Scope, SessionError, SessionKey, Sessions, Ttl, Write};
 use teloxide::types::ChatId;
 
 const GROUP: i64 = -599075523;
@@ -50,7 +48,14 @@ async fn sealed_sessions_move_resealed(store: DynStore) {
         (key(Scope::Topic { chat: GROUP, topic: 3 }), key(Scope::Topic { chat: SUPERGROUP, topic: 3 }));
     let bump = |k: SessionKey| {
         let s = sessions.clone();
-        async move { s.update(&k, |n| Ok::<_, SessionError>(*n += 1)).await.unwrap() }
+        async move {
+            s.update(&k, |n| {
+                *n += 1;
+                Ok::<_, SessionError>(())
+            })
+            .await
+            .unwrap()
+        }
     };
     bump(chat_old.clone()).await;
     bump(user_old.clone()).await;
@@ -89,8 +94,14 @@ async fn sealed_sessions_move_resealed(store: DynStore) {
         assert_eq!(KeyRing::sealed_with(&stored.value), Some(2), "{new} is sealed, for its own key");
     }
     let after = sessions.meta(&chat_new).await.unwrap().unwrap();
-    assert_eq!((after.created_at, after.updated_at, after.expires_at), (before.created_at, before.updated_at, before.expires_at));
-    assert_eq!(migrate_chat_sealed(&store, from, to, &namespaces, &clock, &keys).await.unwrap(), MigrationReport::default());
+    assert_eq!(
+        (after.created_at, after.updated_at, after.expires_at),
+        (before.created_at, before.updated_at, before.expires_at)
+    );
+    assert_eq!(
+        migrate_chat_sealed(&store, from, to, &namespaces, &clock, &keys).await.unwrap(),
+        MigrationReport::default()
+    );
 
     // Updates go on at the new key; forget-user finds the moved per-user session.
     bump(chat_new.clone()).await;

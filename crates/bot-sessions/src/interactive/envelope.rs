@@ -216,7 +216,8 @@ mod tests {
         assert_eq!((back.state, back.result), (Some(()), None));
         let none: Option<u8> = None;
         let live = Envelope::<&str, &Option<u8>, &()>::live("k", &none, None, origin.clone(), None, None);
-        let back: Envelope<String, Option<u8>, ()> = serde_json::from_slice(&serde_json::to_vec(&live).unwrap()).unwrap();
+        let back: Envelope<String, Option<u8>, ()> =
+            serde_json::from_slice(&serde_json::to_vec(&live).unwrap()).unwrap();
         assert_eq!(back.state, Some(None));
         let ended = Envelope::<&str, &(), &()>::ended("k", EndReason::Finished, Some(&()), origin, None);
         let back: Envelope<String, (), ()> = serde_json::from_slice(&serde_json::to_vec(&ended).unwrap()).unwrap();

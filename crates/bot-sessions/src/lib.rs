@@ -51,3 +51,9 @@ pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
 pub use record::{Precondition, Record, Write, new_version};
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
 pub use store::{DynStore, InProcess, Page, Store, StoreError};
+
+/// The README's Rust code blocks, run as doctests so that a documented example can
+/// never rot (blocks that need a bot token or a server are `no_run`: compiled only).
+#[cfg(all(doctest, feature = "telegram", feature = "postgres", feature = "encryption"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -105,9 +105,11 @@ impl<'a> Write<'a> {
         self
     }
 
-    /// The user the record is indexed under if this write creates it.
+    /// The user the record is indexed under if this write creates it: the key's user,
+    /// else this write's owner, else the key's [owner](SessionKey::owner) (a session of
+    /// a private chat).
     pub fn indexed_user(&self, key: &SessionKey) -> Option<i64> {
-        key.user_id().or(self.owner)
+        key.user_id().or(self.owner).or_else(|| key.owner())
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) watch: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) scan_page: usize,
+    /// The largest stored session (its JSON, before sealing), as for data sessions.
+    pub(crate) max_size: usize,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             watch: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             scan_page: 256,
+            max_size: crate::session::DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -113,7 +116,8 @@ impl Core {
     }
 
     /// Writes `value` as JSON; `Ok(None)` when the precondition failed. `owner` (the
-    /// opener) indexes a created session for forget-user.
+    /// opener) indexes a created session for forget-user. A value over the size limit
+    /// is [`InteractiveError::TooLarge`], before anything is sealed or sent.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write<T: Serialize + Sync>(
         &self,
@@ -130,6 +134,9 @@ impl Core {
             op: "encode",
             source,
         })?;
+        if bytes.len() > self.cfg.max_size {
+            return Err(InteractiveError::TooLarge { session: sid, size: bytes.len(), limit: self.cfg.max_size });
+        }
         let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
         let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
         match self.store.write(key, write, precondition, now).await {

@@ -21,7 +21,12 @@ pub(crate) enum Phase {
 
 /// One session as stored (JSON). Generic so that writes serialize borrowed parts
 /// (`Envelope<&str, &S, &R>`) and reads own them (`Envelope<String, S, R>`).
+///
+/// `state` and `result` tell "no field" (`None`) from a field whose value is JSON `null`
+/// (`Some(())`, or `Some(None)` for an `Option` state): a state of `()` is stored as
+/// `"state":null` and must read back as present.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(deserialize = "N: Deserialize<'de>, S: Deserialize<'de>, R: Deserialize<'de>"))]
 pub(crate) struct Envelope<N, S, R> {
     /// The registered name of the session's kind.
     pub kind: N,
@@ -29,9 +34,9 @@ pub(crate) struct Envelope<N, S, R> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<EndReason>,
     /// Present while live; dropped once the session ends.
-    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub state: Option<S>,
-    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub result: Option<R>,
     /// The session's own expiry (the record outlives it by the grace period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,12 @@ fn none<T>() -> Option<T> {
     None
 }
 
+/// A field that is there, whatever its value (even `null`): `Some`. An absent field
+/// takes the `default` (`None`) instead and never reaches this.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// The fields routing and scanning need, read without decoding the state.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Header<'a> {
@@ -193,5 +204,23 @@ mod tests {
         assert_eq!(back.ttl.map(TtlOverride::ttl), Some(Ttl::idle(std::time::Duration::from_millis(500))));
         let h: Header<'_> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!((h.phase, h.deadline, h.waiter), (Phase::Live, Some(Timestamp(10)), Some(3)));
+    }
+
+    /// A state (or result) that is JSON `null` is there; only a missing field is not.
+    #[test]
+    fn null_state_is_present() {
+        let origin = Origin::of(&crate::Context::new().chat(1).user(2), Timestamp(5));
+        let live = Envelope::<&str, &(), &()>::live("k", &(), None, origin.clone(), None, None);
+        let bytes = serde_json::to_vec(&live).unwrap();
+        let back: Envelope<String, (), ()> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((back.state, back.result), (Some(()), None));
+        let none: Option<u8> = None;
+        let live = Envelope::<&str, &Option<u8>, &()>::live("k", &none, None, origin.clone(), None, None);
+        let back: Envelope<String, Option<u8>, ()> =
+            serde_json::from_slice(&serde_json::to_vec(&live).unwrap()).unwrap();
+        assert_eq!(back.state, Some(None));
+        let ended = Envelope::<&str, &(), &()>::ended("k", EndReason::Finished, Some(&()), origin, None);
+        let back: Envelope<String, (), ()> = serde_json::from_slice(&serde_json::to_vec(&ended).unwrap()).unwrap();
+        assert_eq!((back.state, back.result), (None, Some(())));
     }
 }

@@ -95,6 +95,18 @@ pub enum InteractiveError {
         /// The filter that said no.
         filter: Arc<str>,
     },
+    /// The session (its state, or its result) encodes to more than the manager's
+    /// [`max_size`](super::ManagerBuilder::max_size). Nothing was written: a click
+    /// whose update grew the state over the limit leaves the session as it was.
+    #[error("interactive session {session} encodes to {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The session.
+        session: SessionId,
+        /// The encoded size (JSON, before sealing).
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Other processes kept writing the session; the update gave up after `attempts`.
     #[error("interactive session {session} stayed contended after {attempts} attempts")]
     Contention {

@@ -119,6 +119,17 @@ impl ManagerBuilder {
         self
     }
 
+    /// The largest session a write may store: its JSON (state, origin and the rest of
+    /// the envelope, before sealing) in bytes; default
+    /// [`DEFAULT_MAX_SIZE`](crate::session::DEFAULT_MAX_SIZE) (1 MiB), the same limit
+    /// data sessions have. A `start` or a click whose state (or a `Finish` whose
+    /// result) encodes larger fails with [`InteractiveError::TooLarge`] naming the
+    /// session, and nothing is written.
+    pub fn max_size(mut self, bytes: usize) -> Self {
+        self.cfg.max_size = bytes;
+        self
+    }
+
     /// Seals the stored state of interactive sessions with `ring` (feature
     /// `encryption`), as [`SessionsBuilder::encryption`](crate::session::SessionsBuilder::encryption)
     /// does for data sessions: the session's key is the associated data, new state is
@@ -135,8 +146,12 @@ impl ManagerBuilder {
     ///
     /// # Errors
     ///
-    /// [`InteractiveError::InvalidName`] for an invalid namespace.
+    /// [`InteractiveError::InvalidName`] for an invalid namespace,
+    /// [`InteractiveError::Config`] for a `max_size` of zero.
     pub fn build(self) -> Result<Manager, InteractiveError> {
+        if self.cfg.max_size == 0 {
+            return Err(InteractiveError::Config("max_size must be above zero".into()));
+        }
         let namespace = Namespace::new(&self.namespace)
             .map_err(|e| InteractiveError::InvalidName { name: self.namespace.clone(), reason: e.to_string() })?;
         let mut cfg = self.cfg;

@@ -123,12 +123,31 @@ impl Scope {
 /// assert_eq!(key.as_str().parse::<SessionKey>()?, key);
 /// # Ok::<(), bot_sessions::KeyError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Keys are equal when their texts are: the [`owner`](Self::owner) is not part of a
+/// key's identity.
+#[derive(Debug, Clone)]
 pub struct SessionKey {
     namespace: Namespace,
     bot_id: Option<i64>,
     scope: Scope,
     text: Arc<str>,
+    /// Who the session belongs to when its scope names no user (a private chat).
+    owner: Option<i64>,
+}
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl std::hash::Hash for SessionKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
 }
 
 impl SessionKey {
@@ -140,7 +159,37 @@ impl SessionKey {
     /// A key, optionally qualified by the bot id.
     pub fn with_bot(namespace: Namespace, bot_id: Option<i64>, scope: Scope) -> Self {
         let text = render(&namespace, bot_id, &scope).into();
-        SessionKey { namespace, bot_id, scope, text }
+        SessionKey { namespace, bot_id, scope, text, owner: None }
+    }
+
+    /// This key, belonging to `user` although its scope names no user: a session of a
+    /// private chat (a Telegram private chat's id is its user's id; a Discord DM
+    /// channel is its user's). A write that creates the record indexes it under
+    /// `user`, so [`forget_user`](crate::Store::forget_user) erases it with the user's
+    /// other sessions. Not part of the key's text or identity; ignored when the scope
+    /// names a user. [`KeyStrategy::key`](super::KeyStrategy::key) sets it for updates
+    /// in private chats.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{Namespace, Scope, SessionKey};
+    ///
+    /// let key = SessionKey::new(Namespace::new("menu")?, Scope::Chat(42)).owned_by(Some(42));
+    /// assert_eq!((key.user_id(), key.owner()), (None, Some(42)));
+    /// assert_eq!(key, SessionKey::new(Namespace::new("menu")?, Scope::Chat(42)));
+    /// # Ok::<(), bot_sessions::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn owned_by(mut self, user: Option<i64>) -> Self {
+        self.owner = if self.scope.user_id().is_some() { None } else { user };
+        self
+    }
+
+    /// The user a key without a user of its own belongs to (see
+    /// [`owned_by`](Self::owned_by)).
+    pub fn owner(&self) -> Option<i64> {
+        self.owner
     }
 
     /// The namespace.

@@ -240,10 +240,37 @@ impl KeyStrategy {
 
     /// The full key of an update in `namespace` (qualified by the context's bot id).
     ///
+    /// A key of the update's chat (or of a topic in it) that names no user, in a
+    /// private chat ([`ChatKind::Private`](crate::ChatKind::Private): a Telegram
+    /// private chat, a Discord DM), belongs to the update's user: it is
+    /// [owned by](SessionKey::owned_by) them, so forget-user erases it.
+    ///
     /// # Errors
     ///
     /// As [`KeyStrategy::scope`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::{ChatKind, Context, KeyStrategy, Namespace};
+    ///
+    /// let ns = Namespace::new("menu")?;
+    /// let private = Context::new().chat(42).chat_kind(ChatKind::Private).user(42);
+    /// assert_eq!(KeyStrategy::Chat.key(&ns, &private)?.owner(), Some(42));
+    /// let group = Context::new().chat(-100).chat_kind(ChatKind::Supergroup).user(42);
+    /// assert_eq!(KeyStrategy::Chat.key(&ns, &group)?.owner(), None);
+    /// # Ok::<(), bot_sessions::KeyError>(())
+    /// ```
     pub fn key(&self, namespace: &Namespace, ctx: &Context) -> Result<SessionKey, KeyError> {
-        Ok(SessionKey::with_bot(namespace.clone(), ctx.bot_id, self.scope(ctx)?))
+        let scope = self.scope(ctx)?;
+        let owner = match scope {
+            Scope::Chat(chat) | Scope::Topic { chat, .. }
+                if ctx.chat_kind == Some(crate::ChatKind::Private) && ctx.chat_id == Some(chat) =>
+            {
+                ctx.user_id
+            }
+            _ => None,
+        };
+        Ok(SessionKey::with_bot(namespace.clone(), ctx.bot_id, scope).owned_by(owner))
     }
 }

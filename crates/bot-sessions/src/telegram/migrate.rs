@@ -1,7 +1,12 @@
 //! A group that becomes a supergroup changes its chat id: [`migrate_chat`] moves its
 //! sessions to the new id.
 
+use std::borrow::Cow;
+
 use teloxide::types::{ChatId, Message};
+
+#[cfg(feature = "encryption")]
+use crate::encryption::KeyRing;
 
 use crate::{
     Clock, DynStore, Namespace, Precondition, Record, Scope, SessionKey, StoreError, SystemClock, Timestamp, Write,
@@ -60,13 +65,23 @@ pub struct MigrationReport {
     /// Sessions that changed while being moved (another process wrote or deleted
     /// them): left for the next run.
     pub raced: u64,
+    /// Sealed sessions (encryption at rest) left in place, unmoved: a sealed value is
+    /// bound to its key and must be re-sealed for the new one, which takes the key
+    /// ring (`migrate_chat_sealed`, feature `encryption`) and a ring that opens the
+    /// value. Run again with the right ring; nothing is lost meanwhile.
+    pub sealed: Vec<SessionKey>,
 }
 
 /// Moves every session of chat `from` in `namespaces` to chat `to`: keys per chat, per
 /// user in the chat, per topic and per user in a topic (keys of other scopes are not
-/// tied to a chat id and stay). The bot id qualifier, value, schema version, expiry
-/// and forget-user index are kept; the creation time restarts (a store sets it), so an
-/// absolute TTL counts from the move.
+/// tied to a chat id and stay). The bot id qualifier, value, schema version, expiry,
+/// forget-user index, creation and update times are kept (an absolute TTL still counts
+/// from the session's creation).
+///
+/// A sealed value (encryption at rest) is bound to its key and would never open under
+/// the new one: without the key ring it is not moved but reported in
+/// [`MigrationReport::sealed`]; `migrate_chat_sealed` (feature `encryption`) re-seals
+/// it for the new key.
 ///
 /// Each session moves with compare-and-set: created at the new key only if absent,
 /// then deleted at the old key only if unchanged since it was read. Re-running is
@@ -126,6 +141,105 @@ pub async fn migrate_chat_at(
     namespaces: &[Namespace],
     clock: &dyn Clock,
 ) -> Result<MigrationReport, StoreError> {
+    migrate(store, from, to, namespaces, clock, Ring::default()).await
+}
+
+/// [`migrate_chat_at`] for sessions sealed at rest: each sealed value is opened with
+/// `ring` under its old key and sealed again (with the ring's newest key) under the
+/// new one. A value the ring does not open is left in place and reported in
+/// [`MigrationReport::sealed`], never moved into a key where it could not open; values
+/// that are not sealed move as they are.
+///
+/// # Errors
+///
+/// As [`migrate_chat`].
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::encryption::KeyRing;
+/// use bot_sessions::telegram::migrate_chat_sealed;
+/// use bot_sessions::{store::memory::MemoryStore, DynStore, Namespace, Scope, SessionKey, Sessions, SystemClock};
+/// use std::sync::Arc;
+/// use teloxide::types::ChatId;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let ring = Arc::new(KeyRing::new([(1, [7u8; 32])])?);
+/// let store: DynStore = Arc::new(MemoryStore::new());
+/// let notes = Sessions::<String>::builder(store.clone()).namespace("notes").encryption(ring.clone()).build()?;
+/// let old = SessionKey::new(notes.namespace().clone(), Scope::Chat(-599075523));
+/// notes.set(&old, &"secret".to_owned()).await?;
+///
+/// let ns = [Namespace::new("notes")?];
+/// let report = migrate_chat_sealed(&store, ChatId(-599075523), ChatId(-1001555296434), &ns, &SystemClock, &ring).await?;
+/// assert_eq!(report.moved, 1);
+/// let new = SessionKey::new(notes.namespace().clone(), Scope::Chat(-1001555296434));
+/// assert_eq!(notes.get(&new).await?.as_deref(), Some("secret"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[cfg(feature = "encryption")]
+pub async fn migrate_chat_sealed(
+    store: &DynStore,
+    from: ChatId,
+    to: ChatId,
+    namespaces: &[Namespace],
+    clock: &dyn Clock,
+    ring: &KeyRing,
+) -> Result<MigrationReport, StoreError> {
+    migrate(store, from, to, namespaces, clock, Ring { ring: Some(ring) }).await
+}
+
+/// The key ring sealed values are re-sealed with, if any.
+#[derive(Clone, Copy, Default)]
+struct Ring<'a> {
+    #[cfg(feature = "encryption")]
+    ring: Option<&'a KeyRing>,
+    #[cfg(not(feature = "encryption"))]
+    ring: std::marker::PhantomData<&'a ()>,
+}
+
+impl Ring<'_> {
+    /// The bytes to store under `new` for `stored`, read from `old`: as they are when
+    /// not sealed, sealed again for `new` when they are; `None` when they cannot be
+    /// (no ring, or one that does not open them).
+    #[cfg_attr(not(feature = "encryption"), allow(clippy::unnecessary_wraps, clippy::unused_self, unused_variables))]
+    fn reseal<'s>(self, old: &SessionKey, new: &SessionKey, stored: &'s [u8]) -> Option<Cow<'s, [u8]>> {
+        #[cfg(feature = "encryption")]
+        if KeyRing::sealed_with(stored).is_some() {
+            let ring = self.ring?;
+            let plain = ring.open(old, stored).ok()?;
+            return ring.seal(new, &plain).ok().map(Cow::Owned);
+        }
+        Some(Cow::Borrowed(stored))
+    }
+
+    /// Whether `there`, at `new`, holds what `stored` held at `old` (an earlier run
+    /// copied it): the same bytes, or the same plaintext sealed for each key.
+    #[cfg_attr(not(feature = "encryption"), allow(clippy::unused_self, unused_variables))]
+    fn same(self, old: &SessionKey, stored: &[u8], new: &SessionKey, there: &[u8]) -> bool {
+        if stored == there {
+            return true;
+        }
+        #[cfg(feature = "encryption")]
+        if let Some(ring) = self.ring {
+            return match (ring.open(old, stored), ring.open(new, there)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+        }
+        false
+    }
+}
+
+async fn migrate(
+    store: &DynStore,
+    from: ChatId,
+    to: ChatId,
+    namespaces: &[Namespace],
+    clock: &dyn Clock,
+    ring: Ring<'_>,
+) -> Result<MigrationReport, StoreError> {
     let mut report = MigrationReport::default();
     if from == to {
         return Ok(report);
@@ -137,7 +251,7 @@ pub async fn migrate_chat_at(
             for (key, record) in &page.items {
                 if let Some(scope) = moved_scope(key.scope(), from.0, to.0) {
                     let new_key = SessionKey::with_bot(key.namespace().clone(), key.bot_id(), scope);
-                    move_one(store, key, record, new_key, clock.now(), &mut report).await?;
+                    move_one(store, key, record, new_key, clock.now(), ring, &mut report).await?;
                 }
             }
             match page.next {
@@ -160,31 +274,79 @@ fn moved_scope(scope: &Scope, from: i64, to: i64) -> Option<Scope> {
     }
 }
 
+/// Creates `new` holding `value` with the old record's schema version, expiry, owner
+/// and times: created as of its `created_at`, written again as of its `updated_at`
+/// when it was updated since (a store stamps a write with the time it is given).
+/// `Ok(None)`: a record was live at `new` (as of the creation time).
+async fn copy(
+    store: &DynStore,
+    new: &SessionKey,
+    value: &[u8],
+    record: &Record,
+    now: Timestamp,
+) -> Result<Option<u64>, StoreError> {
+    let write = || Write::new(value, record.schema_version, record.expires_at).with_owner(record.user_id);
+    let created = record.created_at.min(now);
+    let first = match store.write(new, write(), Precondition::Absent, created).await {
+        Ok(version) => version,
+        Err(e) if e.is_conflict() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let updated = record.updated_at.min(now);
+    if updated <= created {
+        return Ok(Some(first));
+    }
+    match store.write(new, write(), Precondition::Version(first), updated).await {
+        Ok(version) => Ok(Some(version)),
+        // The bot wrote over the copy already: it is there, and newer.
+        Err(e) if e.is_conflict() => Ok(Some(first)),
+        Err(e) => Err(e),
+    }
+}
+
 async fn move_one(
     store: &DynStore,
     old: &SessionKey,
     record: &Record,
     new: SessionKey,
     now: Timestamp,
+    ring: Ring<'_>,
     report: &mut MigrationReport,
 ) -> Result<(), StoreError> {
-    let write = Write::new(&record.value, record.schema_version, record.expires_at).with_owner(record.user_id);
-    let copied = match store.write(&new, write, Precondition::Absent, now).await {
-        Ok(version) => Some(version),
-        Err(e) if e.is_conflict() => match store.load(&new, now).await? {
+    // A sealed value is bound to its key: sealed again for the new one, or not moved.
+    let Some(value) = ring.reseal(old, &new, &record.value) else {
+        report.sealed.push(old.clone());
+        return Ok(());
+    };
+    let copied = match copy(store, &new, &value, record, now).await? {
+        Some(version) => Some(version),
+        None => match store.load(&new, now).await? {
             // An earlier run copied it and stopped before the delete.
-            Some(there) if there.value == record.value && there.schema_version == record.schema_version => None,
+            Some(there)
+                if there.schema_version == record.schema_version
+                    && ring.same(old, &record.value, &new, &there.value) =>
+            {
+                None
+            }
             Some(_) => {
                 report.kept.push((old.clone(), new));
                 return Ok(());
             }
-            // Deleted (or expired) since: try again next run.
+            // Nothing live at the new key now, yet something was as of the session's
+            // creation time: a leftover that expired since. Copy as of now (the
+            // creation time restarts) rather than never.
             None => {
-                report.raced += 1;
-                return Ok(());
+                let write = Write::new(&value, record.schema_version, record.expires_at).with_owner(record.user_id);
+                match store.write(&new, write, Precondition::Absent, now).await {
+                    Ok(version) => Some(version),
+                    Err(e) if e.is_conflict() => {
+                        report.raced += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         },
-        Err(e) => return Err(e),
     };
     match store.delete(old, Precondition::Version(record.version), now).await {
         Ok(_) if copied.is_some() => report.moved += 1,

@@ -73,6 +73,8 @@ pub mod storage;
 pub use context::{CHANNEL_BOT, GROUP_ANONYMOUS_BOT, chat_kind, context_of, context_of_callback, context_of_message};
 pub use end::{end_actions, show_end};
 pub use inject::{Session, enter, inject_context};
+#[cfg(feature = "encryption")]
+pub use migrate::migrate_chat_sealed;
 pub use migrate::{ChatMigration, MigrationReport, migrate_chat, migrate_chat_at};
 pub use render::{
     Action, MAX_CALLBACK_DATA, MAX_NOTICE_CHARS, MessageTarget, RenderError, execute, keyboard, notice_text,

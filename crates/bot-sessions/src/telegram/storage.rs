@@ -113,9 +113,11 @@ where
         DialogueStorageBuilder { builder: Sessions::builder(store).namespace(DEFAULT_DIALOGUE_NAMESPACE), bot_id: None }
     }
 
-    /// The key a chat's dialogue is stored under.
+    /// The key a chat's dialogue is stored under. A private chat's id is its user's id
+    /// (`ChatId::is_user`): the dialogue belongs to that user, and forget-user erases it.
     pub fn key(&self, chat_id: ChatId) -> SessionKey {
-        SessionKey::with_bot(self.sessions.namespace().clone(), self.bot_id, Scope::Chat(chat_id.0))
+        let owner = chat_id.is_user().then_some(chat_id.0);
+        SessionKey::with_bot(self.sessions.namespace().clone(), self.bot_id, Scope::Chat(chat_id.0)).owned_by(owner)
     }
 
     async fn get(&self, chat_id: ChatId) -> Result<Option<D>, DialogueStorageError> {

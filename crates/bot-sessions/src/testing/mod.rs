@@ -5,11 +5,18 @@
 //!
 //! A backend's test file runs the whole suite with one line:
 //!
-//! ```ignore
+//! ```no_run
+//! # struct MyStore;
+//! # impl MyStore {
+//! #     async fn connect(_: &str) -> Result<bot_sessions::store::memory::MemoryStore, std::convert::Infallible> {
+//! #         Ok(bot_sessions::store::memory::MemoryStore::new())
+//! #     }
+//! # }
 //! async fn store() -> bot_sessions::DynStore {
 //!     std::sync::Arc::new(MyStore::connect("...").await.unwrap())
 //! }
 //! bot_sessions::conformance_tests!(store);
+//! # fn main() {}
 //! ```
 
 pub mod conformance;

@@ -1,7 +1,8 @@
 //! Multi-process tests: a test re-runs its own test binary, filtered to itself, as a
 //! child with a role in an environment variable.
 //!
-//! ```ignore
+//! ```no_run
+//! # use bot_sessions::testing::process;
 //! #[tokio::test]
 //! async fn two_processes() {
 //!     if let Some(role) = process::child_role() {
@@ -12,7 +13,9 @@
 //!         .map(|i| process::spawn_child("two_processes", &i.to_string(), &[]).unwrap())
 //!         .collect();
 //!     // wait for them, then check the totals
+//!     # drop(children);
 //! }
+//! # fn main() {}
 //! ```
 
 use std::process::{Child, Command, Stdio};

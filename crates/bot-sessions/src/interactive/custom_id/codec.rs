@@ -14,12 +14,20 @@ pub const MAX_NAMESPACE_LEN: usize = 16;
 
 /// Builds and reads custom ids for one namespace and target, optionally signed.
 ///
+/// A signature covers the whole id (namespace, session, component, tokens) and, though
+/// they are not written in the id, the [`Target`] and the [`bot`](Self::bot): an id
+/// signed for one bot or platform is [`DecodeError::Forged`] on another, even when
+/// both share a store, a namespace and a signing key. Without `bot`, ids are bound to
+/// "no bot" (every codec without one accepts them): set it whenever several bots
+/// share a signing key.
+///
 /// # Examples
 ///
 /// ```
 /// use bot_sessions::interactive::{CustomId, CustomIdCodec, DecodeError, SessionId, SigningKeys, Target};
 ///
 /// let codec = CustomIdCodec::new("menu", Target::Telegram)?
+///     .bot(123456789)
 ///     .signed(SigningKeys::new([b"0123456789abcdef0123456789abcdef"])?);
 /// let id = CustomId::new(SessionId::random(), "pick").push("näme:1");
 /// let text = codec.encode(&id)?;
@@ -29,13 +37,46 @@ pub const MAX_NAMESPACE_LEN: usize = 16;
 /// assert_eq!(codec.decode("someone-else:42"), Err(DecodeError::NotOurs));
 /// let edited = text.replacen("pick", "drop", 1);
 /// assert!(matches!(codec.decode(&edited), Err(DecodeError::Forged { .. })));
+///
+/// // The same key and namespace, another bot: its ids are not ours.
+/// let other_bot = CustomIdCodec::new("menu", Target::Telegram)?
+///     .bot(987654321)
+///     .signed(SigningKeys::new([b"0123456789abcdef0123456789abcdef"])?);
+/// assert!(matches!(other_bot.decode(&text), Err(DecodeError::Forged { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CustomIdCodec {
     namespace: Arc<str>,
     target: Target,
+    bot: Option<i64>,
+    /// What a signature covers besides the id's text: the target and the bot.
+    binding: Arc<[u8]>,
     keys: Option<SigningKeys>,
+}
+
+impl std::fmt::Debug for CustomIdCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomIdCodec")
+            .field("namespace", &self.namespace)
+            .field("target", &self.target)
+            .field("bot", &self.bot)
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+/// The signed prefix binding an id to its target and bot. The id's text follows it;
+/// the fields are separated by NUL, which neither the target's name nor a number holds,
+/// so no two (target, bot) pairs share a prefix.
+fn binding(target: Target, bot: Option<i64>) -> Arc<[u8]> {
+    let target = match target {
+        Target::Discord => "discord".to_owned(),
+        Target::Telegram => "telegram".to_owned(),
+        Target::Custom { limit, unit } => format!("custom/{limit}/{unit}"),
+    };
+    let bot = bot.map_or_else(String::new, |b| b.to_string());
+    format!("bot-sessions custom id v2\0{target}\0{bot}\0").into_bytes().into()
 }
 
 impl CustomIdCodec {
@@ -61,7 +102,21 @@ impl CustomIdCodec {
         if target.limit().0 == 0 {
             return Err(CustomIdError::ZeroLimit);
         }
-        Ok(CustomIdCodec { namespace: namespace.into(), target, keys: None })
+        Ok(CustomIdCodec { namespace: namespace.into(), target, bot: None, binding: binding(target, None), keys: None })
+    }
+
+    /// Binds signed ids to one bot: the id the bot is known by on its platform
+    /// (Telegram: the bot's user id, the number before `:` in its token; Discord: the
+    /// application id), as [`Context::bot_id`](crate::Context::bot_id) holds it. It is
+    /// covered by the signature, not written in the id, so it costs no length. Every
+    /// process of one bot must use the same; bots sharing a store, a namespace and a
+    /// signing key must each use their own, or they accept each other's ids. Default:
+    /// no bot (ids bound to the target only).
+    #[must_use]
+    pub fn bot(mut self, id: i64) -> Self {
+        self.bot = Some(id);
+        self.binding = binding(self.target, self.bot);
+        self
     }
 
     /// Signs every id built from now on and refuses unsigned or wrongly signed ones.
@@ -79,6 +134,11 @@ impl CustomIdCodec {
     /// The target.
     pub fn target(&self) -> Target {
         self.target
+    }
+
+    /// The bot signed ids are bound to, if any (see [`bot`](Self::bot)).
+    pub fn bot_id(&self) -> Option<i64> {
+        self.bot
     }
 
     /// Whether ids are signed.
@@ -103,7 +163,7 @@ impl CustomIdCodec {
             escape_into(token, &mut text);
         }
         if let Some(keys) = &self.keys {
-            let tag = keys.sign(&text);
+            let tag = keys.sign(&self.binding, &text);
             text.push(SEPARATOR);
             text.push_str(&tag);
         }
@@ -137,7 +197,7 @@ impl CustomIdCodec {
                 let forged = || DecodeError::Forged { custom_id: text.into() };
                 let (body, tag) = rest.rsplit_once(SEPARATOR).ok_or_else(forged)?;
                 let signed = &text[..text.len() - tag.len() - 1];
-                if !keys.verify(signed, tag) {
+                if !keys.verify(&self.binding, signed, tag) {
                     return Err(forged());
                 }
                 body
@@ -210,6 +270,46 @@ mod tests {
         }
         let long = format!("m:AAAAbbbbCCCCdd-_:go:{}", "x".repeat(100));
         assert!(matches!(codec.decode(&long), Err(DecodeError::Malformed { .. })));
+    }
+
+    /// The signature binds the bot and the target: the same text, key and namespace
+    /// are refused by a codec of another bot, of no bot, or of another platform.
+    #[test]
+    fn signatures_bind_the_bot_and_the_target() {
+        let keys = || SigningKeys::new([[9u8; 16]]).unwrap();
+        let codec = |target, bot: Option<i64>| {
+            let c = CustomIdCodec::new("m", target).unwrap();
+            let c = match bot {
+                Some(b) => c.bot(b),
+                None => c,
+            };
+            c.signed(keys())
+        };
+        let custom = Target::Custom { limit: 64, unit: Unit::Bytes };
+        let all = [
+            codec(Target::Telegram, Some(1)),
+            codec(Target::Telegram, Some(2)),
+            codec(Target::Telegram, Some(-1)),
+            codec(Target::Telegram, None),
+            codec(Target::Discord, Some(1)),
+            codec(Target::Discord, None),
+            codec(custom, Some(1)),
+            codec(Target::Custom { limit: 64, unit: Unit::Chars }, Some(1)),
+        ];
+        let id = CustomId::new(sid(), "go").push("1");
+        for (i, a) in all.iter().enumerate() {
+            let text = a.encode(&id).unwrap();
+            for (j, b) in all.iter().enumerate() {
+                let r = b.decode(&text);
+                if i == j {
+                    assert_eq!(r, Ok(id.clone()));
+                } else {
+                    assert!(matches!(r, Err(DecodeError::Forged { .. })), "{a:?} -> {b:?}: {r:?}");
+                }
+            }
+        }
+        assert_eq!(all[0].bot_id(), Some(1));
+        assert!(format!("{:?}", all[0]).contains("bot: Some(1)"));
     }
 
     #[test]

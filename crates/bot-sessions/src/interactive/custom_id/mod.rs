@@ -16,8 +16,9 @@
 //! - `TOKEN`s are free text of the session's own; `%` and `:` inside a component or a
 //!   token are escaped as `%25` and `%3A`, everything else (non-ASCII included) is kept;
 //! - `SIGNATURE`, when the codec has [`SigningKeys`], is a truncated HMAC-SHA256 of
-//!   everything before it, so an edited or forged id is refused
-//!   ([`DecodeError::Forged`]).
+//!   everything before it and of the codec's [`Target`] and
+//!   [bot](CustomIdCodec::bot), so an edited or forged id, or one signed for another
+//!   bot or platform, is refused ([`DecodeError::Forged`]).
 //!
 //! The limit belongs to the [`Target`]: Discord counts 100 characters, Telegram's
 //! callback data 64 bytes. [`CustomIdCodec::encode`] fails over the limit, at build

@@ -11,8 +11,14 @@ use sha2::Sha256;
 
 use super::CustomIdError;
 
-/// Keys that sign custom ids: the first signs, every one verifies, so a key can be
-/// rotated in (put it first, keep the old one second until old messages are gone).
+/// Keys that sign custom ids, **the newest last** (the order of the encryption
+/// [`KeyRing`](crate::encryption::KeyRing)): the last one signs, every one verifies,
+/// so a key is rotated in by appending it, keeping the old ones before it until the
+/// messages carrying their ids are gone.
+///
+/// Before this order was settled, the *first* key signed: a list written newest first
+/// for an older version must be reversed (ids it signed still verify, since every key
+/// verifies; only which key signs new ids changes).
 ///
 /// The signature is HMAC-SHA256 truncated to [`tag_bytes`](Self::tag_bytes) bytes
 /// (8 by default: 11 characters of the id).
@@ -22,7 +28,7 @@ use super::CustomIdError;
 /// ```
 /// use bot_sessions::interactive::SigningKeys;
 ///
-/// let keys = SigningKeys::new([b"new key, at least 16 bytes".as_slice(), b"old key, at least 16 bytes"])?
+/// let keys = SigningKeys::new([b"old key, at least 16 bytes".as_slice(), b"new key, at least 16 bytes"])?
 ///     .tag_bytes(6)?;
 /// # Ok::<(), bot_sessions::interactive::CustomIdError>(())
 /// ```
@@ -44,7 +50,7 @@ impl SigningKeys {
     /// The default signature length, in bytes.
     pub const DEFAULT_TAG_BYTES: usize = 8;
 
-    /// Keys, newest first.
+    /// Keys, the newest last (it signs; all of them verify).
     ///
     /// # Errors
     ///
@@ -83,10 +89,12 @@ impl SigningKeys {
         Ok(self)
     }
 
-    pub(super) fn sign(&self, body: &str) -> String {
+    /// The signature of `body` bound to `binding` (the codec's target and bot).
+    pub(super) fn sign(&self, binding: &[u8], body: &str) -> String {
         let mut tag = String::new();
-        if let Some(mac) = self.macs.first() {
+        if let Some(mac) = self.macs.last() {
             let mut mac = mac.clone();
+            mac.update(binding);
             mac.update(body.as_bytes());
             let full = mac.finalize().into_bytes();
             URL_SAFE_NO_PAD.encode_string(&full[..self.tag_bytes.min(full.len())], &mut tag);
@@ -94,7 +102,7 @@ impl SigningKeys {
         tag
     }
 
-    pub(super) fn verify(&self, body: &str, tag: &str) -> bool {
+    pub(super) fn verify(&self, binding: &[u8], body: &str, tag: &str) -> bool {
         // Only the canonical encoding of exactly `tag_bytes` bytes is accepted.
         let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
         if tag.len() != self.tag_bytes {
@@ -102,6 +110,7 @@ impl SigningKeys {
         }
         self.macs.iter().any(|mac| {
             let mut mac = mac.clone();
+            mac.update(binding);
             mac.update(body.as_bytes());
             mac.verify_truncated_left(&tag).is_ok()
         })
@@ -123,10 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn rotation_signs_with_the_first_and_accepts_any() {
+    fn rotation_signs_with_the_last_and_accepts_any() {
         let old = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[1u8; 16]]).unwrap());
         let rotated =
-            CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[2u8; 16], [1u8; 16]]).unwrap());
+            CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[1u8; 16], [2u8; 16]]).unwrap());
         let new_only = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[2u8; 16]]).unwrap());
         let id = CustomId::new(SessionId::parse("AAAAbbbbCCCCdd-_").unwrap(), "x");
         let by_old = old.encode(&id).unwrap();

@@ -552,8 +552,12 @@ async fn a_write_whose_reply_times_out_is_ambiguous_and_counted_exactly_once() {
     // Through `Sessions::update`: every third update's reply is lost. Some are resolved
     // while the update is still running (the server continues at its first load), the
     // others stay unknown to the caller and land once the server continues.
-    let retry =
-        RetryPolicy { max_attempts: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) };
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
     let ns = unique_namespace("ambcount");
     let sessions =
         Sessions::<Counter>::builder(stopper.clone() as DynStore).namespace(ns.as_str()).retry(retry).build().unwrap();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_server;
+pub mod reset_proxy;
 #[cfg(feature = "redis")]
 pub mod redis_server;
 #[cfg(unix)]

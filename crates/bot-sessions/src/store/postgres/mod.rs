@@ -52,9 +52,12 @@
 //! connection attempts at a time, and after a failed one the store waits
 //! ([`PostgresConfig::reconnect_delay`], doubling up to
 //! [`PostgresConfig::reconnect_delay_max`]) before the next, one attempt at a time;
-//! meanwhile an operation uses any other live connection, or fails at once
-//! (retryable). Every operation runs under [`PostgresConfig::op_timeout`]. A failure
-//! before a statement was sent (no connection could be opened) is a retryable error,
+//! meanwhile an operation uses any other live connection, or waits for the next
+//! attempt (its own or another operation's) within its time, and fails (retryable,
+//! with what the last attempt said) only when that runs out. Every operation runs
+//! under [`PostgresConfig::op_timeout`]. A read whose connection is lost is sent again
+//! on another one within that time. A failure before a statement was sent (no
+//! connection could be opened) is a retryable error,
 //! and so are the server's own refusals (serialization failure, lock not available,
 //! ...): the statement's implicit transaction rolled back. A write or delete whose
 //! answer never came (the timeout, a connection lost after it was sent) may have

@@ -6,6 +6,11 @@
 //! an ambiguous error, may be), none is applied twice; and the user sees at most one
 //! error per ten resets.
 //!
+//! Also: an operation issued while the PostgreSQL store waits between reconnect
+//! attempts waits for the connection (within its time) instead of failing at once; and
+//! `store::open` rides out a server that refuses connections for a moment, and gives up
+//! with a clear retryable error after its `open_retry` time.
+//!
 //! The dice are seeded: `BOT_SESSIONS_SOAK_SEED=N` replays a run.
 #![cfg(all(feature = "testing", any(feature = "redis", feature = "postgres")))]
 
@@ -18,7 +23,7 @@ use std::time::Duration;
 use bot_sessions::testing::{unique_namespace, unique_user};
 use bot_sessions::{DynStore, Scope, SessionError, SessionKey, Sessions};
 use reliability_support::reset_proxy::ResetProxy;
-use reliability_support::{seed, with_param};
+use reliability_support::{seed, wait_until, with_param};
 
 /// Updates in all, each with its own id.
 const UPDATES: usize = 2_000;
@@ -176,7 +181,7 @@ mod postgres {
     use reliability_support::fake_server::upstream_of;
     use reliability_support::{postgres_url, unique_table};
 
-    async fn drop_table(table: &str) {
+    pub(super) async fn drop_table(table: &str) {
         let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.expect("admin");
         let driver = tokio::spawn(conn);
         let sql = format!("DROP TABLE IF EXISTS public.\"{table}\"; DROP TABLE IF EXISTS public.\"{table}_schema\"");
@@ -205,5 +210,107 @@ mod postgres {
         .expect("open");
         count_through_resets("postgres", &proxy, stores, direct).await;
         drop_table(&table).await;
+    }
+}
+
+/// Opening through `proxy` while it refuses connections: with time to try again, the
+/// open succeeds once the server accepts again (after a few refusals, counted by the
+/// proxy); without, it fails with a retryable error that says it gave up.
+async fn open_rides_out_a_refusing_server(proxy: &ResetProxy, url: &str) {
+    proxy.refuse(true);
+    let before = proxy.refused();
+    let patient = with_param(url, "open_retry", "60");
+    let opening = bot_sessions::store::open(&patient);
+    let server_back = async {
+        wait_until("a few refused attempts", HANG, || async { proxy.refused() >= before + 3 }).await;
+        proxy.refuse(false);
+    };
+    let (opened, ()) = tokio::join!(opening, server_back);
+    let store = opened.expect("the store opens once the server accepts connections again");
+    assert!(proxy.refused() >= before + 3);
+    drop(store);
+
+    proxy.refuse(true);
+    let before = proxy.refused();
+    let e = bot_sessions::store::open(&with_param(url, "open_retry", "1")).await.err().expect("the server stays down");
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(e.to_string().contains("gave up opening the store after"), "{e}");
+    assert!(proxy.refused() > before + 1, "tried more than once");
+    eprintln!("open gave up: {e}");
+    proxy.refuse(false);
+}
+
+#[cfg(feature = "redis")]
+mod redis_open {
+    use super::*;
+    use reliability_support::fake_server::upstream_of;
+    use reliability_support::redis_url;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_open_waits_for_a_server_that_comes_up_and_gives_up_after_open_retry() {
+        let proxy = ResetProxy::start(upstream_of(&redis_url()), seed()).await;
+        let url = with_param(&format!("redis://{}/0", proxy.addr()), "purge_interval", "off");
+        open_rides_out_a_refusing_server(&proxy, &url).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_reconnect {
+    use bot_sessions::store::postgres::{PostgresConfig, PostgresStore};
+    use bot_sessions::{Precondition, Store, Timestamp, Write};
+
+    use super::*;
+    use reliability_support::fake_server::upstream_of;
+    use reliability_support::{postgres_url, unique_table};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_open_waits_for_a_server_that_comes_up_and_gives_up_after_open_retry() {
+        let table = unique_table("openretry");
+        let proxy = ResetProxy::start(upstream_of(&postgres_url()), seed()).await;
+        let url = format!("postgres://postgres@{}/test?table={table}&purge_interval=off", proxy.addr());
+        open_rides_out_a_refusing_server(&proxy, &url).await;
+        super::postgres::drop_table(&table).await;
+    }
+
+    /// The store loses its only connection and its reconnect attempt is refused, so
+    /// it waits (1 to 2 s) before the next; an operation issued in that wait waits for
+    /// the new connection and succeeds, instead of failing at once with "no connection
+    /// to the server (the next attempt in ...)".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_operations_wait_for_a_reconnect_under_way() {
+        let table = unique_table("rewait");
+        let proxy = ResetProxy::start(upstream_of(&postgres_url()), seed()).await;
+        let url = format!("postgres://postgres@{}/test?table={table}", proxy.addr());
+        let config = PostgresConfig::default()
+            .pool_size(1)
+            .op_timeout(Duration::from_secs(20))
+            .reconnect_delay(Duration::from_secs(2), Duration::from_secs(2));
+        let store = PostgresStore::connect_with(&url, config).await.expect("connect");
+        let key = SessionKey::new(unique_namespace("rel-rewait"), Scope::User(unique_user()));
+        let written = store.write(&key, Write::new(b"{}", 1, None), Precondition::Any, Timestamp::now()).await;
+        written.expect("a first write opens the connection");
+
+        // Every chunk resets, and new connections are refused: the next statement loses
+        // the connection, and the attempt to replace it fails.
+        proxy.refuse(true);
+        proxy.reset_per_million(1_000_000);
+        let first = tokio::spawn({
+            let store = store.clone();
+            let key = key.clone();
+            async move { store.load(&key, Timestamp::now()).await }
+        });
+        wait_until("the reconnect attempt to be refused", HANG, || async { proxy.refused() >= 1 }).await;
+        proxy.reset_per_million(0);
+        proxy.refuse(false);
+
+        // The store now waits before its next attempt: this load waits for it.
+        let second = store.load(&key, Timestamp::now()).await;
+        let second = second.expect("an operation in the reconnect wait waits for the connection");
+        assert!(second.is_some());
+        let first = first.await.expect("task");
+        assert!(first.expect("the load whose connection was lost is sent again").is_some());
+        store.delete(&key, Precondition::Any, Timestamp::now()).await.expect("clean up");
+        drop(store);
+        super::postgres::drop_table(&table).await;
     }
 }

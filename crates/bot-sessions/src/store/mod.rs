@@ -24,7 +24,7 @@ pub use purger::{DEFAULT_PURGE_INTERVAL, spawn_purger};
 pub use redact::redact_url;
 #[cfg(feature = "testing")]
 pub(crate) use url::check as check_url;
-pub use url::open;
+pub use url::{DEFAULT_OPEN_RETRY, open};
 
 use crate::{Namespace, Precondition, Record, SessionKey, Timestamp, Write};
 

@@ -26,6 +26,7 @@ struct Dice {
     chunks: AtomicUsize,
     /// New connections are refused (closed at once) while set.
     refuse: AtomicBool,
+    refused: AtomicUsize,
 }
 
 impl Dice {
@@ -75,6 +76,7 @@ impl ResetProxy {
             resets: AtomicUsize::new(0),
             chunks: AtomicUsize::new(0),
             refuse: AtomicBool::new(false),
+            refused: AtomicUsize::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let shared = dice.clone();
@@ -84,6 +86,7 @@ impl ResetProxy {
                 if shared.refuse.load(Ordering::SeqCst) {
                     let _ = client.set_zero_linger();
                     drop(client);
+                    shared.refused.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
                 let (dice, stopped) = (shared.clone(), stopped.clone());
@@ -110,6 +113,11 @@ impl ResetProxy {
     /// Refuses new connections (a server that is down) or accepts them again.
     pub fn refuse(&self, refuse: bool) {
         self.dice.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> usize {
+        self.dice.refused.load(Ordering::SeqCst)
     }
 
     /// Connections reset so far.

@@ -64,7 +64,7 @@ impl Count {
 #[derive(Debug, Default)]
 struct Seen {
     acked: Vec<usize>,
-    ambiguous: Vec<usize>,
+    ambiguous: Vec<(usize, String)>,
     failed: Vec<(usize, String)>,
 }
 
@@ -104,7 +104,7 @@ async fn count_through_resets(what: &str, proxy: &ResetProxy, stores: Vec<DynSto
                         .await;
                     match r {
                         Ok(()) => seen.acked.push(id),
-                        Err(SessionError::Store(e)) if e.is_ambiguous() => seen.ambiguous.push(id),
+                        Err(SessionError::Store(e)) if e.is_ambiguous() => seen.ambiguous.push((id, e.to_string())),
                         Err(e) => seen.failed.push((id, e.to_string())),
                     }
                 }
@@ -130,7 +130,7 @@ async fn count_through_resets(what: &str, proxy: &ResetProxy, stores: Vec<DynSto
         seen.failed.len(),
         errors as f64 / resets.max(1) as f64,
     );
-    for (id, e) in seen.failed.iter().take(10) {
+    for (id, e) in seen.failed.iter().chain(&seen.ambiguous).take(10) {
         eprintln!("  update {id} failed: {e}");
     }
 

@@ -6,7 +6,8 @@
 //! `schema.table` (default `public.bot_sessions`; set with `?schema=&table=` in the URL)
 //! holds `key` (primary key, byte order), `namespace`, `user_id`, `value` (bytea),
 //! `version`, `schema_version`, `created_at`, `updated_at`, `expires_at` (unix ms,
-//! null: never), with indexes on `(namespace, key)` for scans, on `expires_at` for
+//! null: never), `recent` (the last 16 versions the row held, which resolve a write
+//! whose answer was lost), with indexes on `(namespace, key)` for scans, on `expires_at` for
 //! purges and on `user_id` for forget-user. The SQL is in `postgres/*.sql`.
 //!
 //! `version` is the one the writer proposed ([`Write::version`]), stored as given;
@@ -405,6 +406,20 @@ impl Store for PostgresStore {
                 if bool_of(text, rows.first())? { Err(conflict(text)) } else { Ok(false) }
             }
         }
+    }
+
+    /// The row's `recent` column (see `v2.sql`), when it ends with its version.
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        let text = key.as_str();
+        let rows = self.query(Op::Read(Some(text)), Q::RecentVersions, &[&text, &now.as_millis()]).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let version: i64 = row.try_get(0).map_err(|e| pg_err(Some(text), e))?;
+        let recent: Option<Vec<i64>> = row.try_get(1).map_err(|e| pg_err(Some(text), e))?;
+        let recent = recent.unwrap_or_else(|| vec![version]);
+        if recent.last() != Some(&version) {
+            return Ok(None);
+        }
+        Ok(recent.into_iter().map(u64::try_from).collect::<Result<Vec<_>, _>>().ok())
     }
 
     async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {

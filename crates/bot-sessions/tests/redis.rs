@@ -120,7 +120,8 @@ async fn hash_layout_is_readable_and_prefixed() {
         format!("{} 2 {1} {1} {2} {user}", first.version, now.as_millis(), at.as_millis()),
         "version (the writer's) schema created updated expires owner"
     );
-    assert_eq!(fields.len(), 2);
+    assert_eq!(fields["hist"], first.version.to_string(), "the versions the record held");
+    assert_eq!(fields.len(), 3);
     let pexpire: i64 = f.cmd(redis::cmd("PEXPIRETIME").arg(store.record_key(&with_user))).await;
     assert_eq!(pexpire, at.as_millis() + 60_000, "native expiry = expires_at + grace");
     let ttl: i64 = f.cmd(redis::cmd("PTTL").arg(store.record_key(&without))).await;

@@ -314,3 +314,48 @@ mod postgres_reconnect {
         super::postgres::drop_table(&table).await;
     }
 }
+
+/// What `Store::recent_versions` answers on a store that keeps a history: the versions
+/// in order, the last 16, started anew by a re-creation, nothing for an absent key.
+async fn recent_versions_follow_the_writes(store: &dyn bot_sessions::Store) {
+    use bot_sessions::{Precondition, Timestamp, Write};
+    let key = SessionKey::new(unique_namespace("rel-hist"), Scope::User(unique_user()));
+    let now = Timestamp::now();
+    assert_eq!(store.recent_versions(&key, now).await.expect("read"), None, "no record, no history");
+    let mut written = Vec::new();
+    let mut pre = Precondition::Absent;
+    for _ in 0..20 {
+        let w = Write::new(b"{}", 1, None);
+        store.write(&key, w, pre, now).await.expect("write");
+        written.push(w.version);
+        pre = Precondition::Version(w.version);
+        let want = &written[written.len().saturating_sub(16)..];
+        assert_eq!(store.recent_versions(&key, now).await.expect("read").as_deref(), Some(want));
+    }
+    store.delete(&key, Precondition::Any, now).await.expect("delete");
+    let w = Write::new(b"{}", 1, None);
+    store.write(&key, w, Precondition::Absent, now).await.expect("create again");
+    let any = Write::new(b"{}", 1, None);
+    store.write(&key, any, Precondition::Any, now).await.expect("overwrite");
+    assert_eq!(store.recent_versions(&key, now).await.expect("read"), Some(vec![w.version, any.version]));
+    store.delete(&key, Precondition::Any, now).await.expect("clean up");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_records_keep_their_recent_versions() {
+    let url = with_param(&reliability_support::redis_url(), "purge_interval", "off");
+    let store = bot_sessions::store::open(&url).await.expect("open");
+    recent_versions_follow_the_writes(store.as_ref()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_keep_their_recent_versions() {
+    let table = reliability_support::unique_table("hist");
+    let url = with_param(&with_param(&reliability_support::postgres_url(), "table", &table), "purge_interval", "off");
+    let store = bot_sessions::store::open(&url).await.expect("open");
+    recent_versions_follow_the_writes(store.as_ref()).await;
+    drop(store);
+    postgres::drop_table(&table).await;
+}

@@ -157,8 +157,8 @@ async fn count_through_resets(what: &str, proxy: &ResetProxy, stores: Vec<DynSto
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
-    use reliability_support::redis_url;
     use reliability_support::fake_server::upstream_of;
+    use reliability_support::redis_url;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_resets_cost_the_user_at_most_one_error_per_ten_and_lose_or_double_nothing() {

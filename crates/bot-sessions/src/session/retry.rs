@@ -149,9 +149,7 @@ mod tests {
         let policy = RetryPolicy::default();
         let calls = AtomicU32::new(0);
         let r = policy
-            .run_transient(|| async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 3 { Err(down()) } else { Ok(7) }
-            })
+            .run_transient(|| async { if calls.fetch_add(1, Ordering::SeqCst) < 3 { Err(down()) } else { Ok(7) } })
             .await;
         assert_eq!((r.unwrap(), calls.load(Ordering::SeqCst)), (7, 4));
 

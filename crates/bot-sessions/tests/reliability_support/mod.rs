@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 pub mod fake_server;
-pub mod reset_proxy;
 #[cfg(feature = "redis")]
 pub mod redis_server;
+pub mod reset_proxy;
 #[cfg(unix)]
 pub mod soak;
 

@@ -132,7 +132,7 @@ async fn processes_starting_together_migrate_once() {
     let admin = admin().await;
     let v: i32 =
         admin.query_one(&format!("SELECT version FROM {schema}.bot_sessions_schema"), &[]).await.unwrap().get(0);
-    assert_eq!(v, 1);
+    assert_eq!(v, 2);
     let indexes: i64 = admin
         .query_one("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = 'bot_sessions'", &[&schema])
         .await

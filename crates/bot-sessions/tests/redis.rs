@@ -120,7 +120,8 @@ async fn hash_layout_is_readable_and_prefixed() {
         format!("{} 2 {1} {1} {2} {user}", first.version, now.as_millis(), at.as_millis()),
         "version (the writer's) schema created updated expires owner"
     );
-    assert_eq!(fields.len(), 2);
+    assert_eq!(fields["hist"], first.version.to_string(), "the versions the record held");
+    assert_eq!(fields.len(), 3);
     let pexpire: i64 = f.cmd(redis::cmd("PEXPIRETIME").arg(store.record_key(&with_user))).await;
     assert_eq!(pexpire, at.as_millis() + 60_000, "native expiry = expires_at + grace");
     let ttl: i64 = f.cmd(redis::cmd("PTTL").arg(store.record_key(&without))).await;
@@ -552,8 +553,12 @@ async fn a_write_whose_reply_times_out_is_ambiguous_and_counted_exactly_once() {
     // Through `Sessions::update`: every third update's reply is lost. Some are resolved
     // while the update is still running (the server continues at its first load), the
     // others stay unknown to the caller and land once the server continues.
-    let retry =
-        RetryPolicy { max_attempts: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) };
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
     let ns = unique_namespace("ambcount");
     let sessions =
         Sessions::<Counter>::builder(stopper.clone() as DynStore).namespace(ns.as_str()).retry(retry).build().unwrap();

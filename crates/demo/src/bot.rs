@@ -27,7 +27,7 @@ use bot_sessions::interactive::{
     Button, ButtonStyle, CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Modal, Reply, RouteOutcome,
     SessionId, SigningKeys, Sweeper, Target, TextField,
 };
-use bot_sessions::session::{Expired, ExpirySweeper};
+use bot_sessions::session::{Expired, ExpirySweeper, RetryPolicy};
 use bot_sessions::{
     Clock, Context, DynStore, KeyStrategy, Namespace, Precondition, Scope, SessionError, SessionKey, Sessions,
     StoreError, SystemClock, Ttl, Write,
@@ -672,21 +672,25 @@ impl Bot {
 
 /// The key that signs the menus' custom ids: read from the store, created by the
 /// first process that finds none (compare-and-set: every process ends up with the same
-/// key).
+/// key). A start-up read: failures that may pass (a database restarting, a connection
+/// reset) are tried again for as long as opening the store is.
 async fn signing_secret(store: &DynStore, clock: &dyn Clock) -> Result<Vec<u8>, BotError> {
     let namespace = Namespace::new("demo-secret").map_err(SessionError::from)?;
     let key = SessionKey::new(namespace, Scope::Custom { id: "menu-signing".into(), user: None });
+    let retry = RetryPolicy { transient_for: bot_sessions::store::DEFAULT_OPEN_RETRY, ..RetryPolicy::default() };
     for _ in 0..3 {
         let now = clock.now();
-        if let Some(record) = store.load(&key, now).await?
+        if let Some(record) = retry.run_transient(|| store.load(&key, now)).await?
             && record.value.len() >= 32
         {
             return Ok(record.value);
         }
         let secret: [u8; 32] = rand_bytes();
-        match store.write(&key, Write::new(&secret, 1, None), Precondition::Absent, now).await {
+        let write = Write::new(&secret, 1, None);
+        match retry.run_transient(|| store.write(&key, write, Precondition::Absent, now)).await {
             Ok(_) => return Ok(secret.to_vec()),
-            Err(e) if e.is_conflict() => {} // another process created it first: read theirs
+            // Another process created it first, or ours may have landed: read it.
+            Err(e) if e.is_conflict() || e.is_ambiguous() => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -124,7 +124,8 @@ where
         self
     }
 
-    /// Compare-and-set retry (default: 32 attempts, 1 ms to 100 ms jittered backoff).
+    /// Compare-and-set retry (default: 32 attempts, 1 ms to 100 ms jittered backoff),
+    /// and how long retryable store failures are tried again (default: 5 s).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -305,7 +306,8 @@ where
     /// # Errors
     ///
     /// [`SessionError::Key`] for a missing or invalid namespace,
-    /// [`SessionError::Config`] for a zero retry count, size limit or TTL, an expiry
+    /// [`SessionError::Config`] for a zero retry count, a `transient_for` over 10
+    /// minutes, a zero size limit or TTL, an expiry
     /// grace period out of range, a zero near cache bound, or stale reads without a
     /// near cache.
     pub fn build(self) -> Result<Sessions<T>, SessionError> {
@@ -315,6 +317,13 @@ where
         let namespace = Namespace::new(&name)?;
         if self.retry.max_attempts == 0 {
             return Err(SessionError::Config("retry.max_attempts must be at least 1".into()));
+        }
+        if self.retry.transient_for > super::retry::MAX_TRANSIENT_FOR {
+            return Err(SessionError::Config(format!(
+                "retry.transient_for must be at most {:?}, not {:?}",
+                super::retry::MAX_TRANSIENT_FOR,
+                self.retry.transient_for
+            )));
         }
         self.ttl.check()?;
         if !(MIN_EXPIRY_GRACE..=MAX_EXPIRY_GRACE).contains(&self.grace) {

@@ -115,7 +115,9 @@ where
         }
         let record = match self.inner.store.in_process() {
             Some(local) => local.load_now(key, now)?,
-            None => self.inner.store.load(key, now).await?,
+            // A read is safe to repeat: a connection reset or a server restarting
+            // costs a retry (within the policy's time), not the user an error.
+            None => self.inner.retry.run_transient(|| self.inner.store.load(key, now)).await?,
         };
         self.load_record(key, record, None, now, false).await
     }

@@ -346,6 +346,8 @@ where
         let mut attempt = 1;
         let mut retries = 0;
         let mut via = Via::Write;
+        let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
+        let mut transient = 0;
         loop {
             let now = self.inner.clock.now();
             let (value, base) = match self.load(key, now, via).await {
@@ -376,6 +378,16 @@ where
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {
                     return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: attempt }));
+                }
+                // Certainly not written (an unknown outcome was resolved in `save`, or
+                // is reported as ambiguous, which is not retryable): load and run again.
+                Err(SessionError::Store(e)) if e.is_retryable() => {
+                    transient += 1;
+                    if !self.inner.retry.pause_transient(transient, transient_until).await {
+                        return Handled(Err(SessionError::Store(e)));
+                    }
+                    tracing::debug!(key = %key, error = %e, "session write failed before it was applied; trying again");
+                    via = Via::Store;
                 }
                 Err(e) => return Handled(Err(e)),
             }

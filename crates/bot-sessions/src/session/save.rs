@@ -160,7 +160,12 @@ where
                 return Ok(()); // the version it removes is gone
             }
             if !still_expected {
-                break;
+                // Another writer moved the key on; the record's recent versions may
+                // still tell.
+                match self.settle_by_history(key, pre, &proposed, now).await {
+                    Some(settled) => return settled,
+                    None => break,
+                }
             }
             let sent = match &mut op {
                 Op::Write(w) => {
@@ -184,6 +189,9 @@ where
                     {
                         return Ok(());
                     }
+                    if let Some(settled) = self.settle_by_history(key, pre, &proposed, now).await {
+                        return settled;
+                    }
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -191,5 +199,31 @@ where
         }
         tracing::warn!(key = %key, error = %error, "outcome of a session write stays unknown");
         Err(error.into())
+    }
+
+    /// Whether a compare-and-set over version `b` that proposed `proposed` landed, by
+    /// the record's recent versions ([`Store::recent_versions`](crate::Store::recent_versions)):
+    /// one of `proposed` among them, it did; `b` followed by another version, it did
+    /// not, and cannot any more (versions never repeat, so nothing can expect `b`
+    /// again): a [`StoreError::Conflict`], on which `update` runs again. `None`: not
+    /// known (no history, or `b` already out of it).
+    async fn settle_by_history(
+        &self,
+        key: &SessionKey,
+        pre: Precondition,
+        proposed: &[u64],
+        now: Timestamp,
+    ) -> Option<Result<(), SessionError>> {
+        let Precondition::Version(b) = pre else { return None };
+        let store = &self.inner.store;
+        let history = match self.inner.retry.run_transient(|| store.recent_versions(key, now)).await {
+            Ok(Some(history)) => history,
+            Ok(None) | Err(_) => return None,
+        };
+        if history.iter().any(|v| proposed.contains(v)) {
+            return Some(Ok(()));
+        }
+        let at = history.iter().position(|v| *v == b)?;
+        (at + 1 < history.len()).then(|| Err(StoreError::Conflict { key: key.to_string() }.into()))
     }
 }

@@ -26,7 +26,7 @@ pub use purger::{DEFAULT_PURGE_INTERVAL, spawn_purger};
 pub use redact::redact_url;
 #[cfg(feature = "testing")]
 pub(crate) use url::check as check_url;
-pub use url::open;
+pub use url::{DEFAULT_OPEN_RETRY, open};
 
 use crate::{Namespace, Precondition, Record, SessionKey, Timestamp, Write};
 
@@ -100,6 +100,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.write(key, write, Precondition::Version(previous.version), now).await
+    }
+
+    /// The versions the live record under `key` held most recently, oldest first, its
+    /// current version last, as far as the backend remembers them (Redis and
+    /// PostgreSQL: the last 16 writes of the record's incarnation); `None` when the
+    /// backend keeps no such memory (the default) or no live record is there.
+    ///
+    /// [`Sessions`](crate::Sessions) reads it only to resolve a write whose outcome is
+    /// unknown ([`StoreError::Ambiguous`]) after another writer moved the key on: the
+    /// proposed version in the list means the write landed; the version it expected
+    /// followed by another one means it never did, and never can.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::load`].
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        let _ = (key, now);
+        Ok(None)
     }
 
     /// Deletes the record under `key` if `precondition` holds. Returns whether a live

@@ -359,6 +359,10 @@ impl Store for NearCache {
         deleted
     }
 
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        self.inner.store.recent_versions(key, now).await
+    }
+
     async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {
         self.invalidate_user(user_id);
         let forgotten = self.inner.store.forget_user(user_id, now).await;

@@ -97,6 +97,7 @@ pub fn sessions(store: DynStore, ns: &Namespace, attempts: u32) -> Sessions<Entr
         max_attempts: attempts,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(50),
+        ..RetryPolicy::default()
     };
     Sessions::<Entries>::builder(store).namespace(ns.as_str()).retry(retry).build().expect("sessions build")
 }

@@ -6,6 +6,7 @@
 pub mod fake_server;
 #[cfg(feature = "redis")]
 pub mod redis_server;
+pub mod reset_proxy;
 #[cfg(unix)]
 pub mod soak;
 

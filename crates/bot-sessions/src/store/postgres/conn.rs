@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, Client, Row, Statement};
 
-use super::reconnect::{OPENS_AT_ONCE, Reconnect};
+use super::reconnect::{OPENS_AT_ONCE, Reconnect, Wait};
 use super::sql::Q;
 use super::tls::{self, Tls};
 use crate::StoreError;
@@ -114,27 +114,46 @@ impl Connections {
     }
 
     /// A live connection: the next slot's, or a new one in it. When no new one may be
-    /// opened now (waiting after failed attempts) or opening fails, any other live
-    /// connection serves; without one, the error.
-    async fn get(&self) -> Result<Arc<Conn>, StoreError> {
+    /// opened now (waiting after failed attempts, or another attempt is under way) or
+    /// opening fails, any other live connection serves; without one, the operation
+    /// waits for the next attempt (its own or another's) until `deadline`, and then
+    /// fails with what the last attempt said (retryable when that may pass).
+    async fn get(&self, deadline: Instant) -> Result<Arc<Conn>, StoreError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
-        if let Some(c) = Self::current(slot) {
-            return Ok(c);
+        loop {
+            if let Some(c) = Self::current(slot) {
+                return Ok(c);
+            }
+            let wait = match self.reconnect.waiting(Instant::now()) {
+                Some(wait) => wait,
+                None => match self.open_in(slot).await {
+                    Ok(c) => return Ok(c),
+                    Err(wait) => wait,
+                },
+            };
+            if let Some(c) = self.any_live() {
+                return Ok(c);
+            }
+            if !wait.error.is_retryable() || !self.reconnect.wait_out(&wait, deadline).await {
+                return Err(wait.error);
+            }
         }
-        if let Some(wait) = self.reconnect.waiting(Instant::now()) {
-            return self.any_live().ok_or(wait);
-        }
+    }
+
+    /// Opens a connection in `slot` (one task per slot at a time), or says why not.
+    async fn open_in(&self, slot: &Slot) -> Result<Arc<Conn>, Wait> {
         let _opening = slot.opening.lock().await;
         if let Some(c) = Self::current(slot) {
             return Ok(c);
         }
         // Cannot fail: the semaphore is never closed.
-        let _permit = self.opens.acquire().await.map_err(|e| StoreError::backend(BACKEND, None, true, e))?;
-        let attempt = match self.reconnect.begin(Instant::now()) {
-            Ok(attempt) => attempt,
-            Err(wait) => return self.any_live().ok_or(wait),
-        };
+        let _permit = self
+            .opens
+            .acquire()
+            .await
+            .map_err(|e| Wait { error: StoreError::backend(BACKEND, None, true, e), until: None })?;
+        let attempt = self.reconnect.begin(Instant::now())?;
         match self.open().await {
             Ok(c) => {
                 attempt.succeeded();
@@ -144,7 +163,9 @@ impl Connections {
             }
             Err(e) => {
                 attempt.failed(Instant::now(), &e);
-                self.any_live().ok_or(e)
+                // The next attempt's time, as the failure just set it.
+                let until = self.reconnect.waiting(Instant::now()).and_then(|w| w.until);
+                Err(Wait { error: e, until })
             }
         }
     }
@@ -209,46 +230,54 @@ impl Connections {
     /// Runs one statement on a shared connection, within the operation timeout, and
     /// returns its rows.
     ///
-    /// Failures before the statement is handed to a connection (none could be opened,
-    /// the time ran out waiting) are retryable. After that, an answer from the server
-    /// is final (the statement's implicit transaction rolled back); no answer (the
-    /// timeout, a connection closed or broken) is retryable for [`Op::Read`] and
-    /// [`StoreError::Ambiguous`] for [`Op::Write`].
+    /// Failures before the statement is handed to a connection (none could be opened
+    /// by the deadline, the time ran out waiting) are retryable. After that, an answer
+    /// from the server is final (the statement's implicit transaction rolled back); a
+    /// connection closed or broken under an [`Op::Read`] sends it again on another
+    /// connection, within the same time (a timeout is retryable); for an [`Op::Write`],
+    /// no answer is [`StoreError::Ambiguous`].
     pub(super) async fn query(&self, op: Op<'_>, q: Q, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         let key = op.key();
         let deadline = Instant::now().checked_add(self.op_timeout).unwrap_or_else(Instant::now);
-        let conn = match tokio::time::timeout_at(deadline, self.get()).await {
-            Ok(conn) => conn.map_err(|e| naming(e, key))?,
-            Err(_) => return Err(timeout_err(key, self.op_timeout)),
-        };
-        if Instant::now() >= deadline {
-            return Err(timeout_err(key, self.op_timeout)); // not sent
-        }
-        let Some(statement) = conn.prepared.get(q as usize) else {
-            return Err(StoreError::backend(BACKEND, key, false, format!("statement {q:?} is not prepared")));
-        };
-        match tokio::time::timeout_at(deadline, conn.client.query(statement, params)).await {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => {
-                let lost = connection_lost(&e);
-                if lost {
-                    self.evict(&conn);
-                }
-                match op {
-                    Op::Write(key) if lost => Err(StoreError::ambiguous(BACKEND, key, e)),
-                    _ => Err(pg_err(key, e)),
-                }
+        loop {
+            let conn = match tokio::time::timeout_at(deadline, self.get(deadline)).await {
+                Ok(conn) => conn.map_err(|e| naming(e, key))?,
+                Err(_) => return Err(timeout_err(key, self.op_timeout)),
+            };
+            if Instant::now() >= deadline {
+                return Err(timeout_err(key, self.op_timeout)); // not sent
             }
-            Err(_) => {
-                // Closed first, so the statements pipelined behind it fail on this side
-                // (their callers learn at once); then the server is asked to stop the
-                // one running, which would otherwise hold its locks and its backend
-                // until the server's own statement_timeout.
-                self.evict(&conn);
-                self.cancel(conn.client.cancel_token());
-                match op {
-                    Op::Write(key) => Err(StoreError::ambiguous(BACKEND, key, timed_out(self.op_timeout))),
-                    Op::Read(key) => Err(timeout_err(key, self.op_timeout)),
+            let Some(statement) = conn.prepared.get(q as usize) else {
+                return Err(StoreError::backend(BACKEND, key, false, format!("statement {q:?} is not prepared")));
+            };
+            match tokio::time::timeout_at(deadline, conn.client.query(statement, params)).await {
+                Ok(Ok(rows)) => return Ok(rows),
+                Ok(Err(e)) => {
+                    let lost = connection_lost(&e);
+                    if lost {
+                        self.evict(&conn);
+                    }
+                    match op {
+                        Op::Write(key) if lost => return Err(StoreError::ambiguous(BACKEND, key, e)),
+                        // Safe to repeat: sent again on another (or a new) connection,
+                        // within the same time.
+                        Op::Read(_) if lost => {
+                            tracing::debug!(error = %e, "postgres connection lost under a read; trying again");
+                        }
+                        _ => return Err(pg_err(key, e)),
+                    }
+                }
+                Err(_) => {
+                    // Closed first, so the statements pipelined behind it fail on this
+                    // side (their callers learn at once); then the server is asked to
+                    // stop the one running, which would otherwise hold its locks and its
+                    // backend until the server's own statement_timeout.
+                    self.evict(&conn);
+                    self.cancel(conn.client.cancel_token());
+                    return match op {
+                        Op::Write(key) => Err(StoreError::ambiguous(BACKEND, key, timed_out(self.op_timeout))),
+                        Op::Read(key) => Err(timeout_err(key, self.op_timeout)),
+                    };
                 }
             }
         }

@@ -6,7 +6,8 @@
 //! `schema.table` (default `public.bot_sessions`; set with `?schema=&table=` in the URL)
 //! holds `key` (primary key, byte order), `namespace`, `user_id`, `value` (bytea),
 //! `version`, `schema_version`, `created_at`, `updated_at`, `expires_at` (unix ms,
-//! null: never), with indexes on `(namespace, key)` for scans, on `expires_at` for
+//! null: never), `recent` (the last 16 versions the row held, which resolve a write
+//! whose answer was lost), with indexes on `(namespace, key)` for scans, on `expires_at` for
 //! purges and on `user_id` for forget-user. The SQL is in `postgres/*.sql`.
 //!
 //! `version` is the one the writer proposed ([`Write::version`]), stored as given;
@@ -52,9 +53,12 @@
 //! connection attempts at a time, and after a failed one the store waits
 //! ([`PostgresConfig::reconnect_delay`], doubling up to
 //! [`PostgresConfig::reconnect_delay_max`]) before the next, one attempt at a time;
-//! meanwhile an operation uses any other live connection, or fails at once
-//! (retryable). Every operation runs under [`PostgresConfig::op_timeout`]. A failure
-//! before a statement was sent (no connection could be opened) is a retryable error,
+//! meanwhile an operation uses any other live connection, or waits for the next
+//! attempt (its own or another operation's) within its time, and fails (retryable,
+//! with what the last attempt said) only when that runs out. Every operation runs
+//! under [`PostgresConfig::op_timeout`]. A read whose connection is lost is sent again
+//! on another one within that time. A failure before a statement was sent (no
+//! connection could be opened) is a retryable error,
 //! and so are the server's own refusals (serialization failure, lock not available,
 //! ...): the statement's implicit transaction rolled back. A write or delete whose
 //! answer never came (the timeout, a connection lost after it was sent) may have
@@ -402,6 +406,20 @@ impl Store for PostgresStore {
                 if bool_of(text, rows.first())? { Err(conflict(text)) } else { Ok(false) }
             }
         }
+    }
+
+    /// The row's `recent` column (see `v2.sql`), when it ends with its version.
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        let text = key.as_str();
+        let rows = self.query(Op::Read(Some(text)), Q::RecentVersions, &[&text, &now.as_millis()]).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let version: i64 = row.try_get(0).map_err(|e| pg_err(Some(text), e))?;
+        let recent: Option<Vec<i64>> = row.try_get(1).map_err(|e| pg_err(Some(text), e))?;
+        let recent = recent.unwrap_or_else(|| vec![version]);
+        if recent.last() != Some(&version) {
+            return Ok(None);
+        }
+        Ok(recent.into_iter().map(u64::try_from).collect::<Result<Vec<_>, _>>().ok())
     }
 
     async fn forget_user(&self, user_id: i64, now: Timestamp) -> Result<u64, StoreError> {

@@ -5,7 +5,8 @@
 -- Versions are the writer's: every write stores the version it was given ($8 or $7)
 -- and never derives one from the row it replaces. `user_id` is set when a row is
 -- created (an insert, or the take-over of an expired row) and kept by every later write
--- to the live row.
+-- to the live row. `recent` is the row's last 16 versions (see `v2.sql`): a write to the
+-- live row appends its version, one that creates the row starts it anew.
 
 -- name: load
 SELECT value, version, schema_version, created_at, updated_at, expires_at, user_id
@@ -13,11 +14,11 @@ FROM {table} WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2);
 
 -- name: create
 -- Absent precondition: insert, or take over an expired row; no row back = conflict.
-INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at)
-VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7)
+INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at, recent)
+VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7, ARRAY[$8::bigint])
 ON CONFLICT (key) DO UPDATE
 SET namespace = excluded.namespace, user_id = excluded.user_id, value = excluded.value,
-    version = excluded.version, schema_version = excluded.schema_version,
+    version = excluded.version, schema_version = excluded.schema_version, recent = excluded.recent,
     created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at
 WHERE s.expires_at IS NOT NULL AND s.expires_at <= $6
 RETURNING true;
@@ -25,10 +26,13 @@ RETURNING true;
 -- name: upsert
 -- Any precondition: overwrite a live row (keeping its creation time and user), start
 -- over on an absent or expired one.
-INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at)
-VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7)
+INSERT INTO {table} AS s (key, namespace, user_id, value, version, schema_version, created_at, updated_at, expires_at, recent)
+VALUES ($1, $2, $3, $4, $8, $5, $6, $6, $7, ARRAY[$8::bigint])
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value, version = excluded.version,
+    recent = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6
+        THEN (coalesce(s.recent, ARRAY[s.version]) || excluded.version)[cardinality(coalesce(s.recent, ARRAY[s.version])) - 14:]
+        ELSE excluded.recent END,
     user_id = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6 THEN s.user_id ELSE excluded.user_id END,
     created_at = CASE WHEN s.expires_at IS NULL OR s.expires_at > $6 THEN s.created_at ELSE excluded.created_at END,
     namespace = excluded.namespace, schema_version = excluded.schema_version,
@@ -37,7 +41,8 @@ RETURNING true;
 
 -- name: compare_and_set
 UPDATE {table}
-SET value = $2, version = $7, schema_version = $3, updated_at = $4, expires_at = $5
+SET value = $2, version = $7, schema_version = $3, updated_at = $4, expires_at = $5,
+    recent = (coalesce(recent, ARRAY[version]) || $7::bigint)[cardinality(coalesce(recent, ARRAY[version])) - 14:]
 WHERE key = $1 AND version = $6 AND (expires_at IS NULL OR expires_at > $4)
 RETURNING true;
 
@@ -56,13 +61,17 @@ WITH v AS (
 ), written AS (
     UPDATE {table} AS s
     SET value = v.value, version = v.version, schema_version = v.schema_version, updated_at = v.now,
-        expires_at = v.expires_at
+        expires_at = v.expires_at,
+        recent = (coalesce(s.recent, ARRAY[s.version]) || v.version)[cardinality(coalesce(s.recent, ARRAY[s.version])) - 14:]
     FROM v
     WHERE s.key = v.key AND s.key IN (SELECT key FROM mine) AND s.version = v.expected
       AND (s.expires_at IS NULL OR s.expires_at > v.now)
     RETURNING s.key
 )
 SELECT key, key IN (SELECT key FROM written) FROM mine;
+
+-- name: recent_versions
+SELECT version, recent FROM {table} WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2);
 
 -- name: delete_any
 DELETE FROM {table} WHERE key = $1 RETURNING (expires_at IS NULL OR expires_at > $2);

@@ -20,6 +20,19 @@ pub(super) struct Reconnect {
     first: Duration,
     max: Duration,
     state: Mutex<State>,
+    /// Woken when an attempt ends (the store connected, or waits anew), so operations
+    /// waiting for a connection look again at once.
+    changed: tokio::sync::Notify,
+}
+
+/// Why an operation may not connect now, and until when.
+#[derive(Debug)]
+pub(super) struct Wait {
+    /// The error to report if the operation's time runs out meanwhile.
+    pub(super) error: StoreError,
+    /// When the next attempt may start; `None` while one is under way (its end wakes
+    /// [`Reconnect::changed`]).
+    pub(super) until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -50,15 +63,15 @@ pub(super) struct Attempt<'a> {
 
 impl Reconnect {
     pub(super) fn new(first: Duration, max: Duration) -> Self {
-        Reconnect { first, max, state: Mutex::new(State::default()) }
+        Reconnect { first, max, state: Mutex::new(State::default()), changed: tokio::sync::Notify::new() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The error for an operation that must not connect now, or `None` when it may try.
-    pub(super) fn waiting(&self, now: Instant) -> Option<StoreError> {
+    /// Why an operation must not connect now, or `None` when it may try.
+    pub(super) fn waiting(&self, now: Instant) -> Option<Wait> {
         let state = self.state();
         let until = state.not_before.filter(|_| state.failures > 0)?;
         if now < until || state.probing {
@@ -67,20 +80,40 @@ impl Reconnect {
             } else {
                 format!("the next attempt in {:?}", until - now)
             };
-            Some(StoreError::backend(
+            let error = StoreError::backend(
                 BACKEND,
                 None,
                 state.last_retryable,
                 format!("no connection to the server: {} ({next})", state.last_error),
-            ))
+            );
+            Some(Wait { error, until: (!state.probing).then_some(until) })
         } else {
             None
         }
     }
 
+    /// Waits until the wait `wait` describes is over (or an attempt under way ended),
+    /// but not past `deadline`. Returns `false` when `deadline` came first.
+    pub(super) async fn wait_out(&self, wait: &Wait, deadline: Instant) -> bool {
+        let changed = self.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        // Looked at again once registered: an attempt that ended in between is seen.
+        match self.waiting(Instant::now()) {
+            None => return true,
+            Some(now) if now.until != wait.until => return true,
+            Some(_) => {}
+        }
+        let until = wait.until.map_or(deadline, |u| u.min(deadline));
+        tokio::select! {
+            () = changed => true,
+            () = tokio::time::sleep_until(until) => Instant::now() < deadline,
+        }
+    }
+
     /// An attempt, unless the store is waiting after failures or another attempt is
-    /// probing the server: then the error to return.
-    pub(super) fn begin(&self, now: Instant) -> Result<Attempt<'_>, StoreError> {
+    /// probing the server: then why not.
+    pub(super) fn begin(&self, now: Instant) -> Result<Attempt<'_>, Wait> {
         if let Some(wait) = self.waiting(now) {
             return Err(wait);
         }
@@ -107,6 +140,8 @@ impl Reconnect {
         let delay = doubled.min(self.max).mul_f64(rand::rng().random_range(0.5..=1.0));
         state.not_before = Some(now + delay);
         tracing::warn!(failures = state.failures, retry_in = ?delay, error = %state.last_error, "postgres connection attempt failed");
+        drop(state);
+        self.changed.notify_waiters();
     }
 }
 
@@ -118,6 +153,8 @@ impl Attempt<'_> {
             tracing::info!(after_failures = state.failures, "postgres connection restored");
         }
         *state = State { round: state.round, ..State::default() };
+        drop(state);
+        self.reconnect.changed.notify_waiters();
     }
 
     pub(super) fn failed(mut self, now: Instant, e: &StoreError) {
@@ -152,7 +189,7 @@ mod tests {
         a.failed(now, &down());
         b.failed(now, &down());
         assert_eq!(r.state().failures, 1, "attempts that fail together are one round");
-        let err = r.begin(now).err().expect("waiting");
+        let err = r.begin(now).err().expect("waiting").error;
         assert!(err.is_retryable() && err.to_string().contains("down"), "{err}");
         let wait = r.state().not_before.unwrap() - now;
         assert!((Duration::from_secs(30)..=Duration::from_secs(60)).contains(&wait), "jittered: {wait:?}");

@@ -7,9 +7,9 @@ use super::conn::{BACKEND, Connections, Single, pg_err, timeout_err};
 use crate::{Record, StoreError, Timestamp};
 
 /// The table layout this code writes. Bump it and add a step to [`MIGRATIONS`].
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 /// Migration steps; step `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("v1.sql")];
+const MIGRATIONS: [&str; 2] = [include_str!("v1.sql"), include_str!("v2.sql")];
 const QUERIES: &str = include_str!("queries.sql");
 
 /// The statements of `queries.sql`, by name.
@@ -20,6 +20,7 @@ pub(super) enum Q {
     Upsert,
     CompareAndSet,
     CompareAndSetMany,
+    RecentVersions,
     DeleteAny,
     DeleteVersion,
     DeleteAbsent,
@@ -32,12 +33,13 @@ pub(super) enum Q {
     Namespaces,
 }
 
-pub(super) const STATEMENTS: [(Q, &str); 15] = [
+pub(super) const STATEMENTS: [(Q, &str); 16] = [
     (Q::Load, "load"),
     (Q::Create, "create"),
     (Q::Upsert, "upsert"),
     (Q::CompareAndSet, "compare_and_set"),
     (Q::CompareAndSetMany, "compare_and_set_many"),
+    (Q::RecentVersions, "recent_versions"),
     (Q::DeleteAny, "delete_any"),
     (Q::DeleteVersion, "delete_version"),
     (Q::DeleteAbsent, "delete_absent"),

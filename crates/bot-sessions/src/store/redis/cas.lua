@@ -16,6 +16,7 @@
 local meta = redis.pcall('HGET', KEYS[1], 'meta')
 if type(meta) == 'string' and string.sub(meta, 1, #ARGV[1]) == ARGV[1] then
   redis.call('HSET', KEYS[1], 'value', ARGV[2], 'meta', ARGV[3])
+  push_history(KEYS[1], string.match(ARGV[3], '^%d+'), false)
   local change = ARGV[4]
   if change == 's' then
     redis.call('PEXPIREAT', KEYS[1], ARGV[5])

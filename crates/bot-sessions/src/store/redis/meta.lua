@@ -52,3 +52,18 @@ local function user_index(prefix, user)
   return prefix .. '{u:' .. user .. '}:keys'
 end
 
+-- push_history(rec, version, fresh) appends `version` to the record's field `hist`: the
+-- last 16 versions the record held, oldest first, space-separated (a new incarnation,
+-- `fresh`, starts it anew). A writer whose reply was lost reads it to learn whether its
+-- write landed, even after another writer moved the key on.
+local function push_history(rec, version, fresh)
+  local hist = ''
+  if not fresh then
+    local found = redis.call('HGET', rec, 'hist')
+    if type(found) == 'string' then hist = found end
+  end
+  local kept = {}
+  for v in string.gmatch(hist, '%d+') do kept[#kept + 1] = v end
+  kept[#kept + 1] = version
+  redis.call('HSET', rec, 'hist', table.concat(kept, ' ', math.max(1, #kept - 15), #kept))
+end

@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `bs:{u:42}onboarding/chat:1/user:42` | hash | a session of user 42: `value` (the codec's bytes) and `meta` = `version schema created updated expires owner` (unix ms; `-`: never / none), e.g. `8071441546817530881 1 1715000000000 1715000042000 - 42` |
+//! | `bs:{u:42}onboarding/chat:1/user:42` | hash | a session of user 42: `value` (the codec's bytes) and `meta` = `version schema created updated expires owner` (unix ms; `-`: never / none), e.g. `8071441546817530881 1 1715000000000 1715000042000 - 42`; and `hist`, the last 16 versions it held (oldest first), which resolves a write whose reply was lost |
 //! | `bs:{counter/chat:5}` | hash | a session without a user, tagged by its whole key text; its `owner` is the user its creating write named ([`Write::owner`], e.g. an interactive session's opener), or `-` |
 //! | `bs:{u:42}:keys` | set | the key texts of every session indexed under user 42 (its key's user, or its owner), in every namespace |
 //! | `bs:{ns:onboarding}:keys` | sorted set | the key texts of a namespace (score 0, so in byte order): scans |
@@ -718,6 +718,22 @@ impl Store for RedisStore {
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)
+    }
+
+    /// The record's `hist` field (see `meta.lua`), when it ends with the live record's
+    /// version.
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        let mut con = self.con.clone();
+        // One read, so the history and the record are of the same moment.
+        let (value, meta, hist): (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.record_key(key))
+            .arg(&FIELDS[..])
+            .arg("hist")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| backend_err(Some(key.as_str()), e))?;
+        let Some(record) = parse_record(key, (value, meta))?.filter(|r| !r.is_expired(now)) else { return Ok(None) };
+        Ok(hist.and_then(|h| record::history(&h, record.version)))
     }
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {

@@ -28,6 +28,13 @@ pub(super) fn meta(write: &Write<'_>, created: Timestamp, now: Timestamp, owner:
     meta
 }
 
+/// The versions a record's `hist` field lists, when it parses and ends with
+/// `current` (the record it was read with); otherwise nothing is known.
+pub(super) fn history(hist: &str, current: u64) -> Option<Vec<u64>> {
+    let versions: Vec<u64> = hist.split(' ').map(str::parse).collect::<Result<_, _>>().ok()?;
+    (versions.last() == Some(&current)).then_some(versions)
+}
+
 /// What a `meta` field of `version` begins with (the version and its separator).
 pub(super) fn version_prefix(version: u64) -> String {
     format!("{version} ")

@@ -55,6 +55,7 @@ local new_expires = ARGV[8]
 if new_expires == '' then new_expires = '-' end
 redis.call('HSET', KEYS[1], 'value', ARGV[5],
   'meta', ARGV[11] .. ' ' .. ARGV[6] .. ' ' .. created .. ' ' .. ARGV[7] .. ' ' .. new_expires .. ' ' .. new_owner)
+push_history(KEYS[1], ARGV[11], not live)
 
 if new_expires ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[9])

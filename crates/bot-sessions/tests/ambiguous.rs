@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bot_sessions::session::RetryPolicy;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::testing::Counter;
+use bot_sessions::testing::delegate::{Delegate, Overrides};
 use bot_sessions::{
-    Namespace, Page, Precondition, Record, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp,
-    Ttl, Write,
+    Namespace, Precondition, Scope, SessionError, SessionKey, Sessions, Store, StoreError, Timestamp, Ttl, Write,
 };
 
 /// What the next write (or delete) suffers.
@@ -30,30 +30,33 @@ enum Fault {
     Raced,
 }
 
-/// A memory store whose writes and deletes follow a script of faults.
+/// The script of faults a memory store's writes and deletes follow.
 #[derive(Default)]
 struct Faulty {
-    inner: MemoryStore,
     plan: Mutex<VecDeque<Option<Fault>>>,
     /// Writes applied although their caller got an ambiguous error.
     landed_unseen: AtomicUsize,
 }
 
 impl Faulty {
+    fn new() -> Arc<Delegate<Faulty>> {
+        Arc::new(Delegate::new(MemoryStore::default(), Faulty::default()))
+    }
+
     fn next_fault(&self) -> Option<Fault> {
         self.plan.lock().unwrap().pop_front().flatten()
     }
+}
 
-    /// Another process bumps the counter under `key` by 1000.
-    async fn other_process_writes(&self, key: &SessionKey, now: Timestamp) {
-        let current = self.inner.load(key, now).await.unwrap();
-        let (n, pre) = match &current {
-            Some(r) => (serde_json::from_slice::<Counter>(&r.value).unwrap().n, Precondition::Version(r.version)),
-            None => (0, Precondition::Absent),
-        };
-        let bytes = serde_json::to_vec(&Counter { n: n + 1000 }).unwrap();
-        self.inner.write(key, Write::new(&bytes, 1, None), pre, now).await.unwrap();
-    }
+/// Another process bumps the counter under `key` by 1000.
+async fn other_process_writes(inner: &dyn Store, key: &SessionKey, now: Timestamp) {
+    let current = inner.load(key, now).await.unwrap();
+    let (n, pre) = match &current {
+        Some(r) => (serde_json::from_slice::<Counter>(&r.value).unwrap().n, Precondition::Version(r.version)),
+        None => (0, Precondition::Absent),
+    };
+    let bytes = serde_json::to_vec(&Counter { n: n + 1000 }).unwrap();
+    inner.write(key, Write::new(&bytes, 1, None), pre, now).await.unwrap();
 }
 
 fn lost(key: &SessionKey) -> StoreError {
@@ -61,59 +64,57 @@ fn lost(key: &SessionKey) -> StoreError {
 }
 
 #[async_trait::async_trait]
-impl Store for Faulty {
-    async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        self.inner.load(key, now).await
-    }
-    async fn write(&self, key: &SessionKey, w: Write<'_>, p: Precondition, now: Timestamp) -> Result<u64, StoreError> {
+impl Overrides for Faulty {
+    async fn write(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        w: Write<'_>,
+        p: Precondition,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         match self.next_fault() {
-            None => self.inner.write(key, w, p, now).await,
+            None => inner.write(key, w, p, now).await,
             Some(Fault::Raced) => {
-                self.other_process_writes(key, now).await;
-                self.inner.write(key, w, p, now).await
+                other_process_writes(inner, key, now).await;
+                inner.write(key, w, p, now).await
             }
             Some(fault @ (Fault::LostReply | Fault::LostReplyThenMoved)) => {
-                if self.inner.write(key, w, p, now).await.is_ok() {
+                if inner.write(key, w, p, now).await.is_ok() {
                     self.landed_unseen.fetch_add(1, Ordering::SeqCst);
                 }
                 if fault == Fault::LostReplyThenMoved {
-                    self.other_process_writes(key, now).await;
+                    other_process_writes(inner, key, now).await;
                 }
                 Err(lost(key))
             }
             Some(fault @ (Fault::NotSent | Fault::NotSentThenMoved)) => {
                 if fault == Fault::NotSentThenMoved {
-                    self.other_process_writes(key, now).await;
+                    other_process_writes(inner, key, now).await;
                 }
                 Err(lost(key))
             }
         }
     }
-    async fn delete(&self, key: &SessionKey, p: Precondition, now: Timestamp) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        p: Precondition,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         match self.next_fault() {
             Some(Fault::LostReply) => {
-                self.inner.delete(key, p, now).await?;
+                inner.delete(key, p, now).await?;
                 Err(lost(key))
             }
             Some(Fault::NotSent) => Err(lost(key)),
-            _ => self.inner.delete(key, p, now).await,
+            _ => inner.delete(key, p, now).await,
         }
-    }
-    async fn forget_user(&self, user: i64, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.forget_user(user, now).await
-    }
-    async fn scan(&self, ns: &Namespace, c: Option<&str>, l: usize, now: Timestamp) -> Result<Page, StoreError> {
-        self.inner.scan(ns, c, l, now).await
-    }
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-    async fn count(&self, ns: Option<&Namespace>, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.count(ns, now).await
     }
 }
 
-fn counters(store: &Arc<Faulty>) -> Sessions<Counter> {
+fn counters(store: &Arc<Delegate<Faulty>>) -> Sessions<Counter> {
     let retry = RetryPolicy { max_attempts: 8, ..RetryPolicy::default() };
     Sessions::<Counter>::builder(store.clone()).namespace("count").retry(retry).build().unwrap()
 }
@@ -122,14 +123,14 @@ fn key() -> SessionKey {
     SessionKey::new(Namespace::new("count").unwrap(), Scope::Chat(1))
 }
 
-async fn stored(store: &Faulty) -> u64 {
-    let r = store.inner.load(&key(), Timestamp::now()).await.unwrap();
+async fn stored(store: &Delegate<Faulty>) -> u64 {
+    let r = store.inner().load(&key(), Timestamp::now()).await.unwrap();
     r.map_or(0, |r| serde_json::from_slice::<Counter>(&r.value).unwrap().n)
 }
 
 #[tokio::test]
 async fn lost_replies_are_resolved_and_no_increment_is_applied_twice() {
-    let store = Arc::new(Faulty::default());
+    let store = Faulty::new();
     // 300 increments; about a third of the writes lose their reply (half of those
     // after landing, half before), in a fixed pseudo-random pattern.
     let plan = (0..2_000u32).map(|i| match (i * 7919) % 6 {
@@ -158,7 +159,7 @@ async fn lost_replies_are_resolved_and_no_increment_is_applied_twice() {
 #[tokio::test]
 async fn an_unknown_outcome_another_writer_hides_is_reported_not_retried() {
     for fault in [Fault::LostReplyThenMoved, Fault::NotSentThenMoved] {
-        let store = Arc::new(Faulty::default());
+        let store = Faulty::new();
         let sessions = counters(&store);
         store.plan.lock().unwrap().push_back(Some(fault));
         let runs = AtomicUsize::new(0);
@@ -180,7 +181,7 @@ async fn an_unknown_outcome_another_writer_hides_is_reported_not_retried() {
 
 #[tokio::test]
 async fn a_lost_reply_to_a_delete_is_resolved() {
-    let store = Arc::new(Faulty::default());
+    let store = Faulty::new();
     let sessions = counters(&store);
     sessions
         .update(&key(), |c| {
@@ -211,7 +212,7 @@ async fn a_lost_reply_to_a_delete_is_resolved() {
 
 #[tokio::test]
 async fn a_refresh_on_read_that_meets_another_writer_is_not_an_error() {
-    let store = Arc::new(Faulty::default());
+    let store = Faulty::new();
     let sessions = Sessions::<Counter>::builder(store.clone())
         .namespace("count")
         .ttl(Ttl::idle_refreshed_on_read(std::time::Duration::from_secs(60)))

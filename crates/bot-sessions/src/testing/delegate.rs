@@ -76,6 +76,16 @@ pub trait Overrides: Send + Sync + 'static {
         self.write(inner, key, write, Precondition::Version(previous.version), now).await
     }
 
+    /// [`Store::recent_versions`].
+    async fn recent_versions(
+        &self,
+        inner: &dyn Store,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        inner.recent_versions(key, now).await
+    }
+
     /// [`Store::delete`].
     async fn delete(
         &self,
@@ -183,6 +193,10 @@ impl<O: Overrides> Store for Delegate<O> {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.overrides.write_over(&*self.inner, key, write, previous, now).await
+    }
+
+    async fn recent_versions(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Vec<u64>>, StoreError> {
+        self.overrides.recent_versions(&*self.inner, key, now).await
     }
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {

@@ -37,7 +37,8 @@ fn copy_never_prints_a_password_on_success_or_on_error() {
         }
     }
     // The same target from BOT_SESSIONS_COPY_TO (not in `ps`).
-    let (code, out, err) = run(src.cmd().env("BOT_SESSIONS_COPY_TO", format!("{}&password=s3cret", dst.url)).arg("copy"));
+    let (code, out, err) =
+        run(src.cmd().env("BOT_SESSIONS_COPY_TO", format!("{}&password=s3cret", dst.url)).arg("copy"));
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("s3cret") && !err.contains("s3cret"), "{out}{err}");
     // Errors: a bad option, an unreachable server.
@@ -166,4 +167,7 @@ macro_rules! on_every_backend {
     };
 }
 
-on_every_backend!(a_date_after_9999_is_shown_and_hides_nothing, import_with_times_that_make_no_sense_keeps_the_live_session);
+on_every_backend!(
+    a_date_after_9999_is_shown_and_hides_nothing,
+    import_with_times_that_make_no_sense_keeps_the_live_session
+);

@@ -162,7 +162,9 @@ fn sealed_interactive(backend: Backend) {
 
     let (code, _, err) = run(env.cmd().args(["interactive", "end", &id]));
     assert_eq!(code, 2, "{err}");
-    assert!(ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).args(["interactive", "end", &id])).contains("marked expired"));
+    assert!(
+        ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).args(["interactive", "end", &id])).contains("marked expired")
+    );
     rt().block_on(manager.expire_scan(Timestamp::now())).unwrap();
     assert_eq!(ends.load(Ordering::SeqCst), 1, "end runs exactly once");
     let ended = rt().block_on(started.handle).unwrap();

@@ -94,7 +94,13 @@ struct Settings {
     /// Where sessions live: sqlite://PATH, memory://, redis://HOST:PORT,
     /// postgres://USER@HOST/DB. A URL with a password belongs in BOT_SESSIONS_STORE (a
     /// command line shows in `ps`); it is never printed.
-    #[arg(long, value_name = "URL", env = "BOT_SESSIONS_STORE", hide_env_values = true, default_value = "sqlite://./bot-sessions.db")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BOT_SESSIONS_STORE",
+        hide_env_values = true,
+        default_value = "sqlite://./bot-sessions.db"
+    )]
     store: String,
     /// How long an unanswered onboarding form lives, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30 * 60, value_parser = clap::value_parser!(u64).range(1..))]

@@ -28,8 +28,8 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use bot_sessions::KeyStrategy;
-use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::interactive::{EndEvent, EndReason, Message as Text, Reply};
+use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::telegram::{
     CallbackRouter, CallbackTexts, RenderError, RouterError, context_of_message, keyboard, show_end,
 };
@@ -144,8 +144,10 @@ pub fn bot_from(var: impl Fn(&str) -> Option<String>) -> Result<teloxide::Bot, T
     let bot = teloxide::Bot::with_client(token, client);
     match var("TELOXIDE_API_URL") {
         Some(url) => {
-            let parsed = reqwest::Url::parse(url.trim_end_matches('/'))
-                .map_err(|e| TelegramError::ApiUrl { reason: redact_url_in(&e.to_string(), &url), url: redact_url(&url) })?;
+            let parsed = reqwest::Url::parse(url.trim_end_matches('/')).map_err(|e| TelegramError::ApiUrl {
+                reason: redact_url_in(&e.to_string(), &url),
+                url: redact_url(&url),
+            })?;
             Ok(bot.set_api_url(parsed))
         }
         None => Ok(bot),
@@ -354,7 +356,9 @@ mod tests {
 
     #[test]
     fn a_proxy_that_does_not_parse_is_reported_without_its_password() {
-        for proxy in ["http://u:s3cret@h:notaport", "http://u:s3cret@h:99999999", "http://u:s3c/ret@[h:1", "u:s3cret@h:x:y"] {
+        for proxy in
+            ["http://u:s3cret@h:notaport", "http://u:s3cret@h:99999999", "http://u:s3c/ret@[h:1", "u:s3cret@h:x:y"]
+        {
             let env = |name: &str| match name {
                 "TELOXIDE_TOKEN" => Some("1:A".to_owned()),
                 "TELOXIDE_PROXY" => Some(proxy.to_owned()),

@@ -12,7 +12,8 @@ const PUBLIC_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a
 
 /// A PostgreSQL URL with secrets, on a table of its own; and that table's name.
 fn store_url() -> (String, String) {
-    let base = std::env::var("BOT_SESSIONS_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base =
+        std::env::var("BOT_SESSIONS_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let table = format!("demo_banner_{:016x}", rand::random::<u64>());
     let url = base.replacen("://postgres@", "://postgres:my/s3cret@", 1);
     assert_ne!(url, base, "the test URL names user postgres: {base}");
@@ -21,7 +22,8 @@ fn store_url() -> (String, String) {
 }
 
 fn drop_table(table: &str) {
-    let base = std::env::var("BOT_SESSIONS_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base =
+        std::env::var("BOT_SESSIONS_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let sql = format!("DROP TABLE IF EXISTS public.\"{table}\", public.\"{table}_schema\"");
     let _ = std::process::Command::new("psql").args([&base, "-q", "-c", &sql]).output();
 }

@@ -57,7 +57,9 @@ pub async fn rekey(
     as_json: bool,
 ) -> CliResult {
     let ring = ring
-        .ok_or_else(|| CliError::Usage("rekey needs the key ring: BOT_SESSIONS_KEYS or --keys-file FILE (ID=HEX,...)".into()))?
+        .ok_or_else(|| {
+            CliError::Usage("rekey needs the key ring: BOT_SESSIONS_KEYS or --keys-file FILE (ID=HEX,...)".into())
+        })?
         .accept_plaintext(accept_plaintext);
     let mut namespaces = util::namespaces(store, namespace).await?;
     if namespace.is_none() {

@@ -12,9 +12,12 @@ unreachable or failed.
 
 The store URL comes from --store or BOT_SESSIONS_STORE: sqlite://PATH,
 redis://HOST:PORT[/DB][?prefix=P], postgres://USER@HOST:PORT/DB[?schema=S&table=T].
-memory:// is refused (it would be a new, empty store).
+memory:// is refused (it would be a new, empty store). A URL with a password belongs in
+BOT_SESSIONS_STORE (and copy's target in BOT_SESSIONS_COPY_TO): a command line shows in
+`ps` to every user of the machine. Passwords are never printed.
 
-The key ring of encryption at rest comes from --keys or BOT_SESSIONS_KEYS: ID=HEX pairs
+The key ring of encryption at rest comes from the environment, BOT_SESSIONS_KEYS, or a
+file, --keys-file FILE (never from a flag: a command line shows in `ps`): ID=HEX pairs
 (64 hex digits, 32 bytes each), comma-separated, the newest last. `get` and `set` use it
 on sealed sessions; `rekey` needs it.";
 
@@ -22,12 +25,19 @@ on sealed sessions; `rekey` needs it.";
 #[derive(Debug, Parser)]
 #[command(name = "bot-sessions", version, about, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
-    /// The store: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB.
+    /// The store: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB (with a
+    /// password: set BOT_SESSIONS_STORE instead, a flag shows in `ps`).
     #[arg(long, env = "BOT_SESSIONS_STORE", hide_env_values = true, global = true, value_name = "URL")]
     pub store: Option<String>,
 
-    /// The key ring for sessions encrypted at rest: `ID=HEX,...`, the newest last.
-    #[arg(long, env = "BOT_SESSIONS_KEYS", hide_env_values = true, global = true, value_name = "RING")]
+    /// Read the key ring for sessions encrypted at rest (`ID=HEX,...`, the newest last)
+    /// from FILE; or set BOT_SESSIONS_KEYS. Not taken as a flag: it would show in `ps`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+
+    /// Refused: a key ring on the command line shows in `ps` (use BOT_SESSIONS_KEYS or
+    /// --keys-file).
+    #[arg(long, global = true, hide = true, value_name = "RING")]
     pub keys: Option<String>,
 
     /// One JSON object per line instead of tables and sentences (for scripts).
@@ -119,7 +129,8 @@ pub enum Command {
                             bot-sessions --store sqlite://old.db export | bot-sessions --store sqlite://new.db import\n\n\
                             A session already there with the same version is skipped; one that is newer is kept \
                             (unless --force). A line that does not parse is reported by number and nothing of it is \
-                            written.")]
+                            written: so is a line longer than 16 MiB, and one whose times make no sense (before \
+                            1970, created_at after updated_at, updated_at in the future by more than 5 minutes).")]
     Import {
         /// The file to read (default, or `-`: stdin).
         file: Option<PathBuf>,
@@ -133,8 +144,9 @@ pub enum Command {
                             A session already in the target with the same version is skipped; one that is newer there \
                             is kept (unless --force). It prints what it skipped and why.")]
     Copy {
-        /// The target store's URL.
-        #[arg(long, value_name = "URL")]
+        /// The target store's URL (with a password: set BOT_SESSIONS_COPY_TO instead, a
+        /// flag shows in `ps`).
+        #[arg(long, env = "BOT_SESSIONS_COPY_TO", hide_env_values = true, value_name = "URL")]
         to: String,
         /// Only this namespace (default: every namespace).
         #[arg(long, short = 'n', value_name = "NS")]
@@ -146,7 +158,8 @@ pub enum Command {
 
     /// Re-seal every encrypted session with the newest key of the ring, so older keys can be retired.
     #[command(
-        after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n\n\
+        after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n  \
+                            bot-sessions --store sqlite://bot.db --keys-file /run/secrets/ring rekey\n\n\
                             Only sessions not already sealed with the newest key are rewritten, each with \
                             compare-and-set, so a bot writing meanwhile is never overwritten, and the command is safe \
                             to run again after an interruption. Sessions that do not open with the ring are reported \

@@ -1,6 +1,7 @@
 //! Opening the store a URL names: memory:// refused, no background purge, the password
 //! kept out of every message.
 
+use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::{DynStore, Timestamp};
 
 use crate::error::{CliError, CliResult};
@@ -11,13 +12,14 @@ pub struct Opened {
     pub store: DynStore,
     /// The URL without its password.
     pub name: String,
-    password: Option<String>,
+    /// The URL as given, only to mask its secrets wherever a message echoes them.
+    url: String,
 }
 
 impl Opened {
     /// The error of a store operation, naming the store, the password removed.
     pub fn err(&self, e: &bot_sessions::StoreError) -> CliError {
-        redact_error(CliError::store(&self.name, e), self.password.as_deref())
+        redacted(CliError::store(&self.name, e), &self.url)
     }
 
     /// Now, by the system clock.
@@ -26,26 +28,9 @@ impl Opened {
     }
 }
 
-/// The password of a `scheme://user:password@host` URL, if it has one.
-fn password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    let pw = userinfo.split_once(':')?.1;
-    (!pw.is_empty()).then_some(pw)
-}
-
-/// `url` with its password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match password(url) {
-        Some(pw) => url.replacen(&format!(":{pw}@"), ":***@", 1),
-        None => url.to_owned(),
-    }
-}
-
-fn redact_error(e: CliError, password: Option<&str>) -> CliError {
-    let Some(pw) = password else { return e };
-    let clean = |s: String| s.replace(pw, "***");
+/// `e` with every secret of `url` masked (the library's one redaction).
+fn redacted(e: CliError, url: &str) -> CliError {
+    let clean = |s: String| redact_url_in(&s, url);
     match e {
         CliError::Usage(s) => CliError::Usage(clean(s)),
         CliError::Failed(s) => CliError::Failed(clean(s)),
@@ -63,8 +48,7 @@ pub async fn open(url: Option<&str>) -> CliResult<Opened> {
     let url = url
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| CliError::Usage("no store: pass --store URL or set BOT_SESSIONS_STORE".into()))?;
-    let name = redact(url);
-    let password = password(url).map(str::to_owned);
+    let name = redact_url(url);
     let scheme = url.split_once("://").map(|(s, _)| s);
     if scheme == Some("memory") {
         return Err(CliError::Usage(format!(
@@ -87,9 +71,9 @@ pub async fn open(url: Option<&str>) -> CliResult<Opened> {
             bot_sessions::StoreError::Config(_) => CliError::store(&name, &e),
             other => CliError::Store(format!("store {name} is unreachable: {other}")),
         };
-        redact_error(e, password.as_deref())
+        redacted(e, url)
     })?;
-    Ok(Opened { store, name, password })
+    Ok(Opened { store, name, url: url.to_owned() })
 }
 
 #[cfg(test)]
@@ -97,12 +81,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("redis://:s3cret@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact("postgres://u:pw@h/db?table=t"), "postgres://u:***@h/db?table=t");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite:///tmp/a:b@c.db"), "sqlite:///tmp/a:b@c.db");
-        let e = redact_error(CliError::Store("x pw y".into()), Some("pw"));
-        assert_eq!(e.to_string(), "x *** y");
+    fn errors_lose_every_secret_of_the_url() {
+        let url = "postgres://u:my/se@cret@h/db?password=s3cret";
+        let e = redacted(CliError::Store(format!("x {url} y: host cret@h, s3cret")), url);
+        let shown = e.to_string();
+        assert!(!shown.contains("se@cret") && !shown.contains("cret@h") && !shown.contains("s3cret"), "{shown}");
     }
 }

@@ -33,10 +33,20 @@ pub async fn namespaces(store: &Opened, named: Option<&str>) -> CliResult<Vec<Na
     }
 }
 
-/// A time as RFC 3339 UTC to the second (`2025-11-21T22:10:03Z`).
+/// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const LAST_DATE_MS: i64 = 253_402_300_799_999;
+
+/// A time as RFC 3339 UTC to the second (`2025-11-21T22:10:03Z`); one that is no such
+/// date (before 1970 or after 9999, which the formatter refuses) is shown as such, by
+/// its Unix milliseconds: `@-5 ms (not a date)`.
 pub fn time(t: Timestamp) -> String {
-    let ms = u64::try_from(t.as_millis()).unwrap_or(0);
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    let ms = t.as_millis();
+    match u64::try_from(ms) {
+        Ok(after_epoch) if ms <= LAST_DATE_MS => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(after_epoch)).to_string()
+        }
+        _ => format!("@{ms} ms (not a date)"),
+    }
 }
 
 /// An expiry for a table: a time, or `never`.
@@ -83,4 +93,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 /// Prints one JSON object on its own line.
 pub fn json_line(value: &serde_json::Value) {
     println!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_time_is_shown_without_a_panic() {
+        assert_eq!(time(Timestamp(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(time(Timestamp(LAST_DATE_MS)), "9999-12-31T23:59:59Z");
+        assert_eq!(time(Timestamp(LAST_DATE_MS + 1)), "@253402300800000 ms (not a date)");
+        assert_eq!(time(Timestamp(-5)), "@-5 ms (not a date)");
+        for ms in [i64::MIN, i64::MAX, -1, 400_000_000_000_000] {
+            assert!(time(Timestamp(ms)).ends_with("(not a date)"));
+        }
+    }
 }

@@ -71,7 +71,7 @@ fn rekey(backend: Backend) {
     let shown = ok(env.cmd().args(["get", &first]));
     assert!(shown.contains("sealed:   key id 1") && shown.contains("encrypted with key id 1"), "{shown}");
     assert!(!shown.contains(SECRET), "{shown}");
-    let shown = ok(env.cmd().args(["get", &first, "--keys", &keys(&[1])]));
+    let shown = ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).args(["get", &first]));
     assert!(shown.contains(SECRET), "{shown}");
     let shown = ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1, 2])).args(["--json", "get", &first]));
     let j: serde_json::Value = serde_json::from_str(&shown).unwrap();
@@ -81,9 +81,25 @@ fn rekey(backend: Backend) {
     let (code, _, err) = run(env.cmd().arg("rekey"));
     assert_eq!(code, 2, "{err}");
     let bad = "1=".to_string() + &"zz".repeat(32);
-    let (code, _, err) = run(env.cmd().args(["rekey", "--keys", &bad]));
+    let bad_file = std::env::temp_dir().join(support::unique("bad-ring-"));
+    std::fs::write(&bad_file, &bad).unwrap();
+    let (code, _, err) = run(env.cmd().arg("rekey").arg("--keys-file").arg(&bad_file));
+    let _ = std::fs::remove_file(&bad_file);
     assert_eq!(code, 2, "{err}");
-    assert!(!err.contains(&"zz".repeat(32)), "{err}");
+    assert!(err.contains("--keys-file") && !err.contains(&"zz".repeat(32)), "{err}");
+    // A ring on the command line shows in `ps`: refused, not echoed.
+    let (code, _, err) = run(env.cmd().args(["get", &first, "--keys", &keys(&[1])]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("BOT_SESSIONS_KEYS") && !err.contains(&keys(&[1])), "{err}");
+    // A file and the environment at once: which one is meant is not guessed.
+    let ring_file = std::env::temp_dir().join(support::unique("ring-"));
+    std::fs::write(&ring_file, keys(&[1]) + "\n").unwrap();
+    let shown = ok(env.cmd().arg("get").arg(&first).arg("--keys-file").arg(&ring_file));
+    assert!(shown.contains(SECRET), "{shown}");
+    let (code, _, err) =
+        run(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).arg("get").arg(&first).arg("--keys-file").arg(&ring_file));
+    let _ = std::fs::remove_file(&ring_file);
+    assert_eq!(code, 2, "{err}");
 
     // Rotation: everything in `profile` moves to key 2; a second run has nothing to do.
     let out = ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1, 2])).args(["rekey", "--namespace", "profile"]));
@@ -94,12 +110,12 @@ fn rekey(backend: Backend) {
     assert_eq!((j["resealed"].as_u64(), j["already_current"].as_u64()), (Some(0), Some(25)), "{out}");
 
     // Every namespace: the plaintext ones are reported, left alone, exit 1...
-    let (code, out, err) = run(env.cmd().args(["rekey", "--keys", &keys(&[2])]));
+    let (code, out, err) = run(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[2])).args(["rekey"]));
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("not re-sealed: `{}`: the value is not encrypted", legacy[0])), "{err}");
     assert_eq!(sealed_with(&env, &legacy), [None, None, None]);
     // ... and sealed with --accept-plaintext.
-    let out = ok(env.cmd().args(["rekey", "--keys", &keys(&[2]), "--accept-plaintext"]));
+    let out = ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[2])).args(["rekey", "--accept-plaintext"]));
     assert!(out.contains("28 sessions scanned, 3 re-sealed, 25 already current"), "{out}");
     assert_eq!(sealed_with(&env, &legacy), [Some(2), Some(2), Some(2)]);
 
@@ -119,7 +135,7 @@ fn rekey(backend: Backend) {
     let (code, _, err) = run(env.cmd().args(["set", &first, r#"{"email":"x","n":7}"#]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is encrypted"), "{err}");
-    ok(env.cmd().args(["set", &first, r#"{"email":"x","n":7}"#, "--keys", &keys(&[2])]));
+    ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[2])).args(["set", &first, r#"{"email":"x","n":7}"#]));
     assert_eq!(sealed_with(&env, &profiles[..1]), [Some(2)]);
     assert_eq!(rt().block_on(s.get(&profiles[0])).unwrap().map(|p| p.n), Some(7));
 }
@@ -140,13 +156,15 @@ fn sealed_interactive(backend: Backend) {
 
     let (_, out, err) = run(env.cmd().args(["interactive", "list"]));
     assert!(!out.contains(&id) && err.contains("encrypted with key id 1"), "{out}{err}");
-    let listed = ok(env.cmd().args(["interactive", "list", "--keys", &keys(&[1])]));
+    let listed = ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).args(["interactive", "list"]));
     let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(&row.split_whitespace().collect::<Vec<_>>()[..5], [id.as_str(), "menu", "live", "42", "5"]);
 
     let (code, _, err) = run(env.cmd().args(["interactive", "end", &id]));
     assert_eq!(code, 2, "{err}");
-    assert!(ok(env.cmd().args(["interactive", "end", &id, "--keys", &keys(&[1])])).contains("marked expired"));
+    assert!(
+        ok(env.cmd().env("BOT_SESSIONS_KEYS", keys(&[1])).args(["interactive", "end", &id])).contains("marked expired")
+    );
     rt().block_on(manager.expire_scan(Timestamp::now())).unwrap();
     assert_eq!(ends.load(Ordering::SeqCst), 1, "end runs exactly once");
     let ended = rt().block_on(started.handle).unwrap();

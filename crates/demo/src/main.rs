@@ -44,7 +44,8 @@ enum Command {
     Discord(DiscordArgs),
     /// Register the slash commands (/count, /onboard, /profile, /forget, /menu) with
     /// Discord: replaces the application's global commands, or one guild's with
-    /// --guild (shown at once there).
+    /// --guild (shown at once there). The bot token comes from DISCORD_TOKEN or
+    /// --token-file.
     Register(RegisterArgs),
 }
 
@@ -69,9 +70,14 @@ struct DiscordArgs {
 
 #[derive(Debug, Clone, Args)]
 struct RegisterArgs {
-    /// The bot token (developer portal, Bot), without the `Bot ` prefix.
-    #[arg(long, value_name = "TOKEN")]
-    token: String,
+    /// Read the bot token (developer portal, Bot; without the `Bot ` prefix) from FILE;
+    /// without it, from DISCORD_TOKEN. Never a flag: a command line shows in `ps`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Refused: a token on the command line shows in `ps` (use DISCORD_TOKEN or
+    /// --token-file).
+    #[arg(long, hide = true, value_name = "TOKEN")]
+    token: Option<String>,
     /// The application id (developer portal, General Information).
     #[arg(long, value_name = "ID")]
     application_id: u64,
@@ -86,8 +92,15 @@ struct RegisterArgs {
 #[derive(Debug, Clone, Args)]
 struct Settings {
     /// Where sessions live: sqlite://PATH, memory://, redis://HOST:PORT,
-    /// postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL", default_value = "sqlite://./bot-sessions.db")]
+    /// postgres://USER@HOST/DB. A URL with a password belongs in BOT_SESSIONS_STORE (a
+    /// command line shows in `ps`); it is never printed.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BOT_SESSIONS_STORE",
+        hide_env_values = true,
+        default_value = "sqlite://./bot-sessions.db"
+    )]
     store: String,
     /// How long an unanswered onboarding form lives, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30 * 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -106,10 +119,16 @@ impl Settings {
             .clock(Arc::new(SystemClock))
     }
 
+    /// The store URL as printed: its password masked.
+    fn shown_store(&self) -> String {
+        bot_sessions::store::redact_url(&self.store)
+    }
+
     async fn open(&self, config: BotConfig) -> anyhow::Result<Bot> {
-        let store = bot_sessions::store::open(&self.store).await.with_context(|| {
-            format!("cannot open the session store {}", bot_sessions::store::redact_url(&self.store))
-        })?;
+        let store = bot_sessions::store::open(&self.store)
+            .await
+            .map_err(|e| anyhow::anyhow!(bot_sessions::store::redact_url_in(&e.to_string(), &self.store)))
+            .with_context(|| format!("cannot open the session store {}", self.shown_store()))?;
         Ok(Bot::new(store, config).await?)
     }
 }
@@ -137,7 +156,7 @@ async fn console(settings: &Settings) -> anyhow::Result<()> {
         eprintln!(
             "bot-sessions demo, sessions in {}. Type /help. A line is `<user>@<chat>: <text>` or just <text> \
              (user 1 in chat 1); Ctrl-D quits.",
-            settings.store
+            settings.shown_store()
         );
     }
     bot_sessions_demo::console::run(&bot, tokio::io::BufReader::new(stdin), tokio::io::stdout())
@@ -153,7 +172,7 @@ async fn on_telegram(settings: &Settings) -> anyhow::Result<()> {
     eprintln!(
         "bot-sessions demo on Telegram as @{}, sessions in {}. Ctrl-C stops it.",
         me.username.as_deref().unwrap_or(&me.first_name),
-        settings.store
+        settings.shown_store()
     );
     telegram::run(bot, api, stop_signal()).await?;
     eprintln!("stopped; open menus stay valid for the next start");
@@ -173,7 +192,7 @@ async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("the listener has no address")?;
-    eprintln!("bot-sessions demo on Discord, sessions in {}", settings.store);
+    eprintln!("bot-sessions demo on Discord, sessions in {}", settings.shown_store());
     if !has_token {
         eprintln!("no {} set: the channel-message fallback is off", discord::TOKEN_VAR);
     }
@@ -188,8 +207,28 @@ async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bot token of `register`: from `--token-file` or `DISCORD_TOKEN`, never a flag.
+fn register_token(args: &RegisterArgs) -> anyhow::Result<String> {
+    if args.token.is_some() {
+        anyhow::bail!(
+            "--token is not taken: a token on the command line shows in `ps`; set {} or pass --token-file FILE",
+            discord::TOKEN_VAR
+        );
+    }
+    match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .with_context(|| format!("cannot read --token-file {}", path.display())),
+        None => std::env::var(discord::TOKEN_VAR)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .with_context(|| format!("no bot token: set {} or pass --token-file FILE", discord::TOKEN_VAR)),
+    }
+}
+
 async fn register_commands(args: &RegisterArgs) -> anyhow::Result<()> {
-    let n = register::register(&args.api_url, &args.token, args.application_id, args.guild).await?;
+    let token = register_token(args)?;
+    let n = register::register(&args.api_url, &token, args.application_id, args.guild).await?;
     match args.guild {
         Some(guild) => eprintln!("registered {n} commands in guild {guild}"),
         None => eprintln!("registered {n} global commands (they may take a moment to show)"),

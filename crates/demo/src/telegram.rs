@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 
 use bot_sessions::KeyStrategy;
 use bot_sessions::interactive::{EndEvent, EndReason, Message as Text, Reply};
+use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::telegram::{
     CallbackRouter, CallbackTexts, RenderError, RouterError, context_of_message, keyboard, show_end,
 };
@@ -63,7 +64,7 @@ pub enum TelegramError {
     /// `TELOXIDE_API_URL` is not a URL.
     #[error("TELOXIDE_API_URL `{url}` is not a URL: {reason}")]
     ApiUrl {
-        /// The variable's value.
+        /// The variable's value, its password masked.
         url: String,
         /// Why it does not parse.
         reason: String,
@@ -71,7 +72,7 @@ pub enum TelegramError {
     /// `TELOXIDE_PROXY` is not a proxy URL.
     #[error("TELOXIDE_PROXY `{proxy}` is not a proxy URL: {reason}")]
     Proxy {
-        /// The variable's value.
+        /// The variable's value, its password masked.
         proxy: String,
         /// Why it was refused.
         reason: String,
@@ -133,15 +134,20 @@ pub fn bot_from(var: impl Fn(&str) -> Option<String>) -> Result<teloxide::Bot, T
     let token = var("TELOXIDE_TOKEN").filter(|t| !t.trim().is_empty()).ok_or(TelegramError::NoToken)?;
     let mut client = teloxide::net::default_reqwest_settings();
     if let Some(proxy) = var("TELOXIDE_PROXY") {
-        let all = reqwest::Proxy::all(&proxy).map_err(|e| TelegramError::Proxy { proxy, reason: e.to_string() })?;
+        let all = reqwest::Proxy::all(&proxy).map_err(|e| TelegramError::Proxy {
+            proxy: redact_url(&proxy),
+            reason: redact_url_in(&e.to_string(), &proxy),
+        })?;
         client = client.proxy(all);
     }
     let client = client.build().map_err(|e| TelegramError::Client(e.to_string()))?;
     let bot = teloxide::Bot::with_client(token, client);
     match var("TELOXIDE_API_URL") {
         Some(url) => {
-            let parsed = reqwest::Url::parse(url.trim_end_matches('/'))
-                .map_err(|e| TelegramError::ApiUrl { reason: e.to_string(), url })?;
+            let parsed = reqwest::Url::parse(url.trim_end_matches('/')).map_err(|e| TelegramError::ApiUrl {
+                reason: redact_url_in(&e.to_string(), &url),
+                url: redact_url(&url),
+            })?;
             Ok(bot.set_api_url(parsed))
         }
         None => Ok(bot),
@@ -346,6 +352,29 @@ mod tests {
             bot_from(vars(&[("TELOXIDE_TOKEN", "1:A"), ("TELOXIDE_PROXY", "::")])),
             Err(TelegramError::Proxy { .. })
         ));
+    }
+
+    #[test]
+    fn a_proxy_that_does_not_parse_is_reported_without_its_password() {
+        for proxy in
+            ["http://u:s3cret@h:notaport", "http://u:s3cret@h:99999999", "http://u:s3c/ret@[h:1", "u:s3cret@h:x:y"]
+        {
+            let env = |name: &str| match name {
+                "TELOXIDE_TOKEN" => Some("1:A".to_owned()),
+                "TELOXIDE_PROXY" => Some(proxy.to_owned()),
+                _ => None,
+            };
+            let Err(e) = bot_from(env) else {
+                panic!("{proxy} was accepted");
+            };
+            let shown = format!("{e} {e:?}");
+            assert!(matches!(e, TelegramError::Proxy { .. }), "{shown}");
+            assert!(!shown.contains("s3c"), "{proxy}: {shown}");
+        }
+        let Err(e) = bot_from(vars(&[("TELOXIDE_TOKEN", "1:A"), ("TELOXIDE_API_URL", "http://u:s3cret@h:x")])) else {
+            panic!("a bad API URL was accepted");
+        };
+        assert!(!format!("{e} {e:?}").contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -51,8 +51,10 @@ async fn after_menu_ttl_idle_seconds_the_message_says_expired_without_buttons() 
     bot.kill().await;
 }
 
-async fn register(args: &[&str]) -> std::process::Output {
+/// `register ARGS` with the bot token in DISCORD_TOKEN (never a flag: it would show in `ps`).
+async fn register(token: &str, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
+        .env("DISCORD_TOKEN", token)
         .arg("register")
         .args(args)
         .output()
@@ -63,7 +65,7 @@ async fn register(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn register_puts_the_commands_globally_or_in_a_guild() {
     let mut rest = FakeRest::start().await;
-    let out = register(&["--token", "tok.en", "--application-id", "42", "--api-url", &rest.base]).await;
+    let out = register("tok.en", &["--application-id", "42", "--api-url", &rest.base]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let call = rest.next().await;
     assert_eq!((call.method.as_str(), call.path.as_str()), ("PUT", "/api/v10/applications/42/commands"));
@@ -71,29 +73,55 @@ async fn register_puts_the_commands_globally_or_in_a_guild() {
     let names: Vec<&str> = call.body.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["count", "onboard", "profile", "forget", "menu"]);
 
-    let guild = ["--token", "tok.en", "--application-id", "42", "--guild", "7", "--api-url", &rest.base];
-    let out = register(&guild).await;
+    let guild = ["--application-id", "42", "--guild", "7", "--api-url", &rest.base];
+    let out = register("tok.en", &guild).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rest.next().await.path, "/api/v10/applications/42/guilds/7/commands");
     assert!(String::from_utf8_lossy(&out.stderr).contains("in guild 7"));
 }
 
 #[tokio::test]
+async fn register_takes_the_token_from_a_file_and_refuses_it_as_a_flag() {
+    let mut rest = FakeRest::start().await;
+    let file = std::env::temp_dir().join(format!("demo-token-{}", std::process::id()));
+    std::fs::write(&file, "fi.le\n").unwrap();
+    let path = file.display().to_string();
+    let out = register("", &["--token-file", &path, "--application-id", "42", "--api-url", &rest.base]).await;
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rest.next().await.authorization.as_deref(), Some("Bot fi.le"));
+
+    let out = register("", &["--token", "se.cret", "--application-id", "42", "--api-url", &rest.base]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("DISCORD_TOKEN") && !stderr.contains("se.cret"), "{stderr}");
+    let out = register("", &["--application-id", "42", "--api-url", &rest.base]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no bot token"), "{stderr}");
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_bot-sessions-demo"))
+        .args(["register", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("DISCORD_TOKEN") && help.contains("--token-file") && help.contains("`ps`"), "{help}");
+}
+
+#[tokio::test]
 async fn register_says_clearly_what_went_wrong() {
     let rest = FakeRest::start().await;
     rest.answer(401, serde_json::json!({"message": "401: Unauthorized", "code": 0}));
-    let out = register(&["--token", "wrong", "--application-id", "42", "--api-url", &rest.base]).await;
+    let out = register("wrong", &["--application-id", "42", "--api-url", &rest.base]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("401") && stderr.contains("bot token is wrong"), "{stderr}");
 
-    let out = register(&["--token", "t", "--application-id", "42", "--api-url", "http://127.0.0.1:1/api"]).await;
+    let out = register("t", &["--application-id", "42", "--api-url", "http://127.0.0.1:1/api"]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot reach http://127.0.0.1:1/api/applications/42/commands")
     );
 
-    let out = register(&["--token", "t", "--application-id", "not-a-number"]).await;
+    let out = register("t", &["--application-id", "not-a-number"]).await;
     assert!(!out.status.success());
 }
 

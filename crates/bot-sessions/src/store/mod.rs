@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use error::{BoxError, StoreError};
 pub use purger::{DEFAULT_PURGE_INTERVAL, spawn_purger};
-pub use redact::redact_url;
+pub use redact::{redact_url, redact_url_in};
 #[cfg(feature = "testing")]
 pub(crate) use url::check as check_url;
 pub use url::{DEFAULT_OPEN_RETRY, open};

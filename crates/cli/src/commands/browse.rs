@@ -83,7 +83,7 @@ pub fn opened<'a>(key: &SessionKey, value: &'a [u8], ring: Option<&KeyRing>) -> 
     match (KeyRing::sealed_with(value), ring) {
         (None, _) => Ok(Cow::Borrowed(value)),
         (Some(id), None) => {
-            Err(format!("encrypted with key id {id}; pass the key ring with --keys or BOT_SESSIONS_KEYS to read it"))
+            Err(format!("encrypted with key id {id}; pass the key ring in BOT_SESSIONS_KEYS or --keys-file to read it"))
         }
         (Some(_), Some(ring)) => ring.open(key, value).map_err(|e| e.to_string()),
     }

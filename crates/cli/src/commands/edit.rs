@@ -39,7 +39,7 @@ pub async fn set(store: &Opened, args: &SetArgs, ring: Option<&KeyRing>, as_json
     let seen = match &current {
         Some(r) if KeyRing::sealed_with(&r.value).is_some() && ring.is_none() => {
             return Err(CliError::Usage(format!(
-                "the session under `{key}` is encrypted: pass the key ring with --keys or BOT_SESSIONS_KEYS to \
+                "the session under `{key}` is encrypted: pass the key ring in BOT_SESSIONS_KEYS or --keys-file to \
                  replace it; nothing was written"
             )));
         }

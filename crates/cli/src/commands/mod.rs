@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Man => return docs::man(),
         _ => {}
     }
-    let ring = rekey::ring(cli.keys.as_deref())?;
+    let ring = rekey::ring(cli.keys.as_deref(), cli.keys_file.as_deref())?;
     let s = store::open(cli.store.as_deref()).await?;
     match cli.command {
         Command::List { namespace, limit } => browse::list(&s, namespace.as_deref(), limit, json).await,

@@ -1,6 +1,8 @@
 //! `rekey`: re-sealing encrypted sessions with the newest key of the ring, through the
 //! library's `rekey_page` (compare-and-set per record, idempotent, so resumable).
 
+use std::path::Path;
+
 use bot_sessions::SystemClock;
 use bot_sessions::encryption::{KeyRing, RekeyReport, rekey_page};
 use bot_sessions::session::QUARANTINE_NAMESPACE;
@@ -15,10 +17,35 @@ use crate::util;
 /// later pass only rewrites what is still under an older key.
 const PASSES: usize = 3;
 
-/// The key ring from `--keys` / `BOT_SESSIONS_KEYS`, if given. Errors never echo key
+/// The environment variable holding the key ring.
+pub const KEYS_VAR: &str = "BOT_SESSIONS_KEYS";
+
+/// The key ring from `--keys-file` or `BOT_SESSIONS_KEYS` (one of them), if given;
+/// `--keys` is refused, as a command line shows in `ps`. Errors never echo key
 /// material.
-pub fn ring(text: Option<&str>) -> CliResult<Option<KeyRing>> {
-    text.map(|t| KeyRing::parse(t).map_err(|e| CliError::Usage(format!("--keys / BOT_SESSIONS_KEYS: {e}")))).transpose()
+pub fn ring(flag: Option<&str>, file: Option<&Path>) -> CliResult<Option<KeyRing>> {
+    if flag.is_some() {
+        return Err(CliError::Usage(format!(
+            "--keys is not taken: a key ring on the command line shows in `ps`; set {KEYS_VAR} or pass --keys-file FILE"
+        )));
+    }
+    let from_env = std::env::var_os(KEYS_VAR).filter(|v| !v.is_empty());
+    let (text, source) = match (file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(format!("the key ring is given twice: --keys-file and {KEYS_VAR}; give one")));
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("--keys-file {}: {e}", path.display())))?;
+            (text, format!("--keys-file {}", path.display()))
+        }
+        (None, Some(v)) => {
+            let text = v.into_string().map_err(|_| CliError::Usage(format!("{KEYS_VAR} is not UTF-8")))?;
+            (text, KEYS_VAR.to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    KeyRing::parse(text.trim()).map(Some).map_err(|e| CliError::Usage(format!("{source}: {e}")))
 }
 
 /// `rekey [--namespace NS] [--accept-plaintext]`.
@@ -30,7 +57,9 @@ pub async fn rekey(
     as_json: bool,
 ) -> CliResult {
     let ring = ring
-        .ok_or_else(|| CliError::Usage("rekey needs the key ring: --keys or BOT_SESSIONS_KEYS (ID=HEX,...)".into()))?
+        .ok_or_else(|| {
+            CliError::Usage("rekey needs the key ring: BOT_SESSIONS_KEYS or --keys-file FILE (ID=HEX,...)".into())
+        })?
         .accept_plaintext(accept_plaintext);
     let mut namespaces = util::namespaces(store, namespace).await?;
     if namespace.is_none() {

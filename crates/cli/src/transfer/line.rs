@@ -6,6 +6,31 @@ use base64::engine::general_purpose::STANDARD;
 use bot_sessions::{Record, SessionKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
+/// How far a line's times may be ahead of this machine's clock (clocks of two machines
+/// differ a little); a write is never stamped later than now (see `put`).
+pub const SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// A line's times must be a possible history: after 1970, created before (or when) it
+/// was updated, and not in the future (beyond [`SKEW_MS`]). A time in the future would
+/// be the `now` of a write, and a store judges expiry by that `now`: a live session
+/// would look expired there and be replaced.
+fn check_times(key: &SessionKey, line: &Line, now: Timestamp) -> Result<(), String> {
+    let (created, updated) = (line.created_at, line.updated_at);
+    if created < 0 || updated < 0 {
+        return Err(format!("times of `{key}` are before 1970 (created_at {created}, updated_at {updated})"));
+    }
+    if created > updated {
+        return Err(format!("created_at {created} of `{key}` is after its updated_at {updated}"));
+    }
+    if updated > now.as_millis().saturating_add(SKEW_MS) {
+        return Err(format!(
+            "updated_at {updated} of `{key}` is in the future (this machine's clock says {})",
+            now.as_millis()
+        ));
+    }
+    Ok(())
+}
+
 /// The export line format (field order is the output order).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,18 +68,21 @@ impl Line {
         }
     }
 
-    /// Parses one line into a key and a record.
+    /// Parses one line into a key and a record, checking its times against `now`.
     ///
     /// # Errors
     ///
-    /// What is wrong with the line (truncated JSON, a bad key, bad base64, a version 0).
-    pub fn parse(bytes: &[u8]) -> Result<(SessionKey, Record), String> {
+    /// What is wrong with the line (truncated JSON, a bad key, bad base64, a version 0,
+    /// times that make no sense: before 1970, `created_at` after `updated_at`, later
+    /// than `now` by more than [`SKEW_MS`]).
+    pub fn parse(bytes: &[u8], now: Timestamp) -> Result<(SessionKey, Record), String> {
         let line: Line = serde_json::from_slice(bytes).map_err(|e| format!("not a session line: {e}"))?;
         let key = line.key.parse::<SessionKey>().map_err(|e| e.to_string())?;
         let value = STANDARD.decode(&line.value).map_err(|e| format!("value of `{key}` is not base64: {e}"))?;
         if line.version == 0 || line.version > i64::MAX as u64 {
             return Err(format!("version {} of `{key}` is outside 1..=2^63-1", line.version));
         }
+        check_times(&key, &line, now)?;
         let record = Record {
             value,
             version: line.version,

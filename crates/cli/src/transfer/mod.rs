@@ -128,6 +128,56 @@ pub async fn export(src: &Opened, namespace: Option<&str>, output: Option<&Path>
     Ok(())
 }
 
+/// The longest import line read (16 MiB: a value of 12 MiB, base64, and its metadata;
+/// sessions are limited to 1 MiB by default). A longer line is refused by its number
+/// and skipped without being held in memory.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// A line longer than [`MAX_LINE`]: skipped to its end, the buffer holds nothing of use.
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// Reads the next line into `buf`, holding at most [`MAX_LINE`] + 1 bytes of it.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<LineRead> {
+    buf.clear();
+    let limit = MAX_LINE as u64 + 1;
+    let read = std::io::Read::take(&mut *reader, limit).read_until(b'\n', buf)?;
+    if read == 0 {
+        return Ok(LineRead::End);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(LineRead::Line);
+    }
+    if buf.len() <= MAX_LINE {
+        // The last line, without a newline.
+        return Ok(LineRead::Line);
+    }
+    // Too long: drop what was read and skip to the end of the line.
+    buf.clear();
+    buf.shrink_to(1 << 16);
+    loop {
+        let (found, used) = {
+            let available = reader.fill_buf()?;
+            match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, available.len()),
+            }
+        };
+        reader.consume(used);
+        if found || used == 0 {
+            return Ok(LineRead::TooLong);
+        }
+    }
+}
+
 /// How many lines are parsed before their records are written.
 const CHUNK: usize = 1000;
 
@@ -149,20 +199,27 @@ pub async fn import(dst: &Opened, file: Option<&Path>, force: bool, as_json: boo
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut eof = false;
         while chunk.len() < CHUNK {
-            buf.clear();
-            let read = reader
-                .read_until(b'\n', &mut buf)
+            let read = read_line(&mut reader, &mut buf)
                 .map_err(|e| CliError::Failed(format!("cannot read {source} after line {number}: {e}")))?;
-            if read == 0 {
-                eof = true;
-                break;
-            }
+            let whole = match read {
+                LineRead::End => {
+                    eof = true;
+                    break;
+                }
+                LineRead::Line => true,
+                LineRead::TooLong => false,
+            };
             number += 1;
+            if !whole {
+                bad += 1;
+                eprintln!("{source}: line {number}: longer than {MAX_LINE} bytes; nothing of this line was imported");
+                continue;
+            }
             let text = buf.trim_ascii();
             if text.is_empty() {
                 continue;
             }
-            match Line::parse(text) {
+            match Line::parse(text, dst.now()) {
                 Ok(item) => chunk.push(item),
                 Err(why) => {
                     bad += 1;

@@ -48,8 +48,19 @@ async fn create(store: &dyn Store, key: &SessionKey, r: &Record) -> Result<(), S
     Ok(())
 }
 
+/// `r` with times later than `now` (a line within the allowed clock skew) brought back
+/// to `now`: a write stamped in the future would judge expiry in the future, where a
+/// live session has expired and looks absent.
+fn not_after(r: &Record, now: Timestamp) -> Record {
+    let mut r = r.clone();
+    r.updated_at = r.updated_at.min(now);
+    r.created_at = r.created_at.min(r.updated_at);
+    r
+}
+
 /// Puts `r` under `key` unless the store has it already or has something newer
-/// (`force` overwrites that).
+/// (`force` overwrites that). Every replacement and removal is a compare-and-set on the
+/// version just read, so what a bot writes meanwhile is never removed.
 ///
 /// # Errors
 ///
@@ -59,6 +70,7 @@ pub async fn put(store: &dyn Store, key: &SessionKey, r: &Record, force: bool) -
     if r.is_expired(now) {
         return Ok(Outcome::Expired);
     }
+    let r = &not_after(r, now);
     for _ in 0..ATTEMPTS {
         match create(store, key, r).await {
             Ok(()) => return Ok(Outcome::Written),
@@ -66,21 +78,87 @@ pub async fn put(store: &dyn Store, key: &SessionKey, r: &Record, force: bool) -
             Err(e) => return Err(e),
         }
         let now = Timestamp::now();
-        match store.load(key, now).await? {
+        let (there, as_of) = match store.load(key, now).await? {
             Some(there) if there == *r => return Ok(Outcome::Same),
             Some(there) if there.updated_at >= r.updated_at && !force => {
                 return Ok(Outcome::Newer { version: there.version, updated_at: there.updated_at });
             }
-            Some(there) => match store.delete(key, Precondition::Version(there.version), now).await {
-                Ok(_) | Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            },
+            Some(there) => (there, now),
             // Nothing live now, but something was at the record's own time: an expired
-            // leftover not purged yet. Remove it as of that time.
-            None => {
-                store.delete(key, Precondition::Any, r.created_at).await?;
-            }
+            // leftover not purged yet. Remove it as of that time, if it is still the
+            // one that expired (a bot may have written since).
+            None => match store.load(key, r.created_at).await? {
+                Some(old) if old.is_expired(Timestamp::now()) => (old, r.created_at),
+                _ => continue,
+            },
+        };
+        match store.delete(key, Precondition::Version(there.version), as_of).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Err(StoreError::Conflict { key: key.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use bot_sessions::store::memory::MemoryStore;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::transfer::line::Line;
+
+    /// Imports one line the way `import` does (parse with its checks, then put); false
+    /// when the line is refused.
+    async fn import(store: &MemoryStore, line: &Line, force: bool) -> bool {
+        let bytes = serde_json::to_vec(line).expect("a line serializes");
+        match Line::parse(&bytes, Timestamp::now()) {
+            Ok((key, record)) => put(store, &key, &record, force).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Random times and versions against a live record: without `--force`, a live
+        /// session at least as new as the line is never replaced (and a refused line
+        /// changes nothing).
+        #[test]
+        fn a_newer_live_session_is_never_replaced_without_force(
+            live_age in 0i64..10_000_000,
+            live_ttl in 1_000i64..10_000_000,
+            created in -20_000_000i64..100_000_000,
+            updated in -20_000_000i64..100_000_000,
+            expires in proptest::option::of(-20_000_000i64..200_000_000),
+            same_version in any::<bool>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            rt.block_on(async {
+                let store = MemoryStore::without_sweeper();
+                let key: SessionKey = "c/chat:1".parse().expect("a key");
+                let now = Timestamp::now().as_millis();
+                let live_write = Write::new(b"live", 1, Some(Timestamp(now + live_ttl)));
+                store.write(&key, live_write, Precondition::Absent, Timestamp(now - live_age)).await.expect("seeded");
+                let live = store.load(&key, Timestamp::now()).await.expect("loads").expect("live");
+                let line = Line {
+                    key: key.to_string(),
+                    value: base64::engine::general_purpose::STANDARD.encode(b"line"),
+                    version: if same_version { live.version } else { new_version() },
+                    schema_version: 1,
+                    created_at: now + created,
+                    updated_at: now + updated,
+                    expires_at: expires.map(|e| now + e),
+                    user_id: None,
+                };
+                let written = import(&store, &line, false).await;
+                let after = store.load(&key, Timestamp::now()).await.expect("loads");
+                if live.updated_at.as_millis() >= line.updated_at || !written {
+                    prop_assert_eq!(after.as_ref(), Some(&live), "line {:?}", line);
+                }
+                Ok(())
+            })?;
+        }
+    }
 }

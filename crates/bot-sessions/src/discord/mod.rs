@@ -57,6 +57,8 @@ mod messages;
 mod parse;
 mod response;
 mod rest;
+#[cfg(feature = "serenity")]
+pub mod serenity;
 mod signature;
 
 pub use context::{ChannelInfo, Command, InteractionInfo, context_of};

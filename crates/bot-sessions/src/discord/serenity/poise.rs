@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ::poise::serenity_prelude::{CreateAllowedMentions, CreateInteractionResponse};
+use ::poise::serenity_prelude::{CreateAllowedMentions, CreateInteractionResponse, CreateModal};
 use ::poise::{CommandInteractionType, CreateReply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -143,15 +143,28 @@ fn http_error(call: &'static str) -> impl FnOnce(::serenity::Error) -> SerenityE
     move |e| SerenityError::Http { call, source: Box::new(e) }
 }
 
+/// What the session logic needs of one command invocation: poise's context in a bot,
+/// a recording fake in the unit tests below.
 #[async_trait::async_trait]
-impl<'a, U, E> SessionContext for ::poise::Context<'a, U, E>
+trait Invocation: Send + Sync {
+    fn context(&self) -> Context;
+    /// The interaction's application and token (none for a prefix command).
+    fn token(&self) -> Option<(u64, String)>;
+    fn channel(&self) -> u64;
+    /// Opens a modal as the first response; `false` when that is no longer possible.
+    async fn open_modal(&self, modal: CreateModal) -> Result<bool, SerenityError>;
+    /// Sends through poise; with `locate`, returns the sent message's channel and id.
+    async fn send(&self, reply: CreateReply, locate: bool) -> Result<Option<(u64, u64)>, SerenityError>;
+    async fn defer(&self) -> Result<(), SerenityError>;
+}
+
+#[async_trait::async_trait]
+impl<U, E> Invocation for ::poise::Context<'_, U, E>
 where
     U: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    type Data = U;
-
-    fn sessions_context(&self) -> Context {
+    fn context(&self) -> Context {
         match self {
             ::poise::Context::Application(a) => match a.interaction_type {
                 CommandInteractionType::Autocomplete => autocomplete_context(a.interaction),
@@ -161,40 +174,72 @@ where
         }
     }
 
+    fn token(&self) -> Option<(u64, String)> {
+        match self {
+            ::poise::Context::Application(a) => Some((a.interaction.application_id.get(), a.interaction.token.clone())),
+            ::poise::Context::Prefix(_) => None,
+        }
+    }
+
+    fn channel(&self) -> u64 {
+        self.channel_id().get()
+    }
+
+    async fn open_modal(&self, modal: CreateModal) -> Result<bool, SerenityError> {
+        match self {
+            ::poise::Context::Application(a) if !a.has_sent_initial_response.load(Ordering::SeqCst) => {
+                a.interaction
+                    .create_response(a.serenity_context, CreateInteractionResponse::Modal(modal))
+                    .await
+                    .map_err(http_error("open a modal"))?;
+                a.has_sent_initial_response.store(true, Ordering::SeqCst);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn send(&self, reply: CreateReply, locate: bool) -> Result<Option<(u64, u64)>, SerenityError> {
+        let handle = ::poise::Context::send(*self, reply).await.map_err(http_error("answer the command"))?;
+        if !locate {
+            return Ok(None);
+        }
+        match handle.message().await {
+            Ok(shown) => Ok(Some((shown.channel_id.get(), shown.id.get()))),
+            Err(error) => {
+                tracing::warn!(%error, "could not learn the id of a session's new message");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn defer(&self) -> Result<(), SerenityError> {
+        ::poise::Context::defer(*self).await.map_err(http_error("defer the command"))
+    }
+}
+
+#[async_trait::async_trait]
+impl<'a, U, E> SessionContext for ::poise::Context<'a, U, E>
+where
+    U: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Data = U;
+
+    fn sessions_context(&self) -> Context {
+        Invocation::context(self)
+    }
+
     fn session<T>(&self) -> Result<Session<T>, SessionError>
     where
         U: SessionsOf<T>,
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        Session::new(self.data().sessions(), &self.sessions_context())
+        Session::new(self.data().sessions(), &Invocation::context(self))
     }
 
     async fn send_reply(&self, reply: Reply) -> Result<(), SerenityError> {
-        match reply {
-            Reply::Modal(m) => {
-                let modal = super::modal(&m)?;
-                match self {
-                    ::poise::Context::Application(a) if !a.has_sent_initial_response.load(Ordering::SeqCst) => {
-                        a.interaction
-                            .create_response(a.serenity_context, CreateInteractionResponse::Modal(modal))
-                            .await
-                            .map_err(http_error("open a modal"))?;
-                        a.has_sent_initial_response.store(true, Ordering::SeqCst);
-                        Ok(())
-                    }
-                    _ => Err(SerenityError::LateModal { custom_id: m.custom_id }),
-                }
-            }
-            Reply::Notice(text) => {
-                let notice = Message::text(text).ephemeral();
-                self.send(create_reply(&notice)?).await.map_err(http_error("answer the command"))?;
-                Ok(())
-            }
-            Reply::Edit(m) | Reply::Message(m) => {
-                self.send(create_reply(&m)?).await.map_err(http_error("answer the command"))?;
-                Ok(())
-            }
-        }
+        send_reply(self, reply).await
     }
 
     async fn start_session<K: Interactive>(
@@ -206,61 +251,232 @@ where
     where
         K::Args: Send,
     {
-        let ctx = self.sessions_context();
-        let start = router.manager().start(kind, &ctx, args);
-        let mut start = std::pin::pin!(start);
-        let early = tokio::select! {
-            done = &mut start => Some(done),
-            () = tokio::time::sleep(router.window()) => None,
-        };
-        let started = match early {
-            Some(done) => done,
-            None => {
-                self.defer().await.map_err(http_error("defer the command"))?;
-                start.await
+        start_session(self, router, kind, args).await
+    }
+}
+
+async fn send_reply(inv: &impl Invocation, reply: Reply) -> Result<(), SerenityError> {
+    match reply {
+        Reply::Modal(m) => {
+            if inv.open_modal(super::modal(&m)?).await? {
+                Ok(())
+            } else {
+                Err(SerenityError::LateModal { custom_id: m.custom_id })
             }
-        };
-        let started = match started {
-            Ok(started) => started,
-            Err(error) => {
-                let told = Message::text(router.failed_text()).ephemeral();
-                if let Err(e) = self.send(create_reply(&told)?).await {
-                    tracing::warn!(error = %e, "could not tell the user a session did not start");
-                }
-                return Err(error.into());
-            }
-        };
-        match &started.reply {
-            Some(Reply::Edit(m) | Reply::Message(m)) => {
-                let handle = self.send(create_reply(m)?).await.map_err(http_error("answer the command"))?;
-                if m.custom_ids().next().is_some() {
-                    let shown = match handle.message().await {
-                        Ok(shown) => Some((shown.channel_id.get(), shown.id.get())),
-                        Err(error) => {
-                            tracing::warn!(%error, "could not learn the id of a session's new message");
-                            None
-                        }
-                    };
-                    let (application_id, token) = match self {
-                        ::poise::Context::Application(a) => {
-                            (a.interaction.application_id.get(), Some(a.interaction.token.clone()))
-                        }
-                        ::poise::Context::Prefix(_) => (0, None),
-                    };
-                    let at = ShownAt {
-                        application_id,
-                        token,
-                        channel_id: shown.map(|s| s.0).or(Some(self.channel_id().get())),
-                        message_id: shown.map(|s| s.1),
-                        ephemeral: m.ephemeral,
-                        user: ctx.user_id,
-                    };
-                    router.record(m, at).await;
-                }
-            }
-            Some(other) => self.send_reply(other.clone()).await?,
-            None => {}
         }
-        Ok(started)
+        Reply::Notice(text) => inv.send(create_reply(&Message::text(text).ephemeral())?, false).await.map(drop),
+        Reply::Edit(m) | Reply::Message(m) => inv.send(create_reply(&m)?, false).await.map(drop),
+    }
+}
+
+async fn start_session<K: Interactive>(
+    inv: &impl Invocation,
+    router: &Router,
+    kind: &Kind<K>,
+    args: K::Args,
+) -> Result<Started<K::Output>, SerenityError>
+where
+    K::Args: Send,
+{
+    let ctx = inv.context();
+    let mut start = std::pin::pin!(router.manager().start(kind, &ctx, args));
+    let early = tokio::select! {
+        done = &mut start => Some(done),
+        () = tokio::time::sleep(router.window()) => None,
+    };
+    let started = match early {
+        Some(done) => done,
+        None => {
+            inv.defer().await?;
+            start.await
+        }
+    };
+    let started = match started {
+        Ok(started) => started,
+        Err(error) => {
+            let told = Message::text(router.failed_text()).ephemeral();
+            if let Err(e) = inv.send(create_reply(&told)?, false).await {
+                tracing::warn!(error = %e, "could not tell the user a session did not start");
+            }
+            return Err(error.into());
+        }
+    };
+    match &started.reply {
+        Some(Reply::Edit(m) | Reply::Message(m)) => {
+            let carries_ids = m.custom_ids().next().is_some();
+            let shown = inv.send(create_reply(m)?, carries_ids).await?;
+            if carries_ids {
+                let token = inv.token();
+                let at = ShownAt {
+                    application_id: token.as_ref().map_or(0, |t| t.0),
+                    token: token.map(|t| t.1),
+                    channel_id: Some(shown.map_or(inv.channel(), |s| s.0)),
+                    message_id: shown.map(|s| s.1),
+                    ephemeral: m.ephemeral,
+                    user: ctx.user_id,
+                };
+                router.record(m, at).await;
+            }
+        }
+        Some(other) => send_reply(inv, other.clone()).await?,
+        None => {}
+    }
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The poise flow over a recording [`Invocation`] (a `poise::Context` needs a live
+    //! gateway shard): what goes out through `ctx.send`, in which order, and what is
+    //! recorded.
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::interactive::{
+        Button, CustomIdCodec, Filter, InteractiveError, Manager, Modal, StartCx, Target, TextField,
+    };
+    use crate::store::BoxError;
+    use crate::store::memory::MemoryStore;
+
+    #[derive(Default)]
+    struct Fake {
+        initial_sent: std::sync::atomic::AtomicBool,
+        events: Mutex<Vec<Value>>,
+    }
+
+    impl Fake {
+        fn events(&self) -> Vec<Value> {
+            self.events.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Invocation for Fake {
+        fn context(&self) -> Context {
+            Context::new().guild(1).chat(2).user(42)
+        }
+        fn token(&self) -> Option<(u64, String)> {
+            Some((7, "tok".into()))
+        }
+        fn channel(&self) -> u64 {
+            2
+        }
+        async fn open_modal(&self, modal: CreateModal) -> Result<bool, SerenityError> {
+            if self.initial_sent.swap(true, Ordering::SeqCst) {
+                return Ok(false);
+            }
+            self.events.lock().unwrap().push(json!({"modal": serde_json::to_value(modal).unwrap()}));
+            Ok(true)
+        }
+        async fn send(&self, reply: CreateReply, locate: bool) -> Result<Option<(u64, u64)>, SerenityError> {
+            self.initial_sent.store(true, Ordering::SeqCst);
+            self.events.lock().unwrap().push(json!({
+                "content": reply.content, "ephemeral": reply.ephemeral,
+                "components": serde_json::to_value(reply.components).unwrap(),
+                "mentions": serde_json::to_value(reply.allowed_mentions).unwrap(),
+            }));
+            Ok(locate.then_some((2, 900)))
+        }
+        async fn defer(&self) -> Result<(), SerenityError> {
+            self.initial_sent.store(true, Ordering::SeqCst);
+            self.events.lock().unwrap().push(json!("defer"));
+            Ok(())
+        }
+    }
+
+    /// A session whose start waits for the gate, when there is one.
+    struct Menu {
+        gate: Option<Arc<Notify>>,
+        refuse: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Interactive for Menu {
+        type State = u32;
+        type Args = ();
+        type Output = ();
+        async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<u32, BoxError> {
+            if let Some(gate) = &self.gate {
+                gate.notified().await;
+            }
+            cx.reply(Reply::message(Message::text("menu").row([Button::new("Go", cx.encode(&cx.custom_id("go"))?)])));
+            Ok(0)
+        }
+        fn start_filter(&self) -> Filter {
+            if self.refuse { Filter::users("nobody", []) } else { Filter::allow_all() }
+        }
+    }
+
+    fn router(menu: Menu, defer_after: Duration) -> (Router, Kind<Menu>) {
+        let codec = CustomIdCodec::new("p", Target::Discord).unwrap();
+        let manager = Manager::builder(MemoryStore::new(), codec).build().unwrap();
+        let kind = manager.register("menu", menu).unwrap();
+        (Router::new(manager).unwrap().defer_after(defer_after), kind)
+    }
+
+    #[tokio::test]
+    async fn a_started_session_is_sent_through_poise_and_its_message_recorded() {
+        let (router, kind) = router(Menu { gate: None, refuse: false }, Duration::from_secs(30));
+        let fake = Fake::default();
+        let started = start_session(&fake, &router, &kind, ()).await.unwrap();
+        let events = fake.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["content"], "menu");
+        assert_eq!(events[0]["ephemeral"], false);
+        assert_eq!(events[0]["mentions"]["parse"], json!([]));
+        let id = events[0]["components"][0]["components"][0]["custom_id"].as_str().unwrap();
+        assert!(id.starts_with("p:"), "{id}");
+        let record = router.message_records().unwrap().get(started.id).await.unwrap().expect("recorded");
+        assert_eq!((record.application_id, record.channel_id, record.message_id), (7, Some(2), Some(900)));
+        assert_eq!(record.token.as_deref(), Some("tok"));
+    }
+
+    #[tokio::test]
+    async fn a_slow_start_defers_before_poise_sends() {
+        let gate = Arc::new(Notify::new());
+        let (router, kind) = router(Menu { gate: Some(gate.clone()), refuse: false }, Duration::from_millis(20));
+        let fake = Arc::new(Fake::default());
+        let task = tokio::spawn({
+            let fake = fake.clone();
+            async move { start_session(&*fake, &router, &kind, ()).await.map(|s| s.id) }
+        });
+        // The deferral goes out while `start` waits (polled, no sleep-and-hope).
+        while fake.events().is_empty() {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(fake.events(), [json!("defer")]);
+        gate.notify_one();
+        task.await.unwrap().unwrap();
+        let events = fake.events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1]["content"], "menu");
+    }
+
+    #[tokio::test]
+    async fn a_refused_start_is_told_through_poise_and_returned() {
+        let (router, kind) = router(Menu { gate: None, refuse: true }, Duration::from_secs(30));
+        let fake = Fake::default();
+        let error = start_session(&fake, &router, &kind, ()).await.unwrap_err();
+        assert!(matches!(error, SerenityError::Interactive(InteractiveError::StartRefused { .. })), "{error}");
+        let events = fake.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!((&events[0]["content"], &events[0]["ephemeral"]), (&json!(router.failed_text()), &json!(true)));
+    }
+
+    #[tokio::test]
+    async fn a_modal_opens_only_as_the_first_response() {
+        let fake = Fake::default();
+        let modal = Modal::new("p:s:form", "Sign up").field(TextField::new("name", "Name"));
+        send_reply(&fake, Reply::modal(modal.clone())).await.unwrap();
+        assert_eq!(fake.events()[0]["modal"]["custom_id"], "p:s:form");
+        let late = send_reply(&fake, Reply::modal(modal)).await.unwrap_err();
+        assert!(matches!(late, SerenityError::LateModal { .. }), "{late}");
+        send_reply(&fake, Reply::notice("saved")).await.unwrap();
+        assert_eq!(fake.events()[1]["ephemeral"], true);
     }
 }

@@ -36,7 +36,8 @@ use crate::{ChatKind, ComponentKind, Context, ReplyRef};
 ///
 /// let payload = serde_json::json!({
 ///     "id": "846462639134605312", "application_id": "290926444748734465", "type": 3,
-///     "token": "t0ken", "version": 1, "locale": "en-US",
+///     "token": "t0ken", "version": 1, "locale": "en-US", "entitlements": [],
+///     "authorizing_integration_owners": {}, "attachment_size_limit": 8388608,
 ///     "guild_id": "290926798626357999", "channel_id": "345626669114982999",
 ///     "member": {"user": {"id": "53908232506183680", "username": "Mason", "discriminator": "1337",
 ///                         "avatar": null},

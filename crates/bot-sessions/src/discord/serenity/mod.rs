@@ -8,7 +8,7 @@
 //! [`ChannelInfo`](super::ChannelInfo)), the limits and texts of answers, and the
 //! records of sessions' messages ([`Messages`](super::Messages)) that
 //! [`Ends`](super::Ends) edits when a session ends unclicked. Only the transport
-//! differs: serenity's model and [`Http`](::serenity::all::Http) instead of
+//! differs: serenity's model and [`Http`](serenity::all::Http) instead of
 //! twilight-model and the HTTP endpoint.
 //!
 //! - [`context_of`] (and [`command_context`], [`component_context`],
@@ -78,7 +78,7 @@ pub use router::{DEFER_AFTER, Router};
 pub use session::Session;
 
 /// Re-exported so that bot code names the same versions as this crate.
-pub use ::serenity as serenity_crate;
+pub use ::serenity;
 
 use crate::discord::RenderError;
 use crate::interactive::InteractiveError;

@@ -46,7 +46,7 @@
 //!             return;
 //!         }
 //!         let Some(context) = context_of(&interaction) else { return };
-//!         let visits = Session::new(&self.visits, &context);
+//!         let Ok(visits) = Session::new(&self.visits, &context) else { return };
 //!         let _ = visits.update(|v| { v.n += 1; Ok::<_, bot_sessions::SessionError>(v.n) }).await;
 //!     }
 //! }

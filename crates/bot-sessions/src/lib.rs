@@ -14,7 +14,10 @@
 //! - `discord` (feature `discord`): Discord over HTTP interactions: [`Context`] from
 //!   twilight-model interactions, an axum endpoint verifying Ed25519 signatures that
 //!   routes clicks, selects and modal submits to interactive sessions and renders their
-//!   replies, a REST client that edits a session's message when it ends;
+//!   replies, a REST client that edits a session's message when it ends; with
+//!   `serenity` / `poise`, the same on serenity's gateway (`discord::serenity`: context
+//!   from serenity's interactions, replies in its builders, a router with the deferral,
+//!   data sessions from `poise::Context`);
 //! - [`observe`]: the tracing spans and `metrics` every operation emits, and their names;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]

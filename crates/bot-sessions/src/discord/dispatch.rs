@@ -150,7 +150,7 @@ async fn work(shared: Arc<Shared>, ctx: Context, interaction: Interaction) -> Re
 /// The update's reply and the end's, as one response and one follow-up: an edit of the
 /// message goes in the response (the end's, the later state, when both edit); a notice
 /// or a new message follows.
-fn split(update: Option<Reply>, end: Option<Reply>) -> (Option<Reply>, Option<Reply>) {
+pub(super) fn split(update: Option<Reply>, end: Option<Reply>) -> (Option<Reply>, Option<Reply>) {
     match (update, end) {
         (Some(Reply::Edit(_)), Some(end @ Reply::Edit(_))) => (Some(end), None),
         (Some(update @ (Reply::Notice(_) | Reply::Message(_))), Some(end @ Reply::Edit(_))) => {

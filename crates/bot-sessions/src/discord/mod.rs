@@ -20,6 +20,8 @@
 //! - [`Ends`]: shows what a session's `end` answered when no click did (an expiry
 //!   edits its message to remove the components), finding the message in
 //!   [`Messages`], which the endpoint keeps up to date.
+//! - `serenity` (features `serenity`, `poise`): the same for gateway bots on serenity
+//!   and poise, in their own types and response flow.
 //!
 //! # A bot in a few lines
 //!
@@ -57,6 +59,8 @@ mod messages;
 mod parse;
 mod response;
 mod rest;
+#[cfg(feature = "serenity")]
+pub mod serenity;
 mod signature;
 
 pub use context::{ChannelInfo, Command, InteractionInfo, context_of};

@@ -11,6 +11,7 @@ use super::messages::Messages;
 use super::replay::{DEFAULT_REPLAY_WINDOW, Replays};
 use super::rest::{Rest, RestError};
 use super::signature::PublicKey;
+use crate::http::{Limits, Listener, ListenerError};
 use crate::interactive::Manager;
 use crate::session::IntoDynStore;
 use crate::{Clock, DynStore, KeyError, SystemClock};
@@ -36,6 +37,9 @@ pub enum EndpointError {
     /// The message records' namespace is invalid.
     #[error(transparent)]
     Messages(#[from] KeyError),
+    /// The listener's limits are out of range.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
     /// A setting out of its range.
     #[error("{what} {reason}")]
     Config {
@@ -116,6 +120,7 @@ pub struct EndpointBuilder {
     replay_window: Duration,
     replay_store: Option<DynStore>,
     clock: Option<Arc<dyn Clock>>,
+    limits: Option<Limits>,
 }
 
 impl std::fmt::Debug for EndpointBuilder {
@@ -158,7 +163,9 @@ impl EndpointBuilder {
         self
     }
 
-    /// The largest body read, in bytes (default 1 MiB); larger requests get 413.
+    /// The largest body read, in bytes (default
+    /// [`DEFAULT_BODY_LIMIT`](crate::http::DEFAULT_BODY_LIMIT), 256 KiB: far above a
+    /// real interaction); larger requests get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -194,6 +201,14 @@ impl EndpointBuilder {
         self
     }
 
+    /// What [`Endpoint::serve`] allows a client: header and body read times, open
+    /// connections (default [`Limits::default`], with the
+    /// [`body_limit`](Self::body_limit)).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// The clock request timestamps are checked against (default: the system clock;
     /// Discord's timestamps are wall-clock Unix times).
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -206,7 +221,8 @@ impl EndpointBuilder {
     /// # Errors
     ///
     /// [`EndpointError`] for a path without a leading `/`, a zero window or body
-    /// limit, or a default REST client that cannot be built.
+    /// limit, a replay window or listener limits out of range, or a default REST
+    /// client that cannot be built.
     pub fn build(self) -> Result<Endpoint, EndpointError> {
         if !self.path.starts_with('/') {
             return Err(EndpointError::Path(self.path));
@@ -236,6 +252,7 @@ impl EndpointBuilder {
             }
             (None, None) => None,
         };
+        let listener = Listener::new(self.limits.unwrap_or_default().body_limit(self.body_limit))?;
         let replay_store = self.replay_store.or_else(|| self.manager.as_ref().map(|m| m.store().clone()));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let replays = Replays::new(self.replay_window, clock, replay_store)?;
@@ -250,7 +267,7 @@ impl EndpointBuilder {
             counters: Counters::default(),
             replays,
         };
-        Ok(Endpoint { shared: Arc::new(shared), path: self.path.into(), body_limit: self.body_limit })
+        Ok(Endpoint { shared: Arc::new(shared), path: self.path.into(), body_limit: self.body_limit, listener })
     }
 }
 
@@ -304,6 +321,7 @@ pub struct Endpoint {
     pub(super) shared: Arc<Shared>,
     path: Arc<str>,
     body_limit: usize,
+    listener: Listener,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -322,12 +340,13 @@ impl Endpoint {
             handler: None,
             rest: None,
             messages: None,
-            body_limit: 1 << 20,
+            body_limit: crate::http::DEFAULT_BODY_LIMIT,
             defer_after: Duration::from_millis(2500),
             texts: Texts::default(),
             replay_window: DEFAULT_REPLAY_WINDOW,
             replay_store: None,
             clock: None,
+            limits: None,
         }
     }
 
@@ -339,14 +358,28 @@ impl Endpoint {
             .with_state(self.clone())
     }
 
-    /// Serves the router alone on `addr` until the process ends.
+    /// Serves the router alone on `addr` until the process ends, within the
+    /// [`limits`](EndpointBuilder::limits) (see [`Listener`]).
     ///
     /// # Errors
     ///
     /// The listener's I/O errors (the address is taken, ...).
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        axum::serve(listener, self.router()).await
+        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_on(tcp, std::future::pending()).await
+    }
+
+    /// Serves the router alone on `tcp` until `shutdown` completes, within the
+    /// [`limits`](EndpointBuilder::limits); then the requests in hand finish.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O errors.
+    pub async fn serve_on<F>(&self, tcp: tokio::net::TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.listener.serve(tcp, self.router(), shutdown).await
     }
 
     /// The REST client.

@@ -66,7 +66,7 @@ pub use context::{ChannelInfo, Command, InteractionInfo, context_of};
 pub use endpoint::{Endpoint, EndpointBuilder, EndpointError, Stats};
 pub use ends::{EndError, EndShown, Ends};
 pub use handler::{Handler, HandlerFuture, Texts};
-pub use messages::{DEFAULT_NAMESPACE, MessageRef, Messages, Shown, TOKEN_VALIDITY};
+pub use messages::{DEFAULT_NAMESPACE, INDEX_LIMIT, MessageRef, Messages, Shown, TOKEN_VALIDITY};
 pub use parse::{ParseError, interaction_type, parse_interaction};
 pub use replay::{DEFAULT_REPLAY_WINDOW, ReplayError, SEEN_NAMESPACE};
 pub use response::{

@@ -40,6 +40,8 @@ pub mod store;
 pub mod discord;
 #[cfg(feature = "encryption")]
 pub mod encryption;
+#[cfg(feature = "listener")]
+pub mod http;
 #[cfg(feature = "interactive")]
 pub mod interactive;
 #[cfg(feature = "telegram")]

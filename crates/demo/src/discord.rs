@@ -141,7 +141,9 @@ impl Discord {
         F: Future<Output = ()> + Send + 'static,
     {
         let background = self.spawn_background();
-        let served = bot_sessions::discord::axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
+        // The library's bounded listener: header and body read times, body size and open
+        // connections are capped (unauthenticated clients cannot hold memory).
+        let served = self.endpoint.serve_on(listener, shutdown).await;
         for task in background {
             task.abort();
         }

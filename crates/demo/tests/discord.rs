@@ -215,6 +215,49 @@ async fn a_strangers_click_is_answered_not_yours_in_private() {
 }
 
 #[tokio::test]
+async fn a_replayed_count_or_click_gets_401_and_counts_nothing() {
+    let rest = FakeRest::start().await;
+    let (bot, _) = start(&rest).await;
+    let c = &bot.client;
+    // One signed /count, sent three times with the same headers: counted once.
+    let body = serde_json::to_vec(&command("count", OWNER, CHANNEL, "tok")).unwrap();
+    let (signature, ts) = c.key.sign(&body);
+    let headers = [(SIGNATURE_HEADER, signature.as_str()), (TIMESTAMP_HEADER, ts.as_str())];
+    let statuses = [
+        c.post_raw(body.clone(), &headers).await.0,
+        c.post_raw(body.clone(), &headers).await.0,
+        c.post_raw(body.clone(), &headers).await.0,
+    ];
+    assert_eq!(statuses, [200, 401, 401]);
+    assert_eq!(content(&c.send(&command("count", OWNER, CHANNEL, "tok-2")).await), "count: 2");
+
+    // Timestamps that are not recent Unix times, each correctly signed.
+    let now: u64 = ts.parse().unwrap();
+    let (hour_old, ahead) = ((now - 3600).to_string(), (now + 3600).to_string());
+    for timestamp in ["0", "not-a-time", "", &hour_old, &ahead] {
+        let body = serde_json::to_vec(&command("count", OWNER, CHANNEL, "tok-t")).unwrap();
+        let signature = c.key.sign_at(timestamp, &body);
+        let (status, text) = c.post_raw(body, &[(SIGNATURE_HEADER, &signature), (TIMESTAMP_HEADER, timestamp)]).await;
+        assert_eq!(status, 401, "{timestamp:?}: {text}");
+    }
+    assert_eq!(content(&c.send(&command("count", OWNER, CHANNEL, "tok-3")).await), "count: 3");
+
+    // A +1 click replayed: applied once.
+    let menu = open_menu(&bot, "p0").await;
+    let inc = custom_ids(&menu)[1].clone();
+    let body = serde_json::to_vec(&click(&inc, OWNER, CHANNEL, 501, "p1")).unwrap();
+    let (signature, ts) = c.key.sign(&body);
+    let headers = [(SIGNATURE_HEADER, signature.as_str()), (TIMESTAMP_HEADER, ts.as_str())];
+    let (status, text) = c.post_raw(body.clone(), &headers).await;
+    let clicked: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, content(&clicked)), (200, "value: 1"));
+    assert_eq!(c.post_raw(body, &headers).await.0, 401);
+    assert_eq!(content(&c.send(&click(&inc, OWNER, CHANNEL, 501, "p2")).await), "value: 2");
+    assert_eq!(bot.discord.endpoint().stats().replays, 2 + 5 + 1);
+    bot.stop().await;
+}
+
+#[tokio::test]
 async fn a_forged_custom_id_is_refused_and_changes_nothing() {
     let rest = FakeRest::start().await;
     let (bot, _) = start(&rest).await;

@@ -14,6 +14,7 @@ use twilight_model::http::interaction::{
 
 use super::endpoint::{Endpoint, Shared, bump};
 use super::messages::Shown;
+use super::replay::ReplayError;
 use super::response::{bare, ephemeral, interaction_response};
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{context_of, interaction_type, parse_interaction};
@@ -67,6 +68,10 @@ pub(super) async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, b
         tracing::debug!(%error, "Discord interaction refused");
         return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
     }
+    let timestamp = match shared.replays.check_timestamp(header(TIMESTAMP_HEADER).unwrap_or_default()) {
+        Ok(timestamp) => timestamp,
+        Err(error) => return replay(&shared, &error),
+    };
     // A PING that twilight-model cannot read (a minimal one) is still a PING.
     let interaction = match parse_interaction(&body) {
         Ok(interaction) if interaction.kind != InteractionType::Ping => interaction,
@@ -78,7 +83,22 @@ pub(super) async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, b
             return (StatusCode::BAD_REQUEST, "not an interaction").into_response();
         }
     };
+    match shared.replays.first_sighting(interaction.id.get(), timestamp).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return replay(&shared, &error),
+        Err(error) => {
+            failed(&shared, &error, "recording the interaction id");
+            return (StatusCode::SERVICE_UNAVAILABLE, "cannot tell a replay now").into_response();
+        }
+    }
     json(&respond(shared, interaction).await)
+}
+
+/// A signed request refused as a replay: 401, like a bad signature.
+fn replay(shared: &Shared, error: &ReplayError) -> Response {
+    bump(&shared.counters.replays);
+    tracing::debug!(%error, "Discord interaction refused");
+    (StatusCode::UNAUTHORIZED, "invalid request signature").into_response()
 }
 
 fn pong(shared: &Shared) -> Response {

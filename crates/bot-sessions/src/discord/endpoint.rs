@@ -8,12 +8,18 @@ use std::time::Duration;
 
 use super::handler::{Handler, Texts};
 use super::messages::Messages;
+use super::replay::{DEFAULT_REPLAY_WINDOW, Replays};
 use super::rest::{Rest, RestError};
 use super::signature::PublicKey;
-use crate::KeyError;
+use crate::http::{Limits, Listener, ListenerError};
 use crate::interactive::Manager;
+use crate::session::IntoDynStore;
+use crate::{Clock, DynStore, KeyError, SystemClock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+
+/// The longest replay window [`EndpointBuilder::replay_window`] takes: a day.
+const MAX_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// A misconfigured endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,17 @@ pub enum EndpointError {
     /// The message records' namespace is invalid.
     #[error(transparent)]
     Messages(#[from] KeyError),
+    /// The listener's limits are out of range.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
+    /// A setting out of its range.
+    #[error("{what} {reason}")]
+    Config {
+        /// The setting.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Counters of what the endpoint did, since it was built.
@@ -41,6 +58,9 @@ pub struct Stats {
     pub requests: u64,
     /// Refused for their signature (401).
     pub unauthorized: u64,
+    /// Signed, but refused as replays (401): a timestamp out of the window or not a
+    /// Unix time, or an interaction id seen already.
+    pub replays: u64,
     /// Signed, but not an interaction (400).
     pub bad_requests: u64,
     /// PINGs answered.
@@ -59,6 +79,7 @@ pub struct Stats {
 pub(super) struct Counters {
     pub(super) requests: AtomicU64,
     pub(super) unauthorized: AtomicU64,
+    pub(super) replays: AtomicU64,
     pub(super) bad_requests: AtomicU64,
     pub(super) pings: AtomicU64,
     pub(super) routed: AtomicU64,
@@ -81,6 +102,7 @@ pub(super) struct Shared {
     pub(super) defer_after: Duration,
     pub(super) texts: Texts,
     pub(super) counters: Counters,
+    pub(super) replays: Replays,
 }
 
 /// Configures an [`Endpoint`]; see [`Endpoint::builder`].
@@ -95,6 +117,10 @@ pub struct EndpointBuilder {
     body_limit: usize,
     defer_after: Duration,
     texts: Texts,
+    replay_window: Duration,
+    replay_store: Option<DynStore>,
+    clock: Option<Arc<dyn Clock>>,
+    limits: Option<Limits>,
 }
 
 impl std::fmt::Debug for EndpointBuilder {
@@ -137,7 +163,9 @@ impl EndpointBuilder {
         self
     }
 
-    /// The largest body read, in bytes (default 1 MiB); larger requests get 413.
+    /// The largest body read, in bytes (default
+    /// [`DEFAULT_BODY_LIMIT`](crate::http::DEFAULT_BODY_LIMIT), 256 KiB: far above a
+    /// real interaction); larger requests get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -156,12 +184,45 @@ impl EndpointBuilder {
         self
     }
 
+    /// How far a request's `X-Signature-Timestamp` may be from the clock, either way
+    /// (default [`DEFAULT_REPLAY_WINDOW`], 5 minutes; at most a day). Older or newer
+    /// requests, and timestamps that are not decimal Unix times, get 401 (see
+    /// [`replay`](super::replay)).
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
+    /// Where the interaction ids seen are kept, so that a request replayed to another
+    /// process sharing the store is refused too (default: the manager's store; without
+    /// a manager, this process only, in a bounded set).
+    pub fn replay_store(mut self, store: impl IntoDynStore) -> Self {
+        self.replay_store = Some(store.into_dyn_store());
+        self
+    }
+
+    /// What [`Endpoint::serve`] allows a client: header and body read times, open
+    /// connections (default [`Limits::default`], with the
+    /// [`body_limit`](Self::body_limit)).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The clock request timestamps are checked against (default: the system clock;
+    /// Discord's timestamps are wall-clock Unix times).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Builds the endpoint.
     ///
     /// # Errors
     ///
     /// [`EndpointError`] for a path without a leading `/`, a zero window or body
-    /// limit, or a default REST client that cannot be built.
+    /// limit, a replay window or listener limits out of range, or a default REST
+    /// client that cannot be built.
     pub fn build(self) -> Result<Endpoint, EndpointError> {
         if !self.path.starts_with('/') {
             return Err(EndpointError::Path(self.path));
@@ -171,6 +232,13 @@ impl EndpointBuilder {
         }
         if self.body_limit == 0 {
             return Err(EndpointError::Zero("the body limit"));
+        }
+        if self.replay_window.is_zero() {
+            return Err(EndpointError::Zero("the replay window"));
+        }
+        if self.replay_window > MAX_REPLAY_WINDOW {
+            let reason = format!("is {:?}, above the most allowed, {MAX_REPLAY_WINDOW:?}", self.replay_window);
+            return Err(EndpointError::Config { what: "the replay window", reason });
         }
         let rest = match self.rest {
             Some(rest) => rest,
@@ -184,6 +252,10 @@ impl EndpointBuilder {
             }
             (None, None) => None,
         };
+        let listener = Listener::new(self.limits.unwrap_or_default().body_limit(self.body_limit))?;
+        let replay_store = self.replay_store.or_else(|| self.manager.as_ref().map(|m| m.store().clone()));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let replays = Replays::new(self.replay_window, clock, replay_store)?;
         let shared = Shared {
             key: self.key,
             manager: self.manager,
@@ -193,8 +265,9 @@ impl EndpointBuilder {
             defer_after: self.defer_after,
             texts: self.texts,
             counters: Counters::default(),
+            replays,
         };
-        Ok(Endpoint { shared: Arc::new(shared), path: self.path.into(), body_limit: self.body_limit })
+        Ok(Endpoint { shared: Arc::new(shared), path: self.path.into(), body_limit: self.body_limit, listener })
     }
 }
 
@@ -204,10 +277,12 @@ impl EndpointBuilder {
 ///
 /// 1. the body is read up to [`EndpointBuilder::body_limit`] (over it: 413);
 /// 2. the Ed25519 signature is checked (missing, malformed, wrong: 401, nothing else
-///    happens);
+///    happens), then the timestamp: not a decimal Unix time within
+///    [`EndpointBuilder::replay_window`] of the clock: 401;
 /// 3. a PING is answered PONG;
 /// 4. the body is read as an interaction ([`parse_interaction`](super::parse_interaction);
-///    not one: 400);
+///    not one: 400); an interaction id seen before, by this process or another sharing
+///    the store, is a replay: 401, nothing else happens (see [`replay`](super::replay));
 /// 5. a component click or a modal submit goes to the interactive [`Manager`]; if it is
 ///    not one of its sessions (another namespace), or for anything else (application
 ///    commands), to the bot's [`Handler`]; an autocomplete request is answered with
@@ -246,6 +321,7 @@ pub struct Endpoint {
     pub(super) shared: Arc<Shared>,
     path: Arc<str>,
     body_limit: usize,
+    listener: Listener,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -264,9 +340,13 @@ impl Endpoint {
             handler: None,
             rest: None,
             messages: None,
-            body_limit: 1 << 20,
+            body_limit: crate::http::DEFAULT_BODY_LIMIT,
             defer_after: Duration::from_millis(2500),
             texts: Texts::default(),
+            replay_window: DEFAULT_REPLAY_WINDOW,
+            replay_store: None,
+            clock: None,
+            limits: None,
         }
     }
 
@@ -278,14 +358,28 @@ impl Endpoint {
             .with_state(self.clone())
     }
 
-    /// Serves the router alone on `addr` until the process ends.
+    /// Serves the router alone on `addr` until the process ends, within the
+    /// [`limits`](EndpointBuilder::limits) (see [`Listener`]).
     ///
     /// # Errors
     ///
     /// The listener's I/O errors (the address is taken, ...).
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        axum::serve(listener, self.router()).await
+        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_on(tcp, std::future::pending()).await
+    }
+
+    /// Serves the router alone on `tcp` until `shutdown` completes, within the
+    /// [`limits`](EndpointBuilder::limits); then the requests in hand finish.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O errors.
+    pub async fn serve_on<F>(&self, tcp: tokio::net::TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.listener.serve(tcp, self.router(), shutdown).await
     }
 
     /// The REST client.
@@ -311,6 +405,7 @@ impl Endpoint {
         Stats {
             requests: get(&c.requests),
             unauthorized: get(&c.unauthorized),
+            replays: get(&c.replays),
             bad_requests: get(&c.bad_requests),
             pings: get(&c.pings),
             routed: get(&c.routed),

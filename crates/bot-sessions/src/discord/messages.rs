@@ -18,6 +18,13 @@ pub const DEFAULT_NAMESPACE: &str = "discord_messages";
 /// How long an interaction token can edit its response: 15 minutes.
 pub const TOKEN_VALIDITY: Duration = Duration::from_secs(15 * 60);
 
+/// How many sessions a user's index lists (the latest): what [`Messages::of_user`]
+/// finds at most.
+pub const INDEX_LIMIT: usize = 64;
+
+/// How many times a note tries again after a conflict.
+const NOTE_ATTEMPTS: usize = 5;
+
 /// How old a noted token gets before a click on the same message notes a newer one.
 const RENEW_AFTER: Duration = Duration::from_secs(5 * 60);
 
@@ -132,8 +139,9 @@ impl std::fmt::Debug for Shown {
 /// response showing a session's components, the interaction token (valid 15 minutes),
 /// the channel and the message id when known, in one small record per session in the
 /// store (so another process, or the same one after a restart, can edit the message).
-/// Records are indexed under the user of the interaction, so forget-user erases them
-/// too, and expire after [`Messages::keep`]. With encryption at rest (feature
+/// Records are owned by the user of the interaction, so forget-user erases them too,
+/// and listed in a small index record of that user (so [`Messages::of_user`] reads
+/// that user's records, not the namespace); both expire after [`Messages::keep`]. With encryption at rest (feature
 /// `encryption`) they are sealed like sessions: the interaction token is a secret. The
 /// [`Endpoint`](super::Endpoint)'s default `Messages` seals with its manager's key ring
 /// ([`ManagerBuilder::encryption`](crate::interactive::ManagerBuilder::encryption)).
@@ -273,68 +281,128 @@ impl Messages {
     }
 
     /// Notes that an interaction response shows `session`'s message (`owner`: the user
-    /// the record is indexed under for forget-user). Another message, or a new one,
-    /// takes the new token at once; the same message keeps a token younger than 5
-    /// minutes, so clicks on one message do not write every time. Writes only when
-    /// something changed.
+    /// the record is indexed under for forget-user and [`of_user`](Self::of_user)).
+    /// Another message, or a new one, takes the new token at once; the same message
+    /// keeps a token younger than 5 minutes, so clicks on one message do not write
+    /// every time. Writes only when something changed, and with a precondition: a
+    /// record created with *absent*, an update with its version, so a record erased
+    /// meanwhile (forget-user, the session's end) is never brought back.
     ///
     /// # Errors
     ///
-    /// Store errors.
+    /// Store errors; a conflict when the record kept changing under the note.
     pub async fn note(&self, session: SessionId, shown: Shown, owner: Option<i64>) -> Result<(), StoreError> {
         let key = self.key(session);
-        let now = self.clock.now();
-        // A record that does not decode is replaced.
-        let old = self.get(session).await.ok().flatten();
-        let mut new = old.clone().unwrap_or_default();
-        let same_message = shown.message_id.is_some() && new.message_id == shown.message_id;
-        let young = new.token.is_some() && new.token_at.is_some_and(|at| now < at.saturating_add(RENEW_AFTER));
-        if !(same_message && young) {
-            new.token = Some(shown.token);
-            new.token_at = Some(now);
+        let mut had_record = false;
+        let mut last = None;
+        for _ in 0..NOTE_ATTEMPTS {
+            let now = self.clock.now();
+            let loaded = self.store.load(&key, now).await?;
+            let (old, precondition) = match &loaded {
+                // A record that does not decode is replaced.
+                Some(record) => (self.decode(&key, &record.value).ok(), Precondition::Version(record.version)),
+                // It was there, and is gone: erased while the note ran. Leave it so.
+                None if had_record => return Ok(()),
+                None => (None, Precondition::Absent),
+            };
+            had_record = loaded.is_some();
+            let new = noted(old.clone(), &shown, now);
+            if old.as_ref() == Some(&new) {
+                return Ok(());
+            }
+            if loaded.is_none()
+                && let Some(user) = owner
+            {
+                // Listed before it exists: a listed record that is not there is skipped.
+                self.index_add(user, session, now).await?;
+            }
+            let value = serde_json::to_vec(&new).map_err(|e| bad_record(&key, e))?;
+            let value = self.sealer.seal(&key, value).map_err(|e| bad_record(&key, e))?;
+            let write = Write::new(&value, 1, Some(now.saturating_add(self.keep))).with_owner(owner);
+            match self.store.write(&key, write, precondition, now).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => last = Some(e),
+                Err(e) if e.is_ambiguous() => match self.store.load(&key, self.clock.now()).await? {
+                    Some(record) if record.version == write.version => return Ok(()),
+                    _ => last = Some(e),
+                },
+                Err(e) => return Err(e),
+            }
         }
-        new.application_id = shown.application_id;
-        new.channel_id = shown.channel_id.or(new.channel_id);
-        new.message_id = shown.message_id;
-        new.ephemeral = shown.ephemeral;
-        if old.as_ref() == Some(&new) {
-            return Ok(());
-        }
-        let value = serde_json::to_vec(&new).map_err(|e| bad_record(&key, e))?;
-        let value = self.sealer.seal(&key, value).map_err(|e| bad_record(&key, e))?;
-        let write = Write::new(&value, 1, Some(now.saturating_add(self.keep))).with_owner(owner);
-        self.store.write(&key, write, Precondition::Any, now).await.map(|_| ())
+        Err(last.unwrap_or_else(|| StoreError::Conflict { key: key.as_str().to_owned() }))
     }
 
-    /// Every record indexed under `user` (the user whose interaction noted it: for a
-    /// session opened by a command, its opener), read page by page. Cost: a scan of
-    /// the namespace, which holds one record per session of the last
-    /// [`keep`](Self::keep) period; meant for a rare forget-user, not every update.
+    /// Every record noted for `user` (the user whose interaction noted it: for a
+    /// session opened by a command, its opener), through the user's index: one load
+    /// for the index and one per listed record (at most the [`INDEX_LIMIT`] latest of
+    /// the [`keep`](Self::keep) period), whatever other users hold.
     ///
     /// # Errors
     ///
-    /// Store errors; records that do not decode are skipped.
+    /// Store errors; records that do not decode are skipped, and so is an index that
+    /// does not.
     pub async fn of_user(&self, user: i64) -> Result<Vec<(SessionId, MessageRef)>, StoreError> {
         let now = self.clock.now();
-        let mut found = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.store.scan(&self.namespace, cursor.as_deref(), 256, now).await?;
-            for (key, record) in &page.items {
-                let Scope::Custom { id, .. } = key.scope() else { continue };
-                if record.user_id != Some(user) {
-                    continue;
-                }
-                let (Some(session), Ok(r)) = (SessionId::parse(id), self.decode(key, &record.value)) else {
-                    continue;
-                };
+        let Some((entries, _)) = self.index(user, now).await? else { return Ok(Vec::new()) };
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(session) = SessionId::parse(&entry.session) else { continue };
+            let key = self.key(session);
+            let Some(record) = self.store.load(&key, now).await? else { continue };
+            if record.user_id != Some(user) {
+                continue;
+            }
+            if let Ok(r) = self.decode(&key, &record.value) {
                 found.push((session, r));
             }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
+        }
+        Ok(found)
+    }
+
+    /// The key of `user`'s index (the user's own key: forget-user erases it).
+    fn index_key(&self, user: i64) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), Scope::User(user))
+    }
+
+    /// `user`'s index and its version; `None` when absent or unreadable (then it is
+    /// rebuilt from the next note).
+    async fn index(&self, user: i64, now: Timestamp) -> Result<Option<(Vec<Listed>, u64)>, StoreError> {
+        let key = self.index_key(user);
+        let Some(record) = self.store.load(&key, now).await? else { return Ok(None) };
+        let entries = self
+            .sealer
+            .open(&key, &record.value)
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<Vec<Listed>>(&plain).ok())
+            .unwrap_or_default();
+        Ok(Some((entries, record.version)))
+    }
+
+    /// Lists `session` in `user`'s index (compare-and-set), dropping entries past
+    /// [`keep`](Self::keep) and beyond the [`INDEX_LIMIT`] latest.
+    async fn index_add(&self, user: i64, session: SessionId, now: Timestamp) -> Result<(), StoreError> {
+        let key = self.index_key(user);
+        let mut last = None;
+        for _ in 0..NOTE_ATTEMPTS {
+            let (mut entries, precondition) = match self.index(user, now).await? {
+                Some((entries, version)) => (entries, Precondition::Version(version)),
+                None => (Vec::new(), Precondition::Absent),
+            };
+            let oldest = now.as_millis().saturating_sub(i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX));
+            entries.retain(|e| e.at > oldest && e.session != session.as_str());
+            entries.push(Listed { session: session.as_str().to_owned(), at: now.as_millis() });
+            let excess = entries.len().saturating_sub(INDEX_LIMIT);
+            entries.drain(..excess);
+            let value = serde_json::to_vec(&entries).map_err(|e| bad_record(&key, e))?;
+            let value = self.sealer.seal(&key, value).map_err(|e| bad_record(&key, e))?;
+            let write = Write::new(&value, 1, Some(now.saturating_add(self.keep)));
+            match self.store.write(&key, write, precondition, now).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() || e.is_ambiguous() => last = Some(e),
+                Err(e) => return Err(e),
             }
         }
+        Err(last.unwrap_or_else(|| StoreError::Conflict { key: key.as_str().to_owned() }))
     }
 
     /// Forgets `session`'s record (its session ended).
@@ -345,6 +413,32 @@ impl Messages {
     pub async fn remove(&self, session: SessionId) -> Result<(), StoreError> {
         self.store.delete(&self.key(session), Precondition::Any, self.clock.now()).await.map(|_| ())
     }
+}
+
+/// The record after a note of `shown` at `now` (see [`Messages::note`]).
+fn noted(old: Option<MessageRef>, shown: &Shown, now: Timestamp) -> MessageRef {
+    let mut new = old.unwrap_or_default();
+    let same_message = shown.message_id.is_some() && new.message_id == shown.message_id;
+    let young = new.token.is_some() && new.token_at.is_some_and(|at| now < at.saturating_add(RENEW_AFTER));
+    if !(same_message && young) {
+        new.token = Some(shown.token.clone());
+        new.token_at = Some(now);
+    }
+    new.application_id = shown.application_id;
+    new.channel_id = shown.channel_id.or(new.channel_id);
+    new.message_id = shown.message_id;
+    new.ephemeral = shown.ephemeral;
+    new
+}
+
+/// One session listed in a user's index.
+#[derive(Serialize, Deserialize)]
+struct Listed {
+    /// The session id.
+    #[serde(rename = "s")]
+    session: String,
+    /// When it was listed (milliseconds).
+    at: i64,
 }
 
 /// A record of `key` that cannot be encoded, sealed, opened or decoded: a backend error

@@ -9,7 +9,9 @@
 //!   [`parse_interaction`] reads a request body, older payload shapes included.
 //! - [`Endpoint`]: the interactions endpoint as an axum `Router`, to mount in an app or
 //!   [`serve`](Endpoint::serve) alone. It verifies the Ed25519 signature of every
-//!   request ([`PublicKey`]; 401 and nothing else otherwise), answers PINGs, routes
+//!   request ([`PublicKey`]; 401 and nothing else otherwise), refuses replays (a
+//!   timestamp out of the window, an interaction id seen already, in any process
+//!   sharing the store: [`replay`](mod@replay)), answers PINGs, routes
 //!   component clicks and modal submits to the interactive
 //!   [`Manager`](crate::interactive::Manager) and everything else to the bot's
 //!   [`Handler`], renders the answer as the interaction response
@@ -57,6 +59,7 @@ mod ends;
 mod handler;
 mod messages;
 mod parse;
+pub mod replay;
 mod response;
 mod rest;
 #[cfg(feature = "serenity")]
@@ -67,8 +70,9 @@ pub use context::{ChannelInfo, Command, InteractionInfo, context_of};
 pub use endpoint::{Endpoint, EndpointBuilder, EndpointError, Stats};
 pub use ends::{EndError, EndShown, Ends};
 pub use handler::{Handler, HandlerFuture, Texts};
-pub use messages::{DEFAULT_NAMESPACE, MessageRef, Messages, Shown, TOKEN_VALIDITY};
+pub use messages::{DEFAULT_NAMESPACE, INDEX_LIMIT, MessageRef, Messages, Shown, TOKEN_VALIDITY};
 pub use parse::{ParseError, interaction_type, parse_interaction};
+pub use replay::{DEFAULT_REPLAY_WINDOW, ReplayError, SEEN_NAMESPACE};
 pub use response::{
     MAX_BUTTONS_PER_ROW, MAX_CONTENT, MAX_MODAL_TITLE, MAX_OPTIONS, MAX_ROWS, RenderError, bare, components, ephemeral,
     interaction_response, message_data, modal_data,

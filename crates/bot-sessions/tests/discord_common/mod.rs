@@ -62,9 +62,18 @@ pub fn request(path: &str, body: &[u8], signature: Option<&str>, timestamp: Opti
     req.body(Body::from(body.to_vec())).unwrap()
 }
 
-/// A POST of `body` signed with the test key.
+/// Now, as the endpoint's timestamp header says it (decimal Unix seconds).
+pub fn now_timestamp() -> String {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string()
+}
+
+/// A POST of `body` signed with the test key, timestamped now.
 pub fn signed(body: &[u8]) -> Request<Body> {
-    let timestamp = "1700000000";
+    signed_at(&now_timestamp(), body)
+}
+
+/// A POST of `body` signed with the test key, with this timestamp header.
+pub fn signed_at(timestamp: &str, body: &[u8]) -> Request<Body> {
     let mut message = timestamp.as_bytes().to_vec();
     message.extend_from_slice(body);
     let signature = hex(&signing_key().sign(&message).to_bytes());
@@ -93,8 +102,16 @@ fn member(user: u64) -> Value {
            "roles": [], "joined_at": "2020-11-02T19:25:47.248000+00:00", "deaf": false, "mute": false, "flags": 0})
 }
 
+/// A new interaction id: the endpoint refuses an id it has seen (a replay), so every
+/// body gets its own (random per process: the seen ids may live in a shared server).
+pub fn interaction_id() -> String {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU64::new((rand::random::<u64>() >> 2) | 1));
+    next.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
+}
+
 fn base(kind: u8, user: u64, token: &str) -> Value {
-    json!({"id": "846462639134605312", "application_id": APP.to_string(), "type": kind, "token": token,
+    json!({"id": interaction_id(), "application_id": APP.to_string(), "type": kind, "token": token,
            "version": 1, "guild_id": GUILD.to_string(), "channel_id": CHANNEL.to_string(),
            "authorizing_integration_owners": {}, "attachment_size_limit": 8388608, "member": member(user)})
 }

@@ -37,6 +37,15 @@ fn place(body: &mut Value, user: u64, channel: u64, token: &str) {
     body["member"]["user"]["id"] = json!(user.to_string());
     body["token"] = json!(token);
     body["version"] = json!(1);
+    body["id"] = json!(interaction_id());
+}
+
+/// A new interaction id: the endpoint refuses an id it has seen (a replay), so every
+/// body gets its own (random per process: the seen ids may live in a shared server).
+pub fn interaction_id() -> String {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU64::new((rand::random::<u64>() >> 2) | 1));
+    next.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()
 }
 
 /// Discord's PING (the fixture as it is).

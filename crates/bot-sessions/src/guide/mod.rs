@@ -15,6 +15,7 @@
 //!   PostgreSQL operations, encryption and key rotation, reliability, observability.
 //! - [The near cache](near_cache): one round trip per update on Redis and PostgreSQL.
 //! - [Performance](performance): the benchmark report and what it measures.
+//! - [Discord](discord): HTTP interactions, serenity and poise.
 //! - [Switching from another framework](switching): teloxide, grammY, aiogram,
 //!   discord.py, nyx.
 
@@ -41,6 +42,9 @@ pub mod near_cache {}
 
 #[doc = include_str!("performance.md")]
 pub mod performance {}
+
+#[doc = include_str!("discord.md")]
+pub mod discord {}
 
 #[doc = include_str!("switching.md")]
 pub mod switching {}

@@ -17,6 +17,7 @@ pub struct StartCx<'a> {
     pub(super) now: Timestamp,
     pub(super) reply: &'a mut Option<Reply>,
     pub(super) ttl: &'a mut Option<Ttl>,
+    pub(super) asking: &'a mut bool,
 }
 
 impl StartCx<'_> {
@@ -57,6 +58,22 @@ impl StartCx<'_> {
         *self.reply = Some(reply);
     }
 
+    /// Asks for the opener's next message in this chat (and forum topic): from now on
+    /// [`Manager::route_text`] hands it to [`Interactive::on_text`] instead of the
+    /// bot's other handlers, message after message, until the session
+    /// [stops asking](UpdateCx::stop_asking) or ends. Only the opener's messages, in
+    /// the chat and topic the session was opened in, are taken; the session needs both
+    /// a chat and a user ([`InteractiveError::CannotAsk`](super::InteractiveError::CannotAsk)
+    /// otherwise).
+    pub fn ask_text(&mut self) {
+        *self.asking = true;
+    }
+
+    /// Takes back [`ask_text`](Self::ask_text).
+    pub fn stop_asking(&mut self) {
+        *self.asking = false;
+    }
+
     /// Gives this session its own time to live instead of the kind's
     /// [`Interactive::ttl`] (kept for its whole life, refreshes included).
     pub fn set_ttl(&mut self, ttl: Ttl) {
@@ -79,10 +96,12 @@ impl StartCx<'_> {
 pub struct UpdateCx<'a> {
     pub(super) ctx: &'a Context,
     pub(super) clicked: &'a CustomId,
+    pub(super) text: Option<&'a str>,
     pub(super) codec: &'a CustomIdCodec,
     pub(super) origin: &'a mut Origin,
     pub(super) now: Timestamp,
     pub(super) reply: &'a mut Option<Reply>,
+    pub(super) asking: &'a mut bool,
 }
 
 impl UpdateCx<'_> {
@@ -91,12 +110,39 @@ impl UpdateCx<'_> {
         self.ctx
     }
 
-    /// The decoded custom id that was clicked.
+    /// The decoded custom id that was clicked (for a text step, an id of this session
+    /// with an empty component).
     pub fn clicked(&self) -> &CustomId {
         self.clicked
     }
 
-    /// The clicked component's name.
+    /// The message text, when this update is a text step (see
+    /// [`Interactive::on_text`]); `None` for a component.
+    pub fn text(&self) -> Option<&str> {
+        self.text
+    }
+
+    /// Asks for the opener's next message in the session's chat (and topic), as
+    /// [`StartCx::ask_text`] does. A session that asks goes on asking after each
+    /// message it gets until it [stops](Self::stop_asking): re-asking after bad input
+    /// is doing nothing.
+    pub fn ask_text(&mut self) {
+        *self.asking = true;
+    }
+
+    /// Stops taking the opener's messages: the next one goes to the bot's other
+    /// handlers again.
+    pub fn stop_asking(&mut self) {
+        *self.asking = false;
+    }
+
+    /// Whether the session asks for text (as stored, changed by this update's
+    /// [`ask_text`](Self::ask_text) and [`stop_asking`](Self::stop_asking)).
+    pub fn is_asking(&self) -> bool {
+        *self.asking
+    }
+
+    /// The clicked component's name (empty for a text step).
     pub fn component(&self) -> &str {
         self.clicked.component()
     }

@@ -142,6 +142,7 @@ impl ManagerBuilder {
         let mut cfg = self.cfg;
         cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
         let obs = crate::observe::Observer::new(self.store.backend(), namespace.as_str());
+        let text_ns = super::text::text_namespace(&namespace);
         Ok(Manager {
             core: Arc::new(Core {
                 store: self.store,
@@ -157,6 +158,7 @@ impl ManagerBuilder {
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 obs,
                 sealer: self.sealer,
+                text_ns,
             }),
         })
     }
@@ -387,7 +389,7 @@ impl Manager {
         let engine = core.engine_for(sid, &record)?;
         tracing::Span::current().record("kind", &**engine.name());
         *kind = Some(engine.name().clone());
-        engine.click(core, sid, &key, record, ctx, id).await
+        engine.apply(core, sid, &key, record, ctx, super::engine::Input::Click(id)).await
     }
 
     /// Records the message that carries `session`'s components, once the transport

@@ -125,6 +125,7 @@ mod manager;
 mod outcome;
 mod reply;
 mod sweeper;
+mod text;
 
 use std::time::Duration;
 
@@ -146,6 +147,7 @@ pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
 pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};
 pub use sweeper::Sweeper;
+pub use text::Commands;
 
 /// The attribute [`Interactive`] implementations need (re-exported so that bot code
 /// does not have to depend on `async-trait` itself).
@@ -193,7 +195,8 @@ impl<R> Step<R> {
 /// kind can rebuild it from the stored state.
 ///
 /// The configuration methods ([`ttl`](Self::ttl), [`start_filter`](Self::start_filter),
-/// [`update_filter`](Self::update_filter)) are read once, at registration.
+/// [`update_filter`](Self::update_filter), [`commands`](Self::commands)) are read once,
+/// at registration.
 ///
 /// # Re-runs
 ///
@@ -219,11 +222,15 @@ pub trait Interactive: Send + Sync + 'static {
     /// Handles one routed update (answer it with [`UpdateCx::reply`]). An error writes
     /// nothing (the update is dropped and [`Manager::route`] returns it).
     ///
-    /// The default dispatches by the component's kind: a select menu to
-    /// [`on_select`](Self::on_select), a modal submit to [`on_modal`](Self::on_modal),
-    /// a button or a Telegram callback (or an update of unknown kind) to
-    /// [`on_button`](Self::on_button). Override either this or those.
+    /// The default dispatches by what came: a text message the session asked for to
+    /// [`on_text`](Self::on_text); a select menu to [`on_select`](Self::on_select), a
+    /// modal submit to [`on_modal`](Self::on_modal), a button or a Telegram callback
+    /// (or an update of unknown kind) to [`on_button`](Self::on_button). Override
+    /// either this or those.
     async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        if cx.text().is_some() {
+            return self.on_text(cx, state).await;
+        }
         match cx.context().component_kind() {
             Some(ComponentKind::SelectMenu) => self.on_select(cx, state).await,
             Some(ComponentKind::ModalSubmit) => self.on_modal(cx, state).await,
@@ -247,6 +254,16 @@ pub trait Interactive: Send + Sync + 'static {
 
     /// A submitted modal; its fields are [`UpdateCx::field`]. Default: nothing changes.
     async fn on_modal(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(Step::keep())
+    }
+
+    /// The opener's message, which the session asked for ([`StartCx::ask_text`],
+    /// [`UpdateCx::ask_text`]) and [`Manager::route_text`] routed here; the text is
+    /// [`UpdateCx::text`]. The session goes on asking until it
+    /// [stops](UpdateCx::stop_asking) or ends, so bad input is answered by replying
+    /// and returning. Default: nothing changes.
+    async fn on_text(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
         let _ = (cx, state);
         Ok(Step::keep())
     }
@@ -277,5 +294,12 @@ pub trait Interactive: Send + Sync + 'static {
     /// Whose clicks a session accepts. Default: only the user who opened it.
     fn update_filter(&self) -> Filter {
         Filter::opener()
+    }
+
+    /// Whether commands (`/word…`) reach a session of this kind while it waits for
+    /// text, or pass through to the bot's other handlers. Default:
+    /// [`Commands::PassThrough`].
+    fn commands(&self) -> Commands {
+        Commands::PassThrough
     }
 }

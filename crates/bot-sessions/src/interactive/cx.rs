@@ -46,6 +46,16 @@ impl StartCx<'_> {
         self.codec.encode(id)
     }
 
+    /// The encoded custom id of `component` of this session, in one call
+    /// (`encode(&custom_id(component))`).
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn id(&self, component: &str) -> Result<String, CustomIdError> {
+        self.encode(&self.custom_id(component))
+    }
+
     /// Records the message that carries the components, for [`EndCx::origin`].
     pub fn set_message(&mut self, message_id: i64) {
         self.origin.message = Some(message_id);
@@ -187,6 +197,16 @@ impl UpdateCx<'_> {
         self.codec.encode(id)
     }
 
+    /// The encoded custom id of `component` of this session, in one call
+    /// (`encode(&custom_id(component))`).
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn id(&self, component: &str) -> Result<String, CustomIdError> {
+        self.encode(&self.custom_id(component))
+    }
+
     /// Where and by whom the session was opened.
     pub fn origin(&self) -> &Origin {
         self.origin
@@ -252,8 +272,90 @@ impl EndCx<'_> {
         self.codec.encode(id)
     }
 
+    /// The encoded custom id of `component` of this session, in one call
+    /// (`encode(&custom_id(component))`).
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    pub fn id(&self, component: &str) -> Result<String, CustomIdError> {
+        self.encode(&self.custom_id(component))
+    }
+
     /// The manager clock's time.
     pub fn now(&self) -> Timestamp {
         self.now
     }
 }
+
+/// What [`StartCx`], [`UpdateCx`] and [`EndCx`] share, so that a helper (a render
+/// function) can take any of them.
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::interactive::{Button, CustomIdError, Message, SessionCx};
+///
+/// /// The session's message, from `start`, an update or the end alike.
+/// fn render(cx: &impl SessionCx, value: i64) -> Result<Message, CustomIdError> {
+///     Ok(Message::text(format!("value: {value}")).row([Button::new("+1", cx.id("inc")?)]))
+/// }
+/// ```
+pub trait SessionCx {
+    /// The session's id.
+    fn session_id(&self) -> SessionId;
+
+    /// The text of a custom id.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    fn encode(&self, id: &CustomId) -> Result<String, CustomIdError>;
+
+    /// Where and by whom the session was opened.
+    fn origin(&self) -> &Origin;
+
+    /// The manager clock's time.
+    fn now(&self) -> Timestamp;
+
+    /// Answers (see each context's `reply`).
+    fn reply(&mut self, reply: Reply);
+
+    /// A custom id for `component` of this session.
+    fn custom_id(&self, component: &str) -> CustomId {
+        CustomId::new(self.session_id(), component)
+    }
+
+    /// The encoded custom id of `component` of this session.
+    ///
+    /// # Errors
+    ///
+    /// [`CustomIdError::TooLong`] over the target's limit.
+    fn id(&self, component: &str) -> Result<String, CustomIdError> {
+        self.encode(&self.custom_id(component))
+    }
+}
+
+macro_rules! session_cx {
+    ($($cx:ident),*) => {$(
+        impl SessionCx for $cx<'_> {
+            fn session_id(&self) -> SessionId {
+                $cx::session_id(self)
+            }
+            fn encode(&self, id: &CustomId) -> Result<String, CustomIdError> {
+                $cx::encode(self, id)
+            }
+            fn origin(&self) -> &Origin {
+                $cx::origin(self)
+            }
+            fn now(&self) -> Timestamp {
+                $cx::now(self)
+            }
+            fn reply(&mut self, reply: Reply) {
+                $cx::reply(self, reply)
+            }
+        }
+    )*};
+}
+
+session_cx!(StartCx, UpdateCx, EndCx);

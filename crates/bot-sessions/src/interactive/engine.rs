@@ -35,6 +35,9 @@ pub(crate) struct Engine<K> {
     pub(crate) start_filter: Filter,
     pub(crate) update_filter: Filter,
     pub(crate) commands: Commands,
+    /// Filters of single components, in place of `update_filter` for their clicks.
+    pub(crate) component_filters: std::collections::HashMap<String, Filter>,
+    pub(crate) limit: Option<super::Limit>,
 }
 
 /// Decodes a stored session, which must be of the kind `name`.
@@ -75,7 +78,9 @@ impl<K: Interactive> Engine<K> {
     pub(crate) fn new(name: Arc<str>, kind: K) -> Self {
         let (ttl, start_filter, update_filter) = (kind.ttl(), kind.start_filter(), kind.update_filter());
         let commands = kind.commands();
-        Engine { name, kind, ttl, start_filter, update_filter, commands }
+        let component_filters = kind.component_filters().into_iter().map(|(c, f)| (c.to_owned(), f)).collect();
+        let limit = kind.limit();
+        Engine { name, kind, ttl, start_filter, update_filter, commands, component_filters, limit }
     }
 
     /// The time to live of one session: its own, or the kind's.
@@ -310,8 +315,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 }
             } else {
                 // Text is only ever the opener's (the awaiting record's key says so).
+                let filter = self.component_filters.get(clicked.component()).unwrap_or(&self.update_filter);
                 if text.is_none()
-                    && let Err(refusal) = self.update_filter.check(ctx, &origin)
+                    && let Err(refusal) = filter.check(ctx, &origin)
                 {
                     return Ok(Routed::of(RouteOutcome::Refused { session: sid, filter: refusal.filter }));
                 }

@@ -295,6 +295,12 @@ impl Manager {
             // Shut down while starting: the shutdown pass may have missed this one.
             core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;
         }
+        if let Some(limit) = engine.limit {
+            // After the start, as `replace` does: a failed start displaces nothing.
+            if let Err(error) = self.displace(&engine.name, limit, sid, ctx, core.keep_live(deadline)).await {
+                tracing::warn!(session = %sid, kind = %engine.name, %error, "could not apply the kind's session limit");
+            }
+        }
         Ok(Started { id: sid, handle: SessionHandle::new(sid, rx), reply })
     }
 

@@ -120,6 +120,7 @@ mod expiry;
 mod filter;
 mod handle;
 mod inspect;
+mod limit;
 mod local;
 mod manager;
 mod outcome;
@@ -137,11 +138,12 @@ pub use custom_id::{
     CustomId, CustomIdCodec, CustomIdError, DecodeError, MAX_NAMESPACE_LEN, SEPARATOR, SessionId, SigningKeys, Target,
     Unit,
 };
-pub use cx::{EndCx, StartCx, UpdateCx};
+pub use cx::{EndCx, SessionCx, StartCx, UpdateCx};
 pub use error::InteractiveError;
 pub use events::EndEvent;
 pub use filter::{Filter, Origin, Rejection};
 pub use handle::{HandleError, SessionHandle, Started};
+pub use limit::{Limit, LimitScope};
 pub use inspect::{SessionPhase, StoredSession, StoredSessionError, expire_now, read_stored, stored_id, stored_key};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
@@ -195,8 +197,8 @@ impl<R> Step<R> {
 /// kind can rebuild it from the stored state.
 ///
 /// The configuration methods ([`ttl`](Self::ttl), [`start_filter`](Self::start_filter),
-/// [`update_filter`](Self::update_filter), [`commands`](Self::commands)) are read once,
-/// at registration.
+/// [`update_filter`](Self::update_filter), [`component_filters`](Self::component_filters),
+/// [`limit`](Self::limit), [`commands`](Self::commands)) are read once, at registration.
 ///
 /// # Re-runs
 ///
@@ -294,6 +296,21 @@ pub trait Interactive: Send + Sync + 'static {
     /// Whose clicks a session accepts. Default: only the user who opened it.
     fn update_filter(&self) -> Filter {
         Filter::opener()
+    }
+
+    /// Filters of single components, each in place of
+    /// [`update_filter`](Self::update_filter) for clicks of its component: "anyone may
+    /// vote, only the opener may close" is an `update_filter` of
+    /// [`Filter::allow_all`] and `vec![("close", Filter::opener())]`. Default: none.
+    fn component_filters(&self) -> Vec<(&'static str, Filter)> {
+        Vec::new()
+    }
+
+    /// At most how many sessions of this kind may be open per user, chat or guild
+    /// (see [`Limit`]); starting one more ends the oldest with
+    /// [`EndReason::Replaced`]. Default: no limit.
+    fn limit(&self) -> Option<Limit> {
+        None
     }
 
     /// Whether commands (`/word…`) reach a session of this kind while it waits for

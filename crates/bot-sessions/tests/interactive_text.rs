@@ -153,10 +153,7 @@ pub async fn taken_in_its_topic(s1: DynStore, _s2: DynStore) {
     let started = m.start(&k, &opener, ()).await.unwrap();
     assert_eq!(m.route_text(&Context::new().chat(-100).user(42), "1").await.unwrap(), RouteOutcome::NotOurs);
     assert_eq!(m.route_text(&opener.clone().topic(8), "1").await.unwrap(), RouteOutcome::NotOurs);
-    assert_eq!(
-        m.route_text(&opener, "1").await.unwrap(),
-        RouteOutcome::Handled { session: started.id, ended: None }
-    );
+    assert_eq!(m.route_text(&opener, "1").await.unwrap(), RouteOutcome::Handled { session: started.id, ended: None });
 }
 
 /// Asked through one manager, answered through another (another process), and after

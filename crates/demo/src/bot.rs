@@ -540,7 +540,12 @@ impl Bot {
             RouteOutcome::NotOurs => {}
             RouteOutcome::Handled { session, .. } => {
                 let replies = routed.reply.into_iter().chain(routed.end_reply);
-                return Ok(replies.map(|reply| Outgoing { menu: reply.as_message().filter(|m| !m.rows.is_empty()).map(|_| session), reply }).collect());
+                return Ok(replies
+                    .map(|reply| Outgoing {
+                        menu: reply.as_message().filter(|m| !m.rows.is_empty()).map(|_| session),
+                        reply,
+                    })
+                    .collect());
             }
             _ => {
                 let said = routed.answer(|_| Some(Reply::notice(EXPIRED)));

@@ -130,8 +130,9 @@ impl<K: Interactive> Engine<K> {
             true => Some(core.ask(sid, &self.name, &origin, expires, now).await?),
             false => None,
         };
-        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin.clone(), Some(core.instance), ttl)
-            .asking(wait);
+        let env =
+            Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin.clone(), Some(core.instance), ttl)
+                .asking(wait);
         // Stored before the reply goes out: the first click always finds the session.
         let written = core.write(sid, key, &env, expires, Precondition::Absent, owner, now).await;
         if !matches!(written, Ok(Some(_)))
@@ -358,8 +359,15 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                             _ => None,
                         };
                         let now_wait = if asking { fresh.or(wait) } else { None };
-                        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin.clone(), waiter, ttl)
-                            .asking(now_wait);
+                        let env = Envelope::<_, _, &K::Output>::live(
+                            &self.name,
+                            &state,
+                            deadline,
+                            origin.clone(),
+                            waiter,
+                            ttl,
+                        )
+                        .asking(now_wait);
                         let pre = Precondition::Version(record.version);
                         let written = core.write(sid, key, &env, expires, pre, None, now).await;
                         if !matches!(written, Ok(Some(_)))
@@ -430,7 +438,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         }
                     };
                     let v = record.version;
-                    let ended = self.end_live(core, sid, key, v, state, origin, waiter, reason, None, text, now).await?;
+                    let ended =
+                        self.end_live(core, sid, key, v, state, origin, waiter, reason, None, text, now).await?;
                     if ended.is_some() {
                         return Ok(Tended::Ended);
                     }

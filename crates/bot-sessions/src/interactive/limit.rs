@@ -101,9 +101,10 @@ impl Manager {
         let mut gone = Vec::new();
         for other in listed.iter().filter_map(|s| SessionId::parse(s)).filter(|s| *s != sid) {
             let record = core.load(other, &core.key(other), core.now()).await?;
-            let open = record.as_ref().and_then(|r| serde_json::from_slice::<Header<'_>>(&r.value).ok()).is_some_and(
-                |h| h.phase == Phase::Live && !core.now().is_expired(h.deadline),
-            );
+            let open = record
+                .as_ref()
+                .and_then(|r| serde_json::from_slice::<Header<'_>>(&r.value).ok())
+                .is_some_and(|h| h.phase == Phase::Live && !core.now().is_expired(h.deadline));
             if open { live.push(other) } else { gone.push(other) }
         }
         let excess = (live.len() + 1).saturating_sub(max);
@@ -141,8 +142,11 @@ impl Manager {
                 None => (Open::default(), Precondition::Absent),
             };
             edit(&mut open.sessions);
-            let bytes = serde_json::to_vec(&open)
-                .map_err(|source| InteractiveError::Codec { session: sid, op: "encode", source })?;
+            let bytes = serde_json::to_vec(&open).map_err(|source| InteractiveError::Codec {
+                session: sid,
+                op: "encode",
+                source,
+            })?;
             // The list lives as long as the longest-lived session it may name.
             let expires = match record.as_ref().map(|r| r.expires_at) {
                 None => expires,

@@ -18,6 +18,14 @@
 //!   build time, and optional truncated HMAC-SHA256 signatures with key rotation.
 //! - [`Filter`]: who may open a session and whose clicks it accepts; by default only
 //!   the user who opened it ([`Filter::opener`]).
+//! - Text steps: a session may [ask](StartCx::ask_text) for its opener's next
+//!   message in its chat (and forum topic); [`Manager::route_text`] hands it to
+//!   [`Interactive::on_text`] instead of the bot's other handlers until the session
+//!   [stops asking](UpdateCx::stop_asking) or ends, on any process sharing the store.
+//!   A conversation is one kind mixing text steps and components (see the second
+//!   example below).
+//! - Per-component [filters](Interactive::component_filters), one-call ids
+//!   ([`SessionCx::id`]) and session [limits](Interactive::limit) with displacement.
 //! - [`RouteOutcome`]: what happened to a click: handled, not ours, unknown, expired,
 //!   ended, refused, forged, malformed. Bad input is an outcome, never a panic, and never
 //!   touches a session.
@@ -105,6 +113,78 @@
 //!
 //! let ended = started.handle.await?;
 //! assert_eq!((ended.reason, ended.result), (EndReason::Finished, Some(1)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+//!
+//! # A conversation: text steps and a button
+//!
+//! ```
+//! use bot_sessions::interactive::*;
+//! use bot_sessions::{store::memory::MemoryStore, Context};
+//! use bot_sessions::store::BoxError;
+//!
+//! /// Asks a name, then an email (again until it has an `@`), then waits for Confirm.
+//! struct Signup;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Default)]
+//! struct Form { name: Option<String>, email: Option<String> }
+//!
+//! #[async_trait]
+//! impl Interactive for Signup {
+//!     type State = Form;
+//!     type Args = ();
+//!     type Output = (String, String);
+//!
+//!     async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<Form, BoxError> {
+//!         cx.ask_text();
+//!         cx.reply(Reply::message(Message::text("your name?")));
+//!         Ok(Form::default())
+//!     }
+//!
+//!     async fn on_text(&self, cx: &mut UpdateCx<'_>, f: &mut Form) -> Result<Step<Self::Output>, BoxError> {
+//!         let text = cx.text().unwrap_or_default().trim().to_owned();
+//!         if f.name.is_none() {
+//!             f.name = Some(text);
+//!             cx.reply(Reply::message(Message::text("your email?")));
+//!         } else if text.contains('@') {
+//!             f.email = Some(text);
+//!             cx.stop_asking();
+//!             let confirm = cx.id("confirm")?;
+//!             cx.reply(Reply::message(Message::text("ok?").row([Button::new("Confirm", confirm)])));
+//!         } else {
+//!             cx.reply(Reply::message(Message::text("that is no email; your email?")));
+//!         }
+//!         Ok(Step::refresh())
+//!     }
+//!
+//!     async fn on_button(&self, _: &mut UpdateCx<'_>, f: &mut Form) -> Result<Step<Self::Output>, BoxError> {
+//!         match (f.name.take(), f.email.take()) {
+//!             (Some(name), Some(email)) => Ok(Step::Finish((name, email))),
+//!             _ => Ok(Step::keep()),
+//!         }
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let manager = Manager::builder(MemoryStore::new(), CustomIdCodec::new("s", Target::Telegram)?).build()?;
+//! let signup = manager.register("signup", Signup)?;
+//! let ada = Context::new().chat(1).user(42);
+//! let started = manager.start(&signup, &ada, ()).await?;
+//!
+//! // The bot's message handler asks the manager first; `NotOurs` goes on as usual.
+//! assert_eq!(manager.route_text(&Context::new().chat(1).user(7), "hi").await?, RouteOutcome::NotOurs);
+//! manager.route_text(&ada, "Ada").await?;
+//! let again = manager.handle_text(&ada, "nope").await?;
+//! assert_eq!(again.reply.unwrap().to_string(), "that is no email; your email?");
+//! manager.route_text(&ada, "ada@example.com").await?;
+//! assert_eq!(manager.route_text(&ada, "more text").await?, RouteOutcome::NotOurs, "no longer asking");
+//!
+//! let confirm = manager.codec().encode(&CustomId::new(started.id, "confirm"))?;
+//! manager.route(&ada.clone().custom_id(&confirm)).await?;
+//! let ended = started.handle.await?;
+//! assert_eq!(ended.result, Some(("Ada".to_owned(), "ada@example.com".to_owned())));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```

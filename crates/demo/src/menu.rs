@@ -45,8 +45,8 @@ fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> R
     Ok(Message::text(format!("value: {value}")).row([
         Button::new("-1", cx_encode("dec")?),
         Button::new("+1", cx_encode("inc")?),
-        Button::new("Set", cx_encode("set")?),
         Button::new("Done", cx_encode("done")?).style(ButtonStyle::Success),
+        Button::new("Set", cx_encode("set")?),
     ]))
 }
 

@@ -212,7 +212,7 @@ pub const HELP: &[&str] = &[
     "/onboard  fill in your name and email",
     "/confirm  save the onboarding form as your profile",
     "/cancel   drop the onboarding form",
-    "/menu     a value with -1, +1 and Done buttons",
+    "/menu     a value with -1, +1, Set and Done buttons",
     "/profile  show your saved profile",
     "/forget   delete everything stored about you",
     "/help     this list",
@@ -533,6 +533,24 @@ impl Bot {
         }
         if ctx.user_id.is_none() {
             return Err(BotError::NoUser);
+        }
+        // A message a session asked for (the menu's Set) goes to it, not to the commands.
+        let routed = self.menus.handle_text(ctx, text).await?;
+        match routed.outcome {
+            RouteOutcome::NotOurs => {}
+            RouteOutcome::Handled { session, .. } => {
+                let replies = routed.reply.into_iter().chain(routed.end_reply);
+                return Ok(replies
+                    .map(|reply| Outgoing {
+                        menu: reply.as_message().filter(|m| !m.rows.is_empty()).map(|_| session),
+                        reply,
+                    })
+                    .collect());
+            }
+            _ => {
+                let said = routed.answer(|_| Some(Reply::notice(EXPIRED)));
+                return Ok(said.into_iter().map(Outgoing::reply).collect());
+            }
         }
         let reply = match command(text) {
             Some("/count") => self.count(ctx).await?,

@@ -1,9 +1,12 @@
-//! `/menu`: an interactive session showing a value with −1, +1 and Done buttons.
+//! `/menu`: an interactive session showing a value with −1, +1, Set and Done buttons.
 //!
 //! Clicks by the opener change the value; anyone else is refused (the manager's
-//! default filter) and answered `not yours`. Done shows `final: N`, removes the buttons
-//! and keeps N in the opener's profile. After the menu's idle TTL it ends by itself:
-//! its message loses the buttons and says `expired`.
+//! default filter) and answered `not yours`. Set asks for the opener's next message in
+//! the chat (a text step): an integer becomes the value, anything else is answered
+//! `not a number` and asked again; other people's messages, and commands, are not
+//! taken. Done shows `final: N`, removes the buttons and keeps N in the opener's
+//! profile. After the menu's idle TTL it ends by itself: its message loses the buttons
+//! and says `expired`.
 
 use bot_sessions::interactive::{
     Button, ButtonStyle, EndCx, EndReason, Interactive, Message, Reply, StartCx, Step, UpdateCx, async_trait,
@@ -31,12 +34,19 @@ pub struct Menu {
     pub(crate) profiles: Sessions<Profile>,
 }
 
-/// The menu message: the value and its three buttons.
+/// What Set answers: the opener's next message in the chat is the new value.
+pub const ASK_NUMBER: &str = "send a number: your next message here sets the value";
+
+/// What a message that is not an integer gets while Set waits.
+pub const NOT_A_NUMBER: &str = "not a number; send a whole number like 42";
+
+/// The menu message: the value and its four buttons.
 fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<Message, BoxError> {
     Ok(Message::text(format!("value: {value}")).row([
         Button::new("-1", cx_encode("dec")?),
         Button::new("+1", cx_encode("inc")?),
         Button::new("Done", cx_encode("done")?).style(ButtonStyle::Success),
+        Button::new("Set", cx_encode("set")?),
     ]))
 }
 
@@ -57,6 +67,11 @@ impl Interactive for Menu {
             "dec" => menu.value -= 1,
             "inc" => menu.value += 1,
             "done" => return Ok(Step::Finish(menu.value)),
+            "set" => {
+                cx.ask_text();
+                cx.reply(Reply::message(Message::text(ASK_NUMBER)));
+                return Ok(Step::refresh());
+            }
             _ => {
                 cx.reply(Reply::notice("unknown button"));
                 return Ok(Step::keep());
@@ -64,6 +79,21 @@ impl Interactive for Menu {
         }
         let message = render(|c| Ok(cx.encode(&cx.custom_id(c))?), menu.value)?;
         cx.reply(Reply::edit(message));
+        Ok(Step::refresh())
+    }
+
+    /// The message Set asked for: an integer becomes the value (a new menu message
+    /// shows it), anything else is asked again.
+    async fn on_text(&self, cx: &mut UpdateCx<'_>, menu: &mut MenuState) -> Result<Step<i64>, BoxError> {
+        match cx.text().unwrap_or_default().trim().parse::<i64>() {
+            Ok(n) => {
+                menu.value = n;
+                cx.stop_asking();
+                let message = render(|c| Ok(cx.encode(&cx.custom_id(c))?), menu.value)?;
+                cx.reply(Reply::message(message));
+            }
+            Err(_) => cx.reply(Reply::message(Message::text(NOT_A_NUMBER))),
+        }
         Ok(Step::refresh())
     }
 

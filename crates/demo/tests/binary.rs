@@ -147,6 +147,26 @@ fn the_menu_through_the_binary_with_restarts() {
     assert!(out[2].contains("menu: 2"), "{}", out[2]);
 }
 
+/// Set through the binary: clicked in one run, the number sent in the next (a
+/// restart between the click and the number).
+#[test]
+fn set_through_the_binary_across_a_restart() {
+    let db = fresh_db();
+    let store = format!("sqlite://{}", db.display());
+    let opened = stdout_of(&["--store", &store], "/menu\n");
+    let set = button_id(&opened, "Set");
+    let asked = stdout_of(&["--store", &store], &format!("click {set}\n"));
+    assert!(asked[0].starts_with("bot -> 1@1: ") && asked[0].contains("send a number"), "{asked:#?}");
+    let out = stdout_of(&["--store", &store], "2@1: 5\nfive\n7\n8\n");
+    let said: Vec<&String> = out.iter().filter(|l| l.starts_with("bot -> ")).collect();
+    assert_eq!(said.len(), 4, "{out:#?}");
+    assert!(said[0].starts_with("bot -> 2@1: I only understand commands"), "a stranger's number: {}", said[0]);
+    assert!(said[1].starts_with("bot -> 1@1: not a number"), "{}", said[1]);
+    assert_eq!(said[2], "bot -> 1@1: value: 7");
+    assert!(said[3].starts_with("bot -> 1@1: I only understand commands"), "asked once: {}", said[3]);
+    assert!(out.iter().any(|l| l.trim_start().starts_with("[Set] ")), "the new menu has its buttons: {out:#?}");
+}
+
 /// A running bot on a fresh database, fed `first` and kept listening: its stdin (drop
 /// it to end the bot) and its output lines as they come.
 fn running(extra: &[&str], first: &str) -> (Child, ChildStdin, std::sync::mpsc::Receiver<String>) {

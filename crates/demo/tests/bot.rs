@@ -289,3 +289,45 @@ async fn an_onboarding_form_that_expires_says_so_once() {
     assert!(told[0].reply.to_string().contains("onboarding form expired"), "{:?}", told[0].reply);
     assert!(say(&bot, &me, "/confirm").await.starts_with("nothing to confirm"));
 }
+
+/// The menu's Set asks for the opener's next message in the chat: a number becomes
+/// the value, anything else is asked again; strangers' messages and commands are not
+/// taken; after a number the messages are the bot's again. A restart between the
+/// click and the number, and another process taking the number, change nothing.
+#[tokio::test]
+async fn set_takes_the_openers_next_number_across_a_restart() {
+    let (store, clock, first) = setup().await;
+    let (me, stranger) = (user(1, 1), user(2, 1));
+    let menu = open_menu(&first, &me).await;
+    let set = button(&menu, "Set");
+    let asked = click(&first, &me, &set).await;
+    assert!(asked.contains("send a number"), "{asked}");
+    // The first process goes away; a second one on the store gets the messages.
+    first.detach();
+    drop(first);
+    let second = bot(&store, &clock).await;
+    assert_eq!(say(&second, &stranger, "5").await, "I only understand commands; /help lists them");
+    assert_eq!(say(&second, &user(1, 2), "5").await, "I only understand commands; /help lists them");
+    assert!(say(&second, &me, "five").await.contains("not a number"));
+    assert_eq!(say(&second, &me, "/count").await, "count: 1", "commands pass through");
+    assert!(say(&second, &me, "4.5").await.contains("not a number"));
+    let set_to = second.respond(&me, "-12").await.unwrap();
+    assert_eq!(set_to.len(), 1);
+    assert!(set_to[0].reply.to_string().starts_with("value: -12\n[-1] "), "{:?}", set_to[0].reply);
+    assert!(set_to[0].menu.is_some(), "the new menu message is the one expiry edits");
+    assert_eq!(say(&second, &me, "13").await, "I only understand commands; /help lists them", "asked once");
+    assert!(click(&second, &me, &button(&menu, "+1")).await.starts_with("value: -11"));
+    assert_eq!(click(&second, &me, &button(&menu, "Done")).await, "final: -11");
+}
+
+/// A menu that expires while Set waits stops taking messages.
+#[tokio::test]
+async fn an_expired_set_releases_the_chat() {
+    let (_, clock, bot) = setup().await;
+    let me = user(1, 1);
+    let menu = open_menu(&bot, &me).await;
+    assert!(click(&bot, &me, &button(&menu, "Set")).await.contains("send a number"));
+    clock.advance(MENU_TTL);
+    assert_eq!(bot.expire().await.unwrap(), 1);
+    assert_eq!(say(&bot, &me, "7").await, "I only understand commands; /help lists them");
+}

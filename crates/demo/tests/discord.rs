@@ -180,7 +180,7 @@ async fn open_menu(bot: &InProcess, token: &str) -> Value {
     let menu = bot.client.send(&command("menu", OWNER, CHANNEL, token)).await;
     assert_eq!((menu["type"].as_u64(), content(&menu)), (Some(4), "value: 0"), "{menu}");
     assert!(!is_ephemeral(&menu), "others must see the menu to click it");
-    assert_eq!(custom_ids(&menu).len(), 3);
+    assert_eq!(custom_ids(&menu).len(), 4, "-1, +1, Done, Set");
     menu
 }
 
@@ -190,7 +190,7 @@ async fn a_strangers_click_is_answered_not_yours_in_private() {
     let (bot, _) = start(&rest).await;
     let c = &bot.client;
     let menu = open_menu(&bot, "m0").await;
-    let [dec, inc, done] = <[String; 3]>::try_from(custom_ids(&menu)).unwrap();
+    let [dec, inc, done, _set] = <[String; 4]>::try_from(custom_ids(&menu)).unwrap();
 
     let one = c.send(&click(&inc, OWNER, CHANNEL, 500, "m1")).await;
     assert_eq!((one["type"].as_u64(), content(&one)), (Some(7), "value: 1"));

@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::engine::Input;
 use super::envelope::Header;
 use super::local::Local;
 pub(crate) use super::outcome::Routed;
-use super::{CustomId, CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, SessionId};
+use super::{CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, SessionId};
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
 use crate::session::sealer::Sealer;
@@ -72,6 +73,9 @@ pub(crate) struct Core {
     pub(crate) obs: crate::observe::Observer,
     /// Seals stored sessions (encryption at rest), or does nothing.
     pub(crate) sealer: Sealer,
+    /// Where sessions record that they await text (`<namespace>.text`); `None` when
+    /// the namespace is too long for it.
+    pub(crate) text_ns: Option<Namespace>,
 }
 
 impl Core {
@@ -248,16 +252,20 @@ pub(crate) enum Tended {
 /// A kind with its types erased.
 #[async_trait::async_trait]
 pub(crate) trait ErasedKind: Send + Sync + 'static {
-    /// Applies a routed click to the session in `record`.
-    async fn click(
+    /// Applies a routed click or text message to the session in `record`.
+    async fn apply(
         &self,
         core: &Core,
         sid: SessionId,
         key: &SessionKey,
         record: Record,
         ctx: &Context,
-        id: CustomId,
+        input: Input<'_>,
     ) -> Result<Routed, InteractiveError>;
+
+    /// Whether a session of this kind that awaits text takes `text` (commands may
+    /// pass through).
+    fn takes(&self, text: &str) -> bool;
 
     /// The kind's registered name.
     fn name(&self) -> &Arc<str>;

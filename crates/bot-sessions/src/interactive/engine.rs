@@ -8,15 +8,24 @@
 use std::sync::Arc;
 
 use super::core::{Core, ErasedKind, Routed, Tended};
-use super::envelope::{Envelope, Phase, TtlOverride};
+use super::envelope::{Envelope, Phase, TextWait, TtlOverride};
 use super::reply::Reply;
 use super::{
-    CustomId, EndCx, EndEvent, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin,
+    Commands, CustomId, EndCx, EndEvent, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin,
     RouteOutcome, SessionId, StartCx, Step, UpdateCx,
 };
 use crate::{Context, Precondition, Record, SessionKey, Timestamp, Ttl};
 
 type Stored<K> = Envelope<String, <K as Interactive>::State, <K as Interactive>::Output>;
+
+/// What a routed update brings a session.
+#[derive(Debug)]
+pub(crate) enum Input<'a> {
+    /// A component update with its decoded custom id.
+    Click(CustomId),
+    /// A text message the session awaits.
+    Text(&'a str),
+}
 
 /// One registered kind, typed.
 pub(crate) struct Engine<K> {
@@ -25,6 +34,10 @@ pub(crate) struct Engine<K> {
     pub(crate) ttl: Ttl,
     pub(crate) start_filter: Filter,
     pub(crate) update_filter: Filter,
+    pub(crate) commands: Commands,
+    /// Filters of single components, in place of `update_filter` for their clicks.
+    pub(crate) component_filters: std::collections::HashMap<String, Filter>,
+    pub(crate) limit: Option<super::Limit>,
 }
 
 /// Decodes a stored session, which must be of the kind `name`.
@@ -40,6 +53,22 @@ fn decode<K: Interactive>(name: &str, sid: SessionId, record: &Record) -> Result
     Ok(stored)
 }
 
+/// Whether a text message comes from the session's opener, where it was opened.
+fn opener_there(ctx: &Context, origin: &Origin) -> bool {
+    ctx.user_id.is_some() && ctx.user_id == origin.user && ctx.chat_id == origin.chat && ctx.topic_id == origin.topic
+}
+
+/// Whether a session that takes text until `deadline` outlives its awaiting record,
+/// kept until `until` (the deadline when it was written, plus the grace period), which
+/// then has to be written again.
+fn outlives(deadline: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+    match (deadline, until) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(e), Some(u)) => e > u,
+    }
+}
+
 fn stateless(sid: SessionId) -> InteractiveError {
     let source = <serde_json::Error as serde::de::Error>::custom("a live session without state");
     InteractiveError::Codec { session: sid, op: "decode", source }
@@ -48,7 +77,10 @@ fn stateless(sid: SessionId) -> InteractiveError {
 impl<K: Interactive> Engine<K> {
     pub(crate) fn new(name: Arc<str>, kind: K) -> Self {
         let (ttl, start_filter, update_filter) = (kind.ttl(), kind.start_filter(), kind.update_filter());
-        Engine { name, kind, ttl, start_filter, update_filter }
+        let commands = kind.commands();
+        let component_filters = kind.component_filters().into_iter().map(|(c, f)| (c.to_owned(), f)).collect();
+        let limit = kind.limit();
+        Engine { name, kind, ttl, start_filter, update_filter, commands, component_filters, limit }
     }
 
     /// The time to live of one session: its own, or the kind's.
@@ -69,6 +101,7 @@ impl<K: Interactive> Engine<K> {
         let mut origin = Origin::of(ctx, now);
         let mut reply = None;
         let mut ttl = None;
+        let mut asking = false;
         let state = {
             let mut cx = StartCx {
                 ctx,
@@ -78,6 +111,7 @@ impl<K: Interactive> Engine<K> {
                 now,
                 reply: &mut reply,
                 ttl: &mut ttl,
+                asking: &mut asking,
             };
             self.kind.start(&mut cx, args).await.map_err(|source| InteractiveError::Session {
                 session: sid,
@@ -90,9 +124,23 @@ impl<K: Interactive> Engine<K> {
         let ttl = ttl.map(TtlOverride::of);
         let deadline = self.ttl_of(ttl).expires_at(now, now);
         let owner = origin.user;
-        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, Some(core.instance), ttl);
+        let expires = core.keep_live(deadline);
+        // The awaiting record goes first: until the session is stored it routes nothing.
+        let wait = match asking {
+            true => Some(core.ask(sid, &self.name, &origin, expires, now).await?),
+            false => None,
+        };
+        let env =
+            Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin.clone(), Some(core.instance), ttl)
+                .asking(wait);
         // Stored before the reply goes out: the first click always finds the session.
-        match core.write(sid, key, &env, core.keep_live(deadline), Precondition::Absent, owner, now).await? {
+        let written = core.write(sid, key, &env, expires, Precondition::Absent, owner, now).await;
+        if !matches!(written, Ok(Some(_)))
+            && let Some(wait) = wait
+        {
+            core.unask(sid, &origin, wait).await;
+        }
+        match written? {
             Some(_) => Ok((deadline, reply)),
             // 96 random bits collided with a live session: refuse rather than overwrite.
             None => Err(InteractiveError::Store {
@@ -117,6 +165,7 @@ impl<K: Interactive> Engine<K> {
         waiter: Option<u64>,
         reason: EndReason,
         preset: Option<K::Output>,
+        text: Option<TextWait>,
         now: Timestamp,
     ) -> Result<Option<Option<Reply>>, InteractiveError> {
         let lease = now.saturating_add(core.cfg.end_lease);
@@ -127,6 +176,10 @@ impl<K: Interactive> Engine<K> {
         else {
             return Ok(None);
         };
+        // Claimed: the session no longer takes text; release what it awaited.
+        if let Some(wait) = text {
+            core.unask(sid, &origin, wait).await;
+        }
         let mut reply = None;
         let mut cx = EndCx { session: sid, reason, origin: &origin, codec: &core.codec, now, reply: &mut reply };
         let returned = match self.kind.end(&mut cx, state).await {
@@ -224,43 +277,67 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         &self.name
     }
 
-    async fn click(
+    fn takes(&self, text: &str) -> bool {
+        self.commands.takes(text)
+    }
+
+    async fn apply(
         &self,
         core: &Core,
         sid: SessionId,
         key: &SessionKey,
         mut record: Record,
         ctx: &Context,
-        id: CustomId,
+        input: Input<'_>,
     ) -> Result<Routed, InteractiveError> {
+        let (clicked, text) = match input {
+            Input::Click(id) => (id, None),
+            Input::Text(text) => (CustomId::new(sid, ""), Some(text)),
+        };
         let mut attempt = 1;
         loop {
             let now = core.now();
-            let Envelope { phase, reason, state, deadline, mut origin, waiter, ttl, .. } =
+            let Envelope { phase, reason, state, deadline, mut origin, waiter, ttl, text: wait, .. } =
                 decode::<K>(&self.name, sid, &record)?;
+            if text.is_some() && (phase != Phase::Live || wait.is_none() || !opener_there(ctx, &origin)) {
+                // Not (or no longer) awaited: the bot's other handlers take the message.
+                return Ok(Routed::of(RouteOutcome::NotOurs));
+            }
             if phase != Phase::Live {
                 let reason = reason.unwrap_or(EndReason::Expired);
                 return Ok(Routed::of(RouteOutcome::Ended { session: sid, reason }));
             }
             let mut state = state.ok_or_else(|| stateless(sid))?;
             if now.is_expired(deadline) {
-                let v = record.version;
-                let ended =
-                    self.end_live(core, sid, key, v, state, origin, waiter, EndReason::Expired, None, now).await?;
+                let (v, why) = (record.version, EndReason::Expired);
+                let ended = self.end_live(core, sid, key, v, state, origin, waiter, why, None, wait, now).await?;
                 if let Some(reply) = ended {
                     return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
             } else {
-                if let Err(refusal) = self.update_filter.check(ctx, &origin) {
+                // Text is only ever the opener's (the awaiting record's key says so).
+                let filter = self.component_filters.get(clicked.component()).unwrap_or(&self.update_filter);
+                if text.is_none()
+                    && let Err(refusal) = filter.check(ctx, &origin)
+                {
                     return Ok(Routed::of(RouteOutcome::Refused { session: sid, filter: refusal.filter }));
                 }
-                if origin.message.is_none() {
+                if origin.message.is_none() && text.is_none() {
                     origin.message = ctx.message_id;
                 }
                 let mut reply = None;
+                let mut asking = wait.is_some();
                 let step = {
-                    let mut cx =
-                        UpdateCx { ctx, clicked: &id, codec: &core.codec, origin: &mut origin, now, reply: &mut reply };
+                    let mut cx = UpdateCx {
+                        ctx,
+                        clicked: &clicked,
+                        text,
+                        codec: &core.codec,
+                        origin: &mut origin,
+                        now,
+                        reply: &mut reply,
+                        asking: &mut asking,
+                    };
                     self.kind.update(&mut cx, &mut state).await.map_err(|source| InteractiveError::Session {
                         session: sid,
                         kind: self.name.clone(),
@@ -271,10 +348,39 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 match step {
                     Step::Continue { refresh } => {
                         let deadline = if refresh { self.refreshed(ttl, deadline, origin.at, now) } else { deadline };
-                        let env = Envelope::<_, _, &K::Output>::live(&self.name, &state, deadline, origin, waiter, ttl);
                         let expires = core.keep_live(deadline);
+                        // Asking starts (or outlives its awaiting record): write the
+                        // awaiting record first, as `start` does.
+                        let fresh = match (asking, wait) {
+                            (true, None) => Some(core.ask(sid, &self.name, &origin, expires, now).await?),
+                            (true, Some(w)) if outlives(deadline, w.until) => {
+                                Some(core.ask(sid, &self.name, &origin, expires, now).await?)
+                            }
+                            _ => None,
+                        };
+                        let now_wait = if asking { fresh.or(wait) } else { None };
+                        let env = Envelope::<_, _, &K::Output>::live(
+                            &self.name,
+                            &state,
+                            deadline,
+                            origin.clone(),
+                            waiter,
+                            ttl,
+                        )
+                        .asking(now_wait);
                         let pre = Precondition::Version(record.version);
-                        if core.write(sid, key, &env, expires, pre, None, now).await?.is_some() {
+                        let written = core.write(sid, key, &env, expires, pre, None, now).await;
+                        if !matches!(written, Ok(Some(_)))
+                            && wait.is_none()
+                            && let Some(f) = fresh
+                        {
+                            // The ask did not land: take its awaiting record back.
+                            core.unask(sid, &origin, f).await;
+                        }
+                        if written?.is_some() {
+                            if let (false, Some(w)) = (asking, wait) {
+                                core.unask(sid, &origin, w).await;
+                            }
                             core.local.adopt(sid, deadline);
                             let outcome = RouteOutcome::Handled { session: sid, ended: None };
                             return Ok(Routed { outcome, reply, end_reply: None });
@@ -283,8 +389,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                     Step::Finish(result) => {
                         let reason = EndReason::Finished;
                         let v = record.version;
-                        let ended =
-                            self.end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), now).await?;
+                        let ended = self
+                            .end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), wait, now)
+                            .await?;
                         if let Some(end_reply) = ended {
                             let outcome = RouteOutcome::Handled { session: sid, ended: Some(reason) };
                             return Ok(Routed { outcome, reply, end_reply });
@@ -300,6 +407,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             attempt += 1;
             record = match core.load(sid, key, core.now()).await? {
                 Some(r) => r,
+                None if text.is_some() => return Ok(Routed::of(RouteOutcome::NotOurs)),
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             };
         }
@@ -316,7 +424,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
     ) -> Result<Tended, InteractiveError> {
         let mut attempt = 1;
         loop {
-            let Envelope { phase, reason, state, result, deadline, lease, origin, waiter, .. } =
+            let Envelope { phase, reason, state, result, deadline, lease, origin, waiter, text, .. } =
                 decode::<K>(&self.name, sid, &record)?;
             match phase {
                 Phase::Live => {
@@ -330,7 +438,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         }
                     };
                     let v = record.version;
-                    if self.end_live(core, sid, key, v, state, origin, waiter, reason, None, now).await?.is_some() {
+                    let ended =
+                        self.end_live(core, sid, key, v, state, origin, waiter, reason, None, text, now).await?;
+                    if ended.is_some() {
                         return Ok(Tended::Ended);
                     }
                 }

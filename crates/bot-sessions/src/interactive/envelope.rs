@@ -51,6 +51,19 @@ pub(crate) struct Envelope<N, S, R> {
     /// This session's own time to live, when `start` set one instead of the kind's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<TtlOverride>,
+    /// While the session asks for its opener's next message: the awaiting record it
+    /// wrote (see `text.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextWait>,
+}
+
+/// The awaiting record a session that asks for text wrote: its version (deleted only
+/// if still this one) and its expiry (rewritten when the session outlives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TextWait {
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
 }
 
 /// A per-session time to live, as stored.
@@ -103,7 +116,14 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
             origin,
             waiter,
             ttl,
+            text: None,
         }
+    }
+
+    /// The same session, asking for text with the awaiting record `text`.
+    pub(crate) fn asking(mut self, text: Option<TextWait>) -> Self {
+        self.text = text;
+        self
     }
 }
 
@@ -151,6 +171,7 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
             origin,
             waiter,
             ttl: None,
+            text: None,
         }
     }
 }
@@ -197,10 +218,12 @@ mod tests {
             origin: origin.clone(),
             waiter: Some(3),
             ttl: Some(TtlOverride::IdleMs(500)),
+            text: Some(TextWait { version: 9, until: None }),
         };
         let bytes = serde_json::to_vec(&env).unwrap();
         let back: Envelope<String, u32, String> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!((back.kind.as_str(), back.state, back.result, back.origin), ("k", Some(7), None, origin));
+        assert_eq!(back.text, Some(TextWait { version: 9, until: None }));
         assert_eq!(back.ttl.map(TtlOverride::ttl), Some(Ttl::idle(std::time::Duration::from_millis(500))));
         let h: Header<'_> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!((h.phase, h.deadline, h.waiter), (Phase::Live, Some(Timestamp(10)), Some(3)));

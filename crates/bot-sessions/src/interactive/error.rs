@@ -107,6 +107,16 @@ pub enum InteractiveError {
         /// The limit.
         limit: usize,
     },
+    /// A session asked for text ([`UpdateCx::ask_text`](super::UpdateCx::ask_text))
+    /// but cannot: it was opened without a chat or a user, or the manager's namespace
+    /// leaves no room for `<namespace>.text`. Nothing was written.
+    #[error("interactive session {session} cannot ask for text: {reason}")]
+    CannotAsk {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: &'static str,
+    },
     /// Other processes kept writing the session; the update gave up after `attempts`.
     #[error("interactive session {session} stayed contended after {attempts} attempts")]
     Contention {

@@ -157,6 +157,7 @@ impl ManagerBuilder {
         let mut cfg = self.cfg;
         cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
         let obs = crate::observe::Observer::new(self.store.backend(), namespace.as_str());
+        let text_ns = super::text::text_namespace(&namespace);
         Ok(Manager {
             core: Arc::new(Core {
                 store: self.store,
@@ -172,6 +173,7 @@ impl ManagerBuilder {
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 obs,
                 sealer: self.sealer,
+                text_ns,
             }),
         })
     }
@@ -308,6 +310,12 @@ impl Manager {
             // Shut down while starting: the shutdown pass may have missed this one.
             core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;
         }
+        if let Some(limit) = engine.limit {
+            // After the start, as `replace` does: a failed start displaces nothing.
+            if let Err(error) = self.displace(&engine.name, limit, sid, ctx, core.keep_live(deadline)).await {
+                tracing::warn!(session = %sid, kind = %engine.name, %error, "could not apply the kind's session limit");
+            }
+        }
         Ok(Started { id: sid, handle: SessionHandle::new(sid, rx), reply })
     }
 
@@ -402,7 +410,7 @@ impl Manager {
         let engine = core.engine_for(sid, &record)?;
         tracing::Span::current().record("kind", &**engine.name());
         *kind = Some(engine.name().clone());
-        engine.click(core, sid, &key, record, ctx, id).await
+        engine.apply(core, sid, &key, record, ctx, super::engine::Input::Click(id)).await
     }
 
     /// Records the message that carries `session`'s components, once the transport

@@ -18,6 +18,14 @@
 //!   build time, and optional truncated HMAC-SHA256 signatures with key rotation.
 //! - [`Filter`]: who may open a session and whose clicks it accepts; by default only
 //!   the user who opened it ([`Filter::opener`]).
+//! - Text steps: a session may [ask](StartCx::ask_text) for its opener's next
+//!   message in its chat (and forum topic); [`Manager::route_text`] hands it to
+//!   [`Interactive::on_text`] instead of the bot's other handlers until the session
+//!   [stops asking](UpdateCx::stop_asking) or ends, on any process sharing the store.
+//!   A conversation is one kind mixing text steps and components (see the second
+//!   example below).
+//! - Per-component [filters](Interactive::component_filters), one-call ids
+//!   ([`SessionCx::id`]) and session [limits](Interactive::limit) with displacement.
 //! - [`RouteOutcome`]: what happened to a click: handled, not ours, unknown, expired,
 //!   ended, refused, forged, malformed. Bad input is an outcome, never a panic, and never
 //!   touches a session.
@@ -109,6 +117,78 @@
 //! # }).unwrap();
 //! ```
 
+//!
+//! # A conversation: text steps and a button
+//!
+//! ```
+//! use bot_sessions::interactive::*;
+//! use bot_sessions::{store::memory::MemoryStore, Context};
+//! use bot_sessions::store::BoxError;
+//!
+//! /// Asks a name, then an email (again until it has an `@`), then waits for Confirm.
+//! struct Signup;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Default)]
+//! struct Form { name: Option<String>, email: Option<String> }
+//!
+//! #[async_trait]
+//! impl Interactive for Signup {
+//!     type State = Form;
+//!     type Args = ();
+//!     type Output = (String, String);
+//!
+//!     async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<Form, BoxError> {
+//!         cx.ask_text();
+//!         cx.reply(Reply::message(Message::text("your name?")));
+//!         Ok(Form::default())
+//!     }
+//!
+//!     async fn on_text(&self, cx: &mut UpdateCx<'_>, f: &mut Form) -> Result<Step<Self::Output>, BoxError> {
+//!         let text = cx.text().unwrap_or_default().trim().to_owned();
+//!         if f.name.is_none() {
+//!             f.name = Some(text);
+//!             cx.reply(Reply::message(Message::text("your email?")));
+//!         } else if text.contains('@') {
+//!             f.email = Some(text);
+//!             cx.stop_asking();
+//!             let confirm = cx.id("confirm")?;
+//!             cx.reply(Reply::message(Message::text("ok?").row([Button::new("Confirm", confirm)])));
+//!         } else {
+//!             cx.reply(Reply::message(Message::text("that is no email; your email?")));
+//!         }
+//!         Ok(Step::refresh())
+//!     }
+//!
+//!     async fn on_button(&self, _: &mut UpdateCx<'_>, f: &mut Form) -> Result<Step<Self::Output>, BoxError> {
+//!         match (f.name.take(), f.email.take()) {
+//!             (Some(name), Some(email)) => Ok(Step::Finish((name, email))),
+//!             _ => Ok(Step::keep()),
+//!         }
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let manager = Manager::builder(MemoryStore::new(), CustomIdCodec::new("s", Target::Telegram)?).build()?;
+//! let signup = manager.register("signup", Signup)?;
+//! let ada = Context::new().chat(1).user(42);
+//! let started = manager.start(&signup, &ada, ()).await?;
+//!
+//! // The bot's message handler asks the manager first; `NotOurs` goes on as usual.
+//! assert_eq!(manager.route_text(&Context::new().chat(1).user(7), "hi").await?, RouteOutcome::NotOurs);
+//! manager.route_text(&ada, "Ada").await?;
+//! let again = manager.handle_text(&ada, "nope").await?;
+//! assert_eq!(again.reply.unwrap().to_string(), "that is no email; your email?");
+//! manager.route_text(&ada, "ada@example.com").await?;
+//! assert_eq!(manager.route_text(&ada, "more text").await?, RouteOutcome::NotOurs, "no longer asking");
+//!
+//! let confirm = manager.codec().encode(&CustomId::new(started.id, "confirm"))?;
+//! manager.route(&ada.clone().custom_id(&confirm)).await?;
+//! let ended = started.handle.await?;
+//! assert_eq!(ended.result, Some(("Ada".to_owned(), "ada@example.com".to_owned())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
 mod core;
 mod custom_id;
 mod cx;
@@ -120,11 +200,13 @@ mod expiry;
 mod filter;
 mod handle;
 mod inspect;
+mod limit;
 mod local;
 mod manager;
 mod outcome;
 mod reply;
 mod sweeper;
+mod text;
 
 use std::time::Duration;
 
@@ -136,16 +218,18 @@ pub use custom_id::{
     CustomId, CustomIdCodec, CustomIdError, DecodeError, MAX_NAMESPACE_LEN, SEPARATOR, SessionId, SigningKeys, Target,
     Unit,
 };
-pub use cx::{EndCx, StartCx, UpdateCx};
+pub use cx::{EndCx, SessionCx, StartCx, UpdateCx};
 pub use error::InteractiveError;
 pub use events::EndEvent;
 pub use filter::{Filter, Origin, Rejection};
 pub use handle::{HandleError, SessionHandle, Started};
 pub use inspect::{SessionPhase, StoredSession, StoredSessionError, expire_now, read_stored, stored_id, stored_key};
+pub use limit::{Limit, LimitScope};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
 pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};
 pub use sweeper::Sweeper;
+pub use text::Commands;
 
 /// The attribute [`Interactive`] implementations need (re-exported so that bot code
 /// does not have to depend on `async-trait` itself).
@@ -193,7 +277,8 @@ impl<R> Step<R> {
 /// kind can rebuild it from the stored state.
 ///
 /// The configuration methods ([`ttl`](Self::ttl), [`start_filter`](Self::start_filter),
-/// [`update_filter`](Self::update_filter)) are read once, at registration.
+/// [`update_filter`](Self::update_filter), [`component_filters`](Self::component_filters),
+/// [`limit`](Self::limit), [`commands`](Self::commands)) are read once, at registration.
 ///
 /// # Re-runs
 ///
@@ -219,11 +304,15 @@ pub trait Interactive: Send + Sync + 'static {
     /// Handles one routed update (answer it with [`UpdateCx::reply`]). An error writes
     /// nothing (the update is dropped and [`Manager::route`] returns it).
     ///
-    /// The default dispatches by the component's kind: a select menu to
-    /// [`on_select`](Self::on_select), a modal submit to [`on_modal`](Self::on_modal),
-    /// a button or a Telegram callback (or an update of unknown kind) to
-    /// [`on_button`](Self::on_button). Override either this or those.
+    /// The default dispatches by what came: a text message the session asked for to
+    /// [`on_text`](Self::on_text); a select menu to [`on_select`](Self::on_select), a
+    /// modal submit to [`on_modal`](Self::on_modal), a button or a Telegram callback
+    /// (or an update of unknown kind) to [`on_button`](Self::on_button). Override
+    /// either this or those.
     async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        if cx.text().is_some() {
+            return self.on_text(cx, state).await;
+        }
         match cx.context().component_kind() {
             Some(ComponentKind::SelectMenu) => self.on_select(cx, state).await,
             Some(ComponentKind::ModalSubmit) => self.on_modal(cx, state).await,
@@ -247,6 +336,16 @@ pub trait Interactive: Send + Sync + 'static {
 
     /// A submitted modal; its fields are [`UpdateCx::field`]. Default: nothing changes.
     async fn on_modal(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+        let _ = (cx, state);
+        Ok(Step::keep())
+    }
+
+    /// The opener's message, which the session asked for ([`StartCx::ask_text`],
+    /// [`UpdateCx::ask_text`]) and [`Manager::route_text`] routed here; the text is
+    /// [`UpdateCx::text`]. The session goes on asking until it
+    /// [stops](UpdateCx::stop_asking) or ends, so bad input is answered by replying
+    /// and returning. Default: nothing changes.
+    async fn on_text(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
         let _ = (cx, state);
         Ok(Step::keep())
     }
@@ -277,5 +376,27 @@ pub trait Interactive: Send + Sync + 'static {
     /// Whose clicks a session accepts. Default: only the user who opened it.
     fn update_filter(&self) -> Filter {
         Filter::opener()
+    }
+
+    /// Filters of single components, each in place of
+    /// [`update_filter`](Self::update_filter) for clicks of its component: "anyone may
+    /// vote, only the opener may close" is an `update_filter` of
+    /// [`Filter::allow_all`] and `vec![("close", Filter::opener())]`. Default: none.
+    fn component_filters(&self) -> Vec<(&'static str, Filter)> {
+        Vec::new()
+    }
+
+    /// At most how many sessions of this kind may be open per user, chat or guild
+    /// (see [`Limit`]); starting one more ends the oldest with
+    /// [`EndReason::Replaced`]. Default: no limit.
+    fn limit(&self) -> Option<Limit> {
+        None
+    }
+
+    /// Whether commands (`/word…`) reach a session of this kind while it waits for
+    /// text, or pass through to the bot's other handlers. Default:
+    /// [`Commands::PassThrough`].
+    fn commands(&self) -> Commands {
+        Commands::PassThrough
     }
 }

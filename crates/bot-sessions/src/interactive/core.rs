@@ -69,6 +69,10 @@ pub(crate) struct Core {
     pub(crate) obs: crate::observe::Observer,
     /// Seals stored sessions (encryption at rest), or does nothing.
     pub(crate) sealer: Sealer,
+    /// The store's notices, on which ends are announced to other processes.
+    pub(crate) notices: Option<crate::store::notify::Notices>,
+    /// Hears those notices for the handles waiting here.
+    pub(crate) listener: super::listen::Listener,
 }
 
 impl Core {
@@ -215,6 +219,7 @@ impl Core {
     /// Tells every subscriber that a session ended (no subscriber is fine).
     pub(crate) fn publish(&self, event: EndEvent) {
         self.obs.ended(&event.kind, event.reason.name());
+        self.notify_end(event.session);
         let _ = self.events.send(event);
     }
 }

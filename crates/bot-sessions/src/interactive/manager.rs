@@ -142,6 +142,7 @@ impl ManagerBuilder {
         let mut cfg = self.cfg;
         cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
         let obs = crate::observe::Observer::new(self.store.backend(), namespace.as_str());
+        let notices = self.store.notices();
         Ok(Manager {
             core: Arc::new(Core {
                 store: self.store,
@@ -157,6 +158,8 @@ impl ManagerBuilder {
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 obs,
                 sealer: self.sealer,
+                notices,
+                listener: Default::default(),
             }),
         })
     }
@@ -289,6 +292,7 @@ impl Manager {
         let (tx, rx) = oneshot::channel();
         core.local.insert_started(sid, tx, deadline, core.now(), core.cfg.watch);
         drop(lock);
+        self.core.listen();
         if core.closed.load(Ordering::Acquire) {
             // Shut down while starting: the shutdown pass may have missed this one.
             core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;

@@ -120,6 +120,7 @@ mod expiry;
 mod filter;
 mod handle;
 mod inspect;
+mod listen;
 mod local;
 mod manager;
 mod outcome;

@@ -15,6 +15,8 @@
 //!   twilight-model interactions, an axum endpoint verifying Ed25519 signatures that
 //!   routes clicks, selects and modal submits to interactive sessions and renders their
 //!   replies, a REST client that edits a session's message when it ends;
+//! - `runtime` (feature `interactive`): [`Runtime`](crate::runtime::Runtime), one value
+//!   that runs the sweepers, shows the ends and shuts down gracefully;
 //! - [`observe`]: the tracing spans and `metrics` every operation emits, and their names;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
@@ -27,6 +29,8 @@ mod context;
 pub mod key;
 pub mod observe;
 mod record;
+#[cfg(feature = "interactive")]
+pub mod runtime;
 pub mod session;
 pub mod store;
 
@@ -46,5 +50,7 @@ pub use codec::Codec;
 pub use context::{ChatKind, Component, ComponentKind, Context, Extensions, ReplyRef};
 pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
 pub use record::{Precondition, Record, Write, new_version};
+#[cfg(feature = "interactive")]
+pub use runtime::Runtime;
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
 pub use store::{DynStore, InProcess, Page, Store, StoreError};

@@ -9,7 +9,7 @@
 //! sweeper is needed for either.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -22,7 +22,8 @@ use crate::store::notify::Heard;
 /// handle waits here) and the counters tests read.
 #[derive(Debug, Default)]
 pub(crate) struct Listener {
-    task: OnceLock<Option<AbortOnDrop>>,
+    started: OnceLock<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// A re-check pass is running (passes do not pile up).
     rechecking: Arc<AtomicBool>,
     /// Test hook: notices heard are dropped (to exercise the fallback).
@@ -33,12 +34,11 @@ pub(crate) struct Listener {
     pub(crate) dropped: AtomicU64,
 }
 
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
+impl Drop for Listener {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = self.task.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
     }
 }
 
@@ -59,12 +59,22 @@ impl Core {
     /// Starts this manager's listening task, once (inside a tokio runtime; outside
     /// one, handles learn of ends elsewhere only through the sweeper's watch).
     pub(crate) fn listen(self: &Arc<Self>) {
-        self.listener.task.get_or_init(|| {
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
+        self.listener.started.get_or_init(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
             let heard = self.notices.as_ref().map(|n| n.subscribe());
             let weak = Arc::downgrade(self);
-            Some(AbortOnDrop(runtime.spawn(run(weak, heard, self.cfg.watch))))
+            let task = runtime.spawn(run(weak, heard, self.cfg.watch));
+            *self.listener.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         });
+    }
+
+    /// Stops the listening task (at shutdown) and waits until it has.
+    pub(crate) async fn stop_listening(&self) {
+        let task = self.listener.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 

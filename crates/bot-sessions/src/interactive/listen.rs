@@ -101,7 +101,7 @@ async fn next(heard: &mut Option<broadcast::Receiver<Heard>>) -> Event {
 /// The listening task: notices about sessions waited for here, and a re-check of all of
 /// them every watch period (the fallback). Ends with the manager or at its shutdown.
 async fn run(weak: Weak<Core>, mut heard: Option<broadcast::Receiver<Heard>>, watch: std::time::Duration) {
-    let mut tick = tokio::time::interval(watch);
+    let mut tick = tokio::time::interval(watch.max(std::time::Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

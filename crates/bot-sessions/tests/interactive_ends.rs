@@ -184,7 +184,9 @@ async fn latency(test: &str, backend: &str, url: &str) {
     );
     let (heard, dropped) = manager.end_notice_counts();
     assert_eq!(dropped, 0);
-    assert!(heard >= ENDS as u64, "{backend}: only {heard} of {ENDS} ends came by notice");
+    // The re-check at a watch tick may read an end just before its notice arrives (the
+    // notice then finds nobody waiting); nearly all must still come by notice.
+    assert!(heard >= ENDS as u64 * 9 / 10, "{backend}: only {heard} of {ENDS} ends came by notice");
     assert!(measured.median() <= BOUND, "{backend}: median {:?} above {BOUND:?}", measured.median());
 }
 

@@ -94,7 +94,10 @@ where
     let mut lines = input.lines();
     let (shown, mut ends) = tokio::sync::mpsc::unbounded_channel();
     let runtime = bot
-        .start_runtime(move |event: EndEvent| std::future::ready(drop(shown.send(event))))
+        .start_runtime(move |event: EndEvent| {
+            let _ = shown.send(event);
+            std::future::ready(())
+        })
         .map_err(std::io::Error::other)?;
     let mut notices = bot.subscribe_notices();
     loop {

@@ -124,7 +124,7 @@ async fn shutdown_ends_live_sessions_shows_them_and_leaves_no_task() {
     let (a, b) = (manager.start(&kind, &ctx, ()).await.unwrap(), manager.start(&kind, &ctx, ()).await.unwrap());
     let report = runtime.shutdown().await;
     assert_eq!((report.ended, report.errors, report.hooks_cut), (2, 0, 0));
-    let mut ended = vec![next(&mut rx).await, next(&mut rx).await];
+    let mut ended = [next(&mut rx).await, next(&mut rx).await];
     ended.sort_by_key(|e| e.session.to_string());
     let mut want = vec![a.id, b.id];
     want.sort_by_key(ToString::to_string);

@@ -18,6 +18,8 @@
 //!   `serenity` / `poise`, the same on serenity's gateway (`discord::serenity`: context
 //!   from serenity's interactions, replies in its builders, a router with the deferral,
 //!   data sessions from `poise::Context`);
+//! - `runtime` (feature `interactive`): [`Runtime`](crate::runtime::Runtime), one value
+//!   that runs the sweepers, shows the ends and shuts down gracefully;
 //! - [`observe`]: the tracing spans and `metrics` every operation emits, and their names;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.
 #![deny(missing_docs)]
@@ -33,6 +35,8 @@ pub mod guide;
 pub mod key;
 pub mod observe;
 mod record;
+#[cfg(feature = "interactive")]
+pub mod runtime;
 pub mod session;
 pub mod store;
 
@@ -54,6 +58,8 @@ pub use codec::Codec;
 pub use context::{ChatKind, Component, ComponentKind, Context, Extensions, ReplyRef};
 pub use key::{KeyError, KeyStrategy, Namespace, Scope, SessionKey};
 pub use record::{Precondition, Record, Write, new_version};
+#[cfg(feature = "interactive")]
+pub use runtime::Runtime;
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
 pub use store::{DynStore, InProcess, Page, Store, StoreError};
 

@@ -385,6 +385,32 @@ impl Bot {
         self.menus.shutdown_detached();
     }
 
+    /// Starts what runs beside the handlers, for every transport: the sweepers of the
+    /// menus and onboarding forms (every second) and `on_end`, which shows each menu's
+    /// end. Its shutdown leaves open menus in the store for a restart or another
+    /// process.
+    ///
+    /// # Errors
+    ///
+    /// Outside a tokio runtime.
+    pub fn start_runtime<F, Fut>(&self, on_end: F) -> Result<bot_sessions::Runtime, BotError>
+    where
+        F: Fn(EndEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let every = Duration::from_secs(1);
+        bot_sessions::Runtime::builder()
+            .manager(&self.menus)
+            .sessions(&self.onboarding)
+            .sweep_every(every)
+            .scan_every(10)
+            .session_sweep_every(every)
+            .on_shutdown(bot_sessions::runtime::OnShutdown::Detach)
+            .on_end(on_end)
+            .start()
+            .map_err(|e| BotError::Session(SessionError::Config(e.to_string())))
+    }
+
     /// The interactive manager of the menus, for a transport that routes clicks itself
     /// (Telegram's [`CallbackRouter`](bot_sessions::telegram::CallbackRouter), which also
     /// answers the callback query). [`Bot::click`] is the transport-free way.

@@ -92,7 +92,13 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut lines = input.lines();
-    let mut ends = bot.subscribe_ends();
+    let (shown, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    let runtime = bot
+        .start_runtime(move |event: EndEvent| {
+            let _ = shown.send(event);
+            std::future::ready(())
+        })
+        .map_err(std::io::Error::other)?;
     let mut notices = bot.subscribe_notices();
     loop {
         let raw = tokio::select! {
@@ -100,12 +106,8 @@ where
                 Some(raw) => raw,
                 None => break,
             },
-            event = ends.recv() => {
-                match event {
-                    Ok(event) => announce(&mut output, &event).await?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => ends = broadcast::channel(1).1,
-                }
+            Some(event) = ends.recv() => {
+                announce(&mut output, &event).await?;
                 continue;
             }
             notice = notices.recv() => {
@@ -136,7 +138,7 @@ where
         // Typed at, a reply should show at once.
         output.flush().await?;
     }
-    bot.detach();
+    runtime.shutdown().await;
     output.flush().await
 }
 

@@ -121,17 +121,15 @@ impl Discord {
         self.endpoint.router()
     }
 
-    /// Starts showing the ends of menus (expiry edits their messages) and telling
-    /// expired onboarding forms; abort the handles to stop.
+    /// Starts telling expired onboarding forms; abort the handles to stop. (The ends
+    /// of menus are shown by the bot's runtime, see [`serve`](Self::serve).)
     pub fn spawn_background(&self) -> Vec<JoinHandle<()>> {
-        let ends = self.ends.spawn(self.bot.menus());
-        let notices = tokio::spawn(tell_notices(self.endpoint.rest().clone(), self.bot.subscribe_notices()));
-        vec![ends, notices]
+        vec![tokio::spawn(tell_notices(self.endpoint.rest().clone(), self.bot.subscribe_notices()))]
     }
 
     /// Serves the endpoint on `listener` until `shutdown` completes; then the requests
     /// in hand finish, the background tasks stop, and open menus stay in the store for
-    /// the next start ([`Bot::detach`]).
+    /// the next start (the runtime of [`Bot::start_runtime`]).
     ///
     /// # Errors
     ///
@@ -140,6 +138,18 @@ impl Discord {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let ends = self.ends.clone();
+        let runtime = self
+            .bot
+            .start_runtime(move |event| {
+                let ends = ends.clone();
+                async move {
+                    if let Err(error) = ends.show(&event).await {
+                        eprintln!("discord: cannot show the end of menu {}: {error}", event.session);
+                    }
+                }
+            })
+            .map_err(std::io::Error::other)?;
         let background = self.spawn_background();
         // The library's bounded listener: header and body read times, body size and open
         // connections are capped (unauthenticated clients cannot hold memory).
@@ -147,7 +157,7 @@ impl Discord {
         for task in background {
             task.abort();
         }
-        self.bot.detach();
+        runtime.shutdown().await;
         served
     }
 }

@@ -115,7 +115,6 @@ impl Settings {
         BotConfig::default()
             .onboarding_ttl(Duration::from_secs(self.onboarding_ttl))
             .menu_ttl(Duration::from_secs(self.menu_ttl))
-            .sweep_every(Some(Duration::from_secs(1)))
             .clock(Arc::new(SystemClock))
     }
 

@@ -185,7 +185,8 @@ where
     F: Future<Output = ()> + Send,
 {
     let router = CallbackRouter::new(bot.menus().clone()).texts(callback_texts());
-    let ends = tokio::spawn(show_ends(api.clone(), bot.subscribe_ends()));
+    let shows = api.clone();
+    let runtime = bot.start_runtime(move |event| show_ends(shows.clone(), event))?;
     let notices = tokio::spawn(send_notices(api.clone(), bot.subscribe_notices()));
     let mut dispatcher = Dispatcher::builder(api.clone(), handler(router))
         .dependencies(dptree::deps![bot.clone()])
@@ -216,9 +217,8 @@ where
             None => Ok(()),
         },
     };
-    ends.abort();
     notices.abort();
-    bot.detach();
+    runtime.shutdown().await;
     Ok(result?)
 }
 
@@ -298,17 +298,11 @@ impl Place {
 }
 
 /// Shows the ends no click answered (an expired menu's message edited to say so).
-async fn show_ends(api: teloxide::Bot, mut ends: broadcast::Receiver<EndEvent>) {
-    loop {
-        match ends.recv().await {
-            Ok(event) if event.reason != EndReason::Finished => {
-                if let Err(e) = show_end(&api, &event, None).await {
-                    eprintln!("telegram: cannot show the end of menu {}: {e}", event.session);
-                }
-            }
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
+async fn show_ends(api: teloxide::Bot, event: EndEvent) {
+    if event.reason != EndReason::Finished
+        && let Err(e) = show_end(&api, &event, None).await
+    {
+        eprintln!("telegram: cannot show the end of menu {}: {e}", event.session);
     }
 }
 

@@ -76,6 +76,10 @@ pub(crate) struct Core {
     /// Where sessions record that they await text (`<namespace>.text`); `None` when
     /// the namespace is too long for it.
     pub(crate) text_ns: Option<Namespace>,
+    /// The store's notices, on which ends are announced to other processes.
+    pub(crate) notices: Option<crate::store::notify::Notices>,
+    /// Hears those notices for the handles waiting here.
+    pub(crate) listener: super::listen::Listener,
 }
 
 impl Core {
@@ -226,6 +230,7 @@ impl Core {
     /// Tells every subscriber that a session ended (no subscriber is fine).
     pub(crate) fn publish(&self, event: EndEvent) {
         self.obs.ended(&event.kind, event.reason.name());
+        self.notify_end(event.session);
         let _ = self.events.send(event);
     }
 }

@@ -6,7 +6,8 @@ use super::reply::Reply;
 use super::{EndReason, Origin, SessionId};
 
 /// One interactive session ended. Published once per end, by the manager (in whichever
-/// process) that ended it; subscribe with [`Manager::subscribe`](super::Manager::subscribe).
+/// process) that ended it; subscribe with [`Manager::subscribe`](super::Manager::subscribe),
+/// or hand it to a platform adapter with [`RuntimeBuilder::on_end`](crate::runtime::RuntimeBuilder::on_end).
 ///
 /// Ends that are not published: a session erased by forget-user (it is deleted, its
 /// `end` does not run).

@@ -51,7 +51,9 @@ pub enum HandleError {
 /// Resolves with the session's end: its reason and result.
 ///
 /// It resolves after the session finished, expired (wherever the expiry ran), was
-/// replaced or cancelled, and at shutdown. It is a plain future: await it, select on
+/// replaced or cancelled, and at shutdown. An end run in another process reaches it
+/// through the store's end notices within milliseconds (see [Ends heard at
+/// once](super#ends-heard-at-once)), or at the next watch period if the notice is lost. It is a plain future: await it, select on
 /// it, or drop it (the session carries on without anybody waiting).
 ///
 /// # Examples

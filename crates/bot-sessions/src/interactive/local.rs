@@ -143,6 +143,16 @@ impl Local {
         entry.waiter.take().is_some_and(|w| w.send(delivery).is_ok())
     }
 
+    /// Whether a handle here waits for `sid`'s end.
+    pub(crate) fn waits(&self, sid: SessionId) -> bool {
+        self.entries.get(&sid).is_some_and(|e| e.watched())
+    }
+
+    /// The sessions whose handle waits here.
+    pub(crate) fn waiting(&self) -> Vec<SessionId> {
+        self.entries.iter().filter(|e| e.watched()).map(|e| *e.key()).collect()
+    }
+
     /// The sessions started here that are still remembered.
     pub(crate) fn started_here(&self) -> Vec<SessionId> {
         self.entries.iter().filter(|e| e.started_here).map(|e| *e.key()).collect()

@@ -158,6 +158,7 @@ impl ManagerBuilder {
         cfg.retry.max_attempts = cfg.retry.max_attempts.max(1);
         let obs = crate::observe::Observer::new(self.store.backend(), namespace.as_str());
         let text_ns = super::text::text_namespace(&namespace);
+        let notices = self.store.notices();
         Ok(Manager {
             core: Arc::new(Core {
                 store: self.store,
@@ -174,6 +175,8 @@ impl ManagerBuilder {
                 obs,
                 sealer: self.sealer,
                 text_ns,
+                notices,
+                listener: Default::default(),
             }),
         })
     }
@@ -306,6 +309,7 @@ impl Manager {
         let (tx, rx) = oneshot::channel();
         core.local.insert_started(sid, tx, deadline, core.now(), core.cfg.watch);
         drop(lock);
+        self.core.listen();
         if core.closed.load(Ordering::Acquire) {
             // Shut down while starting: the shutdown pass may have missed this one.
             core.tend(sid, core.now(), Some(EndReason::Shutdown)).await?;

@@ -47,17 +47,48 @@
 //! - [`Manager::expire_due`]: an in-process index ordered by deadline of the sessions
 //!   this manager started or routed; its cost grows with the number of due entries.
 //!   Idle refreshes do not touch it: a popped entry whose session was refreshed is filed
-//!   again at the stored deadline. Sessions whose handle is awaited here are also
-//!   re-checked every *watch period* (1 s), which is how a handle learns of an end that
-//!   happened in another process.
+//!   again at the stored deadline.
 //! - [`Manager::expire_scan`]: a scan of the whole namespace, for sessions whose
 //!   process died. Its cost grows with the number of stored sessions (every record is
-//!   read), so the [sweeper](Manager::spawn_sweeper) runs it every n-th tick only.
+//!   read), so the [sweeper](Manager::spawn_sweeper) (which [`Runtime`](crate::Runtime)
+//!   runs) does it every n-th tick only.
 //!
 //! Ending is claimed with compare-and-set (phase `live` → `ending`), so `end` runs once
 //! across all managers. If the claimer dies inside `end`, another manager marks the
 //! session ended after the claim's lease (60 s) *without* running `end` again: `end`
 //! runs at most once.
+//!
+//! # Ends heard at once
+//!
+//! A handle resolves at once for an end run in its own process. For an end run in
+//! another process, the ending manager announces it on the store's
+//! [notices](crate::store::notify) once the ended record is written (Redis `PUBLISH`,
+//! PostgreSQL `NOTIFY`, a small table SQLite processes poll through
+//! `PRAGMA data_version`, in process for the memory store), and the manager holding
+//! the handle reads the session and resolves it: milliseconds, with no sweeper. Notices
+//! are a hint; when one is lost (a reconnection, a lagging receiver), the handle still
+//! resolves at the next *watch period* (1 s), when every session waited for here is
+//! read again.
+//!
+//! # Running it
+//!
+//! A bot runs the sweepers, shows ends that no click answered and shuts down with one
+//! value, [`Runtime`](crate::Runtime):
+//!
+//! ```
+//! # use bot_sessions::interactive::*;
+//! # use bot_sessions::{store::memory::MemoryStore, Runtime};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let manager = Manager::builder(MemoryStore::new(), CustomIdCodec::new("c", Target::Telegram)?).build()?;
+//! let runtime = Runtime::builder()
+//!     .manager(&manager)
+//!     .on_end(|end: EndEvent| async move { /* edit end.origin's message with end.reply */ })
+//!     .start()?;
+//! // ... serve updates with manager.handle(..) ...
+//! runtime.shutdown().await; // ends live sessions (their `end` runs and is shown)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 //!
 //! # Example
 //!
@@ -201,6 +232,7 @@ mod filter;
 mod handle;
 mod inspect;
 mod limit;
+mod listen;
 mod local;
 mod manager;
 mod outcome;

@@ -15,6 +15,14 @@ pub struct Sweeper {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Sweeper {
+    /// Stops the task and waits until it has.
+    pub(crate) async fn stop(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for Sweeper {
     fn drop(&mut self) {
         self.task.abort();

@@ -23,6 +23,12 @@ impl ExpirySweeper {
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
+
+    /// Stops the task and waits until it has.
+    pub(crate) async fn stop(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for ExpirySweeper {

@@ -115,6 +115,8 @@ struct Inner {
     records: DashMap<Arc<str>, Slot, Hasher>,
     users: Index,
     expiry: Index,
+    /// End notices, within this process (the only one that sees the store).
+    notices: crate::store::notify::Notices,
 }
 
 /// A store that lives in this process's memory: fast, and gone on exit.
@@ -358,6 +360,10 @@ impl InProcess for MemoryStore {
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn notices(&self) -> Option<crate::store::notify::Notices> {
+        Some(self.inner.notices.clone())
     }
 
     fn in_process(&self) -> Option<&dyn InProcess> {

@@ -7,6 +7,7 @@
 mod error;
 pub mod memory;
 pub mod near_cache;
+pub mod notify;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod purger;
@@ -183,6 +184,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Sessions`](crate::Sessions) built on a store find the cache to skip loads with.
     /// Backends keep the default, `None`.
     fn as_near_cache(&self) -> Option<&near_cache::NearCache> {
+        None
+    }
+
+    /// The store's [notices](notify): how one process tells the others on this store
+    /// that something happened (an interactive session ended), so they need not poll.
+    /// Every backend of this crate has them; the default, `None`, leaves the
+    /// interactive manager to re-read the store every watch period.
+    fn notices(&self) -> Option<notify::Notices> {
         None
     }
 

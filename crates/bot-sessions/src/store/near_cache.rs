@@ -397,6 +397,10 @@ impl Store for NearCache {
         self.inner.store.namespaces(now).await
     }
 
+    fn notices(&self) -> Option<crate::store::notify::Notices> {
+        self.inner.store.notices()
+    }
+
     fn as_near_cache(&self) -> Option<&NearCache> {
         Some(self)
     }

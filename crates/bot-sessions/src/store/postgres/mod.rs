@@ -97,6 +97,7 @@
 mod batch;
 mod config;
 mod conn;
+mod notify;
 mod reconnect;
 mod sql;
 mod tls;
@@ -143,6 +144,8 @@ pub struct PostgresStore {
     config: PostgresConfig,
     /// The name of the background purge's advisory lock.
     purge_lock: String,
+    /// End notices: `NOTIFY` and `LISTEN` on a connection of their own.
+    notices: crate::store::notify::Notices,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -229,11 +232,13 @@ impl PostgresStore {
             reconnect_delay: config.reconnect_delay,
             reconnect_delay_max: config.reconnect_delay_max,
         };
+        let listener = notify::PgNotices::new(pg.clone(), tls.clone(), &config.schema, &config.table);
+        let notices = crate::store::notify::Notices::with_transport(listener);
         let conns = Arc::new(Connections::new(pg, tls, statements, settings));
         let batches = config.batch_in_flight;
         let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), config.pool_size, batches));
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
-        let store = PostgresStore { conns, batch, config, purge_lock };
+        let store = PostgresStore { conns, batch, config, purge_lock, notices };
         sql::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;
         Ok(store)
     }
@@ -327,6 +332,10 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
+    fn notices(&self) -> Option<crate::store::notify::Notices> {
+        Some(self.notices.clone())
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -116,7 +116,7 @@ impl ConnectionLike for Waiting<'_> {
 }
 
 /// Reads the TLS files a config names.
-fn tls_certificates(files: &TlsFiles) -> Result<TlsCertificates, StoreError> {
+pub(super) fn tls_certificates(files: &TlsFiles) -> Result<TlsCertificates, StoreError> {
     let read = |what: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| config_err(format!("cannot read redis {what} file `{}`: {e}", path.display())))
     };
@@ -133,7 +133,7 @@ fn tls_certificates(files: &TlsFiles) -> Result<TlsCertificates, StoreError> {
 /// The redis crate builds its rustls configuration with the process's default crypto
 /// provider; when no one installed one, ring (this crate's) becomes it, so a build where
 /// several providers are compiled in does not stop at "no process-level CryptoProvider".
-fn ensure_crypto_provider() {
+pub(super) fn ensure_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing this race to another thread installing one is fine: one is installed.
         let _ = crate::store::ring_provider::ring_provider().install_default();
@@ -142,7 +142,7 @@ fn ensure_crypto_provider() {
 
 /// The seed URLs of a URL whose host part may list several `host:port`s, comma-separated
 /// (`redis://a:7000,b:7001/?cluster=true`).
-fn seeds(url: &str) -> Vec<String> {
+pub(super) fn seeds(url: &str) -> Vec<String> {
     let Some((scheme, rest)) = url.split_once("://") else { return vec![url.to_owned()] };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);

@@ -118,6 +118,7 @@ mod durability;
 mod error;
 mod healing;
 mod layout;
+mod notify;
 mod record;
 
 use std::collections::VecDeque;
@@ -165,6 +166,8 @@ pub struct RedisStore {
     purger_key: String,
     wait: Option<Arc<redis::Cmd>>,
     scripts: Arc<Scripts>,
+    /// End notices: `PUBLISH` here, heard on a pub/sub connection of their own.
+    notices: crate::store::notify::Notices,
 }
 
 struct Scripts {
@@ -254,7 +257,9 @@ impl RedisStore {
         let layout = if config.cluster { Layout::cluster(&config.prefix) } else { Layout::single(&config.prefix) };
         let purger_key = layout.purger();
         let wait = durability::wait_cmd(&config).map(Arc::new);
-        Ok(RedisStore { con, config, layout, purger_key, wait, scripts: Arc::new(scripts) })
+        let notices =
+            crate::store::notify::Notices::with_transport(notify::RedisNotices::new(&url, &config, con.clone())?);
+        Ok(RedisStore { con, config, layout, purger_key, wait, scripts: Arc::new(scripts), notices })
     }
 
     /// The checks of [`RedisStore::connect`] that need no server: the URL, its options
@@ -610,6 +615,10 @@ impl RedisStore {
 
 #[async_trait::async_trait]
 impl Store for RedisStore {
+    fn notices(&self) -> Option<crate::store::notify::Notices> {
+        Some(self.notices.clone())
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

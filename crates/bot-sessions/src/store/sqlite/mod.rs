@@ -57,6 +57,7 @@
 //! # }).unwrap();
 //! ```
 
+mod notify;
 mod reader;
 mod schema;
 mod writer;
@@ -276,6 +277,8 @@ impl SqliteOptions {
             Err(UpgradeError::Sqlite(e)) => return Err(err(e)),
         }
         let sql = Arc::new(Sql::new(&table));
+        let listener = notify::SqliteNotices::new(path.clone(), self.busy_timeout, table.as_str());
+        let notices = crate::store::notify::Notices::with_transport(listener);
         let corruption = Arc::new(Corruption::default());
         let readers = Readers {
             path,
@@ -308,6 +311,7 @@ impl SqliteOptions {
                 table: table.as_str().to_owned(),
                 corruption,
                 lease_holder: rand::random_range(1..=i64::MAX),
+                notices,
             }),
         })
     }
@@ -421,6 +425,8 @@ struct Shared {
     corruption: Arc<Corruption>,
     /// This store's id in the purge lease table.
     lease_holder: i64,
+    /// End notices, through a table of their own polled by a thread of their own.
+    notices: crate::store::notify::Notices,
 }
 
 impl Shared {
@@ -659,6 +665,10 @@ pub(crate) fn parse_record(columns: [ValueRef<'_>; 7]) -> Result<Record, String>
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn notices(&self) -> Option<crate::store::notify::Notices> {
+        Some(self.shared.notices.clone())
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

@@ -112,10 +112,10 @@ fn secret_ranges(url: &str) -> Option<Vec<Range<usize>>> {
     let rest = &url[start..];
     let mut ranges = Vec::new();
     // The user info's password: from the first `:` to the last `@`.
-    if let Some(at) = rest.rfind('@') {
-        if let Some(colon) = rest[..at].find(':') {
-            ranges.push(start + colon + 1..start + at);
-        }
+    if let Some(at) = rest.rfind('@')
+        && let Some(colon) = rest[..at].find(':')
+    {
+        ranges.push(start + colon + 1..start + at);
     }
     // Secret options: `?name=value` or `&name=value`, the value to the next `&`.
     for (i, c) in rest.char_indices() {

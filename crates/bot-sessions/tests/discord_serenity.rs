@@ -257,7 +257,7 @@ async fn start(bot: &mut Bot) -> (bot_sessions::interactive::SessionId, Vec<Stri
     let callback = bot.fake.next().await;
     assert_eq!(
         (callback.method.as_str(), callback.path.as_str()),
-        ("POST", "/api/v10/interactions/846462639134605312/tok-start/callback")
+        ("POST", format!("/api/v10/interactions/{}/tok-start/callback", command.id).as_str())
     );
     assert_eq!(callback.authorization.as_deref(), Some("Bot test-token"));
     assert_eq!(callback.body["type"], 4, "a new message: {}", callback.body);
@@ -290,7 +290,7 @@ async fn a_click_is_routed_and_answered_with_update_message() {
     let outcome = bot.router.route(&bot.http, &interaction).await.unwrap();
     assert_eq!(outcome, RouteOutcome::Handled { session, ended: None });
     let call = bot.fake.next().await;
-    assert_eq!(call.path, "/api/v10/interactions/846462639134605312/tok-click/callback");
+    assert_eq!(call.path, format!("/api/v10/interactions/{}/tok-click/callback", interaction.id()));
     assert_eq!(call.body["type"], 7, "{}", call.body);
     assert_eq!(call.body["data"]["content"], "value: 1");
     // The click's token is younger: noted for the end's edit.
@@ -357,12 +357,13 @@ async fn a_slow_click_is_deferred_then_edited() {
     bot.fake.answer(200, message_json(900));
     let (router, http) = (bot.router.clone(), Arc::new(std::mem::replace(&mut bot.http, Http::new(""))));
     let interaction = serenity_interaction(&click(&ids[1], OWNER, 900, "tok-slow"));
+    let interaction_id = interaction.id();
     let routed = tokio::spawn({
         let http = http.clone();
         async move { router.route(&http, &interaction).await }
     });
     let deferred = bot.fake.next().await;
-    assert_eq!(deferred.path, "/api/v10/interactions/846462639134605312/tok-slow/callback");
+    assert_eq!(deferred.path, format!("/api/v10/interactions/{interaction_id}/tok-slow/callback"));
     assert_eq!(deferred.body["type"], 6, "DEFERRED_UPDATE_MESSAGE: {}", deferred.body);
     gate.notify_one();
     let edit = bot.fake.next().await;

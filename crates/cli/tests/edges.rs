@@ -25,9 +25,8 @@ fn copy_never_prints_a_password_on_success_or_on_error() {
     let dst = Env::new(Backend::Postgres);
     for (to, secret) in [
         (with_password(&dst, "postgres:my/secret"), "my/secret"),
-        (with_password(&dst, "postgres:p@ss?w#rd"), "p@ss?w#rd"),
+        (with_password(&dst, "postgres:p%40ss%3Fw%23rd"), "p%40ss%3Fw%23rd"),
         (format!("{}&password=s3cret", dst.url), "s3cret"),
-        (format!("{}&PASSWORD=s3%2Fcret", dst.url), "s3%2Fcret"),
     ] {
         let (code, out, err) = run(src.cmd().args(["copy", "--to", &to]));
         assert_eq!(code, 0, "{out}{err}");
@@ -48,6 +47,11 @@ fn copy_never_prints_a_password_on_success_or_on_error() {
         "postgres://postgres:my/s3cret@127.0.0.1:1/test".to_owned(),
         "redis://:pa?s3cret@127.0.0.1:1".to_owned(),
         "redis://:p@s3cret@127.0.0.1:1".to_owned(),
+        // Delimiters not percent-encoded: the driver cannot read it, and its message
+        // (which quotes what it could not read) is not shown.
+        with_password(&dst, "postgres:p@ss?w#s3cret"),
+        // An option the driver does not know (options are case-sensitive), masked all the same.
+        format!("{}&PASSWORD=s3cret", dst.url),
     ] {
         let (code, out, err) = run(src.cmd().args(["copy", "--to", &to]));
         assert!(code == 2 || code == 3, "{to}: {code} {out}{err}");

@@ -156,7 +156,7 @@ async fn a_menu_with_a_strangers_click_a_forged_callback_and_a_foreign_button() 
     let menu = bot.say(in_group(owner, "/menu")).await;
     assert_eq!(menu.text(), "value: 0");
     let labels: Vec<String> = menu.buttons().into_iter().map(|(l, _)| l).collect();
-    assert_eq!(labels, ["-1", "+1", "Done"]);
+    assert_eq!(labels, ["-1", "+1", "Done", "Set"]);
     for (_, data) in menu.buttons() {
         assert!(!data.is_empty() && data.len() <= 64, "callback data within Telegram's 64 bytes: {data}");
     }
@@ -173,7 +173,7 @@ async fn a_menu_with_a_strangers_click_a_forged_callback_and_a_foreign_button() 
         (edit.text(), &edit.body["message_id"], &edit.body["chat_id"]),
         ("value: 1", &message_id, &json!(GROUP_CHAT))
     );
-    assert_eq!(edit.buttons().len(), 3, "the buttons stay");
+    assert_eq!(edit.buttons().len(), 4, "the buttons stay");
 
     // A stranger's click: answered `not yours`, nothing edited.
     let (update, q) = click(stranger, &shown(&edit), &inc);

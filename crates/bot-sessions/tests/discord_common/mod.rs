@@ -344,6 +344,8 @@ pub struct BotOptions {
     pub defer_after: Duration,
     /// Held by the handler until released (the deferred path).
     pub handler_gate: Option<Arc<Notify>>,
+    /// The endpoint's clock for request timestamps (`None`: the system clock).
+    pub endpoint_clock: Option<bot_sessions::ManualClock>,
 }
 
 impl BotOptions {
@@ -355,6 +357,7 @@ impl BotOptions {
             picker: Picker::default(),
             defer_after: Duration::from_millis(2500),
             handler_gate: None,
+            endpoint_clock: None,
         }
     }
 }
@@ -371,7 +374,11 @@ impl TestBot {
         let kind = manager.register("picker", options.picker).unwrap();
         let handler_calls = Arc::new(AtomicUsize::new(0));
         let (calls, starter, gate) = (handler_calls.clone(), manager.clone(), options.handler_gate);
-        let endpoint = Endpoint::builder(public_key())
+        let mut endpoint = Endpoint::builder(public_key());
+        if let Some(clock) = options.endpoint_clock {
+            endpoint = endpoint.clock(clock);
+        }
+        let endpoint = endpoint
             .manager(manager.clone())
             .rest(options.rest)
             .defer_after(options.defer_after)

@@ -296,7 +296,17 @@ fn percent_decoded(option: &str, v: &str) -> Result<String, StoreError> {
 /// The driver's settings for `url` (already split).
 pub(super) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     tokio_postgres::Config::from_str(url).map_err(|e| {
-        StoreError::Config(format!("postgres URL `{}` is not valid: {}", redact_url(url), with_causes(&e)))
+        let shown = redact_url(url);
+        // The driver's message quotes the part of the URL it could not read, which may
+        // be a piece of a password holding a delimiter (`p@ss?w#rd`): a URL with a
+        // secret gets no quote.
+        let why = if shown == url {
+            with_causes(&e)
+        } else {
+            "the driver cannot read it (its message would quote the password; percent-encode delimiters in a password)"
+                .to_owned()
+        };
+        StoreError::Config(format!("postgres URL `{shown}` is not valid: {why}"))
     })
 }
 

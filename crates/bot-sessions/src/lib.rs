@@ -18,7 +18,7 @@
 //!   `serenity` / `poise`, the same on serenity's gateway (`discord::serenity`: context
 //!   from serenity's interactions, replies in its builders, a router with the deferral,
 //!   data sessions from `poise::Context`);
-//! - `runtime` (feature `interactive`): [`Runtime`](crate::runtime::Runtime), one value
+//! - `runtime` (feature `interactive`): [`Runtime`], one value
 //!   that runs the sweepers, shows the ends and shuts down gracefully;
 //! - [`observe`]: the tracing spans and `metrics` every operation emits, and their names;
 //! - `testing` (feature `testing`): the conformance suite every backend runs.

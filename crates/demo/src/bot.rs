@@ -23,11 +23,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bot_sessions::encryption::KeyRing;
 use bot_sessions::interactive::{
     Button, ButtonStyle, CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Modal, Reply, RouteOutcome,
     SessionId, SigningKeys, Sweeper, Target, TextField,
 };
-use bot_sessions::session::{Expired, ExpirySweeper, RetryPolicy};
+use bot_sessions::session::{Expired, ExpirySweeper, RetryPolicy, SessionsBuilder};
 use bot_sessions::{
     Clock, Context, DynStore, KeyStrategy, Namespace, Precondition, Scope, SessionError, SessionKey, Sessions,
     StoreError, SystemClock, Ttl, Write,
@@ -159,6 +160,11 @@ pub struct BotConfig {
     pub sweep_every: Option<Duration>,
     /// Where "now" comes from (tests pass a [`ManualClock`](bot_sessions::ManualClock)).
     pub clock: Arc<dyn Clock>,
+    /// Seals what the bot stores at rest (`BOT_SESSIONS_KEYS`): the menu signing key,
+    /// every session's value, the menus' state and the Discord message records (which
+    /// hold 15-minute interaction tokens). Without it they are stored in clear; keys,
+    /// versions, times and the user index always are.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 impl Default for BotConfig {
@@ -169,6 +175,7 @@ impl Default for BotConfig {
             menu_ttl: DEFAULT_MENU_TTL,
             sweep_every: None,
             clock: Arc::new(SystemClock),
+            keys: None,
         }
     }
 }
@@ -201,6 +208,12 @@ impl BotConfig {
     /// Sets [`BotConfig::clock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets [`BotConfig::keys`].
+    pub fn keys(mut self, keys: Option<KeyRing>) -> Self {
+        self.keys = keys.map(Arc::new);
         self
     }
 }
@@ -303,7 +316,8 @@ impl Bot {
             return Err(SessionError::Config("the onboarding and menu TTLs must be above zero".into()).into());
         }
         let clock = config.clock;
-        let counters = Sessions::builder(store.clone())
+        let at_rest = config.keys;
+        let counters = sealed(Sessions::builder(store.clone()), &at_rest)
             .namespace("counter")
             .key(config.key.clone())
             .clock(clock.clone())
@@ -311,7 +325,7 @@ impl Bot {
         let (notices, _) = broadcast::channel(256);
         let tell = notices.clone();
         let minutes = config.onboarding_ttl.as_secs().div_ceil(60);
-        let onboarding = Sessions::builder(store.clone())
+        let onboarding = sealed(Sessions::builder(store.clone()), &at_rest)
             .namespace("onboarding")
             .key(config.key.clone())
             .ttl(Ttl::idle(config.onboarding_ttl))
@@ -333,18 +347,24 @@ impl Bot {
                 }
             })
             .build()?;
-        let profiles = Sessions::builder(store.clone())
+        let profiles = sealed(Sessions::builder(store.clone()), &at_rest)
             .namespace("profile")
             .key(KeyStrategy::User)
             .clock(clock.clone())
             .build()?;
-        let secret = signing_secret(&store, clock.as_ref()).await?;
+        let secret = signing_secret(&store, clock.as_ref(), at_rest.as_deref()).await?;
         let keys = SigningKeys::new([secret]).map_err(|e| SessionError::Config(e.to_string()))?;
         // Telegram's 64-byte callback data is the tightest limit: ids that fit it fit
         // every transport.
         let codec =
             CustomIdCodec::new("m", Target::Telegram).map_err(|e| SessionError::Config(e.to_string()))?.signed(keys);
-        let menus = Manager::builder(store.clone(), codec).clock(clock.clone()).build()?;
+        let mut menus = Manager::builder(store.clone(), codec).clock(clock.clone());
+        if let Some(ring) = &at_rest {
+            // Sealed: the menus' state, and the Discord message records (interaction
+            // tokens) the endpoint keeps with the manager's ring.
+            menus = menus.encryption(ring.clone());
+        }
+        let menus = menus.build()?;
         let menu = menus.register(KIND, Menu { ttl: Ttl::idle(config.menu_ttl), profiles: profiles.clone() })?;
         let sweepers = match config.sweep_every {
             Some(period) => Some((menus.spawn_sweeper(period, 10)?, onboarding.spawn_sweeper(period)?)),
@@ -718,19 +738,57 @@ impl Bot {
 /// first process that finds none (compare-and-set: every process ends up with the same
 /// key). A start-up read: failures that may pass (a database restarting, a connection
 /// reset) are tried again for as long as opening the store is.
-async fn signing_secret(store: &DynStore, clock: &dyn Clock) -> Result<Vec<u8>, BotError> {
+/// `builder` sealing its values with `keys`, if any.
+fn sealed<T>(builder: SessionsBuilder<T>, keys: &Option<Arc<KeyRing>>) -> SessionsBuilder<T>
+where
+    T: Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static,
+{
+    match keys {
+        Some(ring) => builder.encryption(ring.clone()),
+        None => builder,
+    }
+}
+
+async fn signing_secret(store: &DynStore, clock: &dyn Clock, keys: Option<&KeyRing>) -> Result<Vec<u8>, BotError> {
     let namespace = Namespace::new("demo-secret").map_err(SessionError::from)?;
     let key = SessionKey::new(namespace, Scope::Custom { id: "menu-signing".into(), user: None });
     let retry = RetryPolicy { transient_for: bot_sessions::store::DEFAULT_OPEN_RETRY, ..RetryPolicy::default() };
+    let seal_err = |e: bot_sessions::encryption::SealError| SessionError::Config(format!("the menu signing key: {e}"));
     for _ in 0..3 {
         let now = clock.now();
-        if let Some(record) = retry.run_transient(|| store.load(&key, now)).await?
-            && record.value.len() >= 32
-        {
-            return Ok(record.value);
+        if let Some(record) = retry.run_transient(|| store.load(&key, now)).await? {
+            let sealed = KeyRing::sealed_with(&record.value).is_some();
+            let secret = match (keys, sealed) {
+                (Some(ring), true) => ring.open(&key, &record.value).map_err(seal_err)?.into_owned(),
+                (None, true) => {
+                    return Err(SessionError::Config(
+                        "the menu signing key in the store is sealed: give the key ring (BOT_SESSIONS_KEYS)".into(),
+                    )
+                    .into());
+                }
+                (_, false) => record.value.clone(),
+            };
+            if secret.len() >= 32 {
+                if let (Some(ring), false) = (keys, sealed) {
+                    // Stored in clear before a ring was given: seal it in place (a
+                    // conflict means another process did).
+                    let bytes = ring.seal(&key, &secret).map_err(seal_err)?;
+                    let write = Write::new(&bytes, 1, None);
+                    match store.write(&key, write, Precondition::Version(record.version), now).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_conflict() || e.is_ambiguous() => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                return Ok(secret);
+            }
         }
         let secret: [u8; 32] = rand_bytes();
-        let write = Write::new(&secret, 1, None);
+        let stored = match keys {
+            Some(ring) => ring.seal(&key, &secret).map_err(seal_err)?,
+            None => secret.to_vec(),
+        };
+        let write = Write::new(&stored, 1, None);
         match retry.run_transient(|| store.write(&key, write, Precondition::Absent, now)).await {
             Ok(_) => return Ok(secret.to_vec()),
             // Another process created it first, or ours may have landed: read it.

@@ -108,14 +108,37 @@ struct Settings {
     /// How long a /menu lives without a click, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     menu_ttl: u64,
+    /// Seal what the bot stores (the menu signing key, sessions, menus, Discord
+    /// interaction tokens) with the key ring in FILE (`ID=HEX,...`, 32-byte keys, the
+    /// newest last); without it, from BOT_SESSIONS_KEYS; with neither, they are stored
+    /// in clear. Never a flag: a command line shows in `ps`.
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
-    fn config(&self) -> BotConfig {
-        BotConfig::default()
+    fn config(&self) -> anyhow::Result<BotConfig> {
+        Ok(BotConfig::default()
             .onboarding_ttl(Duration::from_secs(self.onboarding_ttl))
             .menu_ttl(Duration::from_secs(self.menu_ttl))
             .clock(Arc::new(SystemClock))
+            .keys(self.key_ring()?))
+    }
+
+    /// The key ring from --keys-file or BOT_SESSIONS_KEYS (the text is never printed).
+    fn key_ring(&self) -> anyhow::Result<Option<bot_sessions::encryption::KeyRing>> {
+        let text = match &self.keys_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key ring file {}", path.display()))?,
+            None => match std::env::var("BOT_SESSIONS_KEYS") {
+                Ok(text) => text,
+                Err(std::env::VarError::NotPresent) => return Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("BOT_SESSIONS_KEYS is not UTF-8"),
+            },
+        };
+        let ring = bot_sessions::encryption::KeyRing::parse(text.trim())
+            .map_err(|e| anyhow::anyhow!("the key ring (--keys-file or BOT_SESSIONS_KEYS) is not valid: {e}"))?;
+        Ok(Some(ring))
     }
 
     /// The store URL as printed: its password masked.
@@ -149,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn console(settings: &Settings) -> anyhow::Result<()> {
-    let bot = settings.open(settings.config()).await?;
+    let bot = settings.open(settings.config()?).await?;
     let stdin = tokio::io::stdin();
     if std::io::stdin().is_terminal() {
         eprintln!(
@@ -167,7 +190,7 @@ async fn console(settings: &Settings) -> anyhow::Result<()> {
 async fn on_telegram(settings: &Settings) -> anyhow::Result<()> {
     let api = telegram::bot_from_env()?;
     let me = api.get_me().await.context("cannot reach the Bot API (is TELOXIDE_TOKEN right?)")?;
-    let bot = Arc::new(settings.open(settings.config().key(telegram::KEY)).await?);
+    let bot = Arc::new(settings.open(settings.config()?.key(telegram::KEY)).await?);
     eprintln!(
         "bot-sessions demo on Telegram as @{}, sessions in {}. Ctrl-C stops it.",
         me.username.as_deref().unwrap_or(&me.first_name),
@@ -185,7 +208,7 @@ async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
     let has_token = token.is_some();
     let rest = discord::rest(&args.api_url, token).with_context(|| format!("cannot use --api-url {}", args.api_url))?;
     let settings = &args.settings;
-    let bot = Arc::new(settings.open(settings.config().key(discord::KEY)).await?);
+    let bot = Arc::new(settings.open(settings.config()?.key(discord::KEY)).await?);
     let on_discord = discord::Discord::new(bot, key, rest)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -331,3 +331,67 @@ async fn an_expired_set_releases_the_chat() {
     assert_eq!(bot.expire().await.unwrap(), 1);
     assert_eq!(say(&bot, &me, "7").await, "I only understand commands; /help lists them");
 }
+
+/// With a key ring (`BOT_SESSIONS_KEYS`), nothing the bot stores is readable at rest:
+/// the menu signing key, the sessions and the menus are sealed; the same ring after a
+/// restart opens them (a menu's button still works), a bot without the ring refuses to
+/// start instead of minting a new signing key, and a signing key stored in clear before
+/// the ring was given is sealed in place.
+#[tokio::test]
+async fn a_key_ring_seals_the_signing_key_sessions_and_menus() {
+    use bot_sessions::encryption::KeyRing;
+    use bot_sessions::{Namespace, Store};
+
+    let ring = || KeyRing::parse(&format!("1={}", "ab".repeat(32))).unwrap();
+    let sealed_bot = |store: &DynStore, clock: &ManualClock| {
+        let config = BotConfig::default()
+            .onboarding_ttl(TTL)
+            .menu_ttl(MENU_TTL)
+            .clock(Arc::new(clock.clone()))
+            .keys(Some(ring()));
+        Bot::new(store.clone(), config)
+    };
+    async fn every_value(store: &DynStore, now: bot_sessions::Timestamp) -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        for ns in store.namespaces(now).await.unwrap() {
+            let page = store.scan(&Namespace::new(ns.as_str()).unwrap(), None, 100, now).await.unwrap();
+            all.extend(page.items.into_iter().map(|(k, r)| (k.to_string(), r.value)));
+        }
+        all
+    }
+
+    // A signing key stored in clear by a bot without a ring...
+    let store: DynStore = Arc::new(MemoryStore::without_sweeper());
+    let clock = ManualClock::starting_now();
+    drop(bot(&store, &clock).await);
+    let plain = every_value(&store, clock.now()).await;
+    assert!(plain.iter().any(|(k, v)| k.starts_with("demo-secret/") && KeyRing::sealed_with(v).is_none()));
+
+    // ...is sealed in place once the ring is given; sessions and menus are sealed too.
+    let b = sealed_bot(&store, &clock).await.unwrap();
+    let me = user(1, 1);
+    assert_eq!(say(&b, &me, "/count").await, "count: 1");
+    let menu = open_menu(&b, &me).await;
+    let inc = button(&menu, "+1");
+    assert!(click(&b, &me, &inc).await.starts_with("value: 1"));
+    let stored = every_value(&store, clock.now()).await;
+    assert!(stored.len() >= 3, "{stored:?}");
+    for (key, value) in &stored {
+        if key.starts_with("interactive.") || key.contains(".text/") || key.contains(".open/") {
+            continue; // the menus' indexes: session ids, no secret
+        }
+        assert_eq!(KeyRing::sealed_with(value), Some(1), "{key} is sealed");
+    }
+
+    // The same ring after a restart: the menu's buttons still verify and open.
+    drop(b);
+    let again = sealed_bot(&store, &clock).await.unwrap();
+    assert!(click(&again, &me, &inc).await.starts_with("value: 2"));
+    assert_eq!(say(&again, &me, "/count").await, "count: 2");
+
+    // Without the ring: refused at start, the sealed key left alone.
+    drop(again);
+    let config = BotConfig::default().onboarding_ttl(TTL).menu_ttl(MENU_TTL).clock(Arc::new(clock.clone()));
+    let err = Bot::new(store.clone(), config).await.err().expect("no start without the ring");
+    assert!(err.to_string().contains("BOT_SESSIONS_KEYS"), "{err}");
+}

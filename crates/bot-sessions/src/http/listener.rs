@@ -156,7 +156,7 @@ impl Limits {
     }
 }
 
-/// Serves a router over HTTP/1 within [`Limits`] (see the [module](self) for what is
+/// Serves a router over HTTP/1 within [`Limits`] (see the [module](crate::http) for what is
 /// bounded and how).
 ///
 /// # Examples

@@ -14,7 +14,7 @@ pub const CLIENTS: usize = 3;
 /// How many keys a case works on: see [`key_of`].
 pub const KEYS: usize = 4;
 /// How many users a case has: users 0 and 1 own keys, user 2 can only own the
-/// user-less key through [`Write::with_owner`].
+/// user-less key through [`Write::with_owner`](crate::Write::with_owner).
 pub const USERS: usize = 3;
 /// How far the case's clock may run ahead of the real time.
 pub const MAX_LEAD: Duration = Duration::from_secs(45);
@@ -47,21 +47,21 @@ pub fn key_of(ns: &Namespace, users: &[i64; USERS], index: usize) -> SessionKey 
 /// The precondition of a generated write or delete.
 #[derive(Clone, Copy)]
 pub enum Pre {
-    /// [`Precondition::Absent`].
+    /// [`Precondition::Absent`](crate::Precondition::Absent).
     Absent,
-    /// [`Precondition::Any`].
+    /// [`Precondition::Any`](crate::Precondition::Any).
     Any,
     /// What this client last saw of this key (the usual read-modify-write: load, then
-    /// write back): [`Precondition::Version`] of the version it last loaded, scanned or
+    /// write back): [`Precondition::Version`](crate::Precondition::Version) of the version it last loaded, scanned or
     /// wrote (the key may have ended and been created again since), or
-    /// [`Precondition::Absent`] when it found the key absent, deleted it, or never
+    /// [`Precondition::Absent`](crate::Precondition::Absent) when it found the key absent, deleted it, or never
     /// looked.
     Latest,
-    /// [`Precondition::Version`] with a version this client saw earlier for this key
+    /// [`Precondition::Version`](crate::Precondition::Version) with a version this client saw earlier for this key
     /// (from a load, a scan or its own write; possibly of an earlier incarnation),
     /// picked from its history by the index; version 0 when it saw none.
     Seen(Index),
-    /// [`Precondition::Version`] with an arbitrary number.
+    /// [`Precondition::Version`](crate::Precondition::Version) with an arbitrary number.
     Guess(u64),
 }
 
@@ -98,7 +98,7 @@ pub enum Op {
         pre: Pre,
         /// Expiry delay from the case's `now`, in milliseconds; `None` never expires.
         ttl_ms: Option<u64>,
-        /// The user named by [`Write::with_owner`].
+        /// The user named by [`Write::with_owner`](crate::Write::with_owner).
         owner: Option<usize>,
         /// The schema version written.
         schema: u32,

@@ -2,7 +2,7 @@
 //!
 //! [`operations`] generates random sequences of operations by three interleaved clients
 //! on a small key space (three keys of two users, and one key without a user that a
-//! write can give an owner with [`Write::with_owner`]), so that lifetimes overlap: keys
+//! write can give an owner with [`Write::with_owner`](crate::Write::with_owner)), so that lifetimes overlap: keys
 //! are created, updated, expired, deleted, forgotten and created again while clients
 //! still hold versions of earlier incarnations. Each operation runs against the store
 //! under test and against a small reference model (a `BTreeMap` of records), and every

@@ -339,8 +339,8 @@ async fn an_expired_set_releases_the_chat() {
 /// the ring was given is sealed in place.
 #[tokio::test]
 async fn a_key_ring_seals_the_signing_key_sessions_and_menus() {
+    use bot_sessions::Namespace;
     use bot_sessions::encryption::KeyRing;
-    use bot_sessions::{Namespace, Store};
 
     let ring = || KeyRing::parse(&format!("1={}", "ab".repeat(32))).unwrap();
     let sealed_bot = |store: &DynStore, clock: &ManualClock| {
@@ -392,6 +392,6 @@ async fn a_key_ring_seals_the_signing_key_sessions_and_menus() {
     // Without the ring: refused at start, the sealed key left alone.
     drop(again);
     let config = BotConfig::default().onboarding_ttl(TTL).menu_ttl(MENU_TTL).clock(Arc::new(clock.clone()));
-    let err = Bot::new(store.clone(), config).await.err().expect("no start without the ring");
+    let Err(err) = Bot::new(store.clone(), config).await else { panic!("no start without the ring") };
     assert!(err.to_string().contains("BOT_SESSIONS_KEYS"), "{err}");
 }

@@ -42,6 +42,7 @@ impl Drop for Listener {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Listener {
     pub(crate) fn set_dropping(&self, on: bool) {
         self.dropping.store(on, Ordering::Release);

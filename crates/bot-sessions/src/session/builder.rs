@@ -212,8 +212,8 @@ where
     /// Puts a [near cache](crate::store::near_cache) of its own in front of the store
     /// for these sessions: an update or open of a key this cache holds skips the load
     /// and goes straight to compare-and-set (one round trip instead of two); a stale
-    /// copy costs a failed compare-and-set, a load and a retry. See the README's
-    /// section on the cache for when it pays.
+    /// copy costs a failed compare-and-set, a load and a retry. See the guide's
+    /// [near cache](crate::guide::near_cache) chapter for when it pays.
     ///
     /// Without this, sessions built on a store that *is* a
     /// [`NearCache`] (shared by several namespaces) use that one.
@@ -259,7 +259,7 @@ where
     /// Seals every stored value with `ring` (feature `encryption`): authenticated
     /// encryption at rest with the session's key as associated data, new values under
     /// the ring's newest key, values under any key of the ring readable. See
-    /// [`encryption`](crate::encryption) and the README's "Encryption and key rotation".
+    /// [`encryption`](crate::encryption) and the guide's [production](crate::guide::production) chapter.
     ///
     /// A stored value that does not open (a key the ring lacks, altered bytes, a value
     /// copied from another key, plaintext the ring does not

@@ -35,8 +35,10 @@ pub struct RetryPolicy {
     /// How long an operation keeps trying again after retryable store failures (a
     /// connection reset, a server restarting) before it reports the last one; zero:
     /// never. A write whose outcome is unknown is never simply sent again: it is
-    /// resolved first (see [`StoreError::Ambiguous`]). Default: 5 s, the default
-    /// operation timeout of the network stores; at most 10 minutes.
+    /// resolved first (see [`StoreError::Ambiguous`]), and store failures while it is
+    /// resolved are waited out for `transient_for` too, after which the outcome is
+    /// reported unknown. Default: 5 s, the default operation timeout of the network
+    /// stores; at most 10 minutes.
     pub transient_for: Duration,
 }
 

@@ -135,6 +135,10 @@ where
         let retry = self.inner.retry;
         let mut proposed: Vec<u64> = Vec::new();
         let mut op = op;
+        // Store failures while resolving are waited out for `transient_for` in all (each
+        // store call being bounded by the store's own timeout), not per attempt: with
+        // the server down, the outcome is reported unknown in bounded time.
+        let deadline = retry.transient_deadline(tokio::time::Instant::now());
         for attempt in 1..=retry.max_attempts {
             if let Op::Write(w) = &op {
                 proposed.push(w.version);
@@ -143,7 +147,8 @@ where
             let now = self.inner.clock.now();
             let current = match store.load(key, now).await {
                 Ok(record) => record.map(|r| r.version),
-                Err(e) if e.is_retryable() => continue,
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => continue,
+                Err(e) if e.is_retryable() => break,
                 Err(e) => return Err(e.into()),
             };
             if current.is_some_and(|v| proposed.contains(&v)) {
@@ -179,7 +184,8 @@ where
                 Err(e) if e.is_ambiguous() => error = e,
                 // Not sent this time; an earlier attempt may still land, so the
                 // outcome stays the ambiguous one.
-                Err(e) if e.is_retryable() => {}
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {}
+                Err(e) if e.is_retryable() => break,
                 // Someone moved the key on between our load and this send; whether an
                 // earlier attempt of ours landed first is checked once more.
                 Err(e) if e.is_conflict() => {

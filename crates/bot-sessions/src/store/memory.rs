@@ -2,8 +2,8 @@
 //!
 //! Map choice: `dashmap` (sharded `RwLock<HashMap>`). Measured against `scc::HashMap`,
 //! `papaya::HashMap` and a sharded `Mutex<HashMap>` under this store's own workload
-//! (load + compare-and-set at 64 tasks on 2 cores, `bench/`); see the README's
-//! performance section for the figures. Its entry API gives compare-and-set under one
+//! (load + compare-and-set at 64 tasks on 2 cores, `bench/`); see the guide's
+//! performance chapter for the figures. Its entry API gives compare-and-set under one
 //! shard lock without cloning the record, and it is the most used of the four.
 //!
 //! Expiry: every record with an `expires_at` is also in a `BTreeSet<(expires_at, key)>`,
@@ -24,7 +24,7 @@ use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError
 
 /// One stored record, packed: the map's key is the key text, and the parsed key is
 /// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 64 bytes where a
-/// `SessionKey` and a [`Record`] side by side take 184 (see the README on memory).
+/// `SessionKey` and a [`Record`] side by side take 184 (see the guide's performance chapter).
 #[derive(Debug)]
 struct Slot {
     value: Box<[u8]>,

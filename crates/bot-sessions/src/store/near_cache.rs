@@ -43,7 +43,7 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// What a cached entry costs beside its key text and value bytes: the entry itself,
-/// its reference count, the key's and the map slot's share (measured, see the README).
+/// its reference count, the key's and the map slot's share (measured, see the guide's near cache chapter).
 const ENTRY_OVERHEAD: u64 = (std::mem::size_of::<Cached>() + 96) as u64;
 
 /// The bounds of a [`NearCache`].

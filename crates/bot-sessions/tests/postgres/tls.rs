@@ -273,3 +273,40 @@ async fn require_never_falls_back_to_plaintext() {
         assert!(!used_tls(&tls, &url, &app).await, "{url}: plaintext");
     }
 }
+
+/// A server that says yes to TLS and then sends bytes that are not TLS (a garbled
+/// connection, a middlebox, a server being replaced): the handshake broke, which the
+/// next attempt may not meet, so the error is retryable, unlike a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_broken_by_garbage_is_retryable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = served.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                if conn.read_exact(&mut request).await.is_ok() {
+                    // "yes, TLS", then a TLS record header of an unknown content type.
+                    let _ = conn.write_all(b"S\x63\x03\x03\x00\x05hello").await;
+                    let mut rest = Vec::new();
+                    let _ = conn.read_to_end(&mut rest).await;
+                }
+            });
+        }
+    });
+    for mode in ["require", "prefer"] {
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode={mode}&connect_timeout=5");
+        let e = match open(&url).await {
+            Err(e) => e,
+            Ok(_) => panic!("sslmode={mode}: a store opened against a server that speaks no TLS"),
+        };
+        assert!(e.is_retryable(), "sslmode={mode}: a broken handshake is retryable: {e:?}");
+        assert!(e.to_string().contains("TLS"), "sslmode={mode}: the error says TLS: {e}");
+    }
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 2, "both modes reached the server");
+    server.abort();
+}

@@ -314,9 +314,15 @@ pub(super) struct TlsRefused {
     source: tokio_postgres::Error,
 }
 
-/// `e` as a [`TlsRefused`] backend error (not retryable: the same settings meet the
-/// same certificate) when it is a TLS failure; `e` back otherwise.
+/// `e` as a [`TlsRefused`] backend error when it is a TLS failure; `e` back otherwise.
+///
+/// A refused certificate, a server without TLS under a mode that requires it, and
+/// settings the server cannot agree to are not retryable: the same settings meet the
+/// same server. A handshake that broke (bytes that are not TLS, a connection cut
+/// half-way, a server restarting) is retryable: the next attempt may meet a healthy
+/// server.
 pub(super) fn refused(e: tokio_postgres::Error, mode: SslMode) -> Result<StoreError, tokio_postgres::Error> {
+    let mut retryable = false;
     let what = match rustls_error(&e) {
         Some(rustls::Error::InvalidCertificate(cert)) => {
             let hint = match cert {
@@ -330,7 +336,10 @@ pub(super) fn refused(e: tokio_postgres::Error, mode: SslMode) -> Result<StoreEr
             };
             format!("the server's certificate was refused: {cert:?}{hint}")
         }
-        Some(other) => other.to_string(),
+        Some(other) => {
+            retryable = handshake_broke(other);
+            other.to_string()
+        }
         // tokio-postgres reports a server that answers the TLS request with "no" in
         // this message only (its error kinds are private).
         None if says(&e, "server does not support TLS") => {
@@ -338,7 +347,21 @@ pub(super) fn refused(e: tokio_postgres::Error, mode: SslMode) -> Result<StoreEr
         }
         None => return Err(e),
     };
-    Ok(StoreError::backend(BACKEND, None, false, TlsRefused { mode, what, source: e }))
+    Ok(StoreError::backend(BACKEND, None, retryable, TlsRefused { mode, what, source: e }))
+}
+
+/// Whether a TLS failure other than a refused certificate says the handshake broke
+/// (what a garbled or cut connection gives), not that the two sides disagree.
+fn handshake_broke(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidMessage(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::DecryptError
+            | rustls::Error::FailedToGetCurrentTime
+            | rustls::Error::FailedToGetRandomBytes
+    )
 }
 
 /// Whether `e` or one of its sources says `text`.

@@ -1,5 +1,5 @@
 //! How a session value becomes bytes: JSON by default, MessagePack behind the
-//! `msgpack` feature.
+//! `msgpack` feature, bincode behind the `bincode` feature.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +31,13 @@ pub enum Codec {
     /// `rmp-serde` with named fields.
     #[cfg(feature = "msgpack")]
     MessagePack,
+    /// `bincode` 1.3 with its default options: the bytes teloxide's `Bincode`
+    /// serializer writes, so dialogues imported from teloxide's storages
+    /// (`bot-sessions import-teloxide --serializer bincode`) read as they are. Not
+    /// self-describing: [`Migrations`](crate::Migrations), which work on JSON values,
+    /// cannot read it, and the operator tool shows its values as bytes.
+    #[cfg(feature = "bincode")]
+    Bincode,
 }
 
 impl Codec {
@@ -40,6 +47,8 @@ impl Codec {
             Codec::Json => "json",
             #[cfg(feature = "msgpack")]
             Codec::MessagePack => "msgpack",
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => "bincode",
         }
     }
 
@@ -57,6 +66,8 @@ impl Codec {
             Codec::Json => serde_json::to_vec(value).map_err(|e| self.err(e)),
             #[cfg(feature = "msgpack")]
             Codec::MessagePack => rmp_serde::to_vec_named(value).map_err(|e| self.err(e)),
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => bincode::serialize(value).map_err(|e| self.err(e)),
         }
     }
 
@@ -70,6 +81,8 @@ impl Codec {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| self.err(e)),
             #[cfg(feature = "msgpack")]
             Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| self.err(e)),
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => bincode::deserialize(bytes).map_err(|e| self.err(e)),
         }
     }
 }
@@ -100,5 +113,16 @@ mod tests {
             let err = c.decode::<S>(b"\xc1\xff not it").unwrap_err();
             assert_eq!(err.codec, c.name());
         }
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_reads_what_bincode_1_writes() {
+        let v = S { a: 7, b: Some("é".into()) };
+        // bincode 1's default layout: u32 little endian, Option tag byte, u64 length.
+        let written = [7, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xa9];
+        assert_eq!(Codec::Bincode.encode(&v).unwrap(), written);
+        assert_eq!(Codec::Bincode.decode::<S>(&written).unwrap(), v);
+        assert_eq!(Codec::Bincode.decode::<S>(&written[..6]).unwrap_err().codec, "bincode");
     }
 }

@@ -156,6 +156,37 @@ pub enum Command {
         force: bool,
     },
 
+    /// Import teloxide's dialogues (its SQLite, PostgreSQL or Redis storage) where DialogueStorage reads them.
+    #[command(
+        name = "import-teloxide",
+        after_help = "Examples:\n  bot-sessions --store sqlite://bot-sessions.db import-teloxide --from sqlite://dialogues.db\n  \
+                      bot-sessions --store redis://127.0.0.1:6379 import-teloxide --from redis://127.0.0.1:6379/1 \
+                      --serializer bincode\n  \
+                      bot-sessions --store postgres://bot@db/bot import-teloxide --from postgres://bot@db/old --serializer cbor\n\n\
+                      It reads teloxide's table teloxide_dialogues (SqliteStorage, PostgresStorage) or the keys that \
+                      are chat ids (RedisStorage), and writes each dialogue as namespace/chat:ID, where \
+                      DialogueStorage<D> reads it. JSON is kept as it is; CBOR is rewritten as the JSON of the same \
+                      value; bincode is kept as it is, for a DialogueStorage built with .codec(Codec::Bincode) \
+                      (feature bincode). Safe to run again: a dialogue already there with the same bytes is \
+                      skipped, a different one is kept unless --force. Entries that cannot be imported are \
+                      reported and the rest goes in (exit 2)."
+    )]
+    ImportTeloxide {
+        /// teloxide's storage: sqlite://PATH, postgres://USER@HOST/DB, redis://HOST:PORT/DB (a password:
+        /// set BOT_SESSIONS_TELOXIDE_FROM instead, a flag shows in `ps`).
+        #[arg(long, env = "BOT_SESSIONS_TELOXIDE_FROM", hide_env_values = true, value_name = "URL")]
+        from: String,
+        /// The serializer the teloxide storage was built with.
+        #[arg(long, value_enum, default_value = "json")]
+        serializer: crate::teloxide::Serializer,
+        /// The namespace of the DialogueStorage (default: dialogue).
+        #[arg(long, short = 'n', value_name = "NS")]
+        namespace: Option<String>,
+        /// Overwrite dialogues that differ in the store.
+        #[arg(long)]
+        force: bool,
+    },
+
     /// Re-seal every encrypted session with the newest key of the ring, so older keys can be retired.
     #[command(
         after_help = "Example:\n  BOT_SESSIONS_KEYS=1=<64 hex>,2=<64 hex> bot-sessions --store sqlite://bot.db rekey\n  \

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod error;
 mod store;
+mod teloxide;
 mod transfer;
 mod util;
 

@@ -44,6 +44,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Export { namespace, output } => transfer::export(&s, namespace.as_deref(), output.as_deref()).await,
         Command::Import { file, force } => transfer::import(&s, file.as_deref(), force, json).await,
         Command::Copy { to, namespace, force } => transfer::copy(&s, &to, namespace.as_deref(), force, json).await,
+        Command::ImportTeloxide { from, serializer, namespace, force } => {
+            crate::teloxide::import(&s, &from, serializer, namespace.as_deref(), force, json).await
+        }
         Command::Rekey { namespace, accept_plaintext } => {
             rekey::rekey(&s, ring, namespace.as_deref(), accept_plaintext, json).await
         }

@@ -39,15 +39,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::BACKEND;
 use super::row::{Corruption, sqlite_error};
 use super::schema::Sql;
+use crate::{Precondition, SessionKey, StoreError, Timestamp};
 use apply::apply_one;
 use purge::{PurgeJob, purge_chunk};
-use crate::{Precondition, Record, SessionKey, StoreError, Timestamp, Write};
 
 /// One mutation.
 #[derive(Debug)]
@@ -317,7 +317,6 @@ fn begin_immediate(conn: &Connection, busy_timeout: Duration) -> rusqlite::Resul
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,10 @@ use twilight_model::http::interaction::{
     InteractionResponse, InteractionResponseData, InteractionResponseType as Kind,
 };
 
-use super::endpoint::{Endpoint, Shared, bump};
 use super::messages::Shown;
 use super::replay::ReplayError;
 use super::response::{bare, ephemeral, interaction_response};
+use super::shared::{Shared, bump};
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{context_of, interaction_type, parse_interaction};
 use crate::Context;
@@ -59,8 +59,7 @@ struct Answer {
     extra: Option<Reply>,
 }
 
-pub(super) async fn post(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
-    let shared = endpoint.shared;
+pub(super) async fn post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     bump(&shared.counters.requests);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Err(error) = shared.key.verify(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), &body) {

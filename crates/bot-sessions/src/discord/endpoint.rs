@@ -10,6 +10,7 @@ use super::handler::{Handler, Texts};
 use super::messages::Messages;
 use super::replay::{DEFAULT_REPLAY_WINDOW, Replays};
 use super::rest::{Rest, RestError};
+use super::shared::{Counters, Shared};
 use super::signature::PublicKey;
 use crate::http::{Limits, Listener, ListenerError};
 use crate::interactive::Manager;
@@ -73,36 +74,6 @@ pub struct Stats {
     pub deferred: u64,
     /// Answers that failed (session, handler, rendering or REST errors).
     pub failures: u64,
-}
-
-#[derive(Default)]
-pub(super) struct Counters {
-    pub(super) requests: AtomicU64,
-    pub(super) unauthorized: AtomicU64,
-    pub(super) replays: AtomicU64,
-    pub(super) bad_requests: AtomicU64,
-    pub(super) pings: AtomicU64,
-    pub(super) routed: AtomicU64,
-    pub(super) handled: AtomicU64,
-    pub(super) deferred: AtomicU64,
-    pub(super) failures: AtomicU64,
-}
-
-pub(super) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// What every clone of an [`Endpoint`] shares.
-pub(super) struct Shared {
-    pub(super) key: PublicKey,
-    pub(super) manager: Option<Manager>,
-    pub(super) handler: Option<Arc<dyn Handler>>,
-    pub(super) rest: Rest,
-    pub(super) messages: Option<Messages>,
-    pub(super) defer_after: Duration,
-    pub(super) texts: Texts,
-    pub(super) counters: Counters,
-    pub(super) replays: Replays,
 }
 
 /// Configures an [`Endpoint`]; see [`Endpoint::builder`].
@@ -355,7 +326,7 @@ impl Endpoint {
         Router::new()
             .route(&self.path, axum::routing::post(super::dispatch::post))
             .layer(DefaultBodyLimit::max(self.body_limit))
-            .with_state(self.clone())
+            .with_state(self.shared.clone())
     }
 
     /// Serves the router alone on `addr` until the process ends, within the

@@ -64,6 +64,7 @@ mod response;
 mod rest;
 #[cfg(feature = "serenity")]
 pub mod serenity;
+mod shared;
 mod signature;
 
 pub use context::{ChannelInfo, Command, InteractionInfo, context_of};

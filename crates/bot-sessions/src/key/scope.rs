@@ -1,10 +1,9 @@
 //! What a session is attached to ([`Scope`]) and its full address ([`SessionKey`]).
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::sync::Arc;
 
 use super::Namespace;
-use super::text::render;
 
 /// What one session is attached to.
 ///
@@ -227,5 +226,61 @@ impl SessionKey {
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// Renders the canonical text of a key: `namespace[@bot]/segment:value/...`.
+fn render(ns: &Namespace, bot: Option<i64>, scope: &Scope) -> String {
+    let mut s = String::with_capacity(48);
+    s.push_str(ns.as_str());
+    if let Some(b) = bot {
+        let _ = write!(s, "@{b}");
+    }
+    // Writing to a String cannot fail.
+    let _ = write_scope(scope, &mut s);
+    s
+}
+
+fn write_scope(scope: &Scope, s: &mut String) -> fmt::Result {
+    match scope {
+        Scope::Chat(c) => write!(s, "/chat:{c}"),
+        Scope::User(u) => write!(s, "/user:{u}"),
+        Scope::ChatUser { chat, user } => write!(s, "/chat:{chat}/user:{user}"),
+        Scope::Topic { chat, topic } => write!(s, "/chat:{chat}/topic:{topic}"),
+        Scope::TopicUser { chat, topic, user } => write!(s, "/chat:{chat}/topic:{topic}/user:{user}"),
+        Scope::Business(id) => {
+            s.push_str("/biz:");
+            escape_into(id, s);
+            Ok(())
+        }
+        Scope::Guild(g) => write!(s, "/guild:{g}"),
+        Scope::GuildUser { guild, user } => write!(s, "/guild:{guild}/user:{user}"),
+        Scope::ChatInstance(id) => {
+            s.push_str("/instance:");
+            escape_into(id, s);
+            Ok(())
+        }
+        Scope::Custom { id, user } => {
+            s.push_str("/custom:");
+            escape_into(id, s);
+            match user {
+                Some(u) => write!(s, "/user:{u}"),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Percent-escapes `%`, `/`, and control characters so free text fits in one segment.
+fn escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        if c == '%' || c == '/' || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
     }
 }

@@ -3,11 +3,8 @@
 
 use std::sync::Arc;
 
-use super::escape::{escape_into, unescape};
+use super::escape::{SEPARATOR, escape_into, unescape};
 use super::{CustomId, CustomIdError, DecodeError, SessionId, SigningKeys, Target};
-
-/// The field separator of a custom id.
-pub const SEPARATOR: char = ':';
 
 /// The longest accepted custom-id namespace, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 16;
@@ -327,5 +324,20 @@ mod tests {
             CustomIdCodec::ensure_unique(["a", "b", "a"]),
             Err(CustomIdError::Duplicate { custom_id: "a".into() })
         );
+    }
+
+    #[test]
+    fn rotation_signs_with_the_last_and_accepts_any() {
+        let old = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[1u8; 16]]).unwrap());
+        let rotated =
+            CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[1u8; 16], [2u8; 16]]).unwrap());
+        let new_only = CustomIdCodec::new("m", Target::Discord).unwrap().signed(SigningKeys::new([[2u8; 16]]).unwrap());
+        let id = CustomId::new(SessionId::parse("AAAAbbbbCCCCdd-_").unwrap(), "x");
+        let by_old = old.encode(&id).unwrap();
+        let by_rotated = rotated.encode(&id).unwrap();
+        assert_eq!(rotated.decode(&by_old), Ok(id.clone()));
+        assert_eq!(new_only.decode(&by_rotated), Ok(id.clone()));
+        assert!(matches!(new_only.decode(&by_old), Err(DecodeError::Forged { .. })));
+        assert!(matches!(old.decode(&by_rotated), Err(DecodeError::Forged { .. })));
     }
 }

@@ -1,6 +1,7 @@
 //! Escaping of components and tokens: `%` and the separator become `%25` and `%3A`.
 
-use super::SEPARATOR;
+/// The field separator of a custom id.
+pub const SEPARATOR: char = ':';
 
 pub(super) fn escape_into(text: &str, out: &mut String) {
     for c in text.chars() {

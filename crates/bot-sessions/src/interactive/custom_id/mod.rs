@@ -31,8 +31,9 @@ mod id;
 mod signing;
 mod target;
 
-pub use codec::{CustomIdCodec, MAX_NAMESPACE_LEN, SEPARATOR};
+pub use codec::{CustomIdCodec, MAX_NAMESPACE_LEN};
 pub use error::{CustomIdError, DecodeError};
+pub use escape::SEPARATOR;
 pub use id::{CustomId, SessionId};
 pub use signing::SigningKeys;
 pub use target::{Target, Unit};

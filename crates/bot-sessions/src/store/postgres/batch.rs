@@ -34,7 +34,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
-use super::conn::{BACKEND, Connections, Op};
+use super::BACKEND;
+use super::conn::{Connections, Op};
 use super::sql::Q;
 use crate::StoreError;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::conn::with_causes;
+use super::error::with_causes;
 use super::tls::{PostgresTls, RootCerts, SslMode};
 use crate::StoreError;
 use crate::store::redact_url;

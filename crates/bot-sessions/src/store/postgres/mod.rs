@@ -97,6 +97,8 @@
 mod batch;
 mod config;
 mod conn;
+mod error;
+mod migrate;
 mod notify;
 mod reconnect;
 mod sql;
@@ -110,11 +112,14 @@ pub use tokio_postgres;
 use tokio_postgres::types::ToSql;
 
 pub use config::PostgresConfig;
-use conn::{Connections, Op, Settings, pg_err};
+use conn::{Connections, Op, Settings};
+use error::pg_err;
 use sql::{Q, record_of};
 pub use tls::{PostgresTls, RootCerts, SslMode};
 
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
+
+const BACKEND: &str = "postgres";
 
 /// Rows deleted per purge statement.
 const PURGE_BATCH: i64 = 1000;
@@ -239,7 +244,7 @@ impl PostgresStore {
         let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), config.pool_size, batches));
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
         let store = PostgresStore { conns, batch, config, purge_lock, notices };
-        sql::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;
+        migrate::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;
         Ok(store)
     }
 
@@ -354,7 +359,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let text = key.as_str();
-        let version = super::sql_version(conn::BACKEND, text, write.version)?;
+        let version = super::sql_version(BACKEND, text, write.version)?;
         let schema = i64::from(write.schema_version);
         let expires = write.expires_at.map(Timestamp::as_millis);
         let now_ms = now.as_millis();

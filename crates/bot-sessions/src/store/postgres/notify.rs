@@ -98,7 +98,7 @@ impl Task {
             {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(error)) => {
-                    tracing::warn!(error = %super::conn::with_causes(&error), "postgres: the notice connection failed; retrying");
+                    tracing::warn!(error = %super::error::with_causes(&error), "postgres: the notice connection failed; retrying");
                     continue;
                 }
                 Err(_) => {
@@ -123,7 +123,7 @@ impl Task {
                 }
             });
             if let Err(error) = client.batch_execute(&format!("LISTEN \"{}\"", self.channel)).await {
-                tracing::warn!(error = %super::conn::with_causes(&error), "postgres: LISTEN failed; reconnecting");
+                tracing::warn!(error = %super::error::with_causes(&error), "postgres: LISTEN failed; reconnecting");
                 driver.abort();
                 continue;
             }
@@ -137,7 +137,7 @@ impl Task {
                             return; // the store is gone
                         };
                         if let Err(error) = client.execute(notify, &[&self.channel, &text]).await {
-                            tracing::debug!(error = %super::conn::with_causes(&error), "postgres: an end notice was not sent");
+                            tracing::debug!(error = %super::error::with_causes(&error), "postgres: an end notice was not sent");
                             if client.is_closed() {
                                 break;
                             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::conn::BACKEND;
+use super::BACKEND;
 use crate::StoreError;
 
 /// Connection attempts in flight at once, per store, even when nothing failed yet.

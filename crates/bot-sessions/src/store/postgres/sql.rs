@@ -1,15 +1,14 @@
-//! The store's SQL: the named statements of `queries.sql`, the table migrations, and
-//! reading a row back into a [`Record`].
+//! The store's SQL: the named statements of `queries.sql`, the table migrations
+//! (run by `migrate.rs`), and reading a row back into a [`Record`].
 
 use tokio_postgres::Row;
 
-use super::conn::{BACKEND, Connections, Single, pg_err, timeout_err};
 use crate::{Record, StoreError, Timestamp};
 
 /// The table layout this code writes. Bump it and add a step to [`MIGRATIONS`].
 pub(super) const SCHEMA_VERSION: i32 = 2;
 /// Migration steps; step `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [include_str!("v1.sql"), include_str!("v2.sql")];
+pub(super) const MIGRATIONS: [&str; 2] = [include_str!("v1.sql"), include_str!("v2.sql")];
 const QUERIES: &str = include_str!("queries.sql");
 
 /// The statements of `queries.sql`, by name.
@@ -68,89 +67,6 @@ pub(super) fn statements(table: &str) -> Result<Vec<String>, StoreError> {
                 .ok_or_else(|| StoreError::Config(format!("postgres/queries.sql has no statement `{name}`")))
         })
         .collect()
-}
-
-/// Creates the schema and table, or upgrades them, in one transaction under an
-/// advisory lock on the table's name, within `limit` (a migration still running then,
-/// say waiting for another process's lock, is cancelled on the server). `schema` and
-/// `name` are validated identifiers.
-pub(super) async fn migrate(
-    conns: &Connections,
-    schema: &str,
-    name: &str,
-    limit: std::time::Duration,
-) -> Result<(), StoreError> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let Single { mut client, driver } = match tokio::time::timeout_at(deadline, conns.open_single()).await {
-        Ok(opened) => opened?,
-        Err(_) => return Err(timeout_err(None, limit)),
-    };
-    let cancel = client.cancel_token();
-    let result = match tokio::time::timeout_at(deadline, migrate_on(&mut client, schema, name)).await {
-        Ok(result) => result,
-        Err(_) => {
-            conns.cancel(cancel);
-            Err(timeout_err(None, limit))
-        }
-    };
-    drop(client);
-    if result.is_err() {
-        driver.abort();
-    }
-    result
-}
-
-async fn migrate_on(client: &mut tokio_postgres::Client, schema: &str, name: &str) -> Result<(), StoreError> {
-    let table = format!("\"{schema}\".\"{name}\"");
-    let meta = format!("\"{schema}\".\"{name}_schema\"");
-    {
-        let tx = client.transaction().await.map_err(|e| pg_err(None, e))?;
-        let lock_name = format!("bot-sessions:{schema}.{name}");
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_name])
-            .await
-            .map_err(|e| pg_err(None, e))?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-             CREATE TABLE IF NOT EXISTS {meta} (
-                 singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-                 version integer NOT NULL
-             );"
-        ))
-        .await
-        .map_err(|e| pg_err(None, e))?;
-        let found: Option<i32> = tx
-            .query_opt(&format!("SELECT version FROM {meta}"), &[])
-            .await
-            .map_err(|e| pg_err(None, e))?
-            .map(|row| row.try_get(0))
-            .transpose()
-            .map_err(|e| pg_err(None, e))?;
-        let found = found.unwrap_or(0);
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::backend(
-                BACKEND,
-                None,
-                false,
-                format!("table {table} is at schema version {found}, newer than this code ({SCHEMA_VERSION})"),
-            ));
-        }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
-            tracing::info!(table = %table, from = i, "migrating the session table");
-            tx.batch_execute(&step.replace("{table}", &table).replace("{name}", name))
-                .await
-                .map_err(|e| pg_err(None, e))?;
-        }
-        tx.execute(
-            &format!(
-                "INSERT INTO {meta} (singleton, version) VALUES (true, $1)
-                 ON CONFLICT (singleton) DO UPDATE SET version = excluded.version"
-            ),
-            &[&SCHEMA_VERSION],
-        )
-        .await
-        .map_err(|e| pg_err(None, e))?;
-        tx.commit().await.map_err(|e| pg_err(None, e))
-    }
 }
 
 /// Reads the record in `row` from column `offset` on: value, version, schema_version,

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::conn::BACKEND;
+use super::BACKEND;
 use crate::StoreError;
 
 /// How a connection uses TLS: libpq's `sslmode` (see the table in

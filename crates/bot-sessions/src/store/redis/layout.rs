@@ -167,6 +167,20 @@ pub(super) fn push_int(s: &mut String, n: i64) {
     }
 }
 
+/// A member of an index as a session key, or `None` (reported) when it is not one.
+pub(super) fn member_key(raw: &[u8], index: &str) -> Option<SessionKey> {
+    let parsed = std::str::from_utf8(raw)
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.parse::<SessionKey>().map_err(|e| e.to_string()));
+    match parsed {
+        Ok(key) => Some(key),
+        Err(reason) => {
+            tracing::warn!(index, member = %String::from_utf8_lossy(raw), %reason, "skipping an index member that is not a session key");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    CustomId, CustomIdCodec, Interactive, Kind, Manager, RouteOutcome, SigningKeys, StartCx, Step, Target, UpdateCx,
-    async_trait,
-};
+    CustomId, CustomIdCodec, Interactive, Kind, Manager, RouteOutcome, SigningKeys, StartCx, Step, Target, UpdateCx};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, DynStore, Sessions, Ttl};
 
@@ -21,7 +19,6 @@ use crate::subject::{Role, Subject, op, total};
 /// A click counter whose state has the shape of the data-session benchmarks' value.
 pub struct Clicks;
 
-#[async_trait]
 impl Interactive for Clicks {
     type State = Bench;
     type Args = ();

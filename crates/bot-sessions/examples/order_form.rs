@@ -20,7 +20,6 @@ struct Draft {
     size: Option<String>,
 }
 
-#[async_trait]
 impl Interactive for Order {
     type State = Draft;
     type Args = ();
@@ -32,7 +31,7 @@ impl Interactive for Order {
             .option(SelectOption::new("Small", "s"))
             .option(SelectOption::new("Large", "l"));
         let address = Button::new("Address", cx.encode(&cx.custom_id("address"))?);
-        cx.reply(Reply::message(Message::text("Your order").row([size]).row([address])));
+        cx.reply(Reply::message(View::text("Your order").row([size]).row([address])));
         Ok(Draft::default())
     }
 

@@ -23,9 +23,8 @@ use std::time::Duration;
 use bot_sessions::discord::serenity::{Router, SerenityError};
 use bot_sessions::discord::{Ends, Rest};
 use bot_sessions::interactive::{
-    Button, ButtonStyle, CustomIdCodec, EndCx, Filter, Interactive, Kind, Manager, Message, Reply, SigningKeys,
-    StartCx, Step, Target, UpdateCx, async_trait,
-};
+    Button, ButtonStyle, CustomIdCodec, EndCx, Filter, Interactive, Kind, Manager, View, Reply, SigningKeys,
+    StartCx, Step, Target, UpdateCx};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Ttl, store};
 use serenity::all::{
@@ -55,16 +54,15 @@ impl PollState {
     }
 }
 
-fn render(s: &PollState, id: impl Fn(&str) -> Result<String, BoxError>) -> Result<Message, BoxError> {
+fn render(s: &PollState, id: impl Fn(&str) -> Result<String, BoxError>) -> Result<View, BoxError> {
     let mut buttons = Vec::new();
     for (i, option) in s.options.iter().enumerate() {
         buttons.push(Button::new(option.clone(), id(&format!("vote-{i}"))?));
     }
     let close = Button::new("Close", id("close")?).style(ButtonStyle::Danger);
-    Ok(Message::text(s.tally()).row(buttons).row([close]))
+    Ok(View::text(s.tally()).row(buttons).row([close]))
 }
 
-#[async_trait]
 impl Interactive for Poll {
     type State = PollState;
     type Args = (String, Vec<String>);

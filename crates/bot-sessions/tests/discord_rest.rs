@@ -10,7 +10,7 @@ mod discord_common;
 use std::time::{Duration, Instant};
 
 use bot_sessions::discord::{EndError, EndShown, Rest, RestError};
-use bot_sessions::interactive::{Button, EndReason, Message};
+use bot_sessions::interactive::{Button, EndReason, View};
 use bot_sessions::{Clock, DynStore};
 use discord_common::*;
 use serde_json::json;
@@ -23,9 +23,9 @@ fn rest(fake: &FakeRest) -> Rest {
 async fn each_call_has_its_route_body_and_token() {
     let mut fake = FakeRest::start().await;
     let rest = Rest::builder().base_url(&fake.base).bot_token("bot-secret").build().unwrap();
-    let menu = Message::text("value: 1").row([Button::new("+1", "t:x:inc")]);
+    let menu = View::text("value: 1").row([Button::new("+1", "t:x:inc")]);
 
-    rest.edit_original(APP, "tok", &Message::text("closed")).await.unwrap();
+    rest.edit_original(APP, "tok", &View::text("closed")).await.unwrap();
     let call = fake.next().await;
     assert_eq!(
         (call.method.as_str(), call.path.as_str()),
@@ -74,7 +74,7 @@ async fn a_429_waits_retry_after_and_is_counted() {
     let rest = rest(&fake);
     fake.answer(429, json!({"message": "You are being rate limited.", "retry_after": 0.3, "global": false}));
     let started = Instant::now();
-    rest.edit_original(APP, "tok", &Message::text("x")).await.unwrap();
+    rest.edit_original(APP, "tok", &View::text("x")).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300), "retried after {:?}", started.elapsed());
     assert_eq!(rest.rate_limited(), 1);
     let (first, second) = (fake.next().await, fake.next().await);
@@ -88,7 +88,7 @@ async fn rate_limits_beyond_the_bounds_are_errors() {
     for _ in 0..3 {
         fake.answer(429, json!({"retry_after": 0.01}));
     }
-    let err = rest.edit_original(APP, "tok", &Message::text("x")).await.unwrap_err();
+    let err = rest.edit_original(APP, "tok", &View::text("x")).await.unwrap_err();
     assert!(matches!(err, RestError::RateLimited { .. }), "{err}");
     assert_eq!(rest.rate_limited(), 3, "the first try and two retries");
     for _ in 0..3 {
@@ -96,7 +96,7 @@ async fn rate_limits_beyond_the_bounds_are_errors() {
     }
     // Asked to wait longer than allowed: an error at once, no retry.
     fake.answer(429, json!({"retry_after": 60.0}));
-    let err = rest.edit_original(APP, "tok", &Message::text("x")).await.unwrap_err();
+    let err = rest.edit_original(APP, "tok", &View::text("x")).await.unwrap_err();
     assert!(matches!(err, RestError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(60)));
     fake.next().await;
     assert!(fake.calls.try_recv().is_err());
@@ -108,13 +108,13 @@ async fn errors_name_the_route_never_the_token() {
     let secret = "interaction-secret-token";
     let rest = Rest::builder().base_url(&fake.base).bot_token("bot-secret").build().unwrap();
     fake.answer(401, json!({"message": "Invalid Webhook Token", "code": 50027}));
-    let err = rest.edit_original(APP, secret, &Message::text("x")).await.unwrap_err();
+    let err = rest.edit_original(APP, secret, &View::text("x")).await.unwrap_err();
     assert!(err.is_token_gone());
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("{token}") && shown.contains("50027") && !shown.contains(secret), "{shown}");
 
     let refused = no_rest();
-    let err = refused.edit_original(APP, secret, &Message::text("x")).await.unwrap_err();
+    let err = refused.edit_original(APP, secret, &View::text("x")).await.unwrap_err();
     assert!(matches!(err, RestError::Transport { .. }), "{err}");
     assert!(!format!("{err} {err:?}").contains(secret));
     assert!(!format!("{rest:?}").contains("bot-secret"));
@@ -132,7 +132,7 @@ async fn requests_time_out() {
         }
     });
     let rest = Rest::builder().base_url(base).timeout(Duration::from_millis(200)).build().unwrap();
-    let err = rest.edit_original(APP, "tok", &Message::text("x")).await.unwrap_err();
+    let err = rest.edit_original(APP, "tok", &View::text("x")).await.unwrap_err();
     assert!(matches!(err, RestError::Timeout { .. }), "{err}");
 }
 
@@ -269,7 +269,7 @@ async fn closing_a_users_messages_before_forgetting_them() {
     interact(&bot.router, &command("menu", STRANGER, "tok-b")).await;
     let ends = bot.endpoint.ends();
 
-    assert_eq!(ends.close_user_messages(OWNER as i64, &Message::text("forgotten")).await.unwrap(), 1);
+    assert_eq!(ends.close_user_messages(OWNER as i64, &View::text("forgotten")).await.unwrap(), 1);
     let call = fake.next().await;
     assert_eq!(call.path, format!("/api/v10/webhooks/{APP}/tok-a/messages/@original"));
     assert_eq!((call.body["content"].as_str(), &call.body["components"]), (Some("forgotten"), &json!([])));
@@ -278,5 +278,5 @@ async fn closing_a_users_messages_before_forgetting_them() {
     bot.manager.store().forget_user(OWNER as i64, clock.now()).await.unwrap();
     let session = bot.manager.codec().decode(&custom_ids(&opened)[0]).unwrap().session();
     assert!(bot.endpoint.messages().unwrap().get(session).await.unwrap().is_none());
-    assert_eq!(ends.close_user_messages(OWNER as i64, &Message::text("forgotten")).await.unwrap(), 0);
+    assert_eq!(ends.close_user_messages(OWNER as i64, &View::text("forgotten")).await.unwrap(), 0);
 }

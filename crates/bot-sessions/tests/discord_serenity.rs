@@ -16,7 +16,7 @@ use bot_sessions::discord::{
     ChannelInfo, Command, InteractionInfo, context_of as twilight_context_of, interaction_response, parse_interaction,
 };
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, Manager, Message, Modal, Reply, RouteOutcome, Select, SelectOption, SigningKeys, Target,
+    Button, CustomIdCodec, Manager, View, Modal, Reply, RouteOutcome, Select, SelectOption, SigningKeys, Target,
     TextField,
 };
 use bot_sessions::store::memory::MemoryStore;
@@ -148,8 +148,8 @@ fn a_thread_is_detected_from_the_channel() {
     assert_eq!(summary(&ctx), summary(&twilight));
 }
 
-fn picker_message() -> Message {
-    Message::text("value: 1").row([Button::new("+1", "m:s:inc"), Button::new("Done", "m:s:done").disabled()]).row([
+fn picker_message() -> View {
+    View::text("value: 1").row([Button::new("+1", "m:s:inc"), Button::new("Done", "m:s:done").disabled()]).row([
         Select::new("m:s:size")
             .placeholder("size")
             .choices(1, 1)
@@ -191,7 +191,7 @@ fn replies_render_like_the_endpoint() {
             assert_eq!(ours["data"]["allowed_mentions"]["parse"], json!([]), "no pings: {reply:?}");
         }
     }
-    let too_long = Reply::message(Message::text("x".repeat(2001)));
+    let too_long = Reply::message(View::text("x".repeat(2001)));
     assert!(create_response(&too_long, false).is_err());
 }
 
@@ -389,7 +389,7 @@ async fn a_slow_command_answer_is_deferred_then_edited() {
         async move {
             let work = async move {
                 gate.notified().await;
-                Ok::<_, std::io::Error>(Some(Reply::message(Message::text("done"))))
+                Ok::<_, std::io::Error>(Some(Reply::message(View::text("done"))))
             };
             router.answer(&http, &interaction, work).await
         }

@@ -12,7 +12,6 @@ use interactive_support::*;
 /// A session with no state at all (`()`): `done` finishes, anything else continues.
 struct Unit;
 
-#[async_trait::async_trait]
 impl Interactive for Unit {
     type State = ();
     type Args = ();
@@ -35,7 +34,6 @@ impl Interactive for Unit {
 /// finishes with it.
 struct Pick;
 
-#[async_trait::async_trait]
 impl Interactive for Pick {
     type State = Option<String>;
     type Args = ();
@@ -107,7 +105,6 @@ async fn null_states_take_clicks_across_a_restart() {
 /// `huge:<n>` finishes with a result of `n` bytes.
 struct Blob;
 
-#[async_trait::async_trait]
 impl Interactive for Blob {
     type State = String;
     type Args = usize;

@@ -30,7 +30,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Poll;
 
-#[async_trait]
 impl Interactive for Poll {
     type State = u8;
     type Args = ();

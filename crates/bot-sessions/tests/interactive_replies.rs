@@ -38,7 +38,6 @@ fn form(cx: &UpdateCx<'_>) -> Result<Modal, BoxError> {
         .field(TextField::new("address", "Address").paragraph()))
 }
 
-#[async_trait]
 impl Interactive for Order {
     type State = Draft;
     type Args = Option<Ttl>;
@@ -52,7 +51,7 @@ impl Interactive for Order {
             .option(SelectOption::new("Small", "s"))
             .option(SelectOption::new("Large", "l"));
         let next = Button::new("Address", cx.encode(&cx.custom_id("form"))?);
-        cx.reply(Reply::message(Message::text("pick a size").row([size]).row([next])));
+        cx.reply(Reply::message(View::text("pick a size").row([size]).row([next])));
         Ok(Draft::default())
     }
 

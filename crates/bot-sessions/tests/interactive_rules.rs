@@ -5,16 +5,15 @@
 mod interactive_support;
 
 use bot_sessions::interactive::{
-    Button, CustomIdError, EndCx, EndReason, Filter, Interactive, Kind, Limit, Manager, Message, Reply, RouteOutcome,
-    SessionCx, StartCx, Step, UpdateCx, async_trait,
-};
+    Button, CustomIdError, EndCx, EndReason, Filter, Interactive, Kind, Limit, Manager, View, Reply, RouteOutcome,
+    SessionCx, StartCx, Step, UpdateCx};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, DynStore, ManualClock, Ttl};
 use interactive_support::*;
 
 /// The poll's message, rendered by one helper from every context.
-fn render(cx: &impl SessionCx, votes: u32) -> Result<Message, CustomIdError> {
-    Ok(Message::text(format!("votes: {votes}"))
+fn render(cx: &impl SessionCx, votes: u32) -> Result<View, CustomIdError> {
+    Ok(View::text(format!("votes: {votes}"))
         .row([Button::new("Vote", cx.id("vote")?), Button::new("Close", cx.id("close")?)]))
 }
 
@@ -23,7 +22,6 @@ struct Poll {
     limit: Option<Limit>,
 }
 
-#[async_trait]
 impl Interactive for Poll {
     type State = u32;
     type Args = ();

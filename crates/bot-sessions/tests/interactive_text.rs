@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Commands, EndReason, Interactive, Kind, Manager, Reply, RouteOutcome, StartCx, Step, UpdateCx, async_trait,
-};
+    Commands, EndReason, Interactive, Kind, Manager, Reply, RouteOutcome, StartCx, Step, UpdateCx};
 use bot_sessions::store::{BoxError, InProcess, Page};
 use bot_sessions::{
     Clock, Context, DynStore, ManualClock, Namespace, Precondition, Record, SessionKey, Store, StoreError, Timestamp,
@@ -29,7 +28,6 @@ struct Setter {
     commands: Commands,
 }
 
-#[async_trait]
 impl Interactive for Setter {
     type State = i64;
     type Args = ();
@@ -270,7 +268,7 @@ impl Counting {
     }
 }
 
-#[async_trait]
+#[async_trait::async_trait]
 impl Store for Counting {
     async fn load(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
         self.tick();

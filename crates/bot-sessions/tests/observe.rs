@@ -9,8 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bot_sessions::interactive::{
-    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, StartCx, Step, Target, UpdateCx, async_trait,
-};
+    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, StartCx, Step, Target, UpdateCx};
 use bot_sessions::session::RetryPolicy;
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
@@ -290,7 +289,6 @@ async fn a_sweep_sets_live_sessions_and_records_its_lag() {
 /// Counts clicks; "done" finishes with the count.
 struct Clicks;
 
-#[async_trait]
 impl Interactive for Clicks {
     type State = u32;
     type Args = ();

@@ -18,7 +18,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Menu;
 
-#[async_trait]
 impl Interactive for Menu {
     type State = u8;
     type Args = ();
@@ -29,7 +28,7 @@ impl Interactive for Menu {
     }
 
     async fn end(&self, cx: &mut EndCx<'_>, _: u8) -> Result<Option<u8>, BoxError> {
-        cx.reply(Reply::edit(Message::text(format!("closed: {}", cx.reason()))));
+        cx.reply(Reply::edit(View::text(format!("closed: {}", cx.reason()))));
         Ok(None)
     }
 

@@ -7,7 +7,7 @@
 mod queries;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndReason, Manager, Message, Modal, Reply, RouteOutcome, Routed, Select, SessionId, Target,
+    Button, CustomIdCodec, EndReason, Manager, View, Modal, Reply, RouteOutcome, Routed, Select, SessionId, Target,
 };
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::telegram::{Action, CallbackRouter, CallbackTexts, MessageTarget, RenderError, keyboard};
@@ -17,7 +17,7 @@ use teloxide::types::{CallbackQuery, ChatId, MessageId};
 
 #[test]
 fn messages_become_inline_keyboards() {
-    let menu = Message::text("value: 0")
+    let menu = View::text("value: 0")
         .row([Button::new("-1", "m:s:dec"), Button::new("+1", "m:s:inc"), Button::new("x", "m:s:x").disabled()])
         .row([Button::new("gone", "m:s:gone").disabled()])
         .row([Button::new("Done", "m:s:done")]);
@@ -38,16 +38,16 @@ fn messages_become_inline_keyboards() {
             vec![("Done".into(), json!({"callback_data": "m:s:done"}))],
         ]
     );
-    assert!(keyboard(&Message::text("plain")).expect("empty").inline_keyboard.is_empty());
+    assert!(keyboard(&View::text("plain")).expect("empty").inline_keyboard.is_empty());
 
-    let select = Message::text("size?").row([Select::new("m:s:size")]);
+    let select = View::text("size?").row([Select::new("m:s:size")]);
     assert_eq!(keyboard(&select), Err(RenderError::SelectUnsupported { custom_id: "m:s:size".into() }));
-    let long = Message::text("x").row([Button::new("long", "x".repeat(65))]);
+    let long = View::text("x").row([Button::new("long", "x".repeat(65))]);
     assert_eq!(keyboard(&long), Err(RenderError::CallbackData { label: "long".into(), len: 65 }));
-    let empty = Message::text("x").row([Button::new("empty", "")]);
+    let empty = View::text("x").row([Button::new("empty", "")]);
     assert!(matches!(keyboard(&empty), Err(RenderError::CallbackData { len: 0, .. })));
     // 64 bytes of multi-byte text is the limit, not 64 characters.
-    let at_limit = Message::text("x").row([Button::new("ok", "é".repeat(32))]);
+    let at_limit = View::text("x").row([Button::new("ok", "é".repeat(32))]);
     assert!(keyboard(&at_limit).is_ok());
 }
 
@@ -73,7 +73,7 @@ fn plans_edit_only_what_changed() {
     let shown = [("+1", "m:s:inc")];
     let q = query_on(42, 5, "value: 1", &shown, "m:s:inc");
     let target = MessageTarget::Chat { chat_id: ChatId(42), message_id: MessageId(5) };
-    let menu = |text: &str, data: &str| Message::text(text).row([Button::new("+1", data)]);
+    let menu = |text: &str, data: &str| View::text(text).row([Button::new("+1", data)]);
 
     // New text: editMessageText with the keyboard.
     let plan = router.plan(&q, &routed(handled(), Some(Reply::edit(menu("value: 2", "m:s:inc"))), None));
@@ -144,20 +144,20 @@ fn plans_new_messages_and_refuse_what_telegram_lacks() {
         .to_string(),
     )
     .expect("query");
-    let plan = router.plan(&topic_query, &routed(handled(), Some(Reply::message(Message::text("hello"))), None));
+    let plan = router.plan(&topic_query, &routed(handled(), Some(Reply::message(View::text("hello"))), None));
     assert!(matches!(
         &plan.actions[..],
         [Action::Send { chat_id: ChatId(-1001234567489), thread_id: Some(t), text, .. }] if t.0.0 == 33 && text == "hello"
     ));
     // No chat to send to from an inline message: an error, and the query still gets an answer.
     let plan =
-        router.plan(&inline_query("m:s:new"), &routed(handled(), Some(Reply::message(Message::text("hi"))), None));
+        router.plan(&inline_query("m:s:new"), &routed(handled(), Some(Reply::message(View::text("hi"))), None));
     assert_eq!(plan.error, Some(RenderError::NoTarget { what: "chat" }));
     assert_eq!(plan.notice.as_deref(), Some("something went wrong; please try again"));
     let q = query_on(42, 5, "menu", &[], "m:s:form");
     let plan = router.plan(&q, &routed(handled(), Some(Reply::modal(Modal::new("m:s:form", "Form"))), None));
     assert_eq!(plan.error, Some(RenderError::ModalUnsupported { custom_id: "m:s:form".into() }));
     let plan =
-        router.plan(&q, &routed(handled(), Some(Reply::edit(Message::text("x").row([Select::new("m:s:p")]))), None));
+        router.plan(&q, &routed(handled(), Some(Reply::edit(View::text("x").row([Select::new("m:s:p")]))), None));
     assert!(matches!(plan.error, Some(RenderError::SelectUnsupported { .. })));
 }

@@ -10,9 +10,8 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Manager, Message, Reply, RouteOutcome, SigningKeys,
-    StartCx, Step, Target, UpdateCx, async_trait,
-};
+    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Manager, View, Reply, RouteOutcome, SigningKeys,
+    StartCx, Step, Target, UpdateCx};
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::telegram::{
@@ -32,13 +31,12 @@ use teloxide::types::{CallbackQuery, ChatId, MessageId, Update};
 /// A value with +1 and Done; expires after a minute without clicks.
 struct Menu;
 
-fn menu_message(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<Message, BoxError> {
-    Ok(Message::text(format!("value: {value}"))
+fn menu_message(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<View, BoxError> {
+    Ok(View::text(format!("value: {value}"))
         .row([Button::new("+1", cx_encode("inc")?), Button::new("Done", cx_encode("done")?)])
         .row([Button::new("note", cx_encode("note")?), Button::new("same", cx_encode("same")?)]))
 }
 
-#[async_trait]
 impl Interactive for Menu {
     type State = i64;
     type Args = ();
@@ -310,7 +308,6 @@ async fn the_dptree_branch_takes_ours_and_lets_the_rest_through() {
 /// Another kind, registered by a process that does not know `menu`.
 struct Other;
 
-#[async_trait]
 impl Interactive for Other {
     type State = ();
     type Args = ();

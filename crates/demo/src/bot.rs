@@ -4,28 +4,30 @@
 //! ([`crate::telegram`]) and the Discord transport ([`crate::discord`]) run the very
 //! same [`Bot`].
 //!
-//! Onboarding comes in two shapes over the same [`Onboarding`] session: question by
-//! question in plain messages (`/onboard`, the answers, `/confirm`), or, where a
-//! transport has forms, as one [`onboarding_modal`] whose submit
+//! Onboarding comes in two shapes: question by question in plain messages, as one
+//! conversation ([`onboard`]: `/onboard`, the answers, `/confirm` or its Confirm
+//! button), or, where a transport has forms, as one [`onboarding_modal`] whose submit
 //! ([`Bot::submit_onboarding`]) saves the profile, or asks to confirm before it
-//! replaces a different saved one ([`Bot::onboarding_button`] takes the answer).
+//! replaces a different saved one (an [`Onboarding`] data session holds that form;
+//! [`Bot::onboarding_button`] takes the answer).
 //!
-//! Three data session types and one interactive session kind, each with its own
+//! Three data session types and two interactive session kinds, each with its own
 //! namespace, key and TTL:
 //!
 //! | session | namespace | key | TTL |
 //! | --- | --- | --- | --- |
 //! | [`Counter`] | `counter` | [`BotConfig::key`]: user in chat, or in forum topic | none |
-//! | [`Onboarding`] | `onboarding` | [`BotConfig::key`] | idle, `--onboarding-ttl` (30 min) |
+//! | [`Onboarding`] (the modal's confirm step) | `onboarding` | [`BotConfig::key`] | idle, `--onboarding-ttl` (30 min) |
 //! | [`Profile`] | `profile` | user (across chats) | none |
 //! | `/menu` ([`crate::menu`]) | `interactive` | its own id (indexed by its opener) | idle, `--menu-ttl` (60 s) |
+//! | `/onboard` ([`onboard`]) | `interactive` | its own id; its opener's next message by chat, topic and user | idle, `--onboarding-ttl` |
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::encryption::KeyRing;
 use bot_sessions::interactive::{
-    Button, ButtonStyle, CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, Message, Modal, Reply, RouteOutcome,
+    Button, ButtonStyle, CustomIdCodec, EndEvent, InteractiveError, Kind, Manager, View, Modal, Reply, RouteOutcome,
     SessionId, SigningKeys, Sweeper, Target, TextField,
 };
 use bot_sessions::session::{Expired, ExpirySweeper, RetryPolicy, SessionsBuilder};
@@ -36,7 +38,11 @@ use bot_sessions::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+pub use crate::profile::Profile;
 use crate::menu::{KIND, Menu};
+use onboard::Onboard;
+
+pub mod onboard;
 
 /// How long an onboarding form lives without an answer, unless configured.
 pub const DEFAULT_ONBOARDING_TTL: Duration = Duration::from_secs(30 * 60);
@@ -108,19 +114,6 @@ pub struct Onboarding {
     pub name: Option<String>,
     /// The email, once given.
     pub email: Option<String>,
-}
-
-/// What `/confirm` (name, email) and a finished `/menu` (its value) keep, per user
-/// across chats.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    /// The user's name (empty until `/confirm`).
-    pub name: String,
-    /// The user's email (empty until `/confirm`).
-    pub email: String,
-    /// The value of the user's last finished `/menu`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub menu: Option<i64>,
 }
 
 /// What can go wrong answering an update.
@@ -240,6 +233,7 @@ pub struct Bot {
     profiles: Sessions<Profile>,
     menus: Manager,
     menu: Kind<Menu>,
+    onboard: Kind<Onboard>,
     notices: broadcast::Sender<Notice>,
     _sweepers: Option<(Sweeper, ExpirySweeper)>,
 }
@@ -324,7 +318,7 @@ impl Bot {
             .build()?;
         let (notices, _) = broadcast::channel(256);
         let tell = notices.clone();
-        let minutes = config.onboarding_ttl.as_secs().div_ceil(60);
+        let expired_text = onboard::expired_text(config.onboarding_ttl);
         let onboarding = sealed(Sessions::builder(store.clone()), &at_rest)
             .namespace("onboarding")
             .key(config.key.clone())
@@ -332,18 +326,14 @@ impl Bot {
             .clock(clock.clone())
             // Runs once per expired form, in whichever process finds it first.
             .on_expire(move |expired: Expired<Onboarding>| {
-                let tell = tell.clone();
+                let (tell, text) = (tell.clone(), expired_text.clone());
                 async move {
                     let (chat, topic, user) = match *expired.key.scope() {
                         Scope::ChatUser { chat, user } => (chat, None, user),
                         Scope::TopicUser { chat, topic, user } => (chat, Some(topic), user),
                         _ => return,
                     };
-                    let text = format!(
-                        "your onboarding form expired after {minutes} idle minute{}; /onboard starts again",
-                        if minutes == 1 { "" } else { "s" }
-                    );
-                    let _ = tell.send(Notice { user, chat, topic, reply: Reply::message(Message::text(text)) });
+                    let _ = tell.send(Notice { user, chat, topic, reply: Reply::message(View::text(text)) });
                 }
             })
             .build()?;
@@ -366,11 +356,15 @@ impl Bot {
         }
         let menus = menus.build()?;
         let menu = menus.register(KIND, Menu { ttl: Ttl::idle(config.menu_ttl), profiles: profiles.clone() })?;
+        let onboard = menus.register(
+            onboard::KIND,
+            Onboard { ttl: config.onboarding_ttl, profiles: profiles.clone(), notices: notices.clone() },
+        )?;
         let sweepers = match config.sweep_every {
             Some(period) => Some((menus.spawn_sweeper(period, 10)?, onboarding.spawn_sweeper(period)?)),
             None => None,
         };
-        Ok(Bot { store, clock, counters, onboarding, profiles, menus, menu, notices, _sweepers: sweepers })
+        Ok(Bot { store, clock, counters, onboarding, profiles, menus, menu, onboard, notices, _sweepers: sweepers })
     }
 
     /// What the bot says by itself: an onboarding form that expired while it ran.
@@ -501,7 +495,7 @@ impl Bot {
                     Ok::<_, SessionError>(())
                 })
                 .await?;
-            return Ok(Reply::message(Message::text(format!("saved: {name} <{email}>")).ephemeral()));
+            return Ok(Reply::message(View::text(format!("saved: {name} <{email}>")).ephemeral()));
         };
         let form = Onboarding { step: Step::Confirm, name: Some(name.clone()), email: Some(email.clone()) };
         self.onboarding
@@ -511,7 +505,7 @@ impl Bot {
             })
             .await?;
         let text = format!("your profile says {old_name} <{old_email}>. Replace it with {name} <{email}>?");
-        Ok(Reply::message(Message::text(text).ephemeral().row([
+        Ok(Reply::message(View::text(text).ephemeral().row([
             Button::new("Replace", ONBOARD_CONFIRM).style(ButtonStyle::Success),
             Button::new("Keep mine", ONBOARD_CANCEL),
         ])))
@@ -580,10 +574,12 @@ impl Bot {
         if ctx.user_id.is_none() {
             return Err(BotError::NoUser);
         }
-        // A message a session asked for (the menu's Set) goes to it, not to the commands.
+        // A message a session asked for (the menu's Set, the onboarding conversation)
+        // goes to it, not to the commands. One that expired meanwhile ended just now
+        // (its end is shown like any other): the message is the bot's again.
         let routed = self.menus.handle_text(ctx, text).await?;
         match routed.outcome {
-            RouteOutcome::NotOurs => {}
+            RouteOutcome::NotOurs | RouteOutcome::Expired { .. } => {}
             RouteOutcome::Handled { session, .. } => {
                 let replies = routed.reply.into_iter().chain(routed.end_reply);
                 return Ok(replies
@@ -600,7 +596,7 @@ impl Bot {
         }
         let reply = match command(text) {
             Some("/count") => self.count(ctx).await?,
-            Some("/onboard") => self.onboard(ctx).await?,
+            Some("/onboard") => return self.start_onboarding(ctx).await,
             Some("/confirm") => self.confirm(ctx).await?,
             Some("/cancel") => self.cancel(ctx).await?,
             Some("/profile") => self.profile(ctx).await?,
@@ -608,9 +604,9 @@ impl Bot {
             Some("/menu") => return self.open_menu(ctx).await,
             Some("/help" | "/start") => HELP.join("\n"),
             Some(other) => format!("unknown command {other}; /help lists what I understand"),
-            None => self.form_answer(ctx, text).await?,
+            None => "I only understand commands; /help lists them".to_owned(),
         };
-        Ok(vec![Outgoing::reply(Reply::message(Message::text(reply)))])
+        Ok(vec![Outgoing::reply(Reply::message(View::text(reply)))])
     }
 
     async fn open_menu(&self, ctx: &Context) -> Result<Vec<Outgoing>, BotError> {
@@ -631,49 +627,10 @@ impl Bot {
         Ok(format!("count: {n}"))
     }
 
-    async fn onboard(&self, ctx: &Context) -> Result<String, BotError> {
-        let key = self.onboarding.key(ctx)?;
-        self.onboarding
-            .update(&key, |form| {
-                *form = Onboarding { step: Step::Name, ..Onboarding::default() };
-                Ok::<_, SessionError>(())
-            })
-            .await?;
-        Ok("let's get you set up. What is your name?".into())
-    }
-
-    /// Plain text: the answer to the onboarding form's current question, if one is open.
-    async fn form_answer(&self, ctx: &Context, text: &str) -> Result<String, BotError> {
-        let key = self.onboarding.key(ctx)?;
-        let reply = self
-            .onboarding
-            .update(&key, |form| {
-                Ok::<_, SessionError>(match form.step {
-                    Step::Idle => "I only understand commands; /help lists them".to_owned(),
-                    Step::Name => match valid_name(text) {
-                        Ok(name) => {
-                            let reply = format!("nice to meet you, {name}. What is your email?");
-                            form.name = Some(name);
-                            form.step = Step::Email;
-                            reply
-                        }
-                        Err(why) => format!("{why}. What is your name?"),
-                    },
-                    Step::Email => match valid_email(text) {
-                        Ok(email) => {
-                            let name = form.name.clone().unwrap_or_default();
-                            let reply = format!("name: {name}, email: {email}. /confirm to save, /cancel to drop it");
-                            form.email = Some(email);
-                            form.step = Step::Confirm;
-                            reply
-                        }
-                        Err(why) => format!("{why}. What is your email?"),
-                    },
-                    Step::Confirm => "please answer /confirm or /cancel".to_owned(),
-                })
-            })
-            .await?;
-        Ok(reply)
+    /// Opens the onboarding conversation ([`onboard`]), replacing one left open.
+    async fn start_onboarding(&self, ctx: &Context) -> Result<Vec<Outgoing>, BotError> {
+        let started = self.menus.start(&self.onboard, ctx, ()).await?;
+        Ok(started.reply.into_iter().map(Outgoing::reply).collect())
     }
 
     async fn confirm(&self, ctx: &Context) -> Result<String, BotError> {

@@ -158,7 +158,7 @@ async fn announce<W: AsyncWrite + Unpin>(output: &mut W, event: &EndEvent) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bot_sessions::interactive::{Button, Message};
+    use bot_sessions::interactive::{Button, View};
 
     #[test]
     fn lines_parse() {
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn replies_render_with_their_buttons() {
-        let menu = Reply::message(Message::text("value: 0").row([Button::new("+1", "m:x:inc")]));
+        let menu = Reply::message(View::text("value: 0").row([Button::new("+1", "m:x:inc")]));
         assert_eq!(render(2, 5, &menu), "bot -> 2@5: value: 0\n  [+1] m:x:inc\n");
         assert_eq!(render(1, 1, &Reply::notice("not yours")), "bot -> 1@1: (notice) not yours\n");
     }

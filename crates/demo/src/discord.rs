@@ -29,7 +29,7 @@ use bot_sessions::KeyStrategy;
 use bot_sessions::discord::axum::Router;
 use bot_sessions::discord::twilight_model::application::interaction::{Interaction, InteractionType};
 use bot_sessions::discord::{Command, Endpoint, EndpointError, Ends, Messages, PublicKey, Rest, RestError, Texts};
-use bot_sessions::interactive::{Message, Reply};
+use bot_sessions::interactive::{View, Reply};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, KeyError};
 use tokio::net::TcpListener;
@@ -196,7 +196,7 @@ async fn command(bot: &Bot, ends: &Ends, ctx: &Context) -> Result<Option<Reply>,
         "forget" => {
             let user = ctx.user_id.ok_or(BotError::NoUser)?;
             // Before the records go: their tokens are what can edit the messages.
-            if let Err(e) = ends.close_user_messages(user, &Message::text(FORGOTTEN)).await {
+            if let Err(e) = ends.close_user_messages(user, &View::text(FORGOTTEN)).await {
                 eprintln!("discord: cannot close the menus of user {user}: {e}");
             }
             true

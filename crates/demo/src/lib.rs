@@ -21,5 +21,6 @@ pub mod console;
 pub mod discord;
 pub mod menu;
 pub mod metrics;
+pub mod profile;
 pub mod register;
 pub mod telegram;

@@ -9,13 +9,12 @@
 //! and says `expired`.
 
 use bot_sessions::interactive::{
-    Button, ButtonStyle, EndCx, EndReason, Interactive, Message, Reply, StartCx, Step, UpdateCx, async_trait,
-};
+    Button, ButtonStyle, EndCx, EndReason, Interactive, View, Reply, StartCx, Step, UpdateCx};
 use bot_sessions::store::BoxError;
 use bot_sessions::{SessionError, Sessions, Ttl};
 use serde::{Deserialize, Serialize};
 
-use crate::bot::Profile;
+use crate::profile::Profile;
 
 /// The kind's registered name: every process that may receive its clicks registers it.
 pub const KIND: &str = "menu";
@@ -41,8 +40,8 @@ pub const ASK_NUMBER: &str = "send a number: your next message here sets the val
 pub const NOT_A_NUMBER: &str = "not a number; send a whole number like 42";
 
 /// The menu message: the value and its four buttons.
-fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<Message, BoxError> {
-    Ok(Message::text(format!("value: {value}")).row([
+fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> Result<View, BoxError> {
+    Ok(View::text(format!("value: {value}")).row([
         Button::new("-1", cx_encode("dec")?),
         Button::new("+1", cx_encode("inc")?),
         Button::new("Done", cx_encode("done")?).style(ButtonStyle::Success),
@@ -50,7 +49,6 @@ fn render(cx_encode: impl Fn(&str) -> Result<String, BoxError>, value: i64) -> R
     ]))
 }
 
-#[async_trait]
 impl Interactive for Menu {
     type State = MenuState;
     type Args = ();
@@ -69,7 +67,7 @@ impl Interactive for Menu {
             "done" => return Ok(Step::Finish(menu.value)),
             "set" => {
                 cx.ask_text();
-                cx.reply(Reply::message(Message::text(ASK_NUMBER)));
+                cx.reply(Reply::message(View::text(ASK_NUMBER)));
                 return Ok(Step::refresh());
             }
             _ => {
@@ -92,7 +90,7 @@ impl Interactive for Menu {
                 let message = render(|c| Ok(cx.encode(&cx.custom_id(c))?), menu.value)?;
                 cx.reply(Reply::message(message));
             }
-            Err(_) => cx.reply(Reply::message(Message::text(NOT_A_NUMBER))),
+            Err(_) => cx.reply(Reply::message(View::text(NOT_A_NUMBER))),
         }
         Ok(Step::refresh())
     }

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use bot_sessions::KeyStrategy;
-use bot_sessions::interactive::{EndEvent, EndReason, Message as Text, Reply};
+use bot_sessions::interactive::{EndEvent, EndReason, Reply, View as Text};
 use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::telegram::{
     CallbackRouter, CallbackTexts, RenderError, RouterError, context_of_message, keyboard, show_end,

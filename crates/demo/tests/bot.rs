@@ -73,13 +73,14 @@ async fn onboarding_asks_validates_and_saves() {
 async fn cancel_drops_the_form() {
     let (store, clock, bot) = setup().await;
     let me = user(3, 1);
-    let onboarding = bot_sessions::Namespace::new("onboarding").unwrap();
+    // The conversation awaits its opener's next message through one record there.
+    let awaiting = bot_sessions::Namespace::new("interactive.text").unwrap();
     assert!(say(&bot, &me, "/cancel").await.starts_with("nothing to cancel"));
     say(&bot, &me, "/onboard").await;
     say(&bot, &me, "Grace").await;
-    assert_eq!(store.count(Some(&onboarding), clock.now()).await.unwrap(), 1, "the open form is stored");
+    assert_eq!(store.count(Some(&awaiting), clock.now()).await.unwrap(), 1, "the open form awaits");
     assert_eq!(say(&bot, &me, "/cancel").await, "cancelled");
-    assert_eq!(store.count(Some(&onboarding), clock.now()).await.unwrap(), 0, "cancel deletes the form");
+    assert_eq!(store.count(Some(&awaiting), clock.now()).await.unwrap(), 0, "cancel ends the form");
     assert!(say(&bot, &me, "grace@example.com").await.contains("only understand commands"));
     assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
 }
@@ -124,8 +125,10 @@ async fn forget_deletes_everything_of_the_user_only() {
         say(&bot, &me, line).await;
     }
     say(&bot, &other, "/count").await;
-    // Two counters, the profile and the open form.
-    assert_eq!(say(&bot, &me, "/forget").await, "forgotten: deleted 4 sessions of user 1");
+    // Two counters, the profile, the confirmed conversation (kept a while for late
+    // clicks), the open one and the record by which it awaits the next message, and
+    // the list of the user's open conversations.
+    assert_eq!(say(&bot, &me, "/forget").await, "forgotten: deleted 7 sessions of user 1");
     assert_eq!(say(&bot, &me, "/count").await, "count: 1");
     assert_eq!(say(&bot, &me, "/profile").await, "no profile saved; /onboard creates one");
     assert!(say(&bot, &me, "Ada").await.contains("only understand commands"), "the form went too");
@@ -394,4 +397,84 @@ async fn a_key_ring_seals_the_signing_key_sessions_and_menus() {
     let config = BotConfig::default().onboarding_ttl(TTL).menu_ttl(MENU_TTL).clock(Arc::new(clock.clone()));
     let Err(err) = Bot::new(store.clone(), config).await else { panic!("no start without the ring") };
     assert!(err.to_string().contains("BOT_SESSIONS_KEYS"), "{err}");
+}
+
+/// `/onboard` is one conversation: it takes only its opener's messages, in the chat
+/// where it was opened; commands other than `/confirm` and `/cancel` pass through; a bad
+/// email is asked again; the Confirm button saves (a stranger's click does not), and
+/// afterwards messages are the bot's again.
+#[tokio::test]
+async fn onboarding_is_one_conversation_confirmed_by_its_button() {
+    let (_, _, bot) = setup().await;
+    let (me, stranger, me_elsewhere) = (user(1, 1), user(2, 1), user(1, 2));
+    assert_eq!(say(&bot, &me, "/onboard").await, "let's get you set up. What is your name?");
+    assert_eq!(say(&bot, &stranger, "Bob").await, "I only understand commands; /help lists them");
+    assert_eq!(say(&bot, &me_elsewhere, "Ada").await, "I only understand commands; /help lists them");
+    assert_eq!(say(&bot, &me, "Ada").await, "nice to meet you, Ada. What is your email?");
+    assert_eq!(say(&bot, &me, "/count").await, "count: 1", "commands pass through");
+    for bad in ["ada", "ada@example"] {
+        let reply = say(&bot, &me, bad).await;
+        assert!(reply.contains("does not look like an email") && reply.ends_with("What is your email?"), "{reply}");
+    }
+    let summary = bot.handle(&me, "ada@example.com").await.unwrap();
+    assert_eq!(summary.len(), 1);
+    assert!(summary[0].to_string().starts_with("name: Ada, email: ada@example.com. /confirm to save"));
+    let confirm = button(&summary[0], "Confirm");
+    assert!(confirm.len() <= 64, "Telegram's callback data limit");
+    assert!(click(&bot, &stranger, &confirm).await.contains("not yours"));
+    assert_eq!(say(&bot, &stranger, "/profile").await, "no profile saved; /onboard creates one");
+    // The click edits the summary: its button goes, it says what was saved.
+    let saved = bot.click(&me.clone().button(&confirm)).await.unwrap();
+    assert_eq!(saved.len(), 1);
+    assert!(matches!(&saved[0], Reply::Edit(m) if m.rows.is_empty()), "{saved:?}");
+    assert_eq!(saved[0].to_string(), "saved: Ada <ada@example.com>");
+    assert_eq!(say(&bot, &me, "/profile").await, "profile: Ada <ada@example.com>");
+    assert!(click(&bot, &me, &confirm).await.contains("expired"), "a second click finds it over");
+    assert!(say(&bot, &me, "/confirm").await.starts_with("nothing to confirm"));
+    assert_eq!(say(&bot, &me, "hello").await, "I only understand commands; /help lists them");
+}
+
+/// Each answer may land on another process, and a restart between two steps loses
+/// nothing; `/confirm` on yet another process saves once.
+#[tokio::test]
+async fn the_conversation_survives_restarts_between_steps() {
+    let (store, clock, first) = setup().await;
+    let me = user(7, -3);
+    say(&first, &me, "/onboard").await;
+    first.detach();
+    drop(first);
+    let second = bot(&store, &clock).await;
+    let third = bot(&store, &clock).await;
+    assert_eq!(say(&second, &me, "Grace").await, "nice to meet you, Grace. What is your email?");
+    assert!(say(&third, &me, "grace@").await.ends_with("What is your email?"));
+    second.detach();
+    drop(second);
+    let fourth = bot(&store, &clock).await;
+    assert!(say(&fourth, &me, "grace@example.com").await.contains("/confirm"));
+    assert_eq!(say(&third, &me, "/confirm").await, "saved: Grace <grace@example.com>");
+    assert!(say(&fourth, &me, "/confirm").await.starts_with("nothing to confirm"), "saved once");
+    assert_eq!(say(&fourth, &me, "/profile").await, "profile: Grace <grace@example.com>");
+}
+
+/// `/cancel` ends the conversation; `/onboard` again replaces an open one, which ends
+/// quietly (only the new one can expire, and says so once).
+#[tokio::test]
+async fn cancel_and_onboard_again_end_the_open_conversation() {
+    let (_, clock, bot) = setup().await;
+    let me = user(1, 1);
+    let mut notices = bot.subscribe_notices();
+    say(&bot, &me, "/onboard").await;
+    say(&bot, &me, "Ada").await;
+    assert_eq!(say(&bot, &me, "/cancel").await, "cancelled");
+    assert!(say(&bot, &me, "/cancel").await.starts_with("nothing to cancel"));
+    say(&bot, &me, "/onboard").await;
+    say(&bot, &me, "Ada").await;
+    assert_eq!(say(&bot, &me, "/onboard").await, "let's get you set up. What is your name?", "starts over");
+    assert_eq!(say(&bot, &me, "Bob").await, "nice to meet you, Bob. What is your email?");
+    clock.advance(TTL + Duration::from_secs(1));
+    assert_eq!(bot.expire().await.unwrap(), 1, "the replaced conversation had ended already");
+    let told = notices.try_recv().unwrap();
+    assert_eq!(told.reply.to_string(), "your onboarding form expired after 30 idle minutes; /onboard starts again");
+    assert!(notices.try_recv().is_err(), "told once");
+    assert_eq!(say(&bot, &me, "bob@example.com").await, "I only understand commands; /help lists them");
 }

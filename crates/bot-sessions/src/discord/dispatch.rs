@@ -19,7 +19,7 @@ use super::shared::{Shared, bump};
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{context_of, interaction_type, parse_interaction};
 use crate::Context;
-use crate::interactive::{Message, Reply, RouteOutcome, SessionId};
+use crate::interactive::{View, Reply, RouteOutcome, SessionId};
 use crate::store::BoxError;
 
 /// What an answer is about: where it goes, and with which token (never printed).
@@ -246,10 +246,10 @@ async fn complete_deferred(shared: &Arc<Shared>, target: &Target, kind: Kind, an
         Some(Reply::Modal(modal)) => {
             let error = format!("modal `{}` cannot follow a deferred response", modal.custom_id);
             failed(shared, &error, "the deferred answer");
-            let text = Message::text(shared.texts.failed.clone()).ephemeral();
+            let text = View::text(shared.texts.failed.clone()).ephemeral();
             followup_replacing(shared, target, update, &text).await
         }
-        Some(Reply::Notice(text)) => followup_replacing(shared, target, update, &Message::text(text).ephemeral()).await,
+        Some(Reply::Notice(text)) => followup_replacing(shared, target, update, &View::text(text).ephemeral()).await,
         // A new message after a deferred update; an ephemeral one after a public
         // "thinking…" (which cannot become ephemeral).
         Some(Reply::Edit(m) | Reply::Message(m)) => followup_replacing(shared, target, update, &m).await,
@@ -268,7 +268,7 @@ async fn followup_replacing(
     shared: &Shared,
     target: &Target,
     update: bool,
-    message: &Message,
+    message: &View,
 ) -> Result<(), super::RestError> {
     let (app, token) = (target.application_id, target.token.as_str());
     if !update {
@@ -283,7 +283,7 @@ async fn follow(shared: &Shared, target: &Target, extra: Reply, kind: Kind) {
     let (app, token) = (target.application_id, target.token.as_str());
     for attempt in 0..2 {
         let result = match &extra {
-            Reply::Notice(text) => rest.followup(app, token, &Message::text(text.clone()).ephemeral()).await,
+            Reply::Notice(text) => rest.followup(app, token, &View::text(text.clone()).ephemeral()).await,
             Reply::Message(m) => rest.followup(app, token, m).await,
             Reply::Edit(m) if matches!(kind, Kind::UpdateMessage | Kind::DeferredUpdateMessage) => {
                 rest.edit_original(app, token, m).await
@@ -308,7 +308,7 @@ async fn follow(shared: &Shared, target: &Target, extra: Reply, kind: Kind) {
 
 /// Notes, for each session whose components `message` carries, that the interaction's
 /// original response (of `kind`) shows it.
-async fn note(shared: &Shared, target: &Target, message: &Message, kind: Kind) {
+async fn note(shared: &Shared, target: &Target, message: &View, kind: Kind) {
     let (Some(messages), Some(manager)) = (&shared.messages, &shared.manager) else { return };
     let (message_id, ephemeral) = match kind {
         Kind::UpdateMessage | Kind::DeferredUpdateMessage => (target.message_id, target.message_ephemeral),

@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 
 use super::messages::{MessageRef, Messages};
 use super::rest::{Rest, RestError};
-use crate::interactive::{EndEvent, EndReason, Manager, Message, Reply};
+use crate::interactive::{EndEvent, EndReason, Manager, View, Reply};
 use crate::{StoreError, Timestamp};
 
 /// What [`Ends::show`] did with an end.
@@ -145,7 +145,7 @@ impl Ends {
         event: &EndEvent,
         record: Option<&MessageRef>,
         edit: bool,
-        message: &Message,
+        message: &View,
     ) -> Result<EndShown, EndError> {
         let no_route = |why| EndError::NoRoute { session: event.session.to_string(), why };
         if !self.rest.has_bot_token() {
@@ -181,7 +181,7 @@ impl Ends {
     /// # Errors
     ///
     /// [`EndError::Store`] when the records cannot be read.
-    pub async fn close_user_messages(&self, user: i64, message: &Message) -> Result<u64, EndError> {
+    pub async fn close_user_messages(&self, user: i64, message: &View) -> Result<u64, EndError> {
         let Some(messages) = &self.messages else { return Ok(0) };
         let now = messages.now();
         let mut edited = 0;

@@ -27,14 +27,14 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Reply>, BoxEr
 ///
 /// ```
 /// use bot_sessions::discord::{Command, Handler};
-/// use bot_sessions::interactive::{Message, Reply};
+/// use bot_sessions::interactive::{View, Reply};
 /// use bot_sessions::store::BoxError;
 /// use bot_sessions::Context;
 /// use twilight_model::application::interaction::Interaction;
 ///
 /// async fn commands(ctx: Context, _: Interaction) -> Result<Option<Reply>, BoxError> {
 ///     let name = ctx.extensions.get::<Command>().map(|c| c.name.clone()).unwrap_or_default();
-///     Ok(Some(Reply::message(Message::text(format!("you ran /{name}")))))
+///     Ok(Some(Reply::message(View::text(format!("you ran /{name}")))))
 /// }
 /// fn takes(_: impl Handler) {}
 /// takes(commands);

@@ -29,7 +29,7 @@
 //!
 //! ```no_run
 //! use bot_sessions::discord::{Command, Endpoint, PublicKey, Rest};
-//! use bot_sessions::interactive::{CustomIdCodec, Manager, Message, Reply, SigningKeys, Target};
+//! use bot_sessions::interactive::{CustomIdCodec, Manager, View, Reply, SigningKeys, Target};
 //! use bot_sessions::store;
 //! use std::sync::Arc;
 //!
@@ -44,7 +44,7 @@
 //!     .rest(rest)
 //!     .handler(|ctx: bot_sessions::Context, _interaction| async move {
 //!         let name = ctx.extensions.get::<Command>().map(|c| c.name.clone());
-//!         Ok(Some(Reply::message(Message::text(format!("hello from /{}", name.unwrap_or_default())))))
+//!         Ok(Some(Reply::message(View::text(format!("hello from /{}", name.unwrap_or_default())))))
 //!     })
 //!     .build()?;
 //! let _ends = endpoint.ends().spawn(&manager);

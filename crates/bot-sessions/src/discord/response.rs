@@ -14,7 +14,7 @@ use twilight_model::channel::message::component::{
 use twilight_model::channel::message::{AllowedMentions, MessageFlags};
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 
-use crate::interactive::{ButtonStyle, Message, Modal, Reply, Widget};
+use crate::interactive::{ButtonStyle, View, Modal, Reply, Widget};
 
 /// Most action rows in a message (and fields in a modal).
 pub const MAX_ROWS: usize = 5;
@@ -90,7 +90,7 @@ fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), RenderErr
 /// # Errors
 ///
 /// [`RenderError`] for rows Discord would refuse.
-pub fn components(message: &Message) -> Result<Vec<Component>, RenderError> {
+pub fn components(message: &View) -> Result<Vec<Component>, RenderError> {
     if message.rows.len() > MAX_ROWS {
         return Err(RenderError::TooManyRows { rows: message.rows.len() });
     }
@@ -173,19 +173,19 @@ fn widget_component(widget: &Widget) -> Result<Component, RenderError> {
 ///
 /// ```
 /// use bot_sessions::discord::message_data;
-/// use bot_sessions::interactive::{Button, Message};
+/// use bot_sessions::interactive::{Button, View};
 ///
-/// let data = message_data(&Message::text("value: 1").row([Button::new("+1", "m:s:inc")]))?;
+/// let data = message_data(&View::text("value: 1").row([Button::new("+1", "m:s:inc")]))?;
 /// let json = serde_json::to_value(&data).unwrap();
 /// assert_eq!(json["content"], "value: 1");
 /// assert_eq!(json["components"][0]["type"], 1);
 /// assert_eq!(json["components"][0]["components"][0]["custom_id"], "m:s:inc");
 ///
-/// let closed = serde_json::to_value(message_data(&Message::text("final: 1"))?).unwrap();
+/// let closed = serde_json::to_value(message_data(&View::text("final: 1"))?).unwrap();
 /// assert_eq!(closed["components"], serde_json::json!([]));
 /// # Ok::<(), bot_sessions::discord::RenderError>(())
 /// ```
-pub fn message_data(message: &Message) -> Result<InteractionResponseData, RenderError> {
+pub fn message_data(message: &View) -> Result<InteractionResponseData, RenderError> {
     check_len("the message text", &message.text, MAX_CONTENT)?;
     Ok(InteractionResponseData {
         allowed_mentions: Some(AllowedMentions::default()),
@@ -254,7 +254,7 @@ pub fn modal_data(modal: &Modal) -> Result<InteractionResponseData, RenderError>
 ///
 /// ```
 /// use bot_sessions::discord::interaction_response;
-/// use bot_sessions::interactive::{Message, Reply};
+/// use bot_sessions::interactive::{View, Reply};
 /// use twilight_model::http::interaction::InteractionResponseType;
 ///
 /// let edit = interaction_response(&Reply::close("final: 3"), true)?;
@@ -273,7 +273,7 @@ pub fn interaction_response(reply: &Reply, on_message: bool) -> Result<Interacti
         }
         Reply::Edit(m) | Reply::Message(m) => (InteractionResponseType::ChannelMessageWithSource, message_data(m)?),
         Reply::Notice(text) => {
-            (InteractionResponseType::ChannelMessageWithSource, message_data(&Message::text(text.clone()).ephemeral())?)
+            (InteractionResponseType::ChannelMessageWithSource, message_data(&View::text(text.clone()).ephemeral())?)
         }
         Reply::Modal(modal) => (InteractionResponseType::Modal, modal_data(modal)?),
     };
@@ -304,14 +304,14 @@ mod tests {
     #[test]
     fn limits_are_checked() {
         let six = (0..6).map(|i| Button::new("b", format!("c{i}"))).collect::<Vec<_>>();
-        assert!(matches!(components(&Message::text("x").row(six)), Err(RenderError::RowTooFull { row: 0, count: 6 })));
+        assert!(matches!(components(&View::text("x").row(six)), Err(RenderError::RowTooFull { row: 0, count: 6 })));
         let select = Select::new("s").option(SelectOption::new("a", "a"));
-        let mixed = Message::text("x").row([Widget::from(select.clone()), Button::new("b", "c").into()]);
+        let mixed = View::text("x").row([Widget::from(select.clone()), Button::new("b", "c").into()]);
         assert!(matches!(components(&mixed), Err(RenderError::RowTooFull { .. })));
-        assert!(matches!(components(&Message::text("x").row([Select::new("s")])), Err(RenderError::Options { .. })));
-        let rows = (0..6).fold(Message::text("x"), |m, i| m.row([Button::new("b", format!("c{i}"))]));
+        assert!(matches!(components(&View::text("x").row([Select::new("s")])), Err(RenderError::Options { .. })));
+        let rows = (0..6).fold(View::text("x"), |m, i| m.row([Button::new("b", format!("c{i}"))]));
         assert!(matches!(components(&rows), Err(RenderError::TooManyRows { rows: 6 })));
-        assert!(matches!(message_data(&Message::text("x".repeat(2001))), Err(RenderError::TooLong { .. })));
+        assert!(matches!(message_data(&View::text("x".repeat(2001))), Err(RenderError::TooLong { .. })));
         assert!(matches!(modal_data(&Modal::new("m", "t")), Err(RenderError::ModalFields { count: 0, .. })));
         let long = Modal::new("m", "t".repeat(46)).field(TextField::new("a", "A"));
         assert!(matches!(modal_data(&long), Err(RenderError::TooLong { .. })));

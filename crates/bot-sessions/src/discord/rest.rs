@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
 use super::response::{RenderError, message_data};
-use crate::interactive::Message;
+use crate::interactive::View;
 
 /// Discord's API base URL (version 10).
 pub const DEFAULT_BASE_URL: &str = "https://discord.com/api/v10";
@@ -250,7 +250,7 @@ impl Rest {
     /// # Errors
     ///
     /// [`RestError`]; [`RestError::is_token_gone`] once the token has expired.
-    pub async fn edit_original(&self, application_id: u64, token: &str, message: &Message) -> Result<(), RestError> {
+    pub async fn edit_original(&self, application_id: u64, token: &str, message: &View) -> Result<(), RestError> {
         let path = format!("/webhooks/{application_id}/{}/messages/@original", checked(token)?);
         self.send(Method::PATCH, EDIT_ORIGINAL, &path, false, Some(&edit_body(message)?)).await
     }
@@ -271,7 +271,7 @@ impl Rest {
     /// # Errors
     ///
     /// [`RestError`].
-    pub async fn followup(&self, application_id: u64, token: &str, message: &Message) -> Result<(), RestError> {
+    pub async fn followup(&self, application_id: u64, token: &str, message: &View) -> Result<(), RestError> {
         let path = format!("/webhooks/{application_id}/{}", checked(token)?);
         self.send(Method::POST, FOLLOWUP, &path, false, Some(&message_data(message)?)).await
     }
@@ -282,7 +282,7 @@ impl Rest {
     /// # Errors
     ///
     /// [`RestError::NoBotToken`], and [`RestError`].
-    pub async fn edit_message(&self, channel_id: u64, message_id: u64, message: &Message) -> Result<(), RestError> {
+    pub async fn edit_message(&self, channel_id: u64, message_id: u64, message: &View) -> Result<(), RestError> {
         let path = format!("/channels/{channel_id}/messages/{message_id}");
         self.send(Method::PATCH, EDIT_MESSAGE, &path, true, Some(&edit_body(message)?)).await
     }
@@ -292,7 +292,7 @@ impl Rest {
     /// # Errors
     ///
     /// [`RestError::NoBotToken`], and [`RestError`].
-    pub async fn create_message(&self, channel_id: u64, message: &Message) -> Result<(), RestError> {
+    pub async fn create_message(&self, channel_id: u64, message: &View) -> Result<(), RestError> {
         let path = format!("/channels/{channel_id}/messages");
         self.send(Method::POST, CREATE_MESSAGE, &path, true, Some(&edit_body(message)?)).await
     }
@@ -352,7 +352,7 @@ impl Rest {
 
 /// The body of an edit: text and components, no flags (an edit cannot make a message
 /// ephemeral).
-fn edit_body(message: &Message) -> Result<impl Serialize, RenderError> {
+fn edit_body(message: &View) -> Result<impl Serialize, RenderError> {
     let mut data = message_data(message)?;
     data.flags = None;
     Ok(data)

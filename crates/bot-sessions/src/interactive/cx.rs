@@ -294,11 +294,11 @@ impl EndCx<'_> {
 /// # Examples
 ///
 /// ```
-/// use bot_sessions::interactive::{Button, CustomIdError, Message, SessionCx};
+/// use bot_sessions::interactive::{Button, CustomIdError, View, SessionCx};
 ///
 /// /// The session's message, from `start`, an update or the end alike.
-/// fn render(cx: &impl SessionCx, value: i64) -> Result<Message, CustomIdError> {
-///     Ok(Message::text(format!("value: {value}")).row([Button::new("+1", cx.id("inc")?)]))
+/// fn render(cx: &impl SessionCx, value: i64) -> Result<View, CustomIdError> {
+///     Ok(View::text(format!("value: {value}")).row([Button::new("+1", cx.id("inc")?)]))
 /// }
 /// ```
 pub trait SessionCx {

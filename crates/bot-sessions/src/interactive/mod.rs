@@ -101,7 +101,6 @@
 //! /// Counts clicks; "done" finishes with the count.
 //! struct Counter;
 //!
-//! #[async_trait]
 //! impl Interactive for Counter {
 //!     type State = u32;
 //!     type Args = ();
@@ -162,7 +161,6 @@
 //! #[derive(serde::Serialize, serde::Deserialize, Default)]
 //! struct Form { name: Option<String>, email: Option<String> }
 //!
-//! #[async_trait]
 //! impl Interactive for Signup {
 //!     type State = Form;
 //!     type Args = ();
@@ -170,7 +168,7 @@
 //!
 //!     async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<Form, BoxError> {
 //!         cx.ask_text();
-//!         cx.reply(Reply::message(Message::text("your name?")));
+//!         cx.reply(Reply::message(View::text("your name?")));
 //!         Ok(Form::default())
 //!     }
 //!
@@ -178,14 +176,14 @@
 //!         let text = cx.text().unwrap_or_default().trim().to_owned();
 //!         if f.name.is_none() {
 //!             f.name = Some(text);
-//!             cx.reply(Reply::message(Message::text("your email?")));
+//!             cx.reply(Reply::message(View::text("your email?")));
 //!         } else if text.contains('@') {
 //!             f.email = Some(text);
 //!             cx.stop_asking();
 //!             let confirm = cx.id("confirm")?;
-//!             cx.reply(Reply::message(Message::text("ok?").row([Button::new("Confirm", confirm)])));
+//!             cx.reply(Reply::message(View::text("ok?").row([Button::new("Confirm", confirm)])));
 //!         } else {
-//!             cx.reply(Reply::message(Message::text("that is no email; your email?")));
+//!             cx.reply(Reply::message(View::text("that is no email; your email?")));
 //!         }
 //!         Ok(Step::refresh())
 //!     }
@@ -259,14 +257,43 @@ pub use inspect::{SessionPhase, StoredSession, StoredSessionError, expire_now, r
 pub use limit::{Limit, LimitScope};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
-pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};
+#[allow(deprecated)]
+pub use reply::Message;
+pub use reply::{Button, ButtonStyle, Modal, Reply, Select, SelectOption, TextField, View, Widget};
 pub use sweeper::Sweeper;
 pub use text::Commands;
 
-/// The attribute [`Interactive`] implementations need (re-exported so that bot code
-/// does not have to depend on `async-trait` itself).
-#[doc(no_inline)]
-pub use async_trait::async_trait;
+/// What a bot that writes interactive sessions uses, for a glob import beside another
+/// framework's prelude: `use bot_sessions::interactive::prelude::*;` next to
+/// `use teloxide::prelude::*;` (or serenity's) leaves `Message` theirs, which
+/// `bot_sessions::interactive::*` cannot while the deprecated [`Message`](super::Message)
+/// alias exists.
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::interactive::prelude::*;
+///
+/// struct Hello;
+///
+/// impl Interactive for Hello {
+///     type State = ();
+///     type Args = ();
+///     type Output = ();
+///
+///     async fn start(&self, cx: &mut StartCx<'_>, _: ()) -> Result<(), bot_sessions::store::BoxError> {
+///         cx.reply(Reply::message(View::text("hello").row([Button::new("Bye", cx.id("bye")?)])));
+///         Ok(())
+///     }
+/// }
+/// ```
+pub mod prelude {
+    pub use super::{
+        Button, ButtonStyle, Commands, CustomId, CustomIdCodec, EndCx, EndEvent, EndReason, Filter, Interactive, Kind,
+        Limit, LimitScope, Manager, Modal, Reply, RouteOutcome, Select, SelectOption, SessionCx, StartCx, Step,
+        Target, TextField, UpdateCx, View, Widget,
+    };
+}
 
 use crate::store::BoxError;
 use crate::{ComponentKind, Ttl};
@@ -319,7 +346,6 @@ impl<R> Step<R> {
 /// meets a conflict and its `update` runs again on the winner's state (the click is
 /// neither lost nor applied twice to the state). Side effects in `update` (sending a
 /// message) can therefore happen twice in that case; `start` and `end` never re-run.
-#[async_trait::async_trait]
 pub trait Interactive: Send + Sync + 'static {
     /// The session's state, stored between clicks.
     type State: Serialize + DeserializeOwned + Send + Sync + 'static;
@@ -329,9 +355,17 @@ pub trait Interactive: Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Answers the update that opened the session (send the message with its
-    /// components; build their ids with [`StartCx::custom_id`]) and returns the
-    /// initial state. An error starts nothing.
-    async fn start(&self, cx: &mut StartCx<'_>, args: Self::Args) -> Result<Self::State, BoxError>;
+    /// components; build their ids with [`StartCx::id`]) and returns the initial
+    /// state. An error starts nothing.
+    ///
+    /// Implement it as `async fn start(&self, cx: &mut StartCx<'_>, args: Self::Args)
+    /// -> Result<Self::State, BoxError>`; the future must be `Send` (hold no `Rc` or
+    /// `std::sync::MutexGuard` across an `.await`).
+    fn start(
+        &self,
+        cx: &mut StartCx<'_>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::State, BoxError>> + Send;
 
     /// Handles one routed update (answer it with [`UpdateCx::reply`]). An error writes
     /// nothing (the update is dropped and [`Manager::route`] returns it).
@@ -341,35 +375,53 @@ pub trait Interactive: Send + Sync + 'static {
     /// modal submit to [`on_modal`](Self::on_modal), a button or a Telegram callback
     /// (or an update of unknown kind) to [`on_button`](Self::on_button). Override
     /// either this or those.
-    async fn update(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
-        if cx.text().is_some() {
-            return self.on_text(cx, state).await;
-        }
-        match cx.context().component_kind() {
-            Some(ComponentKind::SelectMenu) => self.on_select(cx, state).await,
-            Some(ComponentKind::ModalSubmit) => self.on_modal(cx, state).await,
-            _ => self.on_button(cx, state).await,
+    fn update(
+        &self,
+        cx: &mut UpdateCx<'_>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Step<Self::Output>, BoxError>> + Send {
+        async move {
+            if cx.text().is_some() {
+                return self.on_text(cx, state).await;
+            }
+            match cx.context().component_kind() {
+                Some(ComponentKind::SelectMenu) => self.on_select(cx, state).await,
+                Some(ComponentKind::ModalSubmit) => self.on_modal(cx, state).await,
+                _ => self.on_button(cx, state).await,
+            }
         }
     }
 
     /// A button click or a Telegram callback (see [`update`](Self::update)). Default:
     /// nothing changes.
-    async fn on_button(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+    fn on_button(
+        &self,
+        cx: &mut UpdateCx<'_>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Step<Self::Output>, BoxError>> + Send {
         let _ = (cx, state);
-        Ok(Step::keep())
+        std::future::ready(Ok(Step::keep()))
     }
 
     /// A select menu choice; the chosen values are [`UpdateCx::values`]. Default:
     /// nothing changes.
-    async fn on_select(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+    fn on_select(
+        &self,
+        cx: &mut UpdateCx<'_>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Step<Self::Output>, BoxError>> + Send {
         let _ = (cx, state);
-        Ok(Step::keep())
+        std::future::ready(Ok(Step::keep()))
     }
 
     /// A submitted modal; its fields are [`UpdateCx::field`]. Default: nothing changes.
-    async fn on_modal(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+    fn on_modal(
+        &self,
+        cx: &mut UpdateCx<'_>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Step<Self::Output>, BoxError>> + Send {
         let _ = (cx, state);
-        Ok(Step::keep())
+        std::future::ready(Ok(Step::keep()))
     }
 
     /// The opener's message, which the session asked for ([`StartCx::ask_text`],
@@ -377,9 +429,13 @@ pub trait Interactive: Send + Sync + 'static {
     /// [`UpdateCx::text`]. The session goes on asking until it
     /// [stops](UpdateCx::stop_asking) or ends, so bad input is answered by replying
     /// and returning. Default: nothing changes.
-    async fn on_text(&self, cx: &mut UpdateCx<'_>, state: &mut Self::State) -> Result<Step<Self::Output>, BoxError> {
+    fn on_text(
+        &self,
+        cx: &mut UpdateCx<'_>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Step<Self::Output>, BoxError>> + Send {
         let _ = (cx, state);
-        Ok(Step::keep())
+        std::future::ready(Ok(Step::keep()))
     }
 
     /// Runs once when the session ends, for any reason: answer with
@@ -388,9 +444,13 @@ pub trait Interactive: Send + Sync + 'static {
     /// result is the one [`Step::Finish`] carried and the value returned here is
     /// ignored; otherwise it becomes the result. An error is logged; the session ends
     /// all the same.
-    async fn end(&self, cx: &mut EndCx<'_>, state: Self::State) -> Result<Option<Self::Output>, BoxError> {
+    fn end(
+        &self,
+        cx: &mut EndCx<'_>,
+        state: Self::State,
+    ) -> impl Future<Output = Result<Option<Self::Output>, BoxError>> + Send {
         let _ = (cx, state);
-        Ok(None)
+        std::future::ready(Ok(None))
     }
 
     /// How long a session lives: [`Ttl::Idle`] (refreshed when `update` returns

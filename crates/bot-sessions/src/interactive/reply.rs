@@ -11,10 +11,10 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use bot_sessions::interactive::{Button, Message, Reply, Select, SelectOption};
+/// use bot_sessions::interactive::{Button, Reply, Select, SelectOption, View};
 ///
 /// let reply = Reply::edit(
-///     Message::text("value: 3")
+///     View::text("value: 3")
 ///         .row([Button::new("-1", "m:abc:dec"), Button::new("+1", "m:abc:inc")])
 ///         .row([Select::new("m:abc:size").option(SelectOption::new("Large", "l"))]),
 /// );
@@ -24,10 +24,10 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Reply {
     /// Send a new message (in the chat or channel of the update).
-    Message(Message),
+    Message(View),
     /// Replace the text and components of the session's message. A message without
     /// rows removes the components.
-    Edit(Message),
+    Edit(View),
     /// A short text only the user who clicked sees (Telegram: the callback answer's
     /// text; Discord: an ephemeral message).
     Notice(String),
@@ -38,18 +38,18 @@ pub enum Reply {
 
 impl Reply {
     /// A new message.
-    pub fn message(message: Message) -> Self {
+    pub fn message(message: View) -> Self {
         Reply::Message(message)
     }
 
     /// An edit of the session's message.
-    pub fn edit(message: Message) -> Self {
+    pub fn edit(message: View) -> Self {
         Reply::Edit(message)
     }
 
     /// An edit of the session's message to `text`, without components.
     pub fn close(text: impl Into<String>) -> Self {
-        Reply::Edit(Message::text(text))
+        Reply::Edit(View::text(text))
     }
 
     /// A notice to the clicking user.
@@ -63,7 +63,7 @@ impl Reply {
     }
 
     /// The message this reply shows, if it shows one.
-    pub fn as_message(&self) -> Option<&Message> {
+    pub fn as_message(&self) -> Option<&View> {
         match self {
             Reply::Message(m) | Reply::Edit(m) => Some(m),
             Reply::Notice(_) | Reply::Modal(_) => None,
@@ -71,10 +71,21 @@ impl Reply {
     }
 }
 
-/// A message: text and rows of components.
+/// What a message shows: text and rows of components (formerly `Message`,
+/// renamed so that it does not clash with teloxide's and serenity's `Message` under a
+/// glob import).
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::interactive::{Button, View};
+///
+/// let view = View::text("value: 0").row([Button::new("+1", "m:abc:inc")]);
+/// assert_eq!(view.to_string(), "value: 0\n[+1] m:abc:inc");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub struct Message {
+pub struct View {
     /// The text.
     pub text: String,
     /// Rows of components, top to bottom (Discord: action rows, at most 5; Telegram:
@@ -85,10 +96,10 @@ pub struct Message {
     pub ephemeral: bool,
 }
 
-impl Message {
+impl View {
     /// A message with `text` and no components.
     pub fn text(text: impl Into<String>) -> Self {
-        Message { text: text.into(), rows: Vec::new(), ephemeral: false }
+        View { text: text.into(), rows: Vec::new(), ephemeral: false }
     }
 
     /// Adds a row of components.
@@ -108,6 +119,10 @@ impl Message {
         self.rows.iter().flatten().map(Widget::custom_id)
     }
 }
+
+/// The old name of [`View`], kept for one release.
+#[deprecated(note = "renamed to `View` (no clash with teloxide's or serenity's `Message`)")]
+pub type Message = View;
 
 /// One component in a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,7 +374,7 @@ impl fmt::Display for Reply {
     }
 }
 
-impl fmt::Display for Message {
+impl fmt::Display for View {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)?;
         for widget in self.rows.iter().flatten() {
@@ -386,7 +401,7 @@ mod tests {
 
     #[test]
     fn renders_buttons_selects_and_modals() {
-        let menu = Message::text("value: 0").row([
+        let menu = View::text("value: 0").row([
             Button::new("-1", "c:s:dec").style(ButtonStyle::Danger),
             Button::new("+1", "c:s:inc"),
             Button::new("Done", "c:s:done").style(ButtonStyle::Success),
@@ -394,7 +409,7 @@ mod tests {
         assert_eq!(Reply::edit(menu.clone()).to_string(), "value: 0\n[-1] c:s:dec\n[+1] c:s:inc\n[Done] c:s:done");
         assert_eq!(menu.custom_ids().collect::<Vec<_>>(), ["c:s:dec", "c:s:inc", "c:s:done"]);
 
-        let pick = Message::text("size?").row([Select::new("c:s:size")
+        let pick = View::text("size?").row([Select::new("c:s:size")
             .placeholder("choose")
             .choices(1, 2)
             .option(SelectOption::new("Small", "s"))

@@ -1,5 +1,5 @@
 //! Platform-neutral replies as Telegram requests: [`keyboard`] turns a
-//! [`Message`]'s rows into an inline keyboard, [`Action`] is one request to send, and
+//! [`View`]'s rows into an inline keyboard, [`Action`] is one request to send, and
 //! [`execute`] sends it.
 //!
 //! These are pure conversions plus one send function, so a bot (or a test) can look
@@ -11,7 +11,7 @@ use teloxide::payloads::setters::*;
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ThreadId};
 
-use crate::interactive::{Message, Widget};
+use crate::interactive::{View, Widget};
 use crate::store::BoxError;
 
 /// The most bytes Telegram accepts in a button's callback data.
@@ -123,19 +123,19 @@ pub enum Action {
 /// # Examples
 ///
 /// ```
-/// use bot_sessions::interactive::{Button, Message, Select};
+/// use bot_sessions::interactive::{Button, View, Select};
 /// use bot_sessions::telegram::{RenderError, keyboard};
 ///
-/// let menu = Message::text("value: 0").row([Button::new("-1", "m:s:dec"), Button::new("+1", "m:s:inc")]);
+/// let menu = View::text("value: 0").row([Button::new("-1", "m:s:dec"), Button::new("+1", "m:s:inc")]);
 /// let markup = keyboard(&menu)?;
 /// assert_eq!(markup.inline_keyboard.len(), 1);
 /// assert_eq!(markup.inline_keyboard[0][1].text, "+1");
 ///
-/// let pick = Message::text("size?").row([Select::new("m:s:size")]);
+/// let pick = View::text("size?").row([Select::new("m:s:size")]);
 /// assert!(matches!(keyboard(&pick), Err(RenderError::SelectUnsupported { .. })));
 /// # Ok::<(), RenderError>(())
 /// ```
-pub fn keyboard(message: &Message) -> Result<InlineKeyboardMarkup, RenderError> {
+pub fn keyboard(message: &View) -> Result<InlineKeyboardMarkup, RenderError> {
     let mut rows = Vec::with_capacity(message.rows.len());
     for row in &message.rows {
         let mut buttons = Vec::with_capacity(row.len());

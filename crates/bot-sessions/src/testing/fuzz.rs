@@ -307,7 +307,6 @@ mod envelope_target {
         label: String,
     }
 
-    #[async_trait::async_trait]
     impl Interactive for Counter {
         type State = Count;
         type Args = ();
@@ -330,7 +329,6 @@ mod envelope_target {
     /// A second kind, so routing reads the stored kind name.
     struct Picker;
 
-    #[async_trait::async_trait]
     impl Interactive for Picker {
         type State = Vec<String>;
         type Args = ();

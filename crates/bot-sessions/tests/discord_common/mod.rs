@@ -12,9 +12,8 @@ use axum::http::{Request, StatusCode};
 use bot_sessions::Ttl;
 use bot_sessions::discord::{PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use bot_sessions::interactive::{
-    Button, ButtonStyle, EndCx, EndReason, Interactive, Message, Modal, Reply, Select, SelectOption, StartCx, Step,
-    TextField, UpdateCx, async_trait,
-};
+    Button, ButtonStyle, EndCx, EndReason, Interactive, View, Modal, Reply, Select, SelectOption, StartCx, Step,
+    TextField, UpdateCx};
 use bot_sessions::store::BoxError;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
@@ -247,7 +246,7 @@ pub struct PickerState {
     pub name: Option<String>,
 }
 
-fn render(encode: impl Fn(&str) -> Result<String, BoxError>, s: &PickerState) -> Result<Message, BoxError> {
+fn render(encode: impl Fn(&str) -> Result<String, BoxError>, s: &PickerState) -> Result<View, BoxError> {
     let mut text = format!("value: {}", s.value);
     if let Some(size) = &s.size {
         text.push_str(&format!(", size: {size}"));
@@ -255,7 +254,7 @@ fn render(encode: impl Fn(&str) -> Result<String, BoxError>, s: &PickerState) ->
     if let Some(name) = &s.name {
         text.push_str(&format!(", name: {name}"));
     }
-    Ok(Message::text(text)
+    Ok(View::text(text)
         .row([
             Button::new("-1", encode("dec")?),
             Button::new("+1", encode("inc")?),
@@ -267,7 +266,6 @@ fn render(encode: impl Fn(&str) -> Result<String, BoxError>, s: &PickerState) ->
             .option(SelectOption::new("Large", "large"))]))
 }
 
-#[async_trait]
 impl Interactive for Picker {
     type State = PickerState;
     type Args = ();
@@ -392,7 +390,7 @@ impl TestBot {
                     let name = ctx.extensions.get::<Command>().map(|c| c.name.clone());
                     Ok(match name.as_deref() {
                         Some("menu") => manager.start(&kind, &ctx, ()).await?.reply,
-                        Some(other) => Some(Reply::message(Message::text(format!("you ran /{other}")))),
+                        Some(other) => Some(Reply::message(View::text(format!("you ran /{other}")))),
                         None => Some(Reply::notice(format!("not mine: {}", ctx.custom_id.unwrap_or_default()))),
                     })
                 }

@@ -36,7 +36,6 @@ pub struct CounterState {
     pub buttons: Vec<String>,
 }
 
-#[async_trait::async_trait]
 impl Interactive for Counter {
     type State = CounterState;
     type Args = u64;

@@ -173,7 +173,6 @@ pub fn export(env: &Env) -> String {
 /// An interactive session kind for the tool's tests: a menu whose `end` counts its runs.
 pub struct Menu(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
-#[bot_sessions::interactive::async_trait]
 impl bot_sessions::interactive::Interactive for Menu {
     type State = u32;
     type Args = ();

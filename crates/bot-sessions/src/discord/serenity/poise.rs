@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::router::ShownAt;
 use super::{Router, SerenityError, Session, action_rows, autocomplete_context, command_context, message_context};
 use crate::discord::{MAX_CONTENT, RenderError};
-use crate::interactive::{Interactive, Kind, Message, Reply, Started};
+use crate::interactive::{Interactive, Kind, View, Reply, Started};
 use crate::{Context, SessionError, Sessions};
 
 /// User data (poise's `Data`) that holds the [`Sessions<T>`] of a session type; one
@@ -49,7 +49,7 @@ impl<T> SessionsOf<T> for Sessions<T> {
 /// # Errors
 ///
 /// [`RenderError`] for a message Discord would refuse.
-pub fn create_reply(message: &Message) -> Result<CreateReply, RenderError> {
+pub fn create_reply(message: &View) -> Result<CreateReply, RenderError> {
     let len = message.text.chars().count();
     if len > MAX_CONTENT {
         return Err(RenderError::TooLong { what: "the message text", len, max: MAX_CONTENT });
@@ -89,7 +89,6 @@ pub fn create_reply(message: &Message) -> Result<CreateReply, RenderError> {
 ///     Ok(())
 /// }
 /// ```
-#[async_trait::async_trait]
 pub trait SessionContext: Send + Sync {
     /// poise's user data type.
     type Data;
@@ -118,7 +117,7 @@ pub trait SessionContext: Send + Sync {
     ///
     /// [`RenderError`] (in [`SerenityError::Render`]); [`SerenityError::LateModal`] for
     /// a modal after the first response or on a prefix command; a failed API call.
-    async fn send_reply(&self, reply: Reply) -> Result<(), SerenityError>;
+    fn send_reply(&self, reply: Reply) -> impl Future<Output = Result<(), SerenityError>> + Send;
 
     /// Starts a session of `kind` with `router`'s manager, shows what `start` answered
     /// through poise, and records its message (for the edit when the session ends
@@ -129,12 +128,12 @@ pub trait SessionContext: Send + Sync {
     ///
     /// [`SerenityError::Interactive`] when the start was refused or failed (the user
     /// was told); as [`send_reply`](Self::send_reply).
-    async fn start_session<K: Interactive>(
+    fn start_session<K: Interactive>(
         &self,
         router: &Router,
         kind: &Kind<K>,
         args: K::Args,
-    ) -> Result<Started<K::Output>, SerenityError>
+    ) -> impl Future<Output = Result<Started<K::Output>, SerenityError>> + Send
     where
         K::Args: Send;
 }
@@ -218,7 +217,6 @@ where
     }
 }
 
-#[async_trait::async_trait]
 impl<'a, U, E> SessionContext for ::poise::Context<'a, U, E>
 where
     U: Send + Sync + 'static,
@@ -264,7 +262,7 @@ async fn send_reply(inv: &impl Invocation, reply: Reply) -> Result<(), SerenityE
                 Err(SerenityError::LateModal { custom_id: m.custom_id })
             }
         }
-        Reply::Notice(text) => inv.send(create_reply(&Message::text(text).ephemeral())?, false).await.map(drop),
+        Reply::Notice(text) => inv.send(create_reply(&View::text(text).ephemeral())?, false).await.map(drop),
         Reply::Edit(m) | Reply::Message(m) => inv.send(create_reply(&m)?, false).await.map(drop),
     }
 }
@@ -294,7 +292,7 @@ where
     let started = match started {
         Ok(started) => started,
         Err(error) => {
-            let told = Message::text(router.failed_text()).ephemeral();
+            let told = View::text(router.failed_text()).ephemeral();
             if let Err(e) = inv.send(create_reply(&told)?, false).await {
                 tracing::warn!(error = %e, "could not tell the user a session did not start");
             }
@@ -394,7 +392,6 @@ mod tests {
         refuse: bool,
     }
 
-    #[async_trait::async_trait]
     impl Interactive for Menu {
         type State = u32;
         type Args = ();
@@ -403,7 +400,7 @@ mod tests {
             if let Some(gate) = &self.gate {
                 gate.notified().await;
             }
-            cx.reply(Reply::message(Message::text("menu").row([Button::new("Go", cx.encode(&cx.custom_id("go"))?)])));
+            cx.reply(Reply::message(View::text("menu").row([Button::new("Go", cx.encode(&cx.custom_id("go"))?)])));
             Ok(0)
         }
         fn start_filter(&self) -> Filter {

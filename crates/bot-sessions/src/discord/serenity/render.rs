@@ -14,7 +14,7 @@ use ::serenity::all::{
 };
 
 use crate::discord::{MAX_CONTENT, RenderError, components, modal_data};
-use crate::interactive::{ButtonStyle, Message, Modal, Reply, Widget};
+use crate::interactive::{ButtonStyle, View, Modal, Reply, Widget};
 
 /// A message's rows as serenity action rows (an empty list when there are none, which
 /// removes a message's components on an edit).
@@ -23,7 +23,7 @@ use crate::interactive::{ButtonStyle, Message, Modal, Reply, Widget};
 ///
 /// [`RenderError`] for rows Discord would refuse (the limits of
 /// [`components`](crate::discord::components)).
-pub fn action_rows(message: &Message) -> Result<Vec<CreateActionRow>, RenderError> {
+pub fn action_rows(message: &View) -> Result<Vec<CreateActionRow>, RenderError> {
     components(message)?; // the limits, checked once for both transports
     Ok(message.rows.iter().map(|row| action_row(row)).collect())
 }
@@ -69,7 +69,7 @@ fn action_row(row: &[Widget]) -> CreateActionRow {
     CreateActionRow::Buttons(buttons)
 }
 
-fn check_text(message: &Message) -> Result<(), RenderError> {
+fn check_text(message: &View) -> Result<(), RenderError> {
     let len = message.text.chars().count();
     if len > MAX_CONTENT {
         return Err(RenderError::TooLong { what: "the message text", len, max: MAX_CONTENT });
@@ -83,7 +83,7 @@ fn check_text(message: &Message) -> Result<(), RenderError> {
 /// # Errors
 ///
 /// [`RenderError`] for a message Discord would refuse.
-pub fn response_message(message: &Message) -> Result<CreateInteractionResponseMessage, RenderError> {
+pub fn response_message(message: &View) -> Result<CreateInteractionResponseMessage, RenderError> {
     check_text(message)?;
     Ok(CreateInteractionResponseMessage::new()
         .content(message.text.clone())
@@ -98,7 +98,7 @@ pub fn response_message(message: &Message) -> Result<CreateInteractionResponseMe
 /// # Errors
 ///
 /// [`RenderError`] for a message Discord would refuse.
-pub fn edit_response(message: &Message) -> Result<EditInteractionResponse, RenderError> {
+pub fn edit_response(message: &View) -> Result<EditInteractionResponse, RenderError> {
     check_text(message)?;
     Ok(EditInteractionResponse::new()
         .content(message.text.clone())
@@ -111,7 +111,7 @@ pub fn edit_response(message: &Message) -> Result<EditInteractionResponse, Rende
 /// # Errors
 ///
 /// [`RenderError`] for a message Discord would refuse.
-pub fn edit_message(message: &Message) -> Result<EditMessage, RenderError> {
+pub fn edit_message(message: &View) -> Result<EditMessage, RenderError> {
     check_text(message)?;
     Ok(EditMessage::new()
         .content(message.text.clone())
@@ -124,7 +124,7 @@ pub fn edit_message(message: &Message) -> Result<EditMessage, RenderError> {
 /// # Errors
 ///
 /// [`RenderError`] for a message Discord would refuse.
-pub fn followup(message: &Message) -> Result<CreateInteractionResponseFollowup, RenderError> {
+pub fn followup(message: &View) -> Result<CreateInteractionResponseFollowup, RenderError> {
     check_text(message)?;
     Ok(CreateInteractionResponseFollowup::new()
         .content(message.text.clone())
@@ -171,9 +171,9 @@ pub fn modal(modal: &Modal) -> Result<CreateModal, RenderError> {
 ///
 /// ```
 /// use bot_sessions::discord::serenity::create_response;
-/// use bot_sessions::interactive::{Button, Message, Reply};
+/// use bot_sessions::interactive::{Button, View, Reply};
 ///
-/// let reply = Reply::edit(Message::text("votes: 1").row([Button::new("Yes", "poll:s:yes")]));
+/// let reply = Reply::edit(View::text("votes: 1").row([Button::new("Yes", "poll:s:yes")]));
 /// let json = serde_json::to_value(create_response(&reply, true)?).unwrap();
 /// assert_eq!(json["type"], 7); // UPDATE_MESSAGE
 /// assert_eq!(json["data"]["components"][0]["components"][0]["custom_id"], "poll:s:yes");

@@ -15,7 +15,7 @@ use super::render::{create_response, edit_message, edit_response, followup};
 use super::{SerenityError, context_of};
 use crate::Context;
 use crate::discord::{Messages, Shown, Texts};
-use crate::interactive::{Interactive, Kind, Manager, Message, Reply, RouteOutcome, SessionId, Started};
+use crate::interactive::{Interactive, Kind, Manager, View, Reply, RouteOutcome, SessionId, Started};
 use crate::store::BoxError;
 
 /// How long an answer may take before the interaction is deferred (Discord waits 3 s).
@@ -335,7 +335,7 @@ impl Router {
     /// The work failed: tells the user (as the response, or after the deferral) and
     /// returns the error.
     async fn failed(&self, http: &Http, target: &Target, deferred: bool, error: BoxError) -> SerenityError {
-        let text = Message::text(self.inner.texts.failed.clone()).ephemeral();
+        let text = View::text(self.inner.texts.failed.clone()).ephemeral();
         let told = if deferred {
             self.followup_replacing(http, target, &text).await
         } else {
@@ -395,11 +395,11 @@ impl Router {
             }
             Some(Reply::Modal(modal)) => {
                 tracing::warn!(custom_id = %modal.custom_id, "a modal cannot follow a deferred response");
-                let text = Message::text(self.inner.texts.failed.clone()).ephemeral();
+                let text = View::text(self.inner.texts.failed.clone()).ephemeral();
                 self.followup_replacing(http, target, &text).await?;
             }
             Some(Reply::Notice(text)) => {
-                self.followup_replacing(http, target, &Message::text(text.clone()).ephemeral()).await?;
+                self.followup_replacing(http, target, &View::text(text.clone()).ephemeral()).await?;
             }
             // A new message after a deferred update; an ephemeral one after a public
             // "thinking…" (which cannot become ephemeral).
@@ -413,7 +413,7 @@ impl Router {
 
     /// A follow-up message; after a deferred channel message, the "thinking…" goes
     /// first.
-    async fn followup_replacing(&self, http: &Http, target: &Target, message: &Message) -> Result<(), SerenityError> {
+    async fn followup_replacing(&self, http: &Http, target: &Target, message: &View) -> Result<(), SerenityError> {
         if !target.on_message {
             http.delete_original_interaction_response(&target.token)
                 .await
@@ -430,7 +430,7 @@ impl Router {
     async fn follow(&self, http: &Http, target: &Target, extra: Reply, edited: bool) -> Result<(), SerenityError> {
         match &extra {
             Reply::Notice(text) => {
-                let message = Message::text(text.clone()).ephemeral();
+                let message = View::text(text.clone()).ephemeral();
                 http.create_followup_message(&target.token, &followup(&message)?, Vec::new())
                     .await
                     .map_err(http_error("send a follow-up"))?;
@@ -462,7 +462,7 @@ impl Router {
     /// interaction's original response shows it (`message_id`: the message, when
     /// known; a new message's id is asked of Discord, so that the bot token can edit
     /// it after the interaction token's 15 minutes).
-    async fn note(&self, http: &Http, target: &Target, message: &Message, edits: bool, message_id: Option<MessageId>) {
+    async fn note(&self, http: &Http, target: &Target, message: &View, edits: bool, message_id: Option<MessageId>) {
         if self.sessions_of(message).is_empty() {
             return;
         }
@@ -489,7 +489,7 @@ impl Router {
     }
 
     /// The sessions whose components `message` carries.
-    fn sessions_of(&self, message: &Message) -> Vec<SessionId> {
+    fn sessions_of(&self, message: &View) -> Vec<SessionId> {
         let mut sessions: Vec<SessionId> = Vec::new();
         for id in message.custom_ids() {
             if let Ok(id) = self.inner.manager.codec().decode(id)
@@ -504,7 +504,7 @@ impl Router {
     /// Records where `message` is shown for each session whose components it carries:
     /// the message id in the session (the bot token's channel route) and the
     /// interaction token in [`Messages`]. Failures are logged: the answer is out.
-    pub(super) async fn record(&self, message: &Message, at: ShownAt) {
+    pub(super) async fn record(&self, message: &View, at: ShownAt) {
         let manager = &self.inner.manager;
         for session in self.sessions_of(message) {
             if let Some(id) = at.message_id.and_then(|m| i64::try_from(m).ok())

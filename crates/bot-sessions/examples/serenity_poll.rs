@@ -23,8 +23,9 @@ use std::time::Duration;
 use bot_sessions::discord::serenity::{Router, SerenityError};
 use bot_sessions::discord::{Ends, Rest};
 use bot_sessions::interactive::{
-    Button, ButtonStyle, CustomIdCodec, EndCx, Filter, Interactive, Kind, Manager, View, Reply, SigningKeys,
-    StartCx, Step, Target, UpdateCx};
+    Button, ButtonStyle, CustomIdCodec, EndCx, Filter, Interactive, Kind, Manager, Reply, SigningKeys, StartCx, Step,
+    Target, UpdateCx, View,
+};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Ttl, store};
 use serenity::all::{

@@ -16,8 +16,8 @@ use bot_sessions::discord::{
     ChannelInfo, Command, InteractionInfo, context_of as twilight_context_of, interaction_response, parse_interaction,
 };
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, Manager, View, Modal, Reply, RouteOutcome, Select, SelectOption, SigningKeys, Target,
-    TextField,
+    Button, CustomIdCodec, Manager, Modal, Reply, RouteOutcome, Select, SelectOption, SigningKeys, Target, TextField,
+    View,
 };
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::testing::discord::FakeRest;

@@ -5,8 +5,9 @@
 mod interactive_support;
 
 use bot_sessions::interactive::{
-    Button, CustomIdError, EndCx, EndReason, Filter, Interactive, Kind, Limit, Manager, View, Reply, RouteOutcome,
-    SessionCx, StartCx, Step, UpdateCx};
+    Button, CustomIdError, EndCx, EndReason, Filter, Interactive, Kind, Limit, Manager, Reply, RouteOutcome, SessionCx,
+    StartCx, Step, UpdateCx, View,
+};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, DynStore, ManualClock, Ttl};
 use interactive_support::*;

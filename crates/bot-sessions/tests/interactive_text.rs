@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Commands, EndReason, Interactive, Kind, Manager, Reply, RouteOutcome, StartCx, Step, UpdateCx};
+    Commands, EndReason, Interactive, Kind, Manager, Reply, RouteOutcome, StartCx, Step, UpdateCx,
+};
 use bot_sessions::store::{BoxError, InProcess, Page};
 use bot_sessions::{
     Clock, Context, DynStore, ManualClock, Namespace, Precondition, Record, SessionKey, Store, StoreError, Timestamp,

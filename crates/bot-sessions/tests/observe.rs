@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bot_sessions::interactive::{
-    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, StartCx, Step, Target, UpdateCx};
+    CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, StartCx, Step, Target, UpdateCx,
+};
 use bot_sessions::session::RetryPolicy;
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;

@@ -7,7 +7,7 @@
 mod queries;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndReason, Manager, View, Modal, Reply, RouteOutcome, Routed, Select, SessionId, Target,
+    Button, CustomIdCodec, EndReason, Manager, Modal, Reply, RouteOutcome, Routed, Select, SessionId, Target, View,
 };
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::telegram::{Action, CallbackRouter, CallbackTexts, MessageTarget, RenderError, keyboard};
@@ -150,8 +150,7 @@ fn plans_new_messages_and_refuse_what_telegram_lacks() {
         [Action::Send { chat_id: ChatId(-1001234567489), thread_id: Some(t), text, .. }] if t.0.0 == 33 && text == "hello"
     ));
     // No chat to send to from an inline message: an error, and the query still gets an answer.
-    let plan =
-        router.plan(&inline_query("m:s:new"), &routed(handled(), Some(Reply::message(View::text("hi"))), None));
+    let plan = router.plan(&inline_query("m:s:new"), &routed(handled(), Some(Reply::message(View::text("hi"))), None));
     assert_eq!(plan.error, Some(RenderError::NoTarget { what: "chat" }));
     assert_eq!(plan.notice.as_deref(), Some("something went wrong; please try again"));
     let q = query_on(42, 5, "menu", &[], "m:s:form");

@@ -10,8 +10,9 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Manager, View, Reply, RouteOutcome, SigningKeys,
-    StartCx, Step, Target, UpdateCx};
+    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Manager, Reply, RouteOutcome, SigningKeys, StartCx,
+    Step, Target, UpdateCx, View,
+};
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions::telegram::{

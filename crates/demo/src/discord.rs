@@ -29,7 +29,7 @@ use bot_sessions::KeyStrategy;
 use bot_sessions::discord::axum::Router;
 use bot_sessions::discord::twilight_model::application::interaction::{Interaction, InteractionType};
 use bot_sessions::discord::{Command, Endpoint, EndpointError, Ends, Messages, PublicKey, Rest, RestError, Texts};
-use bot_sessions::interactive::{View, Reply};
+use bot_sessions::interactive::{Reply, View};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, KeyError};
 use tokio::net::TcpListener;

@@ -9,7 +9,8 @@
 //! and says `expired`.
 
 use bot_sessions::interactive::{
-    Button, ButtonStyle, EndCx, EndReason, Interactive, View, Reply, StartCx, Step, UpdateCx};
+    Button, ButtonStyle, EndCx, EndReason, Interactive, Reply, StartCx, Step, UpdateCx, View,
+};
 use bot_sessions::store::BoxError;
 use bot_sessions::{SessionError, Sessions, Ttl};
 use serde::{Deserialize, Serialize};

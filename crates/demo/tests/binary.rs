@@ -75,7 +75,10 @@ fn a_restart_in_the_middle_of_onboarding_continues() {
     let second =
         stdout_of(&["console", "--store", &store, "--onboarding-ttl", "3600"], "grace@example.com\n/confirm\n/count\n");
     assert_eq!(second.len(), 4, "{second:#?}");
-    assert_eq!(second[0], "bot -> 1@1: name: Grace Hopper, email: grace@example.com. /confirm to save, /cancel to drop it");
+    assert_eq!(
+        second[0],
+        "bot -> 1@1: name: Grace Hopper, email: grace@example.com. /confirm to save, /cancel to drop it"
+    );
     assert!(second[1].starts_with("  [Confirm] m:"), "{second:#?}");
     assert_eq!(second[2..], ["bot -> 1@1: saved: Grace Hopper <grace@example.com>", "bot -> 1@1: count: 2"]);
 }

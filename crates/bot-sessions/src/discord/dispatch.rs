@@ -19,7 +19,7 @@ use super::shared::{Shared, bump};
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{context_of, interaction_type, parse_interaction};
 use crate::Context;
-use crate::interactive::{View, Reply, RouteOutcome, SessionId};
+use crate::interactive::{Reply, RouteOutcome, SessionId, View};
 use crate::store::BoxError;
 
 /// What an answer is about: where it goes, and with which token (never printed).

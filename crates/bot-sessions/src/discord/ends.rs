@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 
 use super::messages::{MessageRef, Messages};
 use super::rest::{Rest, RestError};
-use crate::interactive::{EndEvent, EndReason, Manager, View, Reply};
+use crate::interactive::{EndEvent, EndReason, Manager, Reply, View};
 use crate::{StoreError, Timestamp};
 
 /// What [`Ends::show`] did with an end.

@@ -14,7 +14,7 @@ use twilight_model::channel::message::component::{
 use twilight_model::channel::message::{AllowedMentions, MessageFlags};
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 
-use crate::interactive::{ButtonStyle, View, Modal, Reply, Widget};
+use crate::interactive::{ButtonStyle, Modal, Reply, View, Widget};
 
 /// Most action rows in a message (and fields in a modal).
 pub const MAX_ROWS: usize = 5;

@@ -290,8 +290,8 @@ pub use text::Commands;
 pub mod prelude {
     pub use super::{
         Button, ButtonStyle, Commands, CustomId, CustomIdCodec, EndCx, EndEvent, EndReason, Filter, Interactive, Kind,
-        Limit, LimitScope, Manager, Modal, Reply, RouteOutcome, Select, SelectOption, SessionCx, StartCx, Step,
-        Target, TextField, UpdateCx, View, Widget,
+        Limit, LimitScope, Manager, Modal, Reply, RouteOutcome, Select, SelectOption, SessionCx, StartCx, Step, Target,
+        TextField, UpdateCx, View, Widget,
     };
 }
 

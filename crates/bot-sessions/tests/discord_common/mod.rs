@@ -12,8 +12,9 @@ use axum::http::{Request, StatusCode};
 use bot_sessions::Ttl;
 use bot_sessions::discord::{PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use bot_sessions::interactive::{
-    Button, ButtonStyle, EndCx, EndReason, Interactive, View, Modal, Reply, Select, SelectOption, StartCx, Step,
-    TextField, UpdateCx};
+    Button, ButtonStyle, EndCx, EndReason, Interactive, Modal, Reply, Select, SelectOption, StartCx, Step, TextField,
+    UpdateCx, View,
+};
 use bot_sessions::store::BoxError;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};

@@ -96,7 +96,7 @@ impl Interactive for Onboard {
                 return Ok(Next::Finish(()));
             }
             (Some(_), _) => cx.reply(say(NOTHING_TO_CONFIRM)),
-            (None, Step::Name | Step::Idle) => match super::valid_name(&text) {
+            (None, Step::Name | Step::Idle) => match super::modal::valid_name(&text) {
                 Ok(name) => {
                     cx.reply(say(format!("nice to meet you, {name}. What is your email?")));
                     form.name = Some(name);
@@ -104,7 +104,7 @@ impl Interactive for Onboard {
                 }
                 Err(why) => cx.reply(say(format!("{why}. What is your name?"))),
             },
-            (None, Step::Email) => match super::valid_email(&text) {
+            (None, Step::Email) => match super::modal::valid_email(&text) {
                 Ok(email) => {
                     let name = form.name.clone().unwrap_or_default();
                     let summary = format!("name: {name}, email: {email}. /confirm to save, /cancel to drop it");

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::router::ShownAt;
 use super::{Router, SerenityError, Session, action_rows, autocomplete_context, command_context, message_context};
 use crate::discord::{MAX_CONTENT, RenderError};
-use crate::interactive::{Interactive, Kind, View, Reply, Started};
+use crate::interactive::{Interactive, Kind, Reply, Started, View};
 use crate::{Context, SessionError, Sessions};
 
 /// User data (poise's `Data`) that holds the [`Sessions<T>`] of a session type; one

@@ -14,7 +14,7 @@ use ::serenity::all::{
 };
 
 use crate::discord::{MAX_CONTENT, RenderError, components, modal_data};
-use crate::interactive::{ButtonStyle, View, Modal, Reply, Widget};
+use crate::interactive::{ButtonStyle, Modal, Reply, View, Widget};
 
 /// A message's rows as serenity action rows (an empty list when there are none, which
 /// removes a message's components on an edit).

@@ -15,7 +15,7 @@ use super::render::{create_response, edit_message, edit_response, followup};
 use super::{SerenityError, context_of};
 use crate::Context;
 use crate::discord::{Messages, Shown, Texts};
-use crate::interactive::{Interactive, Kind, Manager, View, Reply, RouteOutcome, SessionId, Started};
+use crate::interactive::{Interactive, Kind, Manager, Reply, RouteOutcome, SessionId, Started, View};
 use crate::store::BoxError;
 
 /// How long an answer may take before the interaction is deferred (Discord waits 3 s).

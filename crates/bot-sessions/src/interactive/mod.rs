@@ -237,6 +237,7 @@ mod local;
 mod manager;
 mod outcome;
 mod reply;
+mod rich;
 mod sweeper;
 mod text;
 
@@ -260,6 +261,7 @@ pub use limit::{Limit, LimitScope};
 pub use manager::{Kind, Manager, ManagerBuilder};
 pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, ShutdownReport};
 pub use reply::{Button, ButtonStyle, Message, Modal, Reply, Select, SelectOption, TextField, Widget};
+pub use rich::{Embed, EmbedField, Emoji, LinkButton, Raw, SelectDefault, SelectKind};
 pub use sweeper::Sweeper;
 pub use text::Commands;
 

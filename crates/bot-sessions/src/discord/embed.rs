@@ -3,7 +3,7 @@
 use twilight_model::channel::message::embed::{Embed as DEmbed, EmbedField as DEmbedField};
 use twilight_model::id::Id;
 
-use super::response::{RenderError, check_len};
+use super::limits::{RenderError, check_len};
 use crate::interactive::Embed;
 
 /// Most embeds in a message.

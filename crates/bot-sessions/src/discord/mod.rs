@@ -59,6 +59,7 @@ mod embed;
 mod endpoint;
 mod ends;
 mod handler;
+mod limits;
 mod messages;
 mod parse;
 pub mod replay;

@@ -31,7 +31,10 @@ async fn each_call_has_its_route_body_and_token() {
         (call.method.as_str(), call.path.as_str()),
         ("PATCH", &*format!("/api/v10/webhooks/{APP}/tok/messages/@original"))
     );
-    assert_eq!(call.body, json!({"content": "closed", "components": [], "allowed_mentions": {"parse": []}}));
+    assert_eq!(
+        call.body,
+        json!({"content": "closed", "components": [], "embeds": [], "allowed_mentions": {"parse": []}})
+    );
     assert_eq!(call.authorization, None);
 
     rest.followup(APP, "tok", &menu.clone().ephemeral()).await.unwrap();

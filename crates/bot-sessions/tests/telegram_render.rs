@@ -160,3 +160,38 @@ fn plans_new_messages_and_refuse_what_telegram_lacks() {
         router.plan(&q, &routed(handled(), Some(Reply::edit(View::text("x").row([Select::new("m:s:p")]))), None));
     assert!(matches!(plan.error, Some(RenderError::SelectUnsupported { .. })));
 }
+
+#[test]
+fn rich_parts_show_where_telegram_has_them_and_are_refused_elsewhere() {
+    use bot_sessions::interactive::{Embed, Emoji, LinkButton, Raw, Widget};
+
+    let message = View::text("docs").row([
+        Widget::from(Button::new("Again", "m:s:again").emoji("🔁")),
+        LinkButton::new("Open", "https://docs.rs/bot-sessions").emoji('📖').into(),
+        LinkButton::new("Hidden", "https://example.com").disabled().into(),
+        Raw::discord(json!({"type": 2, "style": 6, "sku_id": "1"}))
+            .telegram(json!({"text": "Pay", "pay": true}))
+            .into(),
+    ]);
+    let markup = serde_json::to_value(keyboard(&message).expect("keyboard")).expect("json");
+    // Telegram's InlineKeyboardButton objects (core.telegram.org/bots/api#inlinekeyboardbutton).
+    assert_eq!(
+        markup["inline_keyboard"],
+        json!([[
+            {"text": "🔁 Again", "callback_data": "m:s:again"},
+            {"text": "📖 Open", "url": "https://docs.rs/bot-sessions"},
+            {"text": "Pay", "pay": true}
+        ]])
+    );
+
+    let refused = |m: View| keyboard(&m).expect_err("refused");
+    assert_eq!(refused(View::text("x").embed(Embed::new().title("t"))), RenderError::EmbedUnsupported { count: 1 });
+    let custom = View::text("x").row([Button::new("b", "m:s:b").emoji(Emoji::custom(1, "e"))]);
+    assert_eq!(refused(custom), RenderError::CustomEmojiUnsupported { label: "b".into() });
+    let not_a_url = View::text("x").row([LinkButton::new("Open", "not a url")]);
+    assert!(matches!(refused(not_a_url), RenderError::Url { .. }));
+    let discord_only = View::text("x").row([Raw::discord(json!({"type": 2, "style": 1, "custom_id": "m:s:r"}))]);
+    assert!(matches!(refused(discord_only), RenderError::Raw { custom_id, .. } if custom_id == "m:s:r"));
+    let users = View::text("x").row([Select::users("m:s:who")]);
+    assert_eq!(refused(users), RenderError::SelectUnsupported { custom_id: "m:s:who".into() });
+}

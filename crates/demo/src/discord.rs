@@ -28,7 +28,9 @@ use std::sync::Arc;
 use bot_sessions::KeyStrategy;
 use bot_sessions::discord::axum::Router;
 use bot_sessions::discord::twilight_model::application::interaction::{Interaction, InteractionType};
-use bot_sessions::discord::{Command, Endpoint, EndpointError, Ends, Messages, PublicKey, Rest, RestError, Texts};
+use bot_sessions::discord::{
+    Command, CommandDef, CommandRouter, Endpoint, EndpointError, Ends, Messages, PublicKey, Rest, RestError, Texts,
+};
 use bot_sessions::interactive::{Reply, View};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, KeyError};
@@ -94,13 +96,14 @@ impl Discord {
         let manager = bot.menus().clone();
         let messages = Messages::new(manager.store().clone())?.clock(bot.clock());
         let ends = Ends::new(rest.clone(), Some(messages.clone()));
-        let handler = {
+        let fallback = {
             let (bot, ends) = (bot.clone(), ends.clone());
             move |ctx: Context, interaction: Interaction| {
                 let (bot, ends) = (bot.clone(), ends.clone());
                 async move { answer(&bot, &ends, &ctx, &interaction).await }
             }
         };
+        let handler = commands(bot.clone(), ends.clone()).fallback(fallback);
         let endpoint = Endpoint::builder(key)
             .manager(manager)
             .messages(messages)
@@ -183,27 +186,63 @@ async fn answer(bot: &Bot, ends: &Ends, ctx: &Context, interaction: &Interaction
     }
 }
 
-/// A slash command, as the text command of the same name.
-async fn command(bot: &Bot, ends: &Ends, ctx: &Context) -> Result<Option<Reply>, BotError> {
-    let name = ctx.extensions.get::<Command>().map(|c| c.name.as_str()).unwrap_or_default();
-    let private = match name {
-        "onboard" => {
-            if ctx.user_id.is_none() {
-                return Err(BotError::NoUser);
-            }
-            return Ok(Some(Reply::modal(onboarding_modal())));
-        }
-        "forget" => {
-            let user = ctx.user_id.ok_or(BotError::NoUser)?;
+/// What the command handlers share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The bot.
+    pub bot: Arc<Bot>,
+    /// What closes a user's menu messages (`/forget`).
+    pub ends: Ends,
+}
+
+/// The registered command `name` (its description from [`crate::register::COMMANDS`]).
+fn def(name: &str) -> CommandDef {
+    crate::register::commands().into_iter().find(|c| c.name == name).unwrap_or_else(|| CommandDef::slash(name, name))
+}
+
+/// The slash commands and their handlers, on any transport: `/count` and `/menu`
+/// public (others may click the menu), `/profile` and `/forget` ephemeral (they show
+/// an email address), `/onboard` the [`onboarding_modal`]. Its definitions are what
+/// `register` registers.
+pub fn commands(bot: Arc<Bot>, ends: Ends) -> CommandRouter<Shared> {
+    CommandRouter::new(Shared { bot, ends })
+        .command(def("count"), |s: Shared, ctx| async move { answered(as_text(&s.bot, &ctx, "count", false).await) })
+        .command(def("onboard"), |_, ctx: Context| async move {
+            answered(if ctx.user_id.is_none() {
+                Err(BotError::NoUser)
+            } else {
+                Ok(Some(Reply::modal(onboarding_modal())))
+            })
+        })
+        .command(def("profile"), |s: Shared, ctx| async move { answered(as_text(&s.bot, &ctx, "profile", true).await) })
+        .command(def("forget"), |s: Shared, ctx: Context| async move {
+            let Some(user) = ctx.user_id else { return answered(Err(BotError::NoUser)) };
             // Before the records go: their tokens are what can edit the messages.
-            if let Err(e) = ends.close_user_messages(user, &View::text(FORGOTTEN)).await {
+            if let Err(e) = s.ends.close_user_messages(user, &View::text(FORGOTTEN)).await {
                 eprintln!("discord: cannot close the menus of user {user}: {e}");
             }
-            true
-        }
-        "profile" | "help" => true,
-        _ => false,
-    };
+            answered(as_text(&s.bot, &ctx, "forget", true).await)
+        })
+        .command(def("menu"), |s: Shared, ctx| async move { answered(as_text(&s.bot, &ctx, "menu", false).await) })
+}
+
+/// A bot answer as a handler's: a missing user is told, other errors fail.
+fn answered(answer: Result<Option<Reply>, BotError>) -> Result<Option<Reply>, BoxError> {
+    match answer {
+        Ok(reply) => Ok(reply),
+        Err(e @ BotError::NoUser) => Ok(Some(Reply::notice(e.to_string()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A command no handler of [`commands`] takes (`/help`), as the text command.
+async fn command(bot: &Bot, _ends: &Ends, ctx: &Context) -> Result<Option<Reply>, BotError> {
+    let name = ctx.extensions.get::<Command>().map(|c| c.name.as_str()).unwrap_or_default();
+    as_text(bot, ctx, name, name == "help").await
+}
+
+/// A slash command as the text command of the same name.
+async fn as_text(bot: &Bot, ctx: &Context, name: &str, private: bool) -> Result<Option<Reply>, BotError> {
     let outgoing = bot.respond(ctx, &format!("/{name}")).await?;
     // Every command answers with one reply; the endpoint notes a menu's message
     // itself (the reply carries the menu's custom ids).

@@ -1,10 +1,9 @@
 //! Registering the demo's slash commands with Discord (`bot-sessions-demo register`):
 //! one `PUT` of the whole list, which replaces the application's commands (globally,
-//! or in one guild, where changes show at once).
+//! or in one guild, where changes show at once), through the library's
+//! [`Rest::register_commands`].
 
-use std::time::Duration;
-
-use serde_json::{Value, json};
+use bot_sessions::discord::{CommandDef, Rest, RestError};
 
 /// The slash commands: (name, description).
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -25,8 +24,8 @@ pub enum RegisterError {
     /// The API URL is not http(s).
     #[error("the API URL `{0}` is not http(s)")]
     ApiUrl(String),
-    /// The HTTP client cannot be built.
-    #[error("cannot build the HTTP client: {0}")]
+    /// The HTTP client cannot be built, or a command is one Discord would refuse.
+    #[error("cannot register: {0}")]
     Client(String),
     /// Discord could not be reached.
     #[error("cannot reach {url}: {reason}")]
@@ -50,14 +49,9 @@ pub enum RegisterError {
     },
 }
 
-/// The command list as Discord takes it (`type` 1: slash command).
-pub fn commands() -> Value {
-    Value::Array(
-        COMMANDS
-            .iter()
-            .map(|(name, description)| json!({"name": name, "description": description, "type": 1}))
-            .collect(),
-    )
+/// The command list as Discord takes it (slash commands).
+pub fn commands() -> Vec<CommandDef> {
+    COMMANDS.iter().map(|(name, description)| CommandDef::slash(*name, *description)).collect()
 }
 
 /// The URL the commands are PUT to: the application's global commands, or one guild's.
@@ -89,32 +83,34 @@ pub async fn register(
     if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
         return Err(RegisterError::ApiUrl(api_url.to_owned()));
     }
-    let url = commands_url(api_url, application_id, guild);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+    let rest = Rest::builder()
+        .base_url(api_url.trim_end_matches('/'))
+        .bot_token(token)
+        .max_retries(1)
         .build()
         .map_err(|e| RegisterError::Client(e.to_string()))?;
-    let response = client
-        .put(&url)
-        .header("authorization", format!("Bot {token}"))
-        .header("content-type", "application/json")
-        .body(commands().to_string())
-        .send()
-        .await
-        .map_err(|e| RegisterError::Unreachable { url: url.clone(), reason: causes(&e.without_url()) })?;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    if !(200..300).contains(&status) {
-        let hint = match status {
-            401 => "the bot token is wrong (Bot > Reset Token in the developer portal)",
-            403 => "the token's bot may not manage this application's or guild's commands",
-            404 => "no such application or guild (is --application-id the token's application?)",
-            429 => "rate limited; try again in a minute",
-            _ => "Discord refused the request",
-        };
-        return Err(RegisterError::Refused { url, status, hint, body: body.chars().take(500).collect() });
-    }
-    Ok(serde_json::from_str::<Value>(&body).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(COMMANDS.len()))
+    let url = commands_url(api_url, application_id, guild);
+    rest.register_commands(application_id, guild, &commands()).await.map_err(|e| match e {
+        RestError::Status { status, body, .. } => {
+            let hint = match status {
+                401 => "the bot token is wrong (Bot > Reset Token in the developer portal)",
+                403 => "the token's bot may not manage this application's or guild's commands",
+                404 => "no such application or guild (is --application-id the token's application?)",
+                _ => "Discord refused the request",
+            };
+            RegisterError::Refused { url, status, hint, body }
+        }
+        RestError::RateLimited { retry_after, .. } => RegisterError::Refused {
+            url,
+            status: 429,
+            hint: "rate limited; try again in a minute",
+            body: format!("retry after {retry_after:?}"),
+        },
+        e @ (RestError::Transport { .. } | RestError::Timeout { .. }) => {
+            RegisterError::Unreachable { url, reason: causes(&e) }
+        }
+        other => RegisterError::Client(other.to_string()),
+    })
 }
 
 /// An error and its causes, `: `-separated (reqwest's own text is only the outermost).
@@ -137,8 +133,8 @@ mod tests {
     fn commands_go_to_the_application_or_one_guild() {
         assert_eq!(commands_url("http://h/api/v10/", 1, None), "http://h/api/v10/applications/1/commands");
         assert_eq!(commands_url("http://h/api/v10", 1, Some(2)), "http://h/api/v10/applications/1/guilds/2/commands");
-        let names: Vec<_> =
-            commands().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+        let names: Vec<_> = commands().iter().map(|c| c.name.clone()).collect();
         assert_eq!(names, ["count", "onboard", "profile", "forget", "menu"]);
+        assert!(commands().iter().all(|c| c.check().is_ok()));
     }
 }

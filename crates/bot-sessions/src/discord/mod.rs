@@ -52,11 +52,14 @@
 //! # Ok(()) }
 //! ```
 
+mod commands;
 pub mod context;
 mod dispatch;
+mod embed;
 mod endpoint;
 mod ends;
 mod handler;
+mod limits;
 mod messages;
 mod parse;
 pub mod replay;
@@ -67,7 +70,9 @@ pub mod serenity;
 mod shared;
 mod signature;
 
+pub use commands::{CommandDef, CommandDefError, CommandRouter};
 pub use context::{ChannelInfo, Command, InteractionInfo, context_of};
+pub use embed::{MAX_EMBED_FIELDS, MAX_EMBED_TOTAL, MAX_EMBEDS, check_embeds, embeds};
 pub use endpoint::{Endpoint, EndpointBuilder, EndpointError, Stats};
 pub use ends::{EndError, EndShown, Ends};
 pub use handler::{Handler, HandlerFuture, Texts};

@@ -5,85 +5,28 @@
 //! session echoing user text cannot mention `@everyone`. Discord's limits are checked
 //! here, before anything is sent: at most 5 rows, 5 buttons or one select per row,
 //! 25 options per select, 2000 characters of text, 1 to 5 modal fields, a modal
-//! title of at most 45 characters.
+//! title of at most 45 characters, and the embeds' limits (10 embeds, 25 fields,
+//! 6000 characters in all).
+//!
+//! The rich parts of a message map one to one: an [`Embed`](crate::interactive::Embed)
+//! is an embed object, a [`LinkButton`](crate::interactive::LinkButton) a button of
+//! style 5 with a `url` and no `custom_id`, an [`Emoji`] the `emoji` object of a button or
+//! option, a [`SelectKind`] the select's `type` (3 string, 5 user, 6 role,
+//! 7 mentionable, 8 channel), [`SelectDefault`](crate::interactive::SelectDefault)s its
+//! `default_values`, a [`Raw`](crate::interactive::Raw) component its Discord JSON.
 
 use twilight_model::channel::message::component::{
-    ActionRow, Button as DButton, ButtonStyle as DButtonStyle, Component, SelectMenu, SelectMenuOption, SelectMenuType,
-    TextInput, TextInputStyle,
+    ActionRow, Button as DButton, ButtonStyle as DButtonStyle, Component, SelectDefaultValue, SelectMenu,
+    SelectMenuOption, SelectMenuType, TextInput, TextInputStyle,
 };
-use twilight_model::channel::message::{AllowedMentions, MessageFlags};
+use twilight_model::channel::message::{AllowedMentions, EmojiReactionType, MessageFlags};
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 
-use crate::interactive::{ButtonStyle, Modal, Reply, View, Widget};
+use super::embed::{embeds, nonzero};
+use crate::interactive::{ButtonStyle, Emoji, Modal, Reply, SelectDefault, SelectKind, View, Widget};
 
-/// Most action rows in a message (and fields in a modal).
-pub const MAX_ROWS: usize = 5;
-/// Most buttons in one action row.
-pub const MAX_BUTTONS_PER_ROW: usize = 5;
-/// Most options in a select menu.
-pub const MAX_OPTIONS: usize = 25;
-/// Most characters of a message's text.
-pub const MAX_CONTENT: usize = 2000;
-/// Most characters of a modal's title.
-pub const MAX_MODAL_TITLE: usize = 45;
-
-/// A reply Discord would refuse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RenderError {
-    /// More than [`MAX_ROWS`] rows.
-    #[error("{rows} rows of components; Discord allows {MAX_ROWS}")]
-    TooManyRows {
-        /// How many there are.
-        rows: usize,
-    },
-    /// A row with more than [`MAX_BUTTONS_PER_ROW`] buttons, or a select next to
-    /// something else.
-    #[error("row {row} holds {count} components; a row holds up to 5 buttons or one select menu")]
-    RowTooFull {
-        /// The row (from 0).
-        row: usize,
-        /// How many components it holds.
-        count: usize,
-    },
-    /// An empty row.
-    #[error("row {row} is empty")]
-    EmptyRow {
-        /// The row (from 0).
-        row: usize,
-    },
-    /// A select with more than [`MAX_OPTIONS`] options (or none).
-    #[error("select menu `{custom_id}` has {count} options; Discord allows 1 to {MAX_OPTIONS}")]
-    Options {
-        /// The select's custom id.
-        custom_id: String,
-        /// How many options it has.
-        count: usize,
-    },
-    /// Text over its limit.
-    #[error("{what} is {len} characters; Discord allows {max}")]
-    TooLong {
-        /// Which text.
-        what: &'static str,
-        /// Its length in characters.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A modal without fields or with more than [`MAX_ROWS`].
-    #[error("modal `{custom_id}` has {count} fields; Discord allows 1 to {MAX_ROWS}")]
-    ModalFields {
-        /// The modal's custom id.
-        custom_id: String,
-        /// How many fields it has.
-        count: usize,
-    },
-}
-
-fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), RenderError> {
-    let len = text.chars().count();
-    if len > max { Err(RenderError::TooLong { what, len, max }) } else { Ok(()) }
-}
+use super::limits::check_len;
+pub use super::limits::{MAX_BUTTONS_PER_ROW, MAX_CONTENT, MAX_MODAL_TITLE, MAX_OPTIONS, MAX_ROWS, RenderError};
 
 /// A message's rows as action rows.
 ///
@@ -96,7 +39,7 @@ pub fn components(message: &View) -> Result<Vec<Component>, RenderError> {
     }
     let mut rows = Vec::with_capacity(message.rows.len());
     for (i, row) in message.rows.iter().enumerate() {
-        let selects = row.iter().filter(|w| matches!(w, Widget::Select(_))).count();
+        let selects = row.iter().filter(|w| matches!(w, Widget::Select(_)) || is_raw_select(w)).count();
         if row.is_empty() {
             return Err(RenderError::EmptyRow { row: i });
         }
@@ -112,51 +55,170 @@ pub fn components(message: &View) -> Result<Vec<Component>, RenderError> {
     Ok(rows)
 }
 
+/// Whether a raw component is a select menu (types 3 and 5 to 8), which fills a row.
+fn is_raw_select(widget: &Widget) -> bool {
+    let kind = match widget {
+        Widget::Raw(r) => r.discord.as_ref().and_then(|v| v.get("type")).and_then(serde_json::Value::as_u64),
+        _ => None,
+    };
+    matches!(kind, Some(3 | 5..=8))
+}
+
+pub(crate) fn emoji(emoji: &Option<Emoji>) -> Result<Option<EmojiReactionType>, RenderError> {
+    Ok(match emoji {
+        None => None,
+        Some(Emoji::Custom { id, name, animated }) => Some(EmojiReactionType::Custom {
+            animated: *animated,
+            id: nonzero(*id, "a custom emoji")?,
+            name: Some(name.clone()),
+        }),
+        Some(Emoji::Unicode(name)) => Some(EmojiReactionType::Unicode { name: name.clone() }),
+    })
+}
+
+fn style(style: ButtonStyle) -> DButtonStyle {
+    match style {
+        ButtonStyle::Primary => DButtonStyle::Primary,
+        ButtonStyle::Success => DButtonStyle::Success,
+        ButtonStyle::Danger => DButtonStyle::Danger,
+        _ => DButtonStyle::Secondary,
+    }
+}
+
+/// Whether `url` is one a link button may open.
+pub(crate) fn link_url(label: &str, url: &str) -> Result<(), RenderError> {
+    let scheme_ok = ["https://", "http://", "discord://"].iter().any(|p| url.len() > p.len() && url.starts_with(p));
+    if !scheme_ok || url.len() > 512 || url.chars().any(char::is_whitespace) {
+        return Err(RenderError::Url { label: label.to_owned(), url: url.to_owned() });
+    }
+    Ok(())
+}
+
+/// The checks a select's kind, options and defaults pass on Discord.
+pub(crate) fn check_select(s: &crate::interactive::Select) -> Result<(), RenderError> {
+    let refuse = |reason| Err(RenderError::Select { custom_id: s.custom_id.clone(), reason });
+    if s.kind == SelectKind::Text {
+        if s.options.is_empty() || s.options.len() > MAX_OPTIONS {
+            return Err(RenderError::Options { custom_id: s.custom_id.clone(), count: s.options.len() });
+        }
+        if !s.defaults.is_empty() {
+            return refuse("a text select shows its choice with `SelectOption::selected`, not defaults");
+        }
+        if s.options.iter().filter(|o| o.selected).count() > usize::from(s.max_values) {
+            return refuse("more options selected than max_values lets be chosen");
+        }
+        return Ok(());
+    }
+    if !s.options.is_empty() {
+        return refuse("only a text select has options");
+    }
+    let fits = s.defaults.iter().all(|d| {
+        matches!(
+            (&s.kind, d),
+            (SelectKind::User | SelectKind::Mentionable, SelectDefault::User(_))
+                | (SelectKind::Role | SelectKind::Mentionable, SelectDefault::Role(_))
+                | (SelectKind::Channel { .. }, SelectDefault::Channel(_))
+        )
+    });
+    if !fits {
+        return refuse("a default of another kind than the select's");
+    }
+    if s.defaults.len() > usize::from(s.max_values) {
+        return refuse("more defaults than max_values lets be chosen");
+    }
+    Ok(())
+}
+
 fn widget_component(widget: &Widget) -> Result<Component, RenderError> {
     Ok(match widget {
         Widget::Button(b) => Component::Button(DButton {
             custom_id: Some(b.custom_id.clone()),
             disabled: b.disabled,
-            emoji: None,
+            emoji: emoji(&b.emoji)?,
             id: None,
             label: Some(b.label.clone()),
             sku_id: None,
-            style: match b.style {
-                ButtonStyle::Primary => DButtonStyle::Primary,
-                ButtonStyle::Success => DButtonStyle::Success,
-                ButtonStyle::Danger => DButtonStyle::Danger,
-                _ => DButtonStyle::Secondary,
-            },
+            style: style(b.style),
             url: None,
         }),
+        Widget::Link(b) => {
+            link_url(&b.label, &b.url)?;
+            Component::Button(DButton {
+                custom_id: None,
+                disabled: b.disabled,
+                emoji: emoji(&b.emoji)?,
+                id: None,
+                label: Some(b.label.clone()),
+                sku_id: None,
+                style: DButtonStyle::Link,
+                url: Some(b.url.clone()),
+            })
+        }
         Widget::Select(s) => {
-            if s.options.is_empty() || s.options.len() > MAX_OPTIONS {
-                return Err(RenderError::Options { custom_id: s.custom_id.clone(), count: s.options.len() });
-            }
+            check_select(s)?;
             let options = s
                 .options
                 .iter()
-                .map(|o| SelectMenuOption {
-                    default: false,
-                    description: o.description.clone(),
-                    emoji: None,
-                    label: o.label.clone(),
-                    value: o.value.clone(),
+                .map(|o| {
+                    Ok(SelectMenuOption {
+                        default: o.selected,
+                        description: o.description.clone(),
+                        emoji: emoji(&o.emoji)?,
+                        label: o.label.clone(),
+                        value: o.value.clone(),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>, RenderError>>()?;
+            let (kind, channel_types) = match &s.kind {
+                SelectKind::User => (SelectMenuType::User, None),
+                SelectKind::Role => (SelectMenuType::Role, None),
+                SelectKind::Mentionable => (SelectMenuType::Mentionable, None),
+                SelectKind::Channel { types } => {
+                    let types = types.iter().map(|t| (*t).into()).collect::<Vec<_>>();
+                    (SelectMenuType::Channel, (!types.is_empty()).then_some(types))
+                }
+                _ => (SelectMenuType::Text, None),
+            };
+            let defaults = s
+                .defaults
+                .iter()
+                .map(|d| {
+                    Ok(match *d {
+                        SelectDefault::User(id) => SelectDefaultValue::User(nonzero(id, "a select default")?),
+                        SelectDefault::Role(id) => SelectDefaultValue::Role(nonzero(id, "a select default")?),
+                        SelectDefault::Channel(id) => SelectDefaultValue::Channel(nonzero(id, "a select default")?),
+                    })
+                })
+                .collect::<Result<Vec<_>, RenderError>>()?;
             Component::SelectMenu(SelectMenu {
-                channel_types: None,
+                channel_types,
                 custom_id: s.custom_id.clone(),
-                default_values: None,
-                disabled: false,
+                default_values: (!defaults.is_empty()).then_some(defaults),
+                disabled: s.disabled,
                 id: None,
-                kind: SelectMenuType::Text,
+                kind,
                 max_values: Some(s.max_values),
                 min_values: Some(s.min_values),
-                options: Some(options),
+                options: (kind == SelectMenuType::Text).then_some(options),
                 placeholder: s.placeholder.clone(),
                 required: None,
             })
+        }
+        Widget::Raw(r) => {
+            let custom_id = r.custom_id().unwrap_or_default().to_owned();
+            let Some(json) = &r.discord else {
+                return Err(RenderError::Raw { custom_id, reason: "it has no Discord part".into() });
+            };
+            match serde_json::from_value::<Component>(json.clone()) {
+                Ok(Component::Unknown(kind)) => {
+                    return Err(RenderError::Raw { custom_id, reason: format!("unknown component type {kind}") });
+                }
+                Ok(Component::ActionRow(_)) => {
+                    return Err(RenderError::Raw { custom_id, reason: "an action row inside a row".into() });
+                }
+                Ok(component) => component,
+                Err(e) => return Err(RenderError::Raw { custom_id, reason: e.to_string() }),
+            }
         }
     })
 }
@@ -191,6 +253,7 @@ pub fn message_data(message: &View) -> Result<InteractionResponseData, RenderErr
         allowed_mentions: Some(AllowedMentions::default()),
         components: Some(components(message)?),
         content: Some(message.text.clone()),
+        embeds: Some(embeds(&message.embeds)?),
         flags: message.ephemeral.then_some(MessageFlags::EPHEMERAL),
         ..InteractionResponseData::default()
     })

@@ -14,6 +14,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use super::commands::{CommandDef, CommandDefError};
 use super::response::{RenderError, message_data};
 use crate::interactive::View;
 
@@ -39,6 +40,9 @@ pub enum RestError {
     /// The message cannot be shown on Discord.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A command Discord would refuse (nothing was sent).
+    #[error(transparent)]
+    Command(#[from] CommandDefError),
     /// No answer within the request timeout.
     #[error("{route}: no answer within the request timeout")]
     Timeout {
@@ -218,6 +222,8 @@ const DELETE_ORIGINAL: &str = "DELETE /webhooks/{application}/{token}/messages/@
 const FOLLOWUP: &str = "POST /webhooks/{application}/{token}";
 const EDIT_MESSAGE: &str = "PATCH /channels/{channel}/messages/{message}";
 const CREATE_MESSAGE: &str = "POST /channels/{channel}/messages";
+const PUT_COMMANDS: &str = "PUT /applications/{application}/commands";
+const PUT_GUILD_COMMANDS: &str = "PUT /applications/{application}/guilds/{guild}/commands";
 
 impl Rest {
     /// A builder with the defaults: [`DEFAULT_BASE_URL`], no bot token, 10 s timeout,
@@ -252,7 +258,7 @@ impl Rest {
     /// [`RestError`]; [`RestError::is_token_gone`] once the token has expired.
     pub async fn edit_original(&self, application_id: u64, token: &str, message: &View) -> Result<(), RestError> {
         let path = format!("/webhooks/{application_id}/{}/messages/@original", checked(token)?);
-        self.send(Method::PATCH, EDIT_ORIGINAL, &path, false, Some(&edit_body(message)?)).await
+        self.send(Method::PATCH, EDIT_ORIGINAL, &path, false, Some(&edit_body(message)?)).await.map(drop)
     }
 
     /// Deletes the interaction's original response (a deferred "thinking…" message
@@ -263,7 +269,7 @@ impl Rest {
     /// [`RestError`].
     pub async fn delete_original(&self, application_id: u64, token: &str) -> Result<(), RestError> {
         let path = format!("/webhooks/{application_id}/{}/messages/@original", checked(token)?);
-        self.send::<()>(Method::DELETE, DELETE_ORIGINAL, &path, false, None).await
+        self.send::<()>(Method::DELETE, DELETE_ORIGINAL, &path, false, None).await.map(drop)
     }
 
     /// Sends a follow-up message to the interaction (ephemeral if `message` is).
@@ -273,7 +279,7 @@ impl Rest {
     /// [`RestError`].
     pub async fn followup(&self, application_id: u64, token: &str, message: &View) -> Result<(), RestError> {
         let path = format!("/webhooks/{application_id}/{}", checked(token)?);
-        self.send(Method::POST, FOLLOWUP, &path, false, Some(&message_data(message)?)).await
+        self.send(Method::POST, FOLLOWUP, &path, false, Some(&message_data(message)?)).await.map(drop)
     }
 
     /// Edits a channel message with the bot token (what works once the interaction
@@ -284,7 +290,7 @@ impl Rest {
     /// [`RestError::NoBotToken`], and [`RestError`].
     pub async fn edit_message(&self, channel_id: u64, message_id: u64, message: &View) -> Result<(), RestError> {
         let path = format!("/channels/{channel_id}/messages/{message_id}");
-        self.send(Method::PATCH, EDIT_MESSAGE, &path, true, Some(&edit_body(message)?)).await
+        self.send(Method::PATCH, EDIT_MESSAGE, &path, true, Some(&edit_body(message)?)).await.map(drop)
     }
 
     /// Sends a message to a channel with the bot token.
@@ -294,9 +300,48 @@ impl Rest {
     /// [`RestError::NoBotToken`], and [`RestError`].
     pub async fn create_message(&self, channel_id: u64, message: &View) -> Result<(), RestError> {
         let path = format!("/channels/{channel_id}/messages");
-        self.send(Method::POST, CREATE_MESSAGE, &path, true, Some(&edit_body(message)?)).await
+        self.send(Method::POST, CREATE_MESSAGE, &path, true, Some(&edit_body(message)?)).await.map(drop)
     }
 
+    /// Replaces the application's commands with `commands` (one `PUT` of the whole
+    /// list, with the bot token): everywhere, or in `guild` only, where changes show
+    /// at once. Returns how many commands Discord now has.
+    ///
+    /// # Errors
+    ///
+    /// [`RestError::Command`] for a command Discord would refuse (nothing is sent),
+    /// [`RestError::NoBotToken`], and [`RestError`] (a 401 is a wrong token, a 403 a
+    /// bot not in the guild, a 404 an application id that is not the token's).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use bot_sessions::discord::{CommandDef, Rest};
+    ///
+    /// # async fn run(rest: Rest) -> Result<(), bot_sessions::discord::RestError> {
+    /// let commands = [CommandDef::slash("poll", "Start a poll"), CommandDef::user("Profile")];
+    /// let count = rest.register_commands(1234, None, &commands).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn register_commands(
+        &self,
+        application_id: u64,
+        guild: Option<u64>,
+        commands: &[CommandDef],
+    ) -> Result<usize, RestError> {
+        for command in commands {
+            command.check()?;
+        }
+        let (route, path) = match guild {
+            Some(g) => (PUT_GUILD_COMMANDS, format!("/applications/{application_id}/guilds/{g}/commands")),
+            None => (PUT_COMMANDS, format!("/applications/{application_id}/commands")),
+        };
+        let body = self.send(Method::PUT, route, &path, true, Some(&commands)).await?;
+        let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&body).map(|v| v.len());
+        Ok(count.unwrap_or(commands.len()))
+    }
+
+    /// Sends a request; the body of a success.
     async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -304,7 +349,7 @@ impl Rest {
         path: &str,
         bot: bool,
         body: Option<&B>,
-    ) -> Result<(), RestError> {
+    ) -> Result<String, RestError> {
         let inner = &*self.inner;
         let auth = match (bot, &inner.bot_token) {
             (false, _) => None,
@@ -328,7 +373,7 @@ impl Rest {
             let response = request.send().await.map_err(|e| transport(route, e))?;
             let status = response.status();
             if status.is_success() {
-                return Ok(());
+                return Ok(response.text().await.unwrap_or_default());
             }
             if status != StatusCode::TOO_MANY_REQUESTS {
                 let text = response.text().await.unwrap_or_default();

@@ -235,6 +235,7 @@ mod local;
 mod manager;
 mod outcome;
 mod reply;
+mod rich;
 mod sweeper;
 mod text;
 
@@ -260,6 +261,7 @@ pub use outcome::{EndReason, Ended, ExpiryReport, RouteOutcome, Routed, Shutdown
 #[allow(deprecated)]
 pub use reply::Message;
 pub use reply::{Button, ButtonStyle, Modal, Reply, Select, SelectOption, TextField, View, Widget};
+pub use rich::{Embed, EmbedField, Emoji, LinkButton, Raw, SelectDefault, SelectKind};
 pub use sweeper::Sweeper;
 pub use text::Commands;
 

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::rich::{Embed, Emoji, LinkButton, Raw, SelectDefault, SelectKind};
+
 /// What a session answers an update with.
 ///
 /// # Examples
@@ -71,7 +73,7 @@ impl Reply {
     }
 }
 
-/// What a message shows: text and rows of components (formerly `Message`,
+/// What a message shows: text, embeds and rows of components (formerly `Message`,
 /// renamed so that it does not clash with teloxide's and serenity's `Message` under a
 /// glob import).
 ///
@@ -94,12 +96,15 @@ pub struct View {
     /// Only the user who caused the update sees it (Discord's ephemeral flag; Telegram
     /// has none and sends it normally).
     pub ephemeral: bool,
+    /// Embeds under the text (Discord, at most 10; Telegram refuses them). An edit
+    /// replaces the message's embeds with these.
+    pub embeds: Vec<Embed>,
 }
 
 impl View {
     /// A message with `text` and no components.
     pub fn text(text: impl Into<String>) -> Self {
-        View { text: text.into(), rows: Vec::new(), ephemeral: false }
+        View { text: text.into(), rows: Vec::new(), ephemeral: false, embeds: Vec::new() }
     }
 
     /// Adds a row of components.
@@ -114,9 +119,16 @@ impl View {
         self
     }
 
-    /// Every custom id the message carries, row by row.
+    /// Adds an embed.
+    pub fn embed(mut self, embed: Embed) -> Self {
+        self.embeds.push(embed);
+        self
+    }
+
+    /// Every custom id the message carries, row by row (link buttons and raw
+    /// components without one carry none).
     pub fn custom_ids(&self) -> impl Iterator<Item = &str> {
-        self.rows.iter().flatten().map(Widget::custom_id)
+        self.rows.iter().flatten().filter_map(Widget::id)
     }
 }
 
@@ -132,15 +144,39 @@ pub enum Widget {
     Button(Button),
     /// A select menu.
     Select(Select),
+    /// A button opening a URL.
+    Link(LinkButton),
+    /// A platform's own component.
+    Raw(Raw),
 }
 
 impl Widget {
-    /// The component's custom id.
+    /// The component's custom id (empty for a link button, or a raw component
+    /// without one: see [`id`](Self::id)).
     pub fn custom_id(&self) -> &str {
+        self.id().unwrap_or_default()
+    }
+
+    /// The component's custom id, if it carries one.
+    pub fn id(&self) -> Option<&str> {
         match self {
-            Widget::Button(b) => &b.custom_id,
-            Widget::Select(s) => &s.custom_id,
+            Widget::Button(b) => Some(&b.custom_id),
+            Widget::Select(s) => Some(&s.custom_id),
+            Widget::Link(_) => None,
+            Widget::Raw(r) => r.custom_id(),
         }
+    }
+}
+
+impl From<LinkButton> for Widget {
+    fn from(b: LinkButton) -> Self {
+        Widget::Link(b)
+    }
+}
+
+impl From<Raw> for Widget {
+    fn from(r: Raw) -> Self {
+        Widget::Raw(r)
     }
 }
 
@@ -183,12 +219,26 @@ pub struct Button {
     pub style: ButtonStyle,
     /// Shown but not clickable (Discord; Telegram leaves the button out).
     pub disabled: bool,
+    /// An emoji before the label.
+    pub emoji: Option<Emoji>,
 }
 
 impl Button {
     /// A button labelled `label` carrying `custom_id`.
     pub fn new(label: impl Into<String>, custom_id: impl Into<String>) -> Self {
-        Button { label: label.into(), custom_id: custom_id.into(), style: ButtonStyle::default(), disabled: false }
+        Button {
+            label: label.into(),
+            custom_id: custom_id.into(),
+            style: ButtonStyle::default(),
+            disabled: false,
+            emoji: None,
+        }
+    }
+
+    /// Sets the emoji (a `&str` or `char` is a Unicode emoji).
+    pub fn emoji(mut self, emoji: impl Into<Emoji>) -> Self {
+        self.emoji = Some(emoji.into());
+        self
     }
 
     /// Sets the style.
@@ -219,12 +269,59 @@ pub struct Select {
     pub min_values: u8,
     /// Most choices (default 1).
     pub max_values: u8,
+    /// What it offers: its options (the default), or users, roles, channels.
+    pub kind: SelectKind,
+    /// What a user, role, mentionable or channel select shows as already chosen.
+    pub defaults: Vec<SelectDefault>,
+    /// Shown but not usable.
+    pub disabled: bool,
 }
 
 impl Select {
     /// An empty menu carrying `custom_id`.
     pub fn new(custom_id: impl Into<String>) -> Self {
-        Select { custom_id: custom_id.into(), placeholder: None, options: Vec::new(), min_values: 1, max_values: 1 }
+        Select {
+            custom_id: custom_id.into(),
+            placeholder: None,
+            options: Vec::new(),
+            min_values: 1,
+            max_values: 1,
+            kind: SelectKind::Text,
+            defaults: Vec::new(),
+            disabled: false,
+        }
+    }
+
+    /// A menu of the server's members (Discord); the chosen user ids come back.
+    pub fn users(custom_id: impl Into<String>) -> Self {
+        Select { kind: SelectKind::User, ..Select::new(custom_id) }
+    }
+
+    /// A menu of the server's roles (Discord).
+    pub fn roles(custom_id: impl Into<String>) -> Self {
+        Select { kind: SelectKind::Role, ..Select::new(custom_id) }
+    }
+
+    /// A menu of members and roles (Discord).
+    pub fn mentionables(custom_id: impl Into<String>) -> Self {
+        Select { kind: SelectKind::Mentionable, ..Select::new(custom_id) }
+    }
+
+    /// A menu of channels of the given Discord channel types (all when empty).
+    pub fn channels(custom_id: impl Into<String>, types: impl IntoIterator<Item = u8>) -> Self {
+        Select { kind: SelectKind::Channel { types: types.into_iter().collect() }, ..Select::new(custom_id) }
+    }
+
+    /// Shows `value` as already chosen (user, role, mentionable and channel selects).
+    pub fn default_value(mut self, value: SelectDefault) -> Self {
+        self.defaults.push(value);
+        self
+    }
+
+    /// Disables it.
+    pub fn disabled(mut self) -> Self {
+        self.disabled = true;
+        self
     }
 
     /// Adds a choice.
@@ -257,12 +354,28 @@ pub struct SelectOption {
     pub value: String,
     /// A second line of text.
     pub description: Option<String>,
+    /// An emoji before the label.
+    pub emoji: Option<Emoji>,
+    /// Shown as already chosen (Discord's `default`: the user's current choice).
+    pub selected: bool,
 }
 
 impl SelectOption {
     /// A choice showing `label` and returning `value`.
     pub fn new(label: impl Into<String>, value: impl Into<String>) -> Self {
-        SelectOption { label: label.into(), value: value.into(), description: None }
+        SelectOption { label: label.into(), value: value.into(), description: None, emoji: None, selected: false }
+    }
+
+    /// Sets the emoji.
+    pub fn emoji(mut self, emoji: impl Into<Emoji>) -> Self {
+        self.emoji = Some(emoji.into());
+        self
+    }
+
+    /// Shows it as already chosen.
+    pub fn selected(mut self) -> Self {
+        self.selected = true;
+        self
     }
 
     /// Sets the description.
@@ -354,8 +467,11 @@ impl TextField {
     }
 }
 
-/// Plain text: the message text, then one line per component, row by row: a button as
-/// `[label] <custom id>`, a select as `{select} <custom id>: label=value, ...`;
+/// Plain text: the message text, then one line per embed (`{embed} title: description`,
+/// then `  name: value` per field), then one line per component, row by row: a button as
+/// `[label] <custom id>`, a link button as `[label](url)`, a select as
+/// `{select} <custom id>: label=value, ...` (`{select users} <custom id>` and so on for
+/// the other kinds), a raw component as `{raw} <custom id>`;
 /// a notice as `(notice) text`; a modal as its title and one `<field id>: label` line
 /// per field.
 impl fmt::Display for Reply {
@@ -377,16 +493,32 @@ impl fmt::Display for Reply {
 impl fmt::Display for View {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)?;
+        for embed in &self.embeds {
+            let title = embed.title.as_deref().unwrap_or_default();
+            write!(f, "\n{{embed}} {title}: {}", embed.description.as_deref().unwrap_or_default())?;
+            for field in &embed.fields {
+                write!(f, "\n  {}: {}", field.name, field.value)?;
+            }
+        }
         for widget in self.rows.iter().flatten() {
             f.write_str("\n")?;
-            {
-                match widget {
-                    Widget::Button(b) => write!(f, "[{}] {}", b.label, b.custom_id)?,
-                    Widget::Select(s) => {
-                        write!(f, "{{select}} {}:", s.custom_id)?;
-                        for (j, o) in s.options.iter().enumerate() {
-                            write!(f, "{} {}={}", if j > 0 { "," } else { "" }, o.label, o.value)?;
-                        }
+            match widget {
+                Widget::Button(b) => write!(f, "[{}] {}", b.label, b.custom_id)?,
+                Widget::Link(b) => write!(f, "[{}]({})", b.label, b.url)?,
+                Widget::Raw(r) => write!(f, "{{raw}} {}", r.custom_id().unwrap_or_default())?,
+                Widget::Select(s) if s.kind != SelectKind::Text => {
+                    let kind = match s.kind {
+                        SelectKind::User => "users",
+                        SelectKind::Role => "roles",
+                        SelectKind::Mentionable => "mentionables",
+                        _ => "channels",
+                    };
+                    write!(f, "{{select {kind}}} {}", s.custom_id)?;
+                }
+                Widget::Select(s) => {
+                    write!(f, "{{select}} {}:", s.custom_id)?;
+                    for (j, o) in s.options.iter().enumerate() {
+                        write!(f, "{} {}={}", if j > 0 { "," } else { "" }, o.label, o.value)?;
                     }
                 }
             }

@@ -11,7 +11,7 @@ use teloxide::payloads::setters::*;
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ThreadId};
 
-use crate::interactive::{View, Widget};
+use crate::interactive::{Emoji, View, Widget};
 use crate::store::BoxError;
 
 /// The most bytes Telegram accepts in a button's callback data.
@@ -48,6 +48,36 @@ pub enum RenderError {
         label: String,
         /// The data's length in bytes.
         len: usize,
+    },
+    /// Telegram has no embeds: put their text in the message's text.
+    #[error("{count} embed(s) cannot be shown on Telegram (no embeds): put their text in the message")]
+    EmbedUnsupported {
+        /// How many embeds the message has.
+        count: usize,
+    },
+    /// Telegram buttons show no server emoji (a Unicode emoji is put in front of the
+    /// label instead).
+    #[error("button `{label}`: a custom emoji cannot be shown on Telegram; use a Unicode emoji")]
+    CustomEmojiUnsupported {
+        /// The button's label.
+        label: String,
+    },
+    /// A link button whose URL Telegram would refuse.
+    #[error("link button `{label}`: `{url}` is not a URL")]
+    Url {
+        /// The button's label.
+        label: String,
+        /// The URL.
+        url: String,
+    },
+    /// A [`Raw`](crate::interactive::Raw) component without a Telegram part, or whose
+    /// Telegram part is no `InlineKeyboardButton`.
+    #[error("raw component `{custom_id}`: {reason}")]
+    Raw {
+        /// Its custom id (empty when it has none).
+        custom_id: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The reply needs a chat (a new message) or a message to edit, and the update
     /// has none (a button on an inline message has no chat; an end event whose session
@@ -111,14 +141,20 @@ pub enum Action {
 /// [`Button`](crate::interactive::Button) carrying its custom id as callback data.
 ///
 /// Telegram buttons have no style and cannot be disabled: styles are dropped and
-/// disabled buttons are left out (a row left empty is dropped). Select menus are
-/// refused ([`RenderError::SelectUnsupported`]): there are none on Telegram, and
-/// turning the options into buttons would need a custom id per option, which only the
-/// session can build.
+/// disabled buttons are left out (a row left empty is dropped). A link button is a
+/// URL button; a Unicode emoji goes in front of the label. A raw component is its
+/// Telegram part, an `InlineKeyboardButton` as Telegram's JSON.
+///
+/// Refused, never dropped: select menus ([`RenderError::SelectUnsupported`]: there are
+/// none on Telegram, and turning the options into buttons would need a custom id per
+/// option, which only the session can build), embeds, custom emoji, raw components
+/// without a Telegram part.
 ///
 /// # Errors
 ///
-/// [`RenderError::SelectUnsupported`], [`RenderError::CallbackData`].
+/// [`RenderError::SelectUnsupported`], [`RenderError::CallbackData`],
+/// [`RenderError::EmbedUnsupported`], [`RenderError::CustomEmojiUnsupported`],
+/// [`RenderError::Url`], [`RenderError::Raw`].
 ///
 /// # Examples
 ///
@@ -136,18 +172,37 @@ pub enum Action {
 /// # Ok::<(), RenderError>(())
 /// ```
 pub fn keyboard(message: &View) -> Result<InlineKeyboardMarkup, RenderError> {
+    if !message.embeds.is_empty() {
+        return Err(RenderError::EmbedUnsupported { count: message.embeds.len() });
+    }
     let mut rows = Vec::with_capacity(message.rows.len());
     for row in &message.rows {
         let mut buttons = Vec::with_capacity(row.len());
         for widget in row {
             match widget {
                 Widget::Button(b) if b.disabled => {}
+                Widget::Link(l) if l.disabled => {}
                 Widget::Button(b) => {
                     let len = b.custom_id.len();
                     if len == 0 || len > MAX_CALLBACK_DATA {
                         return Err(RenderError::CallbackData { label: b.label.clone(), len });
                     }
-                    buttons.push(InlineKeyboardButton::callback(b.label.clone(), b.custom_id.clone()));
+                    buttons.push(InlineKeyboardButton::callback(labelled(&b.label, &b.emoji)?, b.custom_id.clone()));
+                }
+                Widget::Link(l) => {
+                    let json = serde_json::json!({ "text": labelled(&l.label, &l.emoji)?, "url": l.url });
+                    let button = serde_json::from_value::<InlineKeyboardButton>(json)
+                        .map_err(|_| RenderError::Url { label: l.label.clone(), url: l.url.clone() })?;
+                    buttons.push(button);
+                }
+                Widget::Raw(r) => {
+                    let custom_id = r.custom_id().unwrap_or_default().to_owned();
+                    let Some(json) = &r.telegram else {
+                        return Err(RenderError::Raw { custom_id, reason: "it has no Telegram part".into() });
+                    };
+                    let button = serde_json::from_value::<InlineKeyboardButton>(json.clone())
+                        .map_err(|e| RenderError::Raw { custom_id, reason: e.to_string() })?;
+                    buttons.push(button);
                 }
                 Widget::Select(s) => return Err(RenderError::SelectUnsupported { custom_id: s.custom_id.clone() }),
             }
@@ -157,6 +212,15 @@ pub fn keyboard(message: &View) -> Result<InlineKeyboardMarkup, RenderError> {
         }
     }
     Ok(InlineKeyboardMarkup::new(rows))
+}
+
+/// A button's label with its Unicode emoji in front.
+fn labelled(label: &str, emoji: &Option<Emoji>) -> Result<String, RenderError> {
+    match emoji {
+        None => Ok(label.to_owned()),
+        Some(Emoji::Unicode(e)) => Ok(format!("{e} {label}")),
+        Some(_) => Err(RenderError::CustomEmojiUnsupported { label: label.to_owned() }),
+    }
 }
 
 /// A notice cut to what Telegram shows in a callback answer ([`MAX_NOTICE_CHARS`]).

@@ -72,7 +72,7 @@ pub use context::{
 #[cfg(feature = "poise")]
 pub use poise::{SessionContext, SessionsOf, create_reply};
 pub use render::{
-    action_rows, create_response, edit_message, edit_response, followup, modal, notice, response_message,
+    action_rows, create_embeds, create_response, edit_message, edit_response, followup, modal, notice, response_message,
 };
 pub use router::{DEFER_AFTER, Router};
 pub use session::Session;

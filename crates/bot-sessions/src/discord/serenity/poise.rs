@@ -10,7 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::router::ShownAt;
-use super::{Router, SerenityError, Session, action_rows, autocomplete_context, command_context, message_context};
+use super::{
+    Router, SerenityError, Session, action_rows, autocomplete_context, command_context, create_embeds, message_context,
+};
 use crate::discord::{MAX_CONTENT, RenderError};
 use crate::interactive::{Interactive, Kind, Reply, Started, View};
 use crate::{Context, SessionError, Sessions};
@@ -54,7 +56,8 @@ pub fn create_reply(message: &View) -> Result<CreateReply, RenderError> {
     if len > MAX_CONTENT {
         return Err(RenderError::TooLong { what: "the message text", len, max: MAX_CONTENT });
     }
-    Ok(CreateReply::default()
+    let reply = create_embeds(&message.embeds)?.into_iter().fold(CreateReply::default(), CreateReply::embed);
+    Ok(reply
         .content(message.text.clone())
         .components(action_rows(message)?)
         .ephemeral(message.ephemeral)

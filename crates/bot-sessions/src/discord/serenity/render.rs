@@ -3,18 +3,23 @@
 //! (same kinds, same limits checked first, no mentions), so a session answers alike on
 //! both transports.
 //!
-//! The reply model has text, buttons, string selects, modals with text fields and the
-//! ephemeral flag; that is what is rendered here.
+//! Everything the reply model has is rendered here: text, embeds, buttons with emoji,
+//! link buttons, every kind of select with its defaults, disabled components, modals,
+//! the ephemeral flag. A [`Raw`](crate::interactive::Raw) component must be a button
+//! (serenity's builders carry no other raw component); anything else is refused
+//! with [`RenderError::Raw`].
 
 use ::serenity::all::{
-    ButtonStyle as SButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateInputText,
-    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateModal,
-    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, EditInteractionResponse, EditMessage,
-    InputTextStyle,
+    Button as SButton, ButtonStyle as SButtonStyle, ChannelId, ChannelType, CreateActionRow, CreateAllowedMentions,
+    CreateButton, CreateEmbed, CreateInputText, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateModal, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
+    EditInteractionResponse, EditMessage, EmojiId, InputTextStyle, ReactionType, RoleId, UserId,
 };
 
-use crate::discord::{MAX_CONTENT, RenderError, components, modal_data};
-use crate::interactive::{ButtonStyle, Modal, Reply, View, Widget};
+use crate::discord::{MAX_CONTENT, RenderError, check_embeds, components, modal_data};
+use crate::interactive::{
+    Button, ButtonStyle, Embed, Emoji, Modal, Raw, Reply, Select, SelectDefault, SelectKind, View, Widget,
+};
 
 /// A message's rows as serenity action rows (an empty list when there are none, which
 /// removes a message's components on an edit).
@@ -24,49 +29,150 @@ use crate::interactive::{ButtonStyle, Modal, Reply, View, Widget};
 /// [`RenderError`] for rows Discord would refuse (the limits of
 /// [`components`](crate::discord::components)).
 pub fn action_rows(message: &View) -> Result<Vec<CreateActionRow>, RenderError> {
-    components(message)?; // the limits, checked once for both transports
-    Ok(message.rows.iter().map(|row| action_row(row)).collect())
+    components(message)?; // the limits (and non-zero ids), checked once for both transports
+    message.rows.iter().map(|row| action_row(row)).collect()
 }
 
-fn action_row(row: &[Widget]) -> CreateActionRow {
-    if let [Widget::Select(s)] = row {
-        let options = s
-            .options
+/// The message's embeds as serenity's builders, Discord's limits checked first.
+///
+/// # Errors
+///
+/// [`RenderError`] for embeds Discord would refuse.
+pub fn create_embeds(embeds: &[Embed]) -> Result<Vec<CreateEmbed>, RenderError> {
+    check_embeds(embeds)?;
+    Ok(embeds
+        .iter()
+        .map(|e| {
+            let mut out = CreateEmbed::new();
+            if let Some(t) = &e.title {
+                out = out.title(t.clone());
+            }
+            if let Some(d) = &e.description {
+                out = out.description(d.clone());
+            }
+            if let Some(u) = &e.url {
+                out = out.url(u.clone());
+            }
+            if let Some(c) = e.colour {
+                out = out.colour(c);
+            }
+            out.fields(e.fields.iter().map(|f| (f.name.clone(), f.value.clone(), f.inline)))
+        })
+        .collect())
+}
+
+// Ids are non-zero here: `components` refused zeros before.
+fn reaction(emoji: &Emoji) -> ReactionType {
+    match emoji {
+        Emoji::Custom { id, name, animated } => {
+            ReactionType::Custom { animated: *animated, id: EmojiId::new(*id), name: Some(name.clone()) }
+        }
+        Emoji::Unicode(name) => ReactionType::Unicode(name.clone()),
+    }
+}
+
+fn some<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn user_default(d: &SelectDefault) -> Option<u64> {
+    if let SelectDefault::User(id) = d { Some(*id) } else { None }
+}
+
+fn role_default(d: &SelectDefault) -> Option<u64> {
+    if let SelectDefault::Role(id) = d { Some(*id) } else { None }
+}
+
+fn channel_default(d: &SelectDefault) -> Option<u64> {
+    if let SelectDefault::Channel(id) = d { Some(*id) } else { None }
+}
+
+fn select_menu(s: &Select) -> CreateSelectMenu {
+    let options = || {
+        s.options
             .iter()
             .map(|o| {
-                let option = CreateSelectMenuOption::new(o.label.clone(), o.value.clone());
-                match &o.description {
-                    Some(d) => option.description(d.clone()),
-                    None => option,
+                let mut option =
+                    CreateSelectMenuOption::new(o.label.clone(), o.value.clone()).default_selection(o.selected);
+                if let Some(d) = &o.description {
+                    option = option.description(d.clone());
                 }
+                if let Some(e) = &o.emoji {
+                    option = option.emoji(reaction(e));
+                }
+                option
             })
-            .collect();
-        let mut menu = CreateSelectMenu::new(s.custom_id.clone(), CreateSelectMenuKind::String { options })
-            .min_values(s.min_values)
-            .max_values(s.max_values);
-        if let Some(p) = &s.placeholder {
-            menu = menu.placeholder(p.clone());
-        }
-        return CreateActionRow::SelectMenu(menu);
+            .collect()
+    };
+    let users = || some(s.defaults.iter().filter_map(|d| user_default(d).map(UserId::new)).collect());
+    let roles = || some(s.defaults.iter().filter_map(|d| role_default(d).map(RoleId::new)).collect());
+    let channels = || some(s.defaults.iter().filter_map(|d| channel_default(d).map(ChannelId::new)).collect());
+    let kind = match &s.kind {
+        SelectKind::User => CreateSelectMenuKind::User { default_users: users() },
+        SelectKind::Role => CreateSelectMenuKind::Role { default_roles: roles() },
+        SelectKind::Mentionable => CreateSelectMenuKind::Mentionable { default_users: users(), default_roles: roles() },
+        SelectKind::Channel { types } => CreateSelectMenuKind::Channel {
+            channel_types: (!types.is_empty()).then(|| types.iter().map(|t| ChannelType::from(*t)).collect()),
+            default_channels: channels(),
+        },
+        _ => CreateSelectMenuKind::String { options: options() },
+    };
+    let mut menu = CreateSelectMenu::new(s.custom_id.clone(), kind)
+        .min_values(s.min_values)
+        .max_values(s.max_values)
+        .disabled(s.disabled);
+    if let Some(p) = &s.placeholder {
+        menu = menu.placeholder(p.clone());
     }
-    let buttons = row
-        .iter()
-        .filter_map(|w| match w {
-            Widget::Button(b) => {
-                Some(CreateButton::new(b.custom_id.clone()).label(b.label.clone()).disabled(b.disabled).style(
-                    match b.style {
-                        ButtonStyle::Primary => SButtonStyle::Primary,
-                        ButtonStyle::Success => SButtonStyle::Success,
-                        ButtonStyle::Danger => SButtonStyle::Danger,
-                        _ => SButtonStyle::Secondary,
-                    },
-                ))
+    menu
+}
+
+fn button(b: &Button) -> CreateButton {
+    let out = CreateButton::new(b.custom_id.clone()).label(b.label.clone()).disabled(b.disabled).style(match b.style {
+        ButtonStyle::Primary => SButtonStyle::Primary,
+        ButtonStyle::Success => SButtonStyle::Success,
+        ButtonStyle::Danger => SButtonStyle::Danger,
+        _ => SButtonStyle::Secondary,
+    });
+    match &b.emoji {
+        Some(e) => out.emoji(reaction(e)),
+        None => out,
+    }
+}
+
+fn raw_button(r: &Raw) -> Result<CreateButton, RenderError> {
+    let custom_id = r.custom_id().unwrap_or_default().to_owned();
+    let json = r.discord.clone().unwrap_or_default(); // present: `components` checked it
+    if json.get("type").and_then(serde_json::Value::as_u64) != Some(2) {
+        let reason = "serenity's builders carry raw buttons only".to_owned();
+        return Err(RenderError::Raw { custom_id, reason });
+    }
+    serde_json::from_value::<SButton>(json)
+        .map(CreateButton::from)
+        .map_err(|e| RenderError::Raw { custom_id, reason: e.to_string() })
+}
+
+fn action_row(row: &[Widget]) -> Result<CreateActionRow, RenderError> {
+    if let [Widget::Select(s)] = row {
+        return Ok(CreateActionRow::SelectMenu(select_menu(s)));
+    }
+    let mut buttons = Vec::with_capacity(row.len());
+    for w in row {
+        buttons.push(match w {
+            Widget::Button(b) => button(b),
+            Widget::Link(l) => {
+                let out = CreateButton::new_link(l.url.clone()).label(l.label.clone()).disabled(l.disabled);
+                match &l.emoji {
+                    Some(e) => out.emoji(reaction(e)),
+                    None => out,
+                }
             }
+            Widget::Raw(r) => raw_button(r)?,
             // `components` refused a select next to anything else.
-            _ => None,
-        })
-        .collect();
-    CreateActionRow::Buttons(buttons)
+            _ => continue,
+        });
+    }
+    Ok(CreateActionRow::Buttons(buttons))
 }
 
 fn check_text(message: &View) -> Result<(), RenderError> {
@@ -88,6 +194,7 @@ pub fn response_message(message: &View) -> Result<CreateInteractionResponseMessa
     Ok(CreateInteractionResponseMessage::new()
         .content(message.text.clone())
         .components(action_rows(message)?)
+        .embeds(create_embeds(&message.embeds)?)
         .allowed_mentions(CreateAllowedMentions::new())
         .ephemeral(message.ephemeral))
 }
@@ -103,6 +210,7 @@ pub fn edit_response(message: &View) -> Result<EditInteractionResponse, RenderEr
     Ok(EditInteractionResponse::new()
         .content(message.text.clone())
         .components(action_rows(message)?)
+        .embeds(create_embeds(&message.embeds)?)
         .allowed_mentions(CreateAllowedMentions::new()))
 }
 
@@ -116,6 +224,7 @@ pub fn edit_message(message: &View) -> Result<EditMessage, RenderError> {
     Ok(EditMessage::new()
         .content(message.text.clone())
         .components(action_rows(message)?)
+        .embeds(create_embeds(&message.embeds)?)
         .allowed_mentions(CreateAllowedMentions::new()))
 }
 
@@ -129,6 +238,7 @@ pub fn followup(message: &View) -> Result<CreateInteractionResponseFollowup, Ren
     Ok(CreateInteractionResponseFollowup::new()
         .content(message.text.clone())
         .components(action_rows(message)?)
+        .embeds(create_embeds(&message.embeds)?)
         .allowed_mentions(CreateAllowedMentions::new())
         .ephemeral(message.ephemeral))
 }
@@ -189,6 +299,7 @@ pub fn create_response(reply: &Reply, on_message: bool) -> Result<CreateInteract
                 CreateInteractionResponseMessage::new()
                     .content(m.text.clone())
                     .components(action_rows(m)?)
+                    .embeds(create_embeds(&m.embeds)?)
                     .allowed_mentions(CreateAllowedMentions::new()),
             )
         }

@@ -18,6 +18,10 @@
 //!   through to the bot's own handlers. [`show_end`] shows what an expired session's
 //!   `end` answered (its menu edited to say so, without buttons).
 //! - [`migrate_chat`]: a group that became a supergroup keeps its sessions.
+//! - `Webhook` (feature `telegram-webhook`): the same handlers under a webhook, served
+//!   on the bounded [`http::Listener`](crate::http::Listener), the secret token
+//!   checked; several processes behind one URL share every session (see the
+//!   `webhook` module).
 //!
 //! [`Context`]: crate::Context
 //!
@@ -69,6 +73,8 @@ mod migrate;
 mod render;
 mod router;
 pub mod storage;
+#[cfg(feature = "telegram-webhook")]
+pub mod webhook;
 
 pub use context::{CHANNEL_BOT, GROUP_ANONYMOUS_BOT, chat_kind, context_of, context_of_callback, context_of_message};
 pub use end::{end_actions, show_end};
@@ -81,3 +87,5 @@ pub use render::{
 };
 pub use router::{CallbackOutcome, CallbackPlan, CallbackRouter, CallbackTexts, RouterError};
 pub use storage::{DEFAULT_DIALOGUE_NAMESPACE, DialogueStorage, DialogueStorageBuilder, DialogueStorageError};
+#[cfg(feature = "telegram-webhook")]
+pub use webhook::{SECRET_HEADER, UpdateDispatch, Webhook, WebhookError};

@@ -17,6 +17,9 @@
 //!   every callback query of its namespace exactly once, and lets other callbacks fall
 //!   through to the bot's own handlers. [`show_end`] shows what an expired session's
 //!   `end` answered (its menu edited to say so, without buttons).
+//! - [`open_menu`]: a menu in one call: the session started from a message, sent with
+//!   its keyboard (in the message's topic and business chat), its message recorded for
+//!   the end's edit; [`answer_inline_menu`] the same as an inline query's result.
 //! - [`migrate_chat`]: a group that became a supergroup keeps its sessions.
 //! - `Webhook` (feature `telegram-webhook`): the same handlers under a webhook, served
 //!   on the bounded [`http::Listener`](crate::http::Listener), the secret token
@@ -69,6 +72,7 @@
 pub mod context;
 mod end;
 mod inject;
+mod menu;
 mod migrate;
 mod render;
 mod router;
@@ -79,6 +83,7 @@ pub mod webhook;
 pub use context::{CHANNEL_BOT, GROUP_ANONYMOUS_BOT, chat_kind, context_of, context_of_callback, context_of_message};
 pub use end::{end_actions, show_end};
 pub use inject::{Session, enter, inject_context};
+pub use menu::{InlineMenu, MenuError, OpenedMenu, answer_inline_menu, open_menu, record_chosen_inline};
 #[cfg(feature = "encryption")]
 pub use migrate::migrate_chat_sealed;
 pub use migrate::{ChatMigration, MigrationReport, migrate_chat, migrate_chat_at};

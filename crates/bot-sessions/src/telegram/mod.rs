@@ -8,6 +8,9 @@
 //! - [`enter`] and [`Session<T>`]: one dptree call injects the update's typed session
 //!   into handlers, the way teloxide's `dialogue::enter` injects a `Dialogue`; several
 //!   session types side by side. [`inject_context`] injects the [`Context`].
+//! - [`enter_state`] and [`Transition<T>`]: route handlers on the state held in a
+//!   typed session with `dptree::case!`, as for a `Dialogue`; the transition is a
+//!   compare-and-set (see [`state`](mod@state)).
 //! - [`DialogueStorage`]: a teloxide `Storage<D>` over any store, so `Dialogue` code
 //!   gets this crate's backends, TTL and migrations unchanged (see
 //!   [`storage`](mod@storage) for what it adds and what a blind `update_dialogue`
@@ -76,6 +79,7 @@ mod menu;
 mod migrate;
 mod render;
 mod router;
+pub mod state;
 pub mod storage;
 #[cfg(feature = "telegram-webhook")]
 pub mod webhook;
@@ -91,6 +95,7 @@ pub use render::{
     Action, MAX_CALLBACK_DATA, MAX_NOTICE_CHARS, MessageTarget, RenderError, execute, keyboard, notice_text,
 };
 pub use router::{CallbackOutcome, CallbackPlan, CallbackRouter, CallbackTexts, RouterError};
+pub use state::{Transition, TransitionError, enter_state};
 pub use storage::{DEFAULT_DIALOGUE_NAMESPACE, DialogueStorage, DialogueStorageBuilder, DialogueStorageError};
 #[cfg(feature = "telegram-webhook")]
 pub use webhook::{SECRET_HEADER, UpdateDispatch, Webhook, WebhookError};

@@ -20,8 +20,8 @@
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Kind, Manager, Message as Text, Reply, SigningKeys,
-    StartCx, Step, Target, UpdateCx, async_trait,
+    Button, CustomIdCodec, EndCx, EndEvent, EndReason, Interactive, Kind, Manager, Reply, SigningKeys, StartCx, Step,
+    Target, UpdateCx, View,
 };
 use bot_sessions::store::BoxError;
 use bot_sessions::telegram::{self, CallbackRouter, Session};
@@ -48,7 +48,6 @@ pub struct SizeMenu {
 
 const SIZES: [&str; 3] = ["S", "M", "L"];
 
-#[async_trait]
 impl Interactive for SizeMenu {
     type State = ();
     type Args = ();
@@ -59,7 +58,7 @@ impl Interactive for SizeMenu {
         for size in SIZES {
             buttons.push(Button::new(size, cx.encode(&cx.custom_id("pick").push(size))?));
         }
-        cx.reply(Reply::message(Text::text("Pick a size").row(buttons)));
+        cx.reply(Reply::message(View::text("Pick a size").row(buttons)));
         Ok(())
     }
 

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    Button, CustomIdCodec, EndCx, EndReason, Interactive, Kind, Manager, Message, Reply, SigningKeys, StartCx, Step,
-    Target, UpdateCx, async_trait,
+    Button, CustomIdCodec, EndCx, EndReason, Interactive, Kind, Manager, Reply, SigningKeys, StartCx, Step, Target,
+    UpdateCx, View,
 };
 use bot_sessions::store::BoxError;
 use bot_sessions::store::memory::MemoryStore;
@@ -31,11 +31,10 @@ const CLICK: &str = include_str!("data/telegram/callback_query_with_message__nut
 /// A counter with +1; expires after a minute without clicks.
 struct Counter;
 
-fn shown(cx_id: impl Fn(&str) -> Result<String, BoxError>, n: i64) -> Result<Message, BoxError> {
-    Ok(Message::text(format!("n = {n}")).row([Button::new("+1", cx_id("inc")?)]))
+fn shown(cx_id: impl Fn(&str) -> Result<String, BoxError>, n: i64) -> Result<View, BoxError> {
+    Ok(View::text(format!("n = {n}")).row([Button::new("+1", cx_id("inc")?)]))
 }
 
-#[async_trait]
 impl Interactive for Counter {
     type State = i64;
     type Args = i64;

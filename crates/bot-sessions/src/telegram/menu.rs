@@ -82,9 +82,9 @@ pub struct OpenedMenu<R> {
 /// use bot_sessions::interactive::{Kind, Manager};
 /// use bot_sessions::telegram::open_menu;
 /// use teloxide::prelude::*;
-/// # use bot_sessions::interactive::{Interactive, StartCx, UpdateCx, Step, async_trait};
+/// # use bot_sessions::interactive::{Interactive, StartCx, UpdateCx, Step};
 /// # struct Picker;
-/// # #[async_trait] impl Interactive for Picker {
+/// # impl Interactive for Picker {
 /// #     type State = (); type Args = (); type Output = ();
 /// #     async fn start(&self, _: &mut StartCx<'_>, _: ()) -> Result<(), bot_sessions::store::BoxError> { Ok(()) }
 /// #     async fn on_button(&self, _: &mut UpdateCx<'_>, _: &mut ()) -> Result<Step<()>, bot_sessions::store::BoxError> { Ok(Step::keep()) }

@@ -275,7 +275,13 @@ async fn an_edit_telegram_calls_unchanged_counts_as_done() {
     execute(&api.bot(), &inline).await.expect("not modified, in other words, is done");
     assert_eq!(methods(&api.take()), ["EditMessageText", "EditMessageReplyMarkup"]);
     api.not_modified(false);
-    let send = Action::Send { chat_id: ChatId(1), thread_id: None, text: "x".into(), keyboard: Default::default() };
+    let send = Action::Send {
+        chat_id: ChatId(1),
+        thread_id: None,
+        business_connection_id: None,
+        text: "x".into(),
+        keyboard: Default::default(),
+    };
     execute(&api.bot(), &send).await.expect("sent");
     assert_eq!(methods(&api.take()), ["SendMessage"]);
 }

@@ -31,10 +31,23 @@ enum Command {
     /// Read messages from stdin (`<user>@<chat>: <text>` or `<text>`), answer on stdout
     /// (the default).
     Console(Settings),
-    /// Run on Telegram (long polling): the token in TELOXIDE_TOKEN (from @BotFather),
-    /// optionally another Bot API server in TELOXIDE_API_URL and a proxy in
-    /// TELOXIDE_PROXY. Ctrl-C (or SIGTERM) stops it.
-    Telegram(Settings),
+    /// Run on Telegram (long polling, or a webhook with --webhook-listen): the token in
+    /// TELOXIDE_TOKEN (from @BotFather), optionally another Bot API server in
+    /// TELOXIDE_API_URL and a proxy in TELOXIDE_PROXY. Ctrl-C (or SIGTERM) stops it.
+    ///
+    /// Webhook: `--webhook-listen ADDR --webhook-url URL --webhook-secret SECRET` (the
+    /// secret better in BOT_SESSIONS_WEBHOOK_SECRET) calls setWebhook with URL and the
+    /// secret at start and serves Telegram's POSTs at URL's path on ADDR; a request
+    /// without the secret gets 401.
+    ///
+    /// Two processes behind a proxy: give both the same --store (Redis, PostgreSQL or
+    /// one SQLite file), the same --webhook-url and secret, and each its own
+    /// --webhook-listen, e.g. 127.0.0.1:8081 and 127.0.0.1:8082; let the proxy that
+    /// terminates https://bot.example.com spread /telegram over both (nginx: `upstream
+    /// bot { server 127.0.0.1:8081; server 127.0.0.1:8082; }` and `location /telegram
+    /// { proxy_pass http://bot; }`). They share every session, menu and form.
+    #[command(verbatim_doc_comment)]
+    Telegram(TelegramArgs),
     /// Run on Discord: the HTTP interactions endpoint at POST /interactions on
     /// --listen (paste its public URL, e.g. through a tunnel, into the developer
     /// portal's "Interactions Endpoint URL"). The bot token in DISCORD_TOKEN is
@@ -47,6 +60,14 @@ enum Command {
     /// --guild (shown at once there). The bot token comes from DISCORD_TOKEN or
     /// --token-file.
     Register(RegisterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct TelegramArgs {
+    #[command(flatten)]
+    webhook: telegram::WebhookArgs,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -165,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Console(settings)) => console(&settings).await,
         None => console(&cli.console).await,
-        Some(Command::Telegram(settings)) => on_telegram(&settings).await,
+        Some(Command::Telegram(args)) => on_telegram(&args).await,
         Some(Command::Discord(args)) => on_discord(&args).await,
         Some(Command::Register(args)) => register_commands(&args).await,
     }
@@ -187,7 +208,9 @@ async fn console(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn on_telegram(settings: &Settings) -> anyhow::Result<()> {
+async fn on_telegram(args: &TelegramArgs) -> anyhow::Result<()> {
+    let settings = &args.settings;
+    let webhook = args.webhook.webhook()?;
     let api = telegram::bot_from_env()?;
     let me = api.get_me().await.context("cannot reach the Bot API (is TELOXIDE_TOKEN right?)")?;
     let bot = Arc::new(settings.open(settings.config()?.key(telegram::KEY)).await?);
@@ -196,7 +219,19 @@ async fn on_telegram(settings: &Settings) -> anyhow::Result<()> {
         me.username.as_deref().unwrap_or(&me.first_name),
         settings.shown_store()
     );
-    telegram::run(bot, api, stop_signal()).await?;
+    match webhook {
+        None => telegram::run(bot, api, stop_signal()).await?,
+        Some((webhook, addr)) => {
+            let tcp = telegram::bind(addr).await?;
+            let bound = tcp.local_addr().context("the listener has no address")?;
+            eprintln!(
+                "webhook {} served on http://{bound}{}",
+                bot_sessions::store::redact_url(webhook.url().as_str()),
+                webhook.path()
+            );
+            telegram::run_webhook(bot, api, webhook, tcp, stop_signal()).await?;
+        }
+    }
     eprintln!("stopped; open menus stay valid for the next start");
     Ok(())
 }

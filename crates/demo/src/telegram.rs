@@ -15,23 +15,30 @@
 //! - [`run`] stops gracefully when its `shutdown` future completes: polling stops and
 //!   confirms the updates it took, the updates in hand are finished, and the open menus
 //!   are left in the store for the next start ([`Bot::detach`]).
+//! - [`run_webhook`] runs the same handlers under a webhook ([`WebhookArgs`]): it calls
+//!   `setWebhook` with the URL and the secret token at start (never `getUpdates`),
+//!   serves Telegram's POSTs at the URL's path, refuses a missing or wrong secret with
+//!   401 and answers 200 once the update is handled. Several processes on one store
+//!   behind one URL behave as one bot.
 //!
 //! The Bot API methods used are `getMe`, `getWebhookInfo`, `deleteWebhook` (only when a
-//! webhook is set), `getUpdates`, `sendMessage`, `editMessageText`,
-//! `editMessageReplyMarkup` and `answerCallbackQuery`. Sessions are keyed per user in
+//! webhook is set), `getUpdates` (polling), `setWebhook` (webhook), `sendMessage`,
+//! `editMessageText`, `editMessageReplyMarkup` and `answerCallbackQuery`. Sessions are keyed per user in
 //! each forum topic, else in the chat: run the [`Bot`] with
 //! [`BotConfig::key`](crate::bot::BotConfig::key) set to [`KEY`].
 //!
 //! Failures while handling an update are written to stderr; the bot carries on.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use bot_sessions::KeyStrategy;
 use bot_sessions::interactive::{EndEvent, EndReason, Reply, View as Text};
 use bot_sessions::store::{redact_url, redact_url_in};
 use bot_sessions::telegram::{
-    CallbackRouter, CallbackTexts, RenderError, RouterError, context_of_message, keyboard, show_end,
+    CallbackRouter, CallbackTexts, RenderError, RouterError, UpdateDispatch, Webhook, WebhookError, context_of_message,
+    keyboard, show_end,
 };
 use teloxide::RequestError;
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt, UpdateHandler};
@@ -92,6 +99,80 @@ pub enum TelegramError {
     /// A reply cannot be shown on Telegram.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The webhook's settings are wrong, `setWebhook` failed or serving failed.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    /// `--webhook-listen` cannot be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The webhook options of `bot-sessions-demo telegram`: all three, or none (long
+/// polling).
+#[derive(Clone, Default, clap::Args)]
+pub struct WebhookArgs {
+    /// Serve Telegram's webhook POSTs on ADDR (e.g. 127.0.0.1:8081; port 0: any free
+    /// port, printed) instead of long polling. Needs --webhook-url and
+    /// --webhook-secret (or BOT_SESSIONS_WEBHOOK_SECRET).
+    #[arg(long, value_name = "ADDR", requires_all = ["webhook_url", "webhook_secret"])]
+    pub webhook_listen: Option<SocketAddr>,
+    /// The public HTTPS URL Telegram POSTs updates to, registered with setWebhook at
+    /// start; its path is served on --webhook-listen.
+    #[arg(long, value_name = "URL", requires = "webhook_listen")]
+    pub webhook_url: Option<String>,
+    /// The secret token Telegram sends with each update (1 to 256 of A-Z a-z 0-9 _ -):
+    /// better in BOT_SESSIONS_WEBHOOK_SECRET, as a command line shows in `ps`. Never
+    /// printed.
+    #[arg(long, value_name = "SECRET", env = "BOT_SESSIONS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookArgs")
+            .field("webhook_listen", &self.webhook_listen)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl WebhookArgs {
+    /// The webhook and the address to serve it on; `None` for long polling.
+    ///
+    /// # Errors
+    ///
+    /// [`TelegramError::Webhook`]: a URL or secret Telegram would not take (the secret
+    /// is never shown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions_demo::telegram::WebhookArgs;
+    ///
+    /// assert!(WebhookArgs::default().webhook()?.is_none());
+    /// let args = WebhookArgs {
+    ///     webhook_listen: Some("127.0.0.1:8081".parse()?),
+    ///     webhook_url: Some("https://bot.example.com/tg".into()),
+    ///     webhook_secret: Some("s3cret".into()),
+    /// };
+    /// let (webhook, addr) = args.webhook()?.expect("a webhook");
+    /// assert_eq!((webhook.path(), addr.port()), ("/tg", 8081));
+    /// assert!(!format!("{args:?}").contains("s3cret"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn webhook(&self) -> Result<Option<(Webhook, SocketAddr)>, TelegramError> {
+        let (Some(addr), Some(url), Some(secret)) = (self.webhook_listen, &self.webhook_url, &self.webhook_secret)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((Webhook::new(url, secret.trim())?, addr)))
+    }
 }
 
 /// A teloxide bot configured from the environment as [`teloxide::Bot::from_env`]
@@ -220,6 +301,47 @@ where
     notices.abort();
     runtime.shutdown().await;
     Ok(result?)
+}
+
+/// Runs `bot` on Telegram through `api` under `webhook`, served on `tcp`, until
+/// `shutdown` completes: `setWebhook` first, then every POST handled as [`run`] handles
+/// polled updates (see the [module documentation](self)); at shutdown the requests in
+/// hand finish and the open menus are left in the store.
+///
+/// # Errors
+///
+/// [`TelegramError::Webhook`] when `setWebhook` fails, [`TelegramError::Api`] when
+/// `getMe` fails.
+pub async fn run_webhook<F>(
+    bot: Arc<Bot>,
+    api: teloxide::Bot,
+    webhook: Webhook,
+    tcp: tokio::net::TcpListener,
+    shutdown: F,
+) -> Result<(), TelegramError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    webhook.set(&api).await?;
+    let router = CallbackRouter::new(bot.menus().clone()).texts(callback_texts());
+    let dispatch = UpdateDispatch::new(api.clone(), handler(router), dptree::deps![bot.clone()]).await?;
+    let shows = api.clone();
+    let runtime = bot.start_runtime(move |event| show_ends(shows.clone(), event))?;
+    let notices = tokio::spawn(send_notices(api.clone(), bot.subscribe_notices()));
+    let on_error = |e: TelegramError| eprintln!("telegram: {e}");
+    let served = webhook.serve(tcp, dispatch.on_update(on_error), shutdown).await;
+    notices.abort();
+    runtime.shutdown().await;
+    Ok(served?)
+}
+
+/// Binds `addr` for [`run_webhook`].
+///
+/// # Errors
+///
+/// [`TelegramError::Listen`].
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, TelegramError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| TelegramError::Listen { addr, reason: e.to_string() })
 }
 
 /// A text message: the bot's replies, sent in its chat and topic.

@@ -207,6 +207,16 @@ impl Core {
     /// returned, so only the transport knows its id): patches the stored origin under
     /// the session's lock with compare-and-set. `Ok(false)`: no such session.
     pub(crate) async fn set_message(&self, sid: SessionId, message_id: i64) -> Result<bool, InteractiveError> {
+        self.set_origin(sid, "message", message_id.into()).await
+    }
+
+    /// Sets one field of a stored session's origin (compare-and-set, retried).
+    pub(crate) async fn set_origin(
+        &self,
+        sid: SessionId,
+        field: &str,
+        field_value: serde_json::Value,
+    ) -> Result<bool, InteractiveError> {
         let key = self.key(sid);
         let _lock = self.locks.lock(key.as_str()).await;
         let codec_err = |source| InteractiveError::Codec { session: sid, op: "decode", source };
@@ -217,7 +227,7 @@ impl Core {
             let Some(origin) = value.get_mut("origin").and_then(serde_json::Value::as_object_mut) else {
                 return Err(codec_err(<serde_json::Error as serde::de::Error>::custom("a session without origin")));
             };
-            origin.insert("message".into(), message_id.into());
+            origin.insert(field.into(), field_value.clone());
             let pre = Precondition::Version(record.version);
             if self.write(sid, &key, &value, record.expires_at, pre, None, now).await?.is_some() {
                 return Ok(true);

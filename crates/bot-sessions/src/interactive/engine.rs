@@ -325,6 +325,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 if origin.message.is_none() && text.is_none() {
                     origin.message = ctx.message_id;
                 }
+                if origin.inline_message.is_none() && text.is_none() {
+                    origin.inline_message.clone_from(&ctx.reply.inline_message_id);
+                }
                 let mut reply = None;
                 let mut asking = wait.is_some();
                 let step = {

@@ -33,6 +33,17 @@ pub struct Origin {
     /// click): what an end callback edits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<i64>,
+    /// The inline message that carries the session's components, when it was sent
+    /// through inline mode (no chat; set by [`Manager::set_inline_message`] or taken
+    /// from the first click).
+    ///
+    /// [`Manager::set_inline_message`]: super::Manager::set_inline_message
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_message: Option<String>,
+    /// The business connection it was opened through (Telegram business chats: the
+    /// bot answers and edits on behalf of a business account, naming the connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_connection: Option<String>,
     /// When it was opened.
     pub at: Timestamp,
 }
@@ -40,7 +51,16 @@ pub struct Origin {
 impl Origin {
     /// The origin of a session opened by the update `ctx` at `at`.
     pub fn of(ctx: &Context, at: Timestamp) -> Self {
-        Origin { bot: ctx.bot_id, chat: ctx.chat_id, topic: ctx.topic_id, user: ctx.user_id, message: None, at }
+        Origin {
+            bot: ctx.bot_id,
+            chat: ctx.chat_id,
+            topic: ctx.topic_id,
+            user: ctx.user_id,
+            message: None,
+            inline_message: ctx.reply.inline_message_id.clone(),
+            business_connection: ctx.business_connection_id.clone(),
+            at,
+        }
     }
 }
 

@@ -430,6 +430,23 @@ impl Manager {
         self.core.set_message(session, message_id).await
     }
 
+    /// Records the inline message that carries `session`'s components (sent through
+    /// inline mode: Telegram's `chosen_inline_result` names it, when the bot asked
+    /// @BotFather for inline feedback), as [`set_message`](Self::set_message) does for a
+    /// message in a chat; the first click records it too. Returns whether the session
+    /// exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_message`](Self::set_message).
+    pub async fn set_inline_message(
+        &self,
+        session: SessionId,
+        inline_message_id: &str,
+    ) -> Result<bool, InteractiveError> {
+        self.core.set_origin(session, "inline_message", inline_message_id.into()).await
+    }
+
     /// Subscribes to the end of every session this manager ends (by a click, expiry,
     /// shutdown or [`end`](Self::end)): one [`EndEvent`] per end. Managers in other
     /// processes publish the ends they run to their own subscribers; across all

@@ -13,9 +13,12 @@ use crate::interactive::{EndEvent, Reply};
 ///
 /// `target` is the session's message; `None` takes it from the event's
 /// [`Origin`](crate::interactive::Origin) (its chat and message: the message is known
-/// once [`StartCx::set_message`](crate::interactive::StartCx::set_message) recorded it,
-/// or from the session's first click). Pass it for a message sent through inline mode
-/// ([`MessageTarget::Inline`]), or for a message whose id the bot kept itself.
+/// once [`StartCx::set_message`](crate::interactive::StartCx::set_message) or
+/// [`Manager::set_message`](crate::interactive::Manager::set_message) recorded it, or
+/// from the session's first click; an inline message once
+/// [`Manager::set_inline_message`](crate::interactive::Manager::set_inline_message) or
+/// the first click recorded it; in a business chat, through the origin's business
+/// connection). Pass it for a message whose id the bot kept itself.
 ///
 /// | reply | request |
 /// | --- | --- |
@@ -53,25 +56,31 @@ pub fn end_actions(event: &EndEvent, target: Option<MessageTarget>) -> Result<Ve
         None | Some(Reply::Notice(_)) => Ok(Vec::new()),
         Some(Reply::Edit(m)) => {
             let keyboard = keyboard(m)?;
-            let target = match (target, origin.chat, origin.message) {
-                (Some(t), _, _) => t,
-                (None, Some(chat), Some(message)) => {
+            let target = match (target, origin.chat, origin.message, &origin.inline_message) {
+                (Some(t), ..) => t,
+                (None, Some(chat), Some(message), _) => {
                     let message_id = i32::try_from(message).map_err(|_| RenderError::NoTarget { what: "message" })?;
-                    MessageTarget::Chat { chat_id: ChatId(chat), message_id: MessageId(message_id) }
+                    let business = origin.business_connection.as_deref();
+                    MessageTarget::in_chat(ChatId(chat), MessageId(message_id), business)
                 }
-                (None, _, _) => return Err(RenderError::NoTarget { what: "message" }),
+                (None, _, _, Some(inline)) => MessageTarget::Inline(inline.clone()),
+                (None, ..) => return Err(RenderError::NoTarget { what: "message" }),
             };
             Ok(vec![Action::EditText { target, text: m.text.clone(), keyboard }])
         }
         Some(Reply::Message(m)) => {
             let keyboard = keyboard(m)?;
             let chat_id = match (&target, origin.chat) {
-                (Some(MessageTarget::Chat { chat_id, .. }), _) => *chat_id,
+                (Some(MessageTarget::Chat { chat_id, .. } | MessageTarget::Business { chat_id, .. }), _) => *chat_id,
                 (_, Some(chat)) => ChatId(chat),
                 (_, None) => return Err(RenderError::NoTarget { what: "chat" }),
             };
             let thread_id = origin.topic.and_then(|t| i32::try_from(t).ok()).map(|t| ThreadId(MessageId(t)));
-            Ok(vec![Action::Send { chat_id, thread_id, text: m.text.clone(), keyboard }])
+            let business_connection_id = match &target {
+                Some(MessageTarget::Business { business_connection_id, .. }) => Some(business_connection_id.clone()),
+                _ => origin.business_connection.clone(),
+            };
+            Ok(vec![Action::Send { chat_id, thread_id, business_connection_id, text: m.text.clone(), keyboard }])
         }
         Some(Reply::Modal(m)) => Err(RenderError::ModalUnsupported { custom_id: m.custom_id.clone() }),
     }

@@ -8,6 +8,9 @@
 //! - [`enter`] and [`Session<T>`]: one dptree call injects the update's typed session
 //!   into handlers, the way teloxide's `dialogue::enter` injects a `Dialogue`; several
 //!   session types side by side. [`inject_context`] injects the [`Context`].
+//! - [`enter_state`] and [`Transition<T>`]: route handlers on the state held in a
+//!   typed session with `dptree::case!`, as for a `Dialogue`; the transition is a
+//!   compare-and-set (see [`state`](mod@state)).
 //! - [`DialogueStorage`]: a teloxide `Storage<D>` over any store, so `Dialogue` code
 //!   gets this crate's backends, TTL and migrations unchanged (see
 //!   [`storage`](mod@storage) for what it adds and what a blind `update_dialogue`
@@ -17,7 +20,14 @@
 //!   every callback query of its namespace exactly once, and lets other callbacks fall
 //!   through to the bot's own handlers. [`show_end`] shows what an expired session's
 //!   `end` answered (its menu edited to say so, without buttons).
+//! - [`open_menu`]: a menu in one call: the session started from a message, sent with
+//!   its keyboard (in the message's topic and business chat), its message recorded for
+//!   the end's edit; [`answer_inline_menu`] the same as an inline query's result.
 //! - [`migrate_chat`]: a group that became a supergroup keeps its sessions.
+//! - `Webhook` (feature `telegram-webhook`): the same handlers under a webhook, served
+//!   on the bounded [`http::Listener`](crate::http::Listener), the secret token
+//!   checked; several processes behind one URL share every session (see the
+//!   `webhook` module).
 //!
 //! [`Context`]: crate::Context
 //!
@@ -65,14 +75,19 @@
 pub mod context;
 mod end;
 mod inject;
+mod menu;
 mod migrate;
 mod render;
 mod router;
+pub mod state;
 pub mod storage;
+#[cfg(feature = "telegram-webhook")]
+pub mod webhook;
 
 pub use context::{CHANNEL_BOT, GROUP_ANONYMOUS_BOT, chat_kind, context_of, context_of_callback, context_of_message};
 pub use end::{end_actions, show_end};
 pub use inject::{Session, enter, inject_context};
+pub use menu::{InlineMenu, MenuError, OpenedMenu, answer_inline_menu, open_menu, record_chosen_inline};
 #[cfg(feature = "encryption")]
 pub use migrate::migrate_chat_sealed;
 pub use migrate::{ChatMigration, MigrationReport, migrate_chat, migrate_chat_at};
@@ -80,4 +95,7 @@ pub use render::{
     Action, MAX_CALLBACK_DATA, MAX_NOTICE_CHARS, MessageTarget, RenderError, execute, keyboard, notice_text,
 };
 pub use router::{CallbackOutcome, CallbackPlan, CallbackRouter, CallbackTexts, RouterError};
+pub use state::{Transition, TransitionError, enter_state};
 pub use storage::{DEFAULT_DIALOGUE_NAMESPACE, DialogueStorage, DialogueStorageBuilder, DialogueStorageError};
+#[cfg(feature = "telegram-webhook")]
+pub use webhook::{SECRET_HEADER, UpdateDispatch, Webhook, WebhookError};

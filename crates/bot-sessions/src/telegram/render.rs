@@ -9,7 +9,7 @@ use teloxide::ApiError;
 use teloxide::RequestError;
 use teloxide::payloads::setters::*;
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ThreadId};
+use teloxide::types::{BusinessConnectionId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ThreadId};
 
 use crate::interactive::{Emoji, View, Widget};
 use crate::store::BoxError;
@@ -101,6 +101,27 @@ pub enum MessageTarget {
     },
     /// An inline message (no chat: edited by its inline message id).
     Inline(String),
+    /// A message in a business chat, sent on behalf of a business account: edited
+    /// through its business connection.
+    Business {
+        /// The business connection.
+        business_connection_id: String,
+        /// The chat.
+        chat_id: ChatId,
+        /// The message.
+        message_id: MessageId,
+    },
+}
+
+impl MessageTarget {
+    /// The message `message_id` in `chat_id`, through `business_connection` when the
+    /// chat is a business chat.
+    pub fn in_chat(chat_id: ChatId, message_id: MessageId, business_connection: Option<&str>) -> Self {
+        match business_connection {
+            Some(id) => MessageTarget::Business { business_connection_id: id.to_owned(), chat_id, message_id },
+            None => MessageTarget::Chat { chat_id, message_id },
+        }
+    }
 }
 
 /// One Telegram request that shows a reply.
@@ -124,12 +145,15 @@ pub enum Action {
         /// The new buttons.
         keyboard: InlineKeyboardMarkup,
     },
-    /// `sendMessage`, in a forum topic when `thread_id` is set.
+    /// `sendMessage`, in a forum topic when `thread_id` is set, through a business
+    /// connection when `business_connection_id` is.
     Send {
         /// The chat.
         chat_id: ChatId,
         /// The forum topic.
         thread_id: Option<ThreadId>,
+        /// The business connection (a business chat).
+        business_connection_id: Option<String>,
         /// The text.
         text: String,
         /// The buttons.
@@ -252,6 +276,28 @@ where
             let fut = if keyboard.inline_keyboard.is_empty() { req.send() } else { req.reply_markup(keyboard).send() };
             fut.await.map(drop)
         }
+        Action::EditText {
+            target: MessageTarget::Business { business_connection_id, chat_id, message_id },
+            text,
+            keyboard,
+        } => {
+            let req = bot
+                .edit_message_text(chat_id, message_id, text)
+                .business_connection_id(BusinessConnectionId(business_connection_id));
+            let fut = if keyboard.inline_keyboard.is_empty() { req.send() } else { req.reply_markup(keyboard).send() };
+            fut.await.map(drop)
+        }
+        Action::EditKeyboard {
+            target: MessageTarget::Business { business_connection_id, chat_id, message_id },
+            keyboard,
+        } => {
+            let fut = bot
+                .edit_message_reply_markup(chat_id, message_id)
+                .business_connection_id(BusinessConnectionId(business_connection_id))
+                .reply_markup(keyboard)
+                .send();
+            fut.await.map(drop)
+        }
         Action::EditKeyboard { target: MessageTarget::Chat { chat_id, message_id }, keyboard } => {
             let fut = bot.edit_message_reply_markup(chat_id, message_id).reply_markup(keyboard).send();
             fut.await.map(drop)
@@ -260,11 +306,14 @@ where
             let fut = bot.edit_message_reply_markup_inline(id).reply_markup(keyboard).send();
             fut.await.map(drop)
         }
-        Action::Send { chat_id, thread_id, text, keyboard } => {
+        Action::Send { chat_id, thread_id, business_connection_id, text, keyboard } => {
             let fut = {
                 let mut req = bot.send_message(chat_id, text);
                 if let Some(thread) = thread_id {
                     req = req.message_thread_id(thread);
+                }
+                if let Some(id) = business_connection_id {
+                    req = req.business_connection_id(BusinessConnectionId(id));
                 }
                 if keyboard.inline_keyboard.is_empty() { req.send() } else { req.reply_markup(keyboard).send() }
             };

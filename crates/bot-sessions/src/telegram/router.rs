@@ -7,7 +7,7 @@ use teloxide::dispatching::{DpHandlerDescription, UpdateFilterExt};
 use teloxide::dptree::Handler;
 use teloxide::payloads::setters::*;
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{CallbackQuery, MaybeInaccessibleMessage, Update};
+use teloxide::types::{CallbackQuery, MaybeInaccessibleMessage, MessageKind, Update};
 
 use super::context::context_of_callback;
 use super::render::{Action, MessageTarget, RenderError, execute, keyboard, notice_text};
@@ -316,9 +316,18 @@ where
 /// The message a callback's button was on.
 fn target_of(query: &CallbackQuery) -> Option<MessageTarget> {
     match (&query.message, &query.inline_message_id) {
-        (Some(m), _) => Some(MessageTarget::Chat { chat_id: m.chat().id, message_id: m.id() }),
+        (Some(m), _) => Some(MessageTarget::in_chat(m.chat().id, m.id(), business_of(query).as_deref())),
         (None, Some(id)) => Some(MessageTarget::Inline(id.clone())),
         (None, None) => None,
+    }
+}
+
+/// The business connection of the message a callback's button was on.
+fn business_of(query: &CallbackQuery) -> Option<String> {
+    let message = query.message.as_ref()?.regular_message()?;
+    match &message.kind {
+        MessageKind::Common(common) => common.business_connection_id.as_ref().map(|b| b.0.clone()),
+        _ => None,
     }
 }
 
@@ -341,7 +350,13 @@ fn reply_action(query: &CallbackQuery, reply: &Reply) -> Result<Option<Action>, 
             let keyboard = keyboard(m)?;
             let chat = query.message.as_ref().ok_or(RenderError::NoTarget { what: "chat" })?;
             let thread_id = chat.regular_message().filter(|m| m.is_topic_message).and_then(|m| m.thread_id);
-            Ok(Some(Action::Send { chat_id: chat.chat().id, thread_id, text: m.text.clone(), keyboard }))
+            Ok(Some(Action::Send {
+                chat_id: chat.chat().id,
+                thread_id,
+                business_connection_id: business_of(query),
+                text: m.text.clone(),
+                keyboard,
+            }))
         }
         Reply::Notice(_) => Ok(None),
         Reply::Modal(m) => Err(RenderError::ModalUnsupported { custom_id: m.custom_id.clone() }),

@@ -4,11 +4,12 @@
 //! It serves `getUpdates` from a queue the test fills, holding long polls until an
 //! update arrives and forgetting updates only when an `offset` confirms them (as
 //! Telegram does, so a restarted bot gets what its predecessor did not confirm);
-//! answers `getMe`, `getWebhookInfo`, `deleteWebhook`, `sendMessage`,
-//! `editMessageText`, `editMessageReplyMarkup` and `answerCallbackQuery` with plausible
+//! answers `getMe`, `getWebhookInfo`, `deleteWebhook`, `setWebhook`, `sendMessage`,
+//! `editMessageText`, `editMessageReplyMarkup`, `answerCallbackQuery` and
+//! `answerInlineQuery` with plausible
 //! results (or, on demand, edits with Telegram's "message is not modified"); and
 //! records every request. HTTP/1.1 with keep-alive, `Content-Length` bodies only (what
-//! reqwest sends for JSON).
+//! reqwest sends for JSON and for teloxide's text-only multipart forms).
 //!
 //! ```no_run
 //! use bot_sessions::testing::telegram::FakeApi;
@@ -43,11 +44,13 @@ pub const ALLOWED: &[&str] = &[
     "GetMe",
     "GetWebhookInfo",
     "DeleteWebhook",
+    "SetWebhook",
     "GetUpdates",
     "SendMessage",
     "EditMessageText",
     "EditMessageReplyMarkup",
     "AnswerCallbackQuery",
+    "AnswerInlineQuery",
 ];
 
 /// One request the bot sent, and what the fake answered.
@@ -264,6 +267,7 @@ impl FakeApi {
             }
             let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
             let mut length = 0usize;
+            let mut boundary = None;
             loop {
                 let mut header = String::new();
                 if conn.read_line(&mut header).await.unwrap_or(0) == 0 {
@@ -278,12 +282,21 @@ impl FakeApi {
                 {
                     length = value.trim().parse().unwrap_or(0);
                 }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-type")
+                    && let Some((_, b)) = value.split_once("boundary=")
+                {
+                    boundary = Some(b.trim().trim_matches('"').to_owned());
+                }
             }
             let mut body = vec![0; length];
             if conn.read_exact(&mut body).await.is_err() {
                 return;
             }
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let body: Value = match &boundary {
+                Some(boundary) => form_fields(&body, boundary),
+                None => serde_json::from_slice(&body).unwrap_or(Value::Null),
+            };
             let method = path.rsplit('/').next().unwrap_or_default().to_owned();
             let reply = if method == "GetUpdates" { self.get_updates(body).await } else { self.answer(&method, body) };
             let reply = reply.to_string();
@@ -348,7 +361,11 @@ impl FakeApi {
                     state.webhook.clear();
                     json!(true)
                 }
-                "AnswerCallbackQuery" => json!(true),
+                "SetWebhook" => {
+                    state.webhook = body["url"].as_str().unwrap_or_default().to_owned();
+                    json!(true)
+                }
+                "AnswerCallbackQuery" | "AnswerInlineQuery" => json!(true),
                 "SendMessage" => {
                     let chat = body["chat_id"].as_i64().unwrap_or(0);
                     let next = state.next_message.entry(chat).or_insert(100);
@@ -385,6 +402,21 @@ impl FakeApi {
         self.record(method, body, result);
         reply
     }
+}
+
+/// The text fields of a `multipart/form-data` body (teloxide sends `setWebhook` so) as
+/// a JSON object of strings.
+fn form_fields(body: &[u8], boundary: &str) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let mut fields = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else { continue };
+        let name = head.split("name=\"").nth(1).and_then(|n| n.split('"').next());
+        if let Some(name) = name {
+            fields.insert(name.to_owned(), json!(value.trim_end_matches("\r\n")));
+        }
+    }
+    Value::Object(fields)
 }
 
 /// The chat `id` as Telegram describes it: users are positive, basic groups small

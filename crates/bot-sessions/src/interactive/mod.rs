@@ -268,7 +268,7 @@ pub use text::Commands;
 /// What a bot that writes interactive sessions uses, for a glob import beside another
 /// framework's prelude: `use bot_sessions::interactive::prelude::*;` next to
 /// `use teloxide::prelude::*;` (or serenity's) leaves `Message` theirs, which
-/// `bot_sessions::interactive::*` cannot while the deprecated [`Message`](super::Message)
+/// `bot_sessions::interactive::*` cannot while the deprecated [`Message`]
 /// alias exists.
 ///
 /// # Examples

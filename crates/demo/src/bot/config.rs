@@ -12,7 +12,7 @@ pub const DEFAULT_ONBOARDING_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long a `/menu` lives without a click, unless configured.
 pub const DEFAULT_MENU_TTL: Duration = Duration::from_secs(60);
 
-/// Settings of a [`Bot`].
+/// Settings of a [`Bot`](crate::bot::Bot).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BotConfig {
@@ -26,7 +26,7 @@ pub struct BotConfig {
     /// How long a `/menu` lives without a click.
     pub menu_ttl: Duration,
     /// How often to look for expired menus in the background (`None`: only when
-    /// [`Bot::expire`] is called, as tests with a manual clock do).
+    /// [`Bot::expire`](crate::bot::Bot::expire) is called, as tests with a manual clock do).
     pub sweep_every: Option<Duration>,
     /// Where "now" comes from (tests pass a [`ManualClock`](bot_sessions::ManualClock)).
     pub clock: Arc<dyn Clock>,

@@ -17,6 +17,9 @@ use interactive_support::*;
 /// ends exactly once; the starter's handle gets the result.
 pub async fn second_manager_updates_and_ends_once(s1: DynStore, s2: DynStore) {
     let p = Pair::new(s1, s2, idle(60));
+    // This test is about the store fallback: m1 does not hear m2's end notice (heard,
+    // it would resolve the handle before the pass below; `interactive_ends` tests that).
+    p.m1.drop_end_notices(true);
     let started = p.m1.start(&p.k1, &opener(), 0).await.unwrap();
     let id = started.id;
     for i in 0..10 {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::engine::Input;
 use super::envelope::Header;
 use super::local::Local;
 pub(crate) use super::outcome::Routed;
@@ -22,6 +21,15 @@ use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
 use crate::session::sealer::Sealer;
 use crate::{Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};
+
+/// What a routed update brings a session.
+#[derive(Debug)]
+pub(crate) enum Input<'a> {
+    /// A component update with its decoded custom id.
+    Click(super::CustomId),
+    /// A text message the session awaits.
+    Text(&'a str),
+}
 
 /// The store namespace of interactive sessions unless configured otherwise.
 pub const DEFAULT_NAMESPACE: &str = "interactive";
@@ -79,7 +87,7 @@ pub(crate) struct Core {
     /// The store's notices, on which ends are announced to other processes.
     pub(crate) notices: Option<crate::store::notify::Notices>,
     /// Hears those notices for the handles waiting here.
-    pub(crate) listener: super::listen::Listener,
+    pub(crate) listener: super::listener::Listener,
 }
 
 impl Core {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::core::{Core, ErasedKind, Routed, Tended};
+use super::core::{Core, ErasedKind, Input, Routed, Tended};
 use super::envelope::{Envelope, Phase, TextWait, TtlOverride};
 use super::reply::Reply;
 use super::{
@@ -17,15 +17,6 @@ use super::{
 use crate::{Context, Precondition, Record, SessionKey, Timestamp, Ttl};
 
 type Stored<K> = Envelope<String, <K as Interactive>::State, <K as Interactive>::Output>;
-
-/// What a routed update brings a session.
-#[derive(Debug)]
-pub(crate) enum Input<'a> {
-    /// A component update with its decoded custom id.
-    Click(CustomId),
-    /// A text message the session awaits.
-    Text(&'a str),
-}
 
 /// One registered kind, typed.
 pub(crate) struct Engine<K> {

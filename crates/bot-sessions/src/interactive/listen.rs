@@ -8,8 +8,8 @@
 //! for here is re-read each watch period, so a handle still resolves, later. No
 //! sweeper is needed for either.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -17,37 +17,6 @@ use super::SessionId;
 use super::core::Core;
 use super::envelope::{Header, Phase};
 use crate::store::notify::Heard;
-
-/// The listening side of one manager: its task (started with the first session whose
-/// handle waits here) and the counters tests read.
-#[derive(Debug, Default)]
-pub(crate) struct Listener {
-    started: OnceLock<()>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// A re-check pass is running (passes do not pile up).
-    rechecking: Arc<AtomicBool>,
-    /// Test hook: notices heard are dropped (to exercise the fallback).
-    dropping: AtomicBool,
-    /// Notices that led to reading a waited-for session.
-    pub(crate) heard: AtomicU64,
-    /// Notices dropped by the test hook.
-    pub(crate) dropped: AtomicU64,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            task.abort();
-        }
-    }
-}
-
-#[cfg(feature = "testing")]
-impl Listener {
-    pub(crate) fn set_dropping(&self, on: bool) {
-        self.dropping.store(on, Ordering::Release);
-    }
-}
 
 impl Core {
     /// Tells the managers of other processes (and this one's) that `sid` ended.

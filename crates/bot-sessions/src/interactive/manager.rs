@@ -414,7 +414,7 @@ impl Manager {
         let engine = core.engine_for(sid, &record)?;
         tracing::Span::current().record("kind", &**engine.name());
         *kind = Some(engine.name().clone());
-        engine.apply(core, sid, &key, record, ctx, super::engine::Input::Click(id)).await
+        engine.apply(core, sid, &key, record, ctx, super::core::Input::Click(id)).await
     }
 
     /// Records the message that carries `session`'s components, once the transport

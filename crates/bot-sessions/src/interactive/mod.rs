@@ -231,6 +231,7 @@ mod handle;
 mod inspect;
 mod limit;
 mod listen;
+mod listener;
 mod local;
 mod manager;
 mod outcome;

@@ -23,8 +23,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::core::Input;
 use super::core::{Core, Routed};
-use super::engine::Input;
 use super::envelope::TextWait;
 use super::{InteractiveError, Manager, Origin, RouteOutcome, SessionId};
 use crate::{Context, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot_sessions::interactive::{
-    CustomId, CustomIdCodec, Interactive, Kind, Manager, RouteOutcome, SigningKeys, StartCx, Step, Target, UpdateCx};
+    CustomId, CustomIdCodec, Interactive, Kind, Manager, RouteOutcome, SigningKeys, StartCx, Step, Target, UpdateCx,
+};
 use bot_sessions::store::BoxError;
 use bot_sessions::{Context, DynStore, Sessions, Ttl};
 

@@ -258,18 +258,35 @@ where
                 let id = Id(base as i128 + k as i128);
                 match action {
                     Action::Update => {
-                        let mut record = match store.load(&id).await? {
-                            Some(r) => r,
-                            None => Record {
-                                id,
-                                data: [("bench".to_owned(), serde_json::to_value(crate::Bench::seeded())?)].into(),
-                                expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
-                            },
+                        // As tower-sessions' own `Session::save` does: `create` a session
+                        // that is not stored yet, `save` one that is. (`save` of a missing
+                        // record is what failed before on the Redis store, with "Parse
+                        // Error: Could not convert to bool": its `SET .. XX` answers nil,
+                        // which fred turns into a bool only with its `default-nil-types`
+                        // feature; maxcountryman/tower-sessions-stores#19.)
+                        let (mut record, stored) = match store.load(&id).await? {
+                            Some(r) => (r, true),
+                            None => (
+                                Record {
+                                    id,
+                                    data: [("bench".to_owned(), serde_json::to_value(crate::Bench::seeded())?)].into(),
+                                    expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+                                },
+                                false,
+                            ),
                         };
                         let mut v: crate::Bench = serde_json::from_value(record.data["bench"].clone())?;
                         v.count += 1;
                         record.data.insert("bench".into(), serde_json::to_value(v)?);
-                        store.save(&record).await?;
+                        if stored {
+                            store.save(&record).await?;
+                        } else {
+                            // Only while seeding (one task, key by key): a timed update
+                            // always finds its record. (Had a racing creator taken the id,
+                            // the Redis store's `SET .. NX` would answer nil and fail the
+                            // same way.)
+                            store.create(&mut record).await?;
+                        }
                     }
                     Action::Read => {
                         std::hint::black_box(store.load(&id).await?);

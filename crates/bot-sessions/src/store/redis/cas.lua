@@ -10,7 +10,8 @@
 -- ARGV[4] expiry change: '' none, 's' set (ARGV[5] native PEXPIREAT, ARGV[6] expires_at),
 --         'p' persist   ARGV[7] key text
 --
--- Returns 1 when written, -1 when the record is not the expected one (another version,
+-- Returns 1 when written (or when this very write landed before: a client's re-send),
+-- -1 when the record is not the expected one (another version,
 -- none), -2 when something unreadable is there (nothing written either way), as
 -- write.lua does.
 local meta = redis.pcall('HGET', KEYS[1], 'meta')
@@ -27,5 +28,8 @@ if type(meta) == 'string' and string.sub(meta, 1, #ARGV[1]) == ARGV[1] then
   end
   return 1
 end
-if read_record(KEYS[1]) == 'bad' then return -2 end
+local state = read_record(KEYS[1])
+if state == 'bad' then return -2 end
+-- A re-sent try of a write that landed finds its own version: report it written.
+if state == 'ok' and landed(KEYS[1], string.match(ARGV[3], '^%d+')) then return 1 end
 return -1

@@ -36,10 +36,16 @@ pub(super) fn backend_err(key: Option<&str>, e: RedisError) -> StoreError {
 /// and no reply says what became of it (a timeout, a connection lost or a reply garbled
 /// while waiting), the outcome is unknown. A refused connection sent nothing, and a
 /// server's error reply is an outcome.
-pub(super) fn sent_err(key: &str, e: RedisError) -> StoreError {
-    let unknown = !e.is_connection_refusal()
-        && tls_refusal(&e).is_none()
-        && (e.is_io_error() || e.is_timeout() || e.kind() == redis::ErrorKind::Parse);
+///
+/// `resent`: the client may have sent the command more than once before it gave up
+/// (Redis Cluster's client retries through a failover: reconnects, MOVED, CLUSTERDOWN).
+/// Then the error says only what became of the last try, and an earlier one may have
+/// landed: every error but a refused TLS handshake is an unknown outcome.
+pub(super) fn sent_err(key: &str, e: RedisError, resent: bool) -> StoreError {
+    let unknown = tls_refusal(&e).is_none()
+        && (resent
+            || (!e.is_connection_refusal()
+                && (e.is_io_error() || e.is_timeout() || e.kind() == redis::ErrorKind::Parse)));
     if unknown { StoreError::ambiguous(BACKEND, key, e) } else { backend_err(Some(key), e) }
 }
 
@@ -121,18 +127,33 @@ mod tests {
         for kind in
             [std::io::ErrorKind::TimedOut, std::io::ErrorKind::ConnectionReset, std::io::ErrorKind::UnexpectedEof]
         {
-            let e = sent_err("k", io(kind));
+            let e = sent_err("k", io(kind), false);
             assert!(e.is_ambiguous() && !e.is_retryable(), "{kind:?}: {e:?}");
             assert!(backend_err(Some("k"), io(kind)).is_retryable(), "{kind:?}: a read just fails");
         }
-        let refused = sent_err("k", io(std::io::ErrorKind::ConnectionRefused));
+        let refused = sent_err("k", io(std::io::ErrorKind::ConnectionRefused), false);
         assert!(refused.is_retryable() && !refused.is_ambiguous(), "{refused:?}");
         let moved = sent_err(
             "k",
             RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::Moved), "MOVED", "1 h:1".into())),
+            false,
         );
         assert!(moved.is_retryable() && !moved.is_ambiguous(), "a redirection ran nothing: {moved:?}");
-        let script_error = sent_err("k", RedisError::from((redis::ErrorKind::Client, "bad arguments")));
+        let script_error = sent_err("k", RedisError::from((redis::ErrorKind::Client, "bad arguments")), false);
         assert!(!script_error.is_ambiguous(), "{script_error:?}");
+    }
+
+    #[test]
+    fn on_a_cluster_every_failed_write_may_have_landed() {
+        // The cluster client retried: a refusal or a redirection says only what became of
+        // its last try.
+        for e in [
+            RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "test")),
+            RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::Moved), "MOVED", "1 h:1".into())),
+            RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown), "CLUSTERDOWN")),
+        ] {
+            let err = sent_err("k", e, true);
+            assert!(err.is_ambiguous() && !err.is_retryable(), "{err:?}");
+        }
     }
 }

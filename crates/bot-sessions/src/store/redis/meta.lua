@@ -67,3 +67,17 @@ local function push_history(rec, version, fresh)
   kept[#kept + 1] = version
   redis.call('HSET', rec, 'hist', table.concat(kept, ' ', math.max(1, #kept - 15), #kept))
 end
+
+-- landed(rec, version): whether `version` is one the record has held (its current one
+-- or one in `hist`). Versions never repeat, so a writer that finds its own proposed
+-- version there sees its own earlier try, which landed: a client that re-sends a
+-- script after a lost connection (Redis Cluster's client does on a failover) must not
+-- read that as a conflict, or the caller would run its update a second time.
+local function landed(rec, version)
+  local hist = redis.pcall('HGET', rec, 'hist')
+  if type(hist) ~= 'string' then return false end
+  for v in string.gmatch(hist, '%d+') do
+    if v == version then return true end
+  end
+  return false
+end

@@ -90,7 +90,11 @@
 //! before it runs anything again. Only a refused connection (nothing was sent) and an
 //! error reply of the server (an outcome) stay plain errors; the client does not say
 //! whether a timeout struck while connecting or after sending, so every timeout of a
-//! write or delete counts as ambiguous. Forget-user and purge are idempotent, so their
+//! write or delete counts as ambiguous. On a cluster the client retries a command
+//! itself (through a failover's reconnects and redirections), so an error says only
+//! what became of its last try: every failed write or delete there is ambiguous, and a
+//! re-sent write script that meets its own earlier try (its version is in the record's
+//! history) answers "written". Forget-user and purge are idempotent, so their
 //! timeouts are retryable.
 //!
 //! # TLS

@@ -49,11 +49,11 @@ impl RedisStore {
     pub(super) async fn run_write(&self, key: &str, inv: &redis::ScriptInvocation<'_>) -> Result<i64, StoreError> {
         let Some(wait) = &self.wait else {
             let mut con = self.con.clone();
-            return inv.invoke_async(&mut con).await.map_err(|e| sent_err(key, e));
+            return inv.invoke_async(&mut con).await.map_err(|e| sent_err(key, e, self.config.cluster));
         };
         let reply = Arc::new(Mutex::new(None));
         let mut con = Waiting { con: self.con.clone(), wait, reply: reply.clone() };
-        let outcome: i64 = inv.invoke_async(&mut con).await.map_err(|e| sent_err(key, e))?;
+        let outcome: i64 = inv.invoke_async(&mut con).await.map_err(|e| sent_err(key, e, self.config.cluster))?;
         if outcome >= 0 {
             let wait_reply = reply.lock().ok().and_then(|mut r| r.take());
             durability::check_wait_reply(key, &self.config, wait_reply)?;

@@ -14,7 +14,8 @@
 -- ARGV[12] the user to index the record under if this write creates it, or '-'
 -- ARGV[13] '1' if the key names its user (then ARGV[12] is that user)   ARGV[14] the key prefix
 --
--- Returns 1 when written, -1 when the precondition fails, -2 when a record is there
+-- Returns 1 when written (or when the record already holds, or held, ARGV[11]: this
+-- very write landed before, and this is a client's re-send), -1 when the precondition fails, -2 when a record is there
 -- that does not parse and the precondition is not 'any' (nothing written either way).
 -- A write with precondition 'any' replaces an unreadable record.
 local now = tonumber(ARGV[7])
@@ -22,8 +23,11 @@ local text, mode = ARGV[1], ARGV[3]
 local state, version, created, expires, owner = read_record(KEYS[1])
 if state == 'bad' and mode ~= 'a' then return -2 end
 local live = state == 'ok' and is_live(expires, now)
-if mode == 'n' and live then return -1 end
-if mode == 'v' and ((not live) or version ~= ARGV[4]) then return -1 end
+if (mode == 'n' and live) or (mode == 'v' and ((not live) or version ~= ARGV[4])) then
+  -- A re-sent try of a write that landed finds its own version: report it written.
+  if state == 'ok' and (version == ARGV[11] or landed(KEYS[1], ARGV[11])) then return 1 end
+  return -1
+end
 
 local new_owner
 if live then

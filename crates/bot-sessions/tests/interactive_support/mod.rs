@@ -173,3 +173,71 @@ pub async fn resolved<R: 'static>(
         .await
         .unwrap_or_else(|_| panic!("the handle of {session} never resolved"))
 }
+
+/// Two handles on one store of each backend, as two managers (or two processes) hold
+/// them: the memory store shared in process; one SQLite file, the shared Redis server and
+/// the shared PostgreSQL database each opened twice.
+pub mod pairs {
+    use bot_sessions::DynStore;
+
+    /// One memory store, two handles: in-process managers.
+    pub async fn memory() -> (DynStore, DynStore) {
+        let store = bot_sessions::store::open("memory://").await.unwrap();
+        (store.clone(), store)
+    }
+
+    /// One database file opened twice: two writers, as two processes would be.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite() -> (DynStore, DynStore) {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interactive-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("ia-{}-{:016x}.db", std::process::id(), rand::random::<u64>()));
+        let url = format!("sqlite://{}", file.display());
+        (bot_sessions::store::open(&url).await.unwrap(), bot_sessions::store::open(&url).await.unwrap())
+    }
+
+    /// The Redis server at `BOT_SESSIONS_REDIS_URL` (default 127.0.0.1:6379), twice.
+    #[cfg(feature = "redis")]
+    pub async fn redis() -> (DynStore, DynStore) {
+        let url = std::env::var("BOT_SESSIONS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        twice(&url, "redis").await
+    }
+
+    /// The PostgreSQL database at `BOT_SESSIONS_POSTGRES_URL` (default the local `test`),
+    /// in the schema the interactive tests share, twice.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres() -> (DynStore, DynStore) {
+        let url = std::env::var("BOT_SESSIONS_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        twice(&format!("{url}?schema=bot_sessions_interactive_test"), "postgres").await
+    }
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    async fn twice(url: &str, what: &str) -> (DynStore, DynStore) {
+        let open = || async { bot_sessions::store::open(url).await.unwrap_or_else(|e| panic!("{what} at {url}: {e}")) };
+        (open().await, open().await)
+    }
+}
+
+/// Runs `$tests!(pair)` (a macro that writes tests over a store pair) once per backend,
+/// each in a module named for it: `memory`, `sqlite`, `redis`, `postgres`.
+macro_rules! on_every_backend {
+    ($tests:ident) => {
+        mod memory {
+            $tests!(crate::interactive_support::pairs::memory);
+        }
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $tests!(crate::interactive_support::pairs::sqlite);
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $tests!(crate::interactive_support::pairs::redis);
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $tests!(crate::interactive_support::pairs::postgres);
+        }
+    };
+}
+pub(crate) use on_every_backend;

@@ -28,8 +28,9 @@ use bot_sessions::discord::serenity::serenity::all::{
 use bot_sessions::discord::serenity::serenity::{self, Error as SError, gateway::GatewayError};
 use bot_sessions::discord::serenity::{Router, SerenityError, context_of, create_message, message_context};
 use bot_sessions::discord::twilight_model::application::interaction::InteractionType;
-use bot_sessions::discord::{CommandRouter, Ends, Rest};
-use bot_sessions::interactive::RouteOutcome;
+use bot_sessions::discord::{CommandRouter, Ends, RenderError, Rest};
+use bot_sessions::interactive::{InteractiveError, RouteOutcome};
+use bot_sessions::store::StoreError;
 
 use super::{DiscordError, Shared, TOKEN_VAR, answer, commands, tell_notices, texts};
 use crate::bot::{Bot, BotError};
@@ -81,6 +82,27 @@ impl From<SError> for GatewayFailure {
             other => GatewayFailure::Serenity(Box::new(other)),
         }
     }
+}
+
+/// What can go wrong handing a channel message to a menu.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The menu, or the store under it, failed.
+    #[error(transparent)]
+    Menu(#[from] InteractiveError),
+    /// Recording the menu's new message failed.
+    #[error(transparent)]
+    Bot(#[from] BotError),
+    /// Forgetting where the menu was shown before failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The menu's answer is not a message Discord takes.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Discord refused the message.
+    #[error("cannot send the menu's answer")]
+    Send(#[source] Box<SError>),
 }
 
 /// The bot on the gateway: what serenity's event handler calls. Cheap to clone.
@@ -142,29 +164,30 @@ impl Gateway {
     ///
     /// # Errors
     ///
-    /// The store's, the menu's or the API call's error, as text.
-    pub async fn message(&self, http: &Http, message: &Message) -> Result<(), String> {
+    /// [`MessageError`]: the menu's, the store's or the API call's.
+    pub async fn message(&self, http: &Http, message: &Message) -> Result<(), MessageError> {
         if message.author.bot {
             return Ok(());
         }
         let ctx = message_context(message);
-        let routed = self.bot.menus().handle_text(&ctx, &message.content).await.map_err(|e| e.to_string())?;
+        let routed = self.bot.menus().handle_text(&ctx, &message.content).await?;
         let RouteOutcome::Handled { session, .. } = routed.outcome else { return Ok(()) };
         for reply in routed.reply.into_iter().chain(routed.end_reply) {
             let Some(view) = reply.as_message() else { continue };
             let sent = message
                 .channel_id
-                .send_message(http, create_message(view).map_err(|e| e.to_string())?)
+                .send_message(http, create_message(view)?)
                 .await
-                .map_err(|e| format!("cannot send the menu's answer: {e}"))?;
+                .map_err(|e| MessageError::Send(Box::new(e)))?;
             if !view.rows.is_empty() {
                 // The end edits this message now (the channel route), not the one the
                 // interaction token shows.
                 if let Some(records) = self.router.message_records() {
-                    records.remove(session).await.map_err(|e| e.to_string())?;
+                    records.remove(session).await?;
                 }
-                let id = i64::try_from(sent.id.get()).map_err(|e| e.to_string())?;
-                self.bot.menu_sent(session, id).await.map_err(|e| e.to_string())?;
+                if let Ok(id) = i64::try_from(sent.id.get()) {
+                    self.bot.menu_sent(session, id).await?;
+                }
             }
         }
         Ok(())
@@ -196,8 +219,8 @@ impl Gateway {
             // as behind an HTTP proxy (twilight-http-proxy) that limits for it.
             http = http.proxy(base).ratelimiter_disabled(true);
         }
-        if let Some(id) = application_id {
-            http = http.application_id(ApplicationId::new(id.max(1)));
+        if let Some(id) = application_id.filter(|&id| id != 0) {
+            http = http.application_id(ApplicationId::new(id));
         }
         let http = http.build();
         // The token is checked, and the websocket URL learnt, at --api-url (serenity's

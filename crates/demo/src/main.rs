@@ -89,7 +89,8 @@ struct DiscordArgs {
     #[arg(long, value_name = "HEX", required_unless_present = "gateway")]
     public_key: Option<String>,
     /// The application id (developer portal, General Information): only shown, with
-    /// the portal link, at start; interactions carry their own.
+    /// the portal link, at start; interactions carry their own (on the gateway, READY
+    /// tells it).
     #[arg(long, value_name = "ID")]
     application_id: Option<u64>,
     /// Discord's REST API (a test points it at a local server); on the gateway also

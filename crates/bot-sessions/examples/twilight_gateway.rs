@@ -14,8 +14,7 @@
 //! ```toml
 //! [dependencies]
 //! bot-sessions = { version = "0.1", features = ["discord"] }
-//! twilight-gateway = "0.18"
-//! rustls = { version = "0.23", default-features = false, features = ["ring"] }
+//! twilight-gateway = "0.18"  # its TLS needs a rustls crypto provider: see its README
 //! serde = { version = "1", features = ["derive"] }
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```

@@ -21,6 +21,10 @@
 //!
 //! Sessions are keyed per user in each channel ([`KEY`]); a thread is a channel of its
 //! own (see [`bot_sessions::discord::context`]).
+//!
+//! [`gateway`] runs the same bot as a serenity gateway client (`discord --gateway`).
+
+pub mod gateway;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +73,9 @@ pub enum DiscordError {
     /// The message records' namespace is invalid.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The serenity router cannot be built (on the gateway).
+    #[error(transparent)]
+    Serenity(#[from] bot_sessions::discord::serenity::SerenityError),
 }
 
 /// The texts of the answers the endpoint gives itself: the bot's words.
@@ -100,7 +107,7 @@ impl Discord {
             let (bot, ends) = (bot.clone(), ends.clone());
             move |ctx: Context, interaction: Interaction| {
                 let (bot, ends) = (bot.clone(), ends.clone());
-                async move { answer(&bot, &ends, &ctx, &interaction).await }
+                async move { answer(&bot, &ends, &ctx, interaction.kind).await }
             }
         };
         let handler = commands(bot.clone(), ends.clone()).fallback(fallback);
@@ -165,9 +172,10 @@ impl Discord {
     }
 }
 
-/// The bot's answer to an interaction no menu took.
-async fn answer(bot: &Bot, ends: &Ends, ctx: &Context, interaction: &Interaction) -> Result<Option<Reply>, BoxError> {
-    let answered = match interaction.kind {
+/// The bot's answer to an interaction of `kind` no menu took (on the endpoint and on
+/// the [`gateway`]).
+async fn answer(bot: &Bot, ends: &Ends, ctx: &Context, kind: InteractionType) -> Result<Option<Reply>, BoxError> {
+    let answered = match kind {
         InteractionType::ApplicationCommand => command(bot, ends, ctx).await,
         InteractionType::ModalSubmit if ctx.custom_id.as_deref() == Some(ONBOARD_MODAL) => {
             let field = |id| ctx.field(id).unwrap_or_default();

@@ -6,7 +6,8 @@
 //! - [`telegram`]: the transport that runs the same bot on Telegram (teloxide, long
 //!   polling);
 //! - [`discord`]: the transport that runs the same bot behind Discord's HTTP
-//!   interactions endpoint, and [`register`], which registers its slash commands;
+//!   interactions endpoint or on its gateway ([`discord::gateway`], serenity), and
+//!   [`register`], which registers its slash commands;
 //! - [`metrics`]: `--metrics ADDR`, the library's metrics in the Prometheus format.
 //!
 //! Run it with `cargo run -p bot-sessions-demo` and type `/help`, or on Telegram with

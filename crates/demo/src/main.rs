@@ -54,6 +54,12 @@ enum Command {
     /// optional: without it the channel-message fallback is off (a menu's message is
     /// edited only within its interaction token's 15 minutes) and expired onboarding
     /// forms are not told. Ctrl-C (or SIGTERM) stops it.
+    ///
+    /// With --gateway, the same bot connects to Discord's gateway instead (serenity; no
+    /// public URL, no --listen or --public-key): the bot token in DISCORD_TOKEN is
+    /// required. The menu's Set then reads your next message in the channel, which
+    /// needs the Message Content intent (developer portal, Bot, Privileged Gateway
+    /// Intents). Register the slash commands first with `register`.
     Discord(DiscordArgs),
     /// Register the slash commands (/count, /onboard, /profile, /forget, /menu) with
     /// Discord: replaces the application's global commands, or one guild's with
@@ -72,17 +78,25 @@ struct TelegramArgs {
 
 #[derive(Debug, Clone, Args)]
 struct DiscordArgs {
+    /// Connect to Discord's gateway (a serenity client) instead of serving the HTTP
+    /// endpoint; the bot token in DISCORD_TOKEN is required.
+    #[arg(long, conflicts_with_all = ["listen", "public_key"])]
+    gateway: bool,
     /// Where to listen, e.g. 127.0.0.1:8080 (port 0: any free port, printed).
-    #[arg(long, value_name = "ADDR")]
-    listen: std::net::SocketAddr,
+    #[arg(long, value_name = "ADDR", required_unless_present = "gateway")]
+    listen: Option<std::net::SocketAddr>,
     /// The application's public key, in hex (developer portal, General Information).
-    #[arg(long, value_name = "HEX")]
-    public_key: String,
+    #[arg(long, value_name = "HEX", required_unless_present = "gateway")]
+    public_key: Option<String>,
     /// The application id (developer portal, General Information): only shown, with
-    /// the portal link, at start; interactions carry their own.
+    /// the portal link, at start; interactions carry their own (on the gateway, READY
+    /// tells it).
     #[arg(long, value_name = "ID")]
     application_id: Option<u64>,
-    /// Discord's REST API (a test points it at a local server).
+    /// Discord's REST API (a test points it at a local server); on the gateway also
+    /// where the gateway's URL is asked (GET /gateway/bot), and another URL than
+    /// Discord's turns serenity's own rate limiter off (as behind an HTTP proxy that
+    /// limits for it).
     #[arg(long, value_name = "URL", default_value = bot_sessions::discord::DEFAULT_BASE_URL)]
     api_url: String,
     #[command(flatten)]
@@ -237,17 +251,21 @@ async fn on_telegram(args: &TelegramArgs) -> anyhow::Result<()> {
 }
 
 async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
-    let key = bot_sessions::discord::PublicKey::from_hex(args.public_key.trim())
-        .with_context(|| format!("--public-key `{}` is not an Ed25519 public key in hex", args.public_key))?;
+    if args.gateway {
+        return on_gateway(args).await;
+    }
+    let (Some(public_key), Some(listen)) = (&args.public_key, args.listen) else {
+        anyhow::bail!("--listen and --public-key are required without --gateway");
+    };
+    let key = bot_sessions::discord::PublicKey::from_hex(public_key.trim())
+        .with_context(|| format!("--public-key `{public_key}` is not an Ed25519 public key in hex"))?;
     let token = std::env::var(discord::TOKEN_VAR).ok().filter(|t| !t.trim().is_empty());
     let has_token = token.is_some();
     let rest = discord::rest(&args.api_url, token).with_context(|| format!("cannot use --api-url {}", args.api_url))?;
     let settings = &args.settings;
     let bot = Arc::new(settings.open(settings.config()?.key(discord::KEY)).await?);
     let on_discord = discord::Discord::new(bot, key, rest)?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("the listener has no address")?;
     eprintln!("bot-sessions demo on Discord, sessions in {}", settings.shown_store());
     if !has_token {
@@ -260,6 +278,24 @@ async fn on_discord(args: &DiscordArgs) -> anyhow::Result<()> {
     }
     eprintln!("listening on http://{addr}/interactions; Ctrl-C stops it");
     on_discord.serve(listener, stop_signal()).await.context("the endpoint failed")?;
+    eprintln!("stopped; open menus stay valid for the next start");
+    Ok(())
+}
+
+/// `discord --gateway`: the bot as a serenity gateway client.
+async fn on_gateway(args: &DiscordArgs) -> anyhow::Result<()> {
+    let token = std::env::var(discord::TOKEN_VAR)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("--gateway needs the bot token in {}", discord::TOKEN_VAR))?;
+    let rest = discord::rest(&args.api_url, Some(token.clone()))
+        .with_context(|| format!("cannot use --api-url {}", args.api_url))?;
+    let settings = &args.settings;
+    let bot = Arc::new(settings.open(settings.config()?.key(discord::KEY)).await?);
+    let gateway = discord::gateway::Gateway::new(bot, rest)?;
+    eprintln!("bot-sessions demo on Discord's gateway, sessions in {}", settings.shown_store());
+    gateway.run(&token, &args.api_url, args.application_id, stop_signal()).await?;
     eprintln!("stopped; open menus stay valid for the next start");
     Ok(())
 }

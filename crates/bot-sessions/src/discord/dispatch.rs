@@ -112,7 +112,7 @@ fn json(response: &InteractionResponse) -> Response {
     }
 }
 
-async fn respond(shared: Arc<Shared>, interaction: Interaction) -> InteractionResponse {
+pub(super) async fn respond(shared: Arc<Shared>, interaction: Interaction) -> InteractionResponse {
     if interaction.kind == InteractionType::ApplicationCommandAutocomplete {
         let data = InteractionResponseData { choices: Some(Vec::new()), ..InteractionResponseData::default() };
         return InteractionResponse { kind: Kind::ApplicationCommandAutocompleteResult, data: Some(data) };

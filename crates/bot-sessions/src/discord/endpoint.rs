@@ -353,6 +353,37 @@ impl Endpoint {
         self.listener.serve(tcp, self.router(), shutdown).await
     }
 
+    /// Answers an interaction that came some other way than a signed POST, such as a
+    /// gateway's `INTERACTION_CREATE` (twilight-gateway): routed to the sessions and
+    /// the handler, rendered and deferred exactly as a request's (steps 5 to 7 above;
+    /// a deferred answer follows over REST, a session's message is noted). The
+    /// signature and replay checks are left out: the gateway connection is
+    /// authenticated. A PING is answered PONG. Send the response with
+    /// [`Rest::create_response`]; nothing counts it in [`stats`](Self::stats)' requests.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use bot_sessions::discord::twilight_model::application::interaction::Interaction;
+    /// use bot_sessions::discord::{Endpoint, Rest};
+    ///
+    /// # async fn on_event(endpoint: &Endpoint, rest: &Rest, interaction: Interaction) -> Result<(), bot_sessions::discord::RestError> {
+    /// // An interaction from twilight-gateway's `Event::InteractionCreate(event)`: `event.0`.
+    /// let (id, token) = (interaction.id.get(), interaction.token.clone());
+    /// let response = endpoint.respond(interaction).await;
+    /// rest.create_response(id, &token, &response).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn respond(
+        &self,
+        interaction: twilight_model::application::interaction::Interaction,
+    ) -> twilight_model::http::interaction::InteractionResponse {
+        if interaction.kind == twilight_model::application::interaction::InteractionType::Ping {
+            return super::response::bare(twilight_model::http::interaction::InteractionResponseType::Pong);
+        }
+        super::dispatch::respond(self.shared.clone(), interaction).await
+    }
+
     /// The REST client.
     pub fn rest(&self) -> &Rest {
         &self.shared.rest

@@ -222,6 +222,7 @@ const DELETE_ORIGINAL: &str = "DELETE /webhooks/{application}/{token}/messages/@
 const FOLLOWUP: &str = "POST /webhooks/{application}/{token}";
 const EDIT_MESSAGE: &str = "PATCH /channels/{channel}/messages/{message}";
 const CREATE_MESSAGE: &str = "POST /channels/{channel}/messages";
+const CREATE_RESPONSE: &str = "POST /interactions/{interaction}/{token}/callback";
 const PUT_COMMANDS: &str = "PUT /applications/{application}/commands";
 const PUT_GUILD_COMMANDS: &str = "PUT /applications/{application}/guilds/{guild}/commands";
 
@@ -291,6 +292,25 @@ impl Rest {
     pub async fn edit_message(&self, channel_id: u64, message_id: u64, message: &View) -> Result<(), RestError> {
         let path = format!("/channels/{channel_id}/messages/{message_id}");
         self.send(Method::PATCH, EDIT_MESSAGE, &path, true, Some(&edit_body(message)?)).await.map(drop)
+    }
+
+    /// Answers an interaction with `response`, its first response (the interaction
+    /// callback): how a gateway bot answers an `INTERACTION_CREATE`, where the HTTP
+    /// endpoint answers in the request's response. No bot token needed; see
+    /// [`Endpoint::respond`](super::Endpoint::respond).
+    ///
+    /// # Errors
+    ///
+    /// [`RestError::BadToken`] for a token that cannot be a path segment, and
+    /// [`RestError`].
+    pub async fn create_response(
+        &self,
+        interaction_id: u64,
+        token: &str,
+        response: &twilight_model::http::interaction::InteractionResponse,
+    ) -> Result<(), RestError> {
+        let path = format!("/interactions/{interaction_id}/{}/callback", checked(token)?);
+        self.send(Method::POST, CREATE_RESPONSE, &path, false, Some(response)).await.map(drop)
     }
 
     /// Sends a message to a channel with the bot token.

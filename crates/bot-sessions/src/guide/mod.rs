@@ -22,7 +22,7 @@
 //! - [Interactive sessions and conversations](interactive): buttons, menus, forms and
 //!   text steps routed back to a live, expiring session; the runtime.
 //! - [Telegram](telegram): teloxide, typed sessions in dptree, menus, `Dialogue` storage.
-//! - [Discord](discord): HTTP interactions, serenity and poise.
+//! - [Discord](discord): HTTP interactions, serenity, poise, and on the gateway.
 //! - [The operator tool](operator_tool): `bot-sessions`, to look into, fix, move and
 //!   erase the sessions of a running bot.
 //! - [Switching from another framework](switching): teloxide, grammY, aiogram,

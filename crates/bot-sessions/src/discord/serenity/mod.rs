@@ -15,7 +15,8 @@
 //!   [`modal_context`], [`autocomplete_context`]): the [`Context`](crate::Context) of
 //!   serenity's interactions, the same as the twilight one (thread, guild, locale, every
 //!   select kind).
-//! - [`create_response`], [`edit_response`], [`followup`], [`action_rows`], [`modal`]:
+//! - [`create_response`], [`edit_response`], [`followup`], [`create_message`],
+//!   [`action_rows`], [`modal`]:
 //!   a [`Reply`](crate::interactive::Reply) in serenity's builders.
 //! - [`Router`]: routes clicks and modal submits to sessions (falling through for
 //!   foreign ids), starts a session from a command and records its message in one
@@ -72,7 +73,8 @@ pub use context::{
 #[cfg(feature = "poise")]
 pub use poise::{SessionContext, SessionsOf, create_reply};
 pub use render::{
-    action_rows, create_embeds, create_response, edit_message, edit_response, followup, modal, notice, response_message,
+    action_rows, create_embeds, create_message, create_response, edit_message, edit_response, followup, modal, notice,
+    response_message,
 };
 pub use router::{DEFER_AFTER, Router};
 pub use session::Session;

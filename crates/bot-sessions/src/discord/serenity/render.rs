@@ -12,8 +12,9 @@
 use ::serenity::all::{
     Button as SButton, ButtonStyle as SButtonStyle, ChannelId, ChannelType, CreateActionRow, CreateAllowedMentions,
     CreateButton, CreateEmbed, CreateInputText, CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateModal, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
-    EditInteractionResponse, EditMessage, EmojiId, InputTextStyle, ReactionType, RoleId, UserId,
+    CreateInteractionResponseMessage, CreateMessage, CreateModal, CreateSelectMenu, CreateSelectMenuKind,
+    CreateSelectMenuOption, EditInteractionResponse, EditMessage, EmojiId, InputTextStyle, ReactionType, RoleId,
+    UserId,
 };
 
 use crate::discord::{MAX_CONTENT, RenderError, check_embeds, components, modal_data};
@@ -222,6 +223,35 @@ pub fn edit_response(message: &View) -> Result<EditInteractionResponse, RenderEr
 pub fn edit_message(message: &View) -> Result<EditMessage, RenderError> {
     check_text(message)?;
     Ok(EditMessage::new()
+        .content(message.text.clone())
+        .components(action_rows(message)?)
+        .embeds(create_embeds(&message.embeds)?)
+        .allowed_mentions(CreateAllowedMentions::new()))
+}
+
+/// A message as a new channel message (with the bot token): what a session says
+/// after a message event, which has no interaction to answer. Ephemeral is an
+/// interaction's; a channel message is seen by everyone in the channel.
+///
+/// # Errors
+///
+/// [`RenderError`] for a message Discord would refuse.
+///
+/// # Examples
+///
+/// ```
+/// use bot_sessions::discord::serenity::create_message;
+/// use bot_sessions::interactive::{Button, View};
+///
+/// let message = create_message(&View::text("value: 42").row([Button::new("+1", "m:s:inc")]))?;
+/// let json = serde_json::to_value(message).unwrap();
+/// assert_eq!(json["content"], "value: 42");
+/// assert_eq!(json["components"][0]["components"][0]["custom_id"], "m:s:inc");
+/// # Ok::<(), bot_sessions::discord::RenderError>(())
+/// ```
+pub fn create_message(message: &View) -> Result<CreateMessage, RenderError> {
+    check_text(message)?;
+    Ok(CreateMessage::new()
         .content(message.text.clone())
         .components(action_rows(message)?)
         .embeds(create_embeds(&message.embeds)?)

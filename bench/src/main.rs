@@ -3,7 +3,8 @@
 //! `target/bench-report/report.md`, `report.json` and SVG plots.
 //!
 //! Options: `--quick` (the short run, for CI: under two minutes), `--out DIR` (another
-//! report directory). Environment: `BENCH_REDIS_URL` (default
+//! report directory), `--only BACKEND` (that backend's cells only, no memory-per-session
+//! rows: for working on one backend; the ratios stay within the run). Environment: `BENCH_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`). A backend that does not answer is
 //! skipped and named in the report.
@@ -21,7 +22,7 @@ use bot_sessions_bench::workloads::{self, Plan};
 use bot_sessions_bench::{child, expiry, interactive};
 
 fn usage() -> &'static str {
-    "usage: bot-sessions-bench [--quick] [--out DIR]"
+    "usage: bot-sessions-bench [--quick] [--out DIR] [--only memory|sqlite|redis|postgres]"
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -31,12 +32,14 @@ async fn main() -> anyhow::Result<()> {
         return child::main(&args[1..]).await;
     }
     let mut quick = false;
+    let mut only: Option<String> = None;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-report");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--out" => out = PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--out needs a directory"))?),
+            "--only" => only = Some(it.next().ok_or_else(|| anyhow::anyhow!("--only needs a backend"))?.clone()),
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -47,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::from_env();
     std::fs::create_dir_all(&env.dir)?;
     let (redis, postgres) = (env.redis_up().await, env.postgres_up().await);
-    let result = run(Plan::new(quick), &env, redis, postgres, &out).await;
+    let result = run(Plan::new(quick), &env, redis, postgres, &out, only.as_deref()).await;
     env.cleanup(redis, postgres).await;
     result
 }
@@ -59,7 +62,14 @@ fn machine() -> String {
     format!("{cores} cores, load average {} at the start", load.join(" "))
 }
 
-async fn run(plan: Plan, env: &Env, redis: bool, postgres: bool, out: &std::path::Path) -> anyhow::Result<()> {
+async fn run(
+    plan: Plan,
+    env: &Env,
+    redis: bool,
+    postgres: bool,
+    out: &std::path::Path,
+    only: Option<&str>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let machine = machine();
@@ -89,6 +99,10 @@ async fn run(plan: Plan, env: &Env, redis: bool, postgres: bool, out: &std::path
     if postgres {
         reachable.push("postgres");
     }
+    if let Some(only) = only {
+        anyhow::ensure!(reachable.contains(&only), "--only {only}: not a reachable backend ({reachable:?})");
+        reachable.retain(|b| *b == only);
+    }
     let mut rows: Vec<Row> = Vec::new();
 
     for backend in &reachable {
@@ -113,7 +127,7 @@ async fn run(plan: Plan, env: &Env, redis: bool, postgres: bool, out: &std::path
     }
 
     eprintln!("bench: memory per live session (child processes)");
-    for n in [10_000u64, 100_000, 1_000_000] {
+    for n in [10_000u64, 100_000, 1_000_000].into_iter().filter(|_| only.is_none_or(|b| b == "memory")) {
         for (subject, role) in child::MEMORY_SUBJECTS {
             let mut row = Row::new("memory", subject, "memory", *role, 1);
             row.sessions = Some(n);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::options::SqliteOptions;
-use super::reader::LoadThreads;
+use super::options::{Durability, SqliteOptions};
+use super::reader::{LoadThreads, QuickReads};
 use super::row::{Corruption, sqlite_error};
 use super::schema::{self, Sql, TableName, UpgradeError};
 use super::writer::{self, Settings, Shutdown, Writer};
@@ -80,19 +80,25 @@ impl SqliteOptions {
         let connections =
             (0..self.load_threads).map(|_| readers.connect()).collect::<rusqlite::Result<Vec<_>>>().map_err(err)?;
         let loads = LoadThreads::spawn(connections)?;
+        // One quick connection per core: no more loads than that run at once in callers' threads.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, MAX_QUICK_READS);
+        let quick = (0..cores).map(|_| readers.connect_quick()).collect::<rusqlite::Result<Vec<_>>>().map_err(err)?;
         let settings = Settings {
             sql: sql.clone(),
             max_batch: self.max_batch,
             purge_batch: self.purge_batch,
             busy_timeout: self.busy_timeout,
             corruption: corruption.clone(),
+            inline_writes: self.durability == Durability::Normal,
         };
-        let writer = Writer::spawn(conn, settings)?;
+        let checkpointer = connect(&readers.path, self.busy_timeout).map_err(err)?;
+        let writer = Writer::spawn(conn, checkpointer, settings)?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 sql,
                 writer,
                 loads,
+                quick: QuickReads::new(quick),
                 readers,
                 table: table.as_str().to_owned(),
                 corruption,
@@ -102,6 +108,9 @@ impl SqliteOptions {
         })
     }
 }
+
+/// The most connections for loads in callers' threads.
+const MAX_QUICK_READS: usize = 8;
 
 /// Switches the file to WAL and returns the journal mode it ends up in.
 ///
@@ -152,6 +161,13 @@ impl Readers {
         Ok(conn)
     }
 
+    /// A read connection that never waits for a lock (see [`QuickReads`]).
+    fn connect_quick(&self) -> rusqlite::Result<Connection> {
+        let conn = connect(&self.path, Duration::ZERO)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
     fn take(&self) -> rusqlite::Result<Connection> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
@@ -184,6 +200,8 @@ pub(super) struct Shared {
     pub(super) sql: Arc<Sql>,
     pub(super) writer: Writer,
     pub(super) loads: LoadThreads,
+    /// Connections for point loads in the caller's thread.
+    pub(super) quick: QuickReads,
     pub(super) readers: Readers,
     pub(super) table: String,
     pub(super) corruption: Arc<Corruption>,
@@ -201,12 +219,14 @@ impl Shared {
         let writer: Shutdown = self.writer.shutdown()?;
         let loads = self.loads.shutdown();
         let readers = std::mem::take(&mut *self.readers.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let quick = self.quick.take();
         Some(move || {
             writer.run();
             if let Some(loads) = loads {
                 loads.run();
             }
             drop(readers);
+            drop(quick);
         })
     }
 }

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connection::Shared;
 use super::row::{record, sqlite_error};
+use super::schema::Sql;
 use super::{BACKEND, SqliteStore};
 use crate::{Namespace, Page, Record, SessionKey, StoreError, Timestamp};
 
@@ -23,24 +24,30 @@ impl SqliteStore {
         outcome.map_err(|e| sqlite_error(key.as_deref(), &e, e.to_string()))?
     }
 
-    /// The live record of `key`, read on a load thread.
+    /// The live record of `key`: read in the caller's thread when that cannot wait
+    /// (see [`QuickReads`](super::reader::QuickReads)), otherwise on a load thread.
     pub(super) async fn load_record(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        let (owned, sql) = (key.clone(), self.shared.sql.clone());
-        #[cfg(test)]
-        let threads = self.shared.readers.threads.clone();
-        let found = self
-            .shared
-            .loads
-            .run(move |conn| {
+        let quick = self.shared.quick.try_run(|conn| load_row(conn, &self.shared.sql, key.as_str(), now));
+        let found = match quick {
+            Some(found) => found,
+            None => {
+                let (owned, sql) = (key.clone(), self.shared.sql.clone());
                 #[cfg(test)]
-                threads.lock().unwrap_or_else(|p| p.into_inner()).push(std::thread::current().id());
-                conn.prepare_cached(&sql.load)?
-                    .query_row(params![owned.as_str(), now.as_millis()], |row| record(row, 0))
-                    .optional()
-            })
-            .await
-            .ok_or_else(|| StoreError::backend(BACKEND, Some(key.as_str()), false, "the sqlite load threads stopped"))?
-            .map_err(|e| sqlite_error(Some(key.as_str()), &e, e.to_string()))?;
+                let threads = self.shared.readers.threads.clone();
+                self.shared
+                    .loads
+                    .run(move |conn| {
+                        #[cfg(test)]
+                        threads.lock().unwrap_or_else(|p| p.into_inner()).push(std::thread::current().id());
+                        load_row(conn, &sql, owned.as_str(), now)
+                    })
+                    .await
+                    .ok_or_else(|| {
+                        StoreError::backend(BACKEND, Some(key.as_str()), false, "the sqlite load threads stopped")
+                    })?
+            }
+        }
+        .map_err(|e| sqlite_error(Some(key.as_str()), &e, e.to_string()))?;
         found.transpose().map_err(|reason| StoreError::Corrupt { key: key.to_string(), reason })
     }
 
@@ -125,4 +132,14 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The live row of `key`, parsed (the inner error: a corrupt row).
+fn load_row(
+    conn: &Connection,
+    sql: &Sql,
+    key: &str,
+    now: Timestamp,
+) -> rusqlite::Result<Option<Result<Record, String>>> {
+    conn.prepare_cached(&sql.load)?.query_row(params![key, now.as_millis()], |row| record(row, 0)).optional()
 }

@@ -1,5 +1,6 @@
-//! Dedicated load threads: point loads off the async workers, at a fraction of what
-//! `spawn_blocking` costs per call.
+//! Dedicated load threads: point loads that may wait, off the async workers, at a
+//! fraction of what `spawn_blocking` costs per call; and the connections of the loads
+//! that cannot wait, run in the caller's thread ([`QuickReads`]).
 //!
 //! A load is a few microseconds of SQLite work, but it can block (opening the file,
 //! waiting out a lock with the busy timeout), so it must not run on an async worker.
@@ -85,6 +86,39 @@ impl LoadThreads {
     }
 }
 
+/// Read connections for point loads in the caller's thread, each with no busy
+/// timeout: a load that would wait (the file locked by another process, a WAL being
+/// recovered) gives up at once, and the caller hands it to the load threads, whose
+/// connections wait. A load that finds every connection in use goes there too. This
+/// spares the usual load two thread wake-ups, which cost far more than the load.
+#[derive(Debug)]
+pub(super) struct QuickReads {
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl QuickReads {
+    pub(super) fn new(connections: Vec<Connection>) -> Self {
+        QuickReads { idle: Mutex::new(connections) }
+    }
+
+    /// Runs `f` on an idle connection. `None` when none is idle or the file was busy:
+    /// nothing was read, run it elsewhere.
+    pub(super) fn try_run<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Option<rusqlite::Result<R>> {
+        let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        let out = f(&conn);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        match out {
+            Err(e) if super::writer::is_busy(&e) => None,
+            other => Some(other),
+        }
+    }
+
+    /// Takes the connections, to close them.
+    pub(super) fn take(&self) -> Vec<Connection> {
+        std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 fn run(conn: &Connection, rx: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         // Whoever holds the lock waits for the next job; the others wait for the lock.
@@ -97,5 +131,24 @@ fn run(conn: &Connection, rx: &Mutex<mpsc::Receiver<Job>>) {
         if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
             tracing::error!("an sqlite load panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy file is no answer: the caller runs the read elsewhere, and the
+    /// connection stays for the next one; with no idle connection, elsewhere too.
+    #[test]
+    fn a_busy_quick_read_is_handed_on_and_keeps_its_connection() {
+        let quick = QuickReads::new(vec![Connection::open_in_memory().unwrap()]);
+        let busy = || Err::<(), _>(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), None));
+        assert!(quick.try_run(|_| busy()).is_none());
+        let seven = quick.try_run(|c| c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)));
+        assert_eq!(seven.unwrap().unwrap(), 7);
+        let held = quick.take();
+        assert_eq!(held.len(), 1);
+        assert!(quick.try_run(|_| Ok(())).is_none(), "no idle connection");
     }
 }

@@ -29,14 +29,30 @@
 //!
 //! A request that could not even be queued (the thread is gone) is a plain
 //! non-retryable error: it was certainly not applied.
+//!
+//! # The uncontended fast path
+//!
+//! Handing a lone write to the thread and its answer back costs two thread wake-ups,
+//! several times the write itself. So a write or delete that finds the writer idle
+//! (nothing queued, the connection free) runs in the caller's thread instead, on the
+//! same connection, in its own transaction (see [`inline`]): only when it cannot wait.
+//! `BEGIN IMMEDIATE` is tried once (another process holding the lock sends the write
+//! to the thread, which waits), commits that sync the disk (`Durability::Full`) always
+//! go to the thread, and so do WAL checkpoints: the connection's automatic checkpoint
+//! is off, and once enough writes have gone into the WAL the thread asks a checkpoint
+//! thread, on a connection of its own, for a checkpoint (a write that finds one due
+//! takes the thread's path, so the WAL never grows without bound; writes go on while
+//! the checkpoint syncs the disk).
 
 mod apply;
+mod inline;
 mod purge;
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -109,6 +125,75 @@ pub(super) struct Settings {
     pub(super) purge_batch: usize,
     pub(super) busy_timeout: Duration,
     pub(super) corruption: Arc<Corruption>,
+    /// Whether a lone write may commit in the caller's thread (not when a commit
+    /// syncs the disk).
+    pub(super) inline_writes: bool,
+}
+
+/// Writes committed since the last checkpoint after which the thread checkpoints the
+/// WAL (about what SQLite's automatic checkpoint at 1,000 pages amounts to).
+const CHECKPOINT_AFTER: usize = 400;
+
+/// The writer's connection and what the thread and the inline path share about it.
+pub(super) struct Core {
+    conn: Mutex<Connection>,
+    settings: Settings,
+    /// Requests handed to the thread and not answered yet.
+    queued: AtomicUsize,
+    /// Writes committed since the last checkpoint.
+    since_checkpoint: AtomicUsize,
+    /// When writes last met each other (a batch of several, or the connection busy
+    /// for an inline write), in nanoseconds since `epoch`.
+    last_contention: AtomicU64,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("queued", &self.queued).finish_non_exhaustive()
+    }
+}
+
+/// How long after writes last met each other they all go to the thread: under load,
+/// group commit beats a commit per write, and an inline write between two batches
+/// would only split them.
+const CONTENDED_FOR: Duration = Duration::from_millis(2);
+
+impl Core {
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes that writes met each other now.
+    fn contended(&self) {
+        self.last_contention.store(self.now_nanos(), Ordering::Relaxed);
+    }
+
+    /// Whether writes met each other within [`CONTENDED_FOR`].
+    fn recently_contended(&self) -> bool {
+        let last = self.last_contention.load(Ordering::Relaxed);
+        // `u64::MAX` nanoseconds is centuries: the cast cannot truncate.
+        self.now_nanos().saturating_sub(last) < CONTENDED_FOR.as_nanos() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Every transaction is rolled back on a panic inside it, so a poisoned
+        // connection is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the checkpoint thread for a checkpoint once enough writes went into the
+    /// WAL. It runs on a connection of its own, so writes go on meanwhile (a
+    /// checkpoint syncs the disk twice, which can take milliseconds).
+    fn checkpoint_if_due(&self, checkpoints: &mpsc::SyncSender<()>) {
+        if self.since_checkpoint.load(Ordering::Relaxed) < CHECKPOINT_AFTER {
+            return;
+        }
+        // Counted from here: writes during the checkpoint may go inline again.
+        self.since_checkpoint.store(0, Ordering::Relaxed);
+        // Full: one is asked for already, which will do.
+        let _ = checkpoints.try_send(());
+    }
 }
 
 /// The sending side, held by the store. [`Writer::shutdown`] lets the thread commit
@@ -117,6 +202,8 @@ pub(super) struct Settings {
 pub(super) struct Writer {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Shared with the thread, for the inline path.
+    core: Option<Arc<Core>>,
 }
 
 /// What is left to do to stop a writer: drop the sender (the thread then drains its
@@ -125,6 +212,7 @@ pub(super) struct Writer {
 pub(super) struct Shutdown {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    core: Option<Arc<Core>>,
 }
 
 impl Shutdown {
@@ -136,37 +224,77 @@ impl Shutdown {
         {
             tracing::error!("the sqlite writer thread panicked");
         }
+        // The last handle on the connection: closing it checkpoints the WAL.
+        drop(self.core.take());
     }
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(super) fn spawn(conn: Connection, settings: Settings) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`, and the checkpoint thread on `checkpointer`
+    /// (another connection to the file).
+    pub(super) fn spawn(conn: Connection, checkpointer: Connection, settings: Settings) -> Result<Self, StoreError> {
         // `begin_immediate` does the waiting, in finer steps than SQLite's busy handler.
         conn.busy_timeout(Duration::ZERO).map_err(|e| sqlite_error(None, &e, e.to_string()))?;
+        // Checkpoints are the thread's, never part of a commit (see the module docs).
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| sqlite_error(None, &e, e.to_string()))?;
+        let core = Arc::new(Core {
+            conn: Mutex::new(conn),
+            settings,
+            queued: AtomicUsize::new(0),
+            since_checkpoint: AtomicUsize::new(0),
+            last_contention: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let (checkpoints, asked) = mpsc::sync_channel::<()>(1);
+        let checkpoint_thread = std::thread::Builder::new()
+            .name("bot-sessions-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&checkpointer, &asked))
+            .map_err(|e| StoreError::backend(BACKEND, None, false, e))?;
         let (tx, rx) = mpsc::channel::<Request>();
+        let theirs = core.clone();
         let thread = std::thread::Builder::new()
             .name("bot-sessions-sqlite-writer".into())
-            .spawn(move || run(&conn, &settings, &rx))
+            .spawn(move || {
+                run(&theirs, &checkpoints, &rx);
+                // Its connection closes before the writer's, which then removes the WAL.
+                drop(checkpoints);
+                if checkpoint_thread.join().is_err() {
+                    tracing::error!("the sqlite checkpoint thread panicked");
+                }
+            })
             .map_err(|e| StoreError::backend(BACKEND, None, false, e))?;
-        Ok(Writer { tx: Some(tx), thread: Some(thread) })
+        Ok(Writer { tx: Some(tx), thread: Some(thread), core: Some(core) })
     }
 
     /// Takes what stopping the writer needs (`None` if it was taken before);
     /// afterwards every submit fails.
     pub(super) fn shutdown(&mut self) -> Option<Shutdown> {
         let tx = self.tx.take()?;
-        Some(Shutdown { tx: Some(tx), thread: self.thread.take() })
+        Some(Shutdown { tx: Some(tx), thread: self.thread.take(), core: self.core.take() })
     }
 
-    /// Queues `op` and waits for its outcome (after commit).
+    /// Applies `op` in the caller's thread when nothing would make it wait (see the
+    /// module docs), otherwise queues it; returns its outcome after commit.
     pub(super) async fn submit(&self, op: Op, now: Timestamp) -> Result<u64, StoreError> {
+        if let Some(core) = &self.core
+            && let Some(outcome) = inline::try_apply(core, &op, now)
+        {
+            return outcome;
+        }
         let key = op.key().map(str::to_owned);
         let stopped = || StoreError::backend(BACKEND, key.as_deref(), false, "the sqlite writer thread has stopped");
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        if let Some(core) = &self.core {
+            core.queued.fetch_add(1, Ordering::AcqRel);
+        }
         // A request that cannot be queued never reached the thread: not applied.
-        tx.send(Request { op, now, reply }).map_err(|_| stopped())?;
+        if tx.send(Request { op, now, reply }).is_err() {
+            if let Some(core) = &self.core {
+                core.queued.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Err(stopped());
+        }
         match answer.await {
             Ok(outcome) => outcome,
             Err(_) => {
@@ -176,7 +304,21 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, settings: &Settings, rx: &mpsc::Receiver<Request>) {
+/// The checkpoint thread: a passive checkpoint (never waiting for readers or writers)
+/// each time one is asked for, until the writer thread ends.
+fn checkpoint(conn: &Connection, asked: &mpsc::Receiver<()>) {
+    for () in asked {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => {}
+            // Another connection is checkpointing: that does it.
+            Err(e) if is_busy(&e) => {}
+            Err(e) => tracing::warn!(error = %e, "sqlite WAL checkpoint failed"),
+        }
+    }
+}
+
+fn run(core: &Core, checkpoints: &mpsc::SyncSender<()>, rx: &mpsc::Receiver<Request>) {
+    let settings = &core.settings;
     let mut batch: Vec<Request> = Vec::new();
     let mut purges: VecDeque<PurgeJob> = VecDeque::new();
     loop {
@@ -197,24 +339,40 @@ fn run(conn: &Connection, settings: &Settings, rx: &mpsc::Receiver<Request>) {
         // One chunk of the oldest purge, then the writes queued meanwhile: a purge never
         // keeps a write waiting for more than one chunk.
         if let Some(job) = purges.front_mut() {
-            let step = catch_unwind(AssertUnwindSafe(|| purge_chunk(conn, settings, job))).unwrap_or_else(|_| {
-                rollback(conn);
-                Some(Err(unknown(None, "the sqlite writer panicked during a purge")))
-            });
+            let step = {
+                let conn = core.lock();
+                catch_unwind(AssertUnwindSafe(|| purge_chunk(&conn, settings, job))).unwrap_or_else(|_| {
+                    rollback(&conn);
+                    Some(Err(unknown(None, "the sqlite writer panicked during a purge")))
+                })
+            };
             if let Some(outcome) = step
                 && let Some(job) = purges.pop_front()
             {
+                core.queued.fetch_sub(1, Ordering::AcqRel);
                 let _ = job.request.reply.send(outcome);
             }
         }
         if !batch.is_empty() {
-            let outcomes = catch_unwind(AssertUnwindSafe(|| commit(conn, settings, &batch)))
-                .unwrap_or_else(|_| after_panic(conn, &batch, "the sqlite writer panicked during this batch"));
+            let outcomes = {
+                let conn = core.lock();
+                catch_unwind(AssertUnwindSafe(|| commit(&conn, settings, &batch)))
+                    .unwrap_or_else(|_| after_panic(&conn, &batch, "the sqlite writer panicked during this batch"))
+            };
+            if batch.len() > 1 {
+                core.contended();
+            }
+            let written = outcomes.iter().filter(|o| o.is_ok()).count();
+            core.since_checkpoint.fetch_add(written, Ordering::Relaxed);
+            // Counted down before the answers, so a caller's next write may go inline.
+            core.queued.fetch_sub(batch.len(), Ordering::AcqRel);
             for (request, outcome) in batch.drain(..).zip(outcomes) {
                 // The caller may have gone (its future was dropped); the write stands.
                 let _ = request.reply.send(outcome);
             }
         }
+        // After the answers: nobody waits for it.
+        core.checkpoint_if_due(checkpoints);
     }
 }
 
@@ -257,13 +415,17 @@ fn commit(conn: &Connection, settings: &Settings, batch: &[Request]) -> Vec<Resu
             batch.iter().flat_map(|r| commit(conn, settings, std::slice::from_ref(r))).collect()
         }
         Err(Failure::Begin(e)) => batch.iter().map(|r| Err(sqlite_error(r.op.key(), &e, e.to_string()))).collect(),
-        Err(Failure::Commit(e)) if is_busy(&e) => {
-            batch.iter().map(|r| Err(sqlite_error(r.op.key(), &e, e.to_string()))).collect()
-        }
-        Err(Failure::Commit(e)) => {
-            let why = format!("COMMIT failed ({e}); the transaction may be in the WAL");
-            batch.iter().map(|r| Err(unknown(r.op.key(), &why))).collect()
-        }
+        Err(Failure::Commit(e)) => batch.iter().map(|r| Err(commit_failed(r.op.key(), &e))).collect(),
+    }
+}
+
+/// The outcome of a write whose `COMMIT` failed (and was rolled back where it could
+/// be): a busy file left nothing in; anything else may have.
+fn commit_failed(key: Option<&str>, e: &rusqlite::Error) -> StoreError {
+    if is_busy(e) {
+        sqlite_error(key, e, e.to_string())
+    } else {
+        unknown(key, &format!("COMMIT failed ({e}); the transaction may be in the WAL"))
     }
 }
 
@@ -348,7 +510,7 @@ mod tests {
                 drop(request);
             }
         });
-        Writer { tx: Some(tx), thread: Some(thread) }
+        Writer { tx: Some(tx), thread: Some(thread), core: None }
     }
 
     #[tokio::test]

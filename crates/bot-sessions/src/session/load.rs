@@ -36,6 +36,7 @@ where
             must_write: false,
             meta: None,
             from_cache: false,
+            typed: false,
         };
         Ok((value, base))
     }
@@ -147,7 +148,7 @@ where
         Some((record, opened))
     }
 
-    async fn load_record(
+    pub(super) async fn load_record(
         &self,
         key: &SessionKey,
         record: Option<Record>,
@@ -230,6 +231,7 @@ where
                     initial: None,
                     meta: Some(meta),
                     from_cache,
+                    typed: false,
                 };
                 Ok(Loaded::Ready(value, base))
             }

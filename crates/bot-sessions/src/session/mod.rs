@@ -31,6 +31,7 @@ pub(crate) mod sealer;
 mod set;
 mod sweeper;
 mod ttl;
+mod typed;
 
 use std::sync::Arc;
 
@@ -190,6 +191,9 @@ struct Base {
     meta: Option<Meta>,
     /// The record came from the near cache, not from a load of the store.
     from_cache: bool,
+    /// The value was kept typed by the store (see `typed.rs`): the stored bytes are its
+    /// encoding, unread (`stored` is `None`), so a save lets the store compare.
+    typed: bool,
 }
 
 impl Base {
@@ -350,7 +354,7 @@ where
         let mut transient = 0;
         loop {
             let now = self.inner.clock.now();
-            let (value, base) = match self.load(key, now, via).await {
+            let (value, base) = match self.load_owned(key, now, via).await {
                 Ok(loaded) => loaded,
                 Err(e) => return Handled(Err(e)),
             };
@@ -360,7 +364,7 @@ where
                 Ok(out) => out,
                 Err(e) => return Handled(Ok(Err(e))),
             };
-            let saved = self.save(key, slot.as_ref(), ttl, &base, now).await;
+            let saved = self.save_owned(key, slot, ttl, &base, now).await;
             if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
                 retries += 1;
                 self.inner

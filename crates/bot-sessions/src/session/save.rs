@@ -5,12 +5,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Base, SessionError, Sessions, Ttl, header};
+use crate::store::TypedValue;
 use crate::{Precondition, SessionKey, StoreError, Timestamp, Write, new_version};
 
 /// What a save sends to the store.
 pub(super) enum Op<'a> {
     Write(Write<'a>),
     Delete,
+}
+
+/// What a save comes to, decided before anything is sent.
+enum Plan {
+    /// Delete what the base found (nothing, if it found nothing).
+    Delete,
+    /// Nothing changed: nothing to send (a cached base is checked).
+    Unchanged,
+    /// Write `bytes`, expiring at `expires_at`, if `precondition` holds.
+    Write { bytes: Vec<u8>, expires_at: Option<crate::Timestamp>, precondition: Precondition },
 }
 
 impl<T> Sessions<T>
@@ -32,13 +43,81 @@ where
         base: &Base,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        match self.plan(key, value, own, base, now)? {
+            Plan::Delete => self.delete_base(key, base, now).await,
+            Plan::Unchanged => self.check_cached(key, base, now).await,
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
+                if base.typed {
+                    // Loaded typed: the stored bytes were not read, so the store compares.
+                    return self.write_typed(key, write, precondition, base, None, now);
+                }
+                self.apply(key, Op::Write(write), precondition, now).await
+            }
+        }
+    }
+
+    /// [`save`](Self::save) of a value the caller is done with: an in-process store
+    /// may keep it typed for the next update (see [`InProcess::write_typed`](crate::InProcess::write_typed)).
+    pub(super) async fn save_owned(
+        &self,
+        key: &SessionKey,
+        value: Option<T>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        if self.typed_store().is_none() {
+            return self.save(key, value.as_ref(), own, base, now).await;
+        }
+        match self.plan(key, value.as_ref(), own, base, now)? {
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
+                let typed = value.map(|value| super::typed::keep(value, own));
+                self.write_typed(key, write, precondition, base, typed, now)
+            }
+            Plan::Delete => self.delete_base(key, base, now).await,
+            Plan::Unchanged => self.check_cached(key, base, now).await,
+        }
+    }
+
+    /// A write through the in-process store's typed side, keeping `typed`; unchanged
+    /// bytes over a typed `base` write nothing.
+    fn write_typed(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        base: &Base,
+        typed: Option<TypedValue>,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        let Some(local) = self.inner.store.in_process() else {
+            // Only a base loaded from an in-process store is typed.
+            return Err(SessionError::Config("a typed session base without an in-process store".into()));
+        };
+        let unless_same = base.typed && !base.must_write;
+        // The memory store never leaves an outcome unknown, so no resolve step here.
+        local.write_typed(key, write, precondition, now, typed, unless_same)?;
+        Ok(())
+    }
+
+    /// What saving `value` (`None`: delete) with the own TTL `own` over `base` comes to.
+    fn plan(
+        &self,
+        key: &SessionKey,
+        value: Option<&T>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<Plan, SessionError> {
         if base.meta.as_ref().is_some_and(|m| now.is_expired(m.expires_at)) {
             // Expired since it was loaded (a guard held past the expiry): what the store
             // says without an expiry hook's grace period, so it means the same with one.
             return Err(StoreError::Conflict { key: key.to_string() }.into());
         }
         let Some(value) = value else {
-            return self.delete_base(key, base, now).await;
+            return Ok(Plan::Delete);
         };
         if let Some(ttl) = own {
             ttl.check()?;
@@ -51,18 +130,18 @@ where
         if base.initial.as_ref() == Some(&body) {
             // An untouched initial value is never stored (whatever TTL it was given); a
             // reset record goes away.
-            return self.delete_base(key, base, now).await;
+            return Ok(Plan::Delete);
         }
         let bytes = header::join(own, body);
         // Compared in plaintext: sealing draws a fresh nonce every time.
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
-            return self.check_cached(key, base, now).await;
+            return Ok(Plan::Unchanged);
         }
         let bytes = self.seal_value(key, bytes)?;
         let created_at = base.created_at.unwrap_or(now);
-        let write = Write::new(&bytes, self.inner.migrations.current(), self.store_expiry(own, created_at, now));
+        let expires_at = self.store_expiry(own, created_at, now);
         let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
-        self.apply(key, Op::Write(write), precondition, now).await
+        Ok(Plan::Write { bytes, expires_at, precondition })
     }
 
     /// The bytes to store for the plaintext `bytes` (sealed when encryption is on).

@@ -139,6 +139,19 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("--child") {
         return bot_sessions_bench::child::main(&args[1..]).await;
     }
+    if args.first().map(String::as_str) == Some("sizes") {
+        let sessions = bot_sessions::Sessions::builder_with_initial(MemoryStore::new(), bot_sessions_bench::Bench::seeded)
+            .namespace("bench")
+            .build()?;
+        let key = bot_sessions_bench::backends::session_keys("bench")[0].clone();
+        let fut = sessions.update(&key, |b| {
+            b.count += 1;
+            Ok::<_, bot_sessions::SessionError>(())
+        });
+        println!("update future: {} bytes", std::mem::size_of_val(&fut));
+        drop(fut);
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("spin") {
         return spin(&args[1..]).await;
     }

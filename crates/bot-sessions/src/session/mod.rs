@@ -173,6 +173,18 @@ fn handled<R, E: From<SessionError>>(Handled(out): Handled<R, E>) -> Result<R, E
     out.unwrap_or_else(|e| Err(e.into()))
 }
 
+/// Where an update's attempts start: the first, or the one after a conflict met by a
+/// first attempt made elsewhere (see `typed.rs`).
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    attempt: u32,
+    retries: u32,
+}
+
+impl Resume {
+    const FIRST: Resume = Resume { attempt: 1, retries: 0 };
+}
+
 /// What a load found, which decides how (and whether) the save writes.
 #[derive(Debug, Default)]
 struct Base {
@@ -338,17 +350,30 @@ where
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        self.inner.obs.run(Op::Update, move || self.update_attempts(key, f))
+        self.inner.obs.run(Op::Update, move || self.update_fast(key, f))
     }
 
-    /// The update: `Ok(Err(_))` is the handler's own error (nothing written).
-    async fn update_attempts<R, E, F>(&self, key: &SessionKey, mut f: F) -> Handled<R, E>
+    /// The update: `Ok(Err(_))` is the handler's own error (nothing written). `held`:
+    /// the key's lock, when the caller took it; `resume`: where a first attempt made
+    /// elsewhere left off.
+    async fn update_attempts<R, E, F>(
+        &self,
+        key: &SessionKey,
+        mut f: F,
+        held: Option<KeyLock<'_>>,
+        resume: Resume,
+    ) -> Handled<R, E>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        let _lock = self.lock(key).await;
-        let mut attempt = 1;
-        let mut retries = 0;
+        let _lock = match held {
+            Some(lock) => lock,
+            None => self.lock(key).await,
+        };
+        let Resume { mut attempt, mut retries } = resume;
+        if attempt > 1 {
+            tokio::time::sleep(self.inner.retry.delay(attempt - 1)).await;
+        }
         let mut via = Via::Write;
         let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
         let mut transient = 0;

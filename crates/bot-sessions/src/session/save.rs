@@ -15,11 +15,12 @@ pub(super) enum Op<'a> {
 }
 
 /// What a save comes to, decided before anything is sent.
-enum Plan {
+pub(super) enum Plan {
     /// Delete what the base found (nothing, if it found nothing).
     Delete,
-    /// Nothing changed: nothing to send (a cached base is checked).
-    Unchanged,
+    /// Nothing changed: nothing to send (a cached base is checked). The bytes that are
+    /// stored already.
+    Unchanged(Vec<u8>),
     /// Write `bytes`, expiring at `expires_at`, if `precondition` holds.
     Write { bytes: Vec<u8>, expires_at: Option<crate::Timestamp>, precondition: Precondition },
 }
@@ -43,9 +44,9 @@ where
         base: &Base,
         now: Timestamp,
     ) -> Result<(), SessionError> {
-        match self.plan(key, value, own, base, now)? {
+        match self.plan(key, value, own, base, now, Vec::new())? {
             Plan::Delete => self.delete_base(key, base, now).await,
-            Plan::Unchanged => self.check_cached(key, base, now).await,
+            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
             Plan::Write { bytes, expires_at, precondition } => {
                 let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
                 if base.typed {
@@ -70,20 +71,20 @@ where
         if self.typed_store().is_none() {
             return self.save(key, value.as_ref(), own, base, now).await;
         }
-        match self.plan(key, value.as_ref(), own, base, now)? {
+        match self.plan(key, value.as_ref(), own, base, now, Vec::new())? {
             Plan::Write { bytes, expires_at, precondition } => {
                 let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
-                let typed = value.map(|value| super::typed::keep(value, own));
+                let typed = value.map(|value| super::typed::keep(Some(value), own));
                 self.write_typed(key, write, precondition, base, typed, now)
             }
             Plan::Delete => self.delete_base(key, base, now).await,
-            Plan::Unchanged => self.check_cached(key, base, now).await,
+            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
         }
     }
 
     /// A write through the in-process store's typed side, keeping `typed`; unchanged
     /// bytes over a typed `base` write nothing.
-    fn write_typed(
+    pub(super) fn write_typed(
         &self,
         key: &SessionKey,
         write: Write<'_>,
@@ -102,14 +103,16 @@ where
         Ok(())
     }
 
-    /// What saving `value` (`None`: delete) with the own TTL `own` over `base` comes to.
-    fn plan(
+    /// What saving `value` (`None`: delete) with the own TTL `own` over `base` comes to;
+    /// the value is encoded into `buffer`.
+    pub(super) fn plan(
         &self,
         key: &SessionKey,
         value: Option<&T>,
         own: Option<Ttl>,
         base: &Base,
         now: Timestamp,
+        buffer: Vec<u8>,
     ) -> Result<Plan, SessionError> {
         if base.meta.as_ref().is_some_and(|m| now.is_expired(m.expires_at)) {
             // Expired since it was loaded (a guard held past the expiry): what the store
@@ -122,7 +125,7 @@ where
         if let Some(ttl) = own {
             ttl.check()?;
         }
-        let body = self.encode(key, value)?;
+        let body = self.encode_into(key, value, buffer)?;
         let size = body.len() + if own.is_some() { header::LEN } else { 0 };
         if size > self.inner.max_size {
             return Err(SessionError::TooLarge { key: key.to_string(), size, limit: self.inner.max_size });
@@ -135,7 +138,7 @@ where
         let bytes = header::join(own, body);
         // Compared in plaintext: sealing draws a fresh nonce every time.
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
-            return Ok(Plan::Unchanged);
+            return Ok(Plan::Unchanged(bytes));
         }
         let bytes = self.seal_value(key, bytes)?;
         let created_at = base.created_at.unwrap_or(now);
@@ -163,7 +166,7 @@ where
         if current == base.version { Ok(()) } else { Err(StoreError::Conflict { key: key.to_string() }.into()) }
     }
 
-    async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+    pub(super) async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
         match base.version {
             // Boxed: deletes are rarer than writes, and `save`'s future (held by every
             // `update`) would otherwise hold a second `apply` beside the write's.

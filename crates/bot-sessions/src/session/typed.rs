@@ -31,6 +31,9 @@ struct Kept<T> {
     own: Option<Ttl>,
 }
 
+/// A value loaded for an update, boxed as the store keeps it, and what the load found.
+type Owned<T> = (Box<Kept<T>>, Base);
+
 /// `value` with its own TTL `own`, as the store keeps it.
 pub(super) fn keep<T: Send + Sync + 'static>(value: Option<T>, own: Option<Ttl>) -> TypedValue {
     Box::new(Kept { value, own })
@@ -120,7 +123,7 @@ where
         local: &dyn InProcess,
         key: &SessionKey,
         now: Timestamp,
-    ) -> Result<Option<(Box<Kept<T>>, Base)>, SessionError> {
+    ) -> Result<Option<Owned<T>>, SessionError> {
         let current = self.inner.migrations.current();
         let record = match local.take_typed(key, now, TypeId::of::<Kept<T>>(), current)? {
             Taken::Encoded(record) => record,

@@ -58,30 +58,6 @@ where
         }
     }
 
-    /// [`save`](Self::save) of a value the caller is done with: an in-process store
-    /// may keep it typed for the next update (see [`InProcess::write_typed`](crate::InProcess::write_typed)).
-    pub(super) async fn save_owned(
-        &self,
-        key: &SessionKey,
-        value: Option<T>,
-        own: Option<Ttl>,
-        base: &Base,
-        now: Timestamp,
-    ) -> Result<(), SessionError> {
-        if self.typed_store().is_none() {
-            return self.save(key, value.as_ref(), own, base, now).await;
-        }
-        match self.plan(key, value.as_ref(), own, base, now, Vec::new())? {
-            Plan::Write { bytes, expires_at, precondition } => {
-                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
-                let typed = value.map(|value| super::typed::keep(Some(value), own));
-                self.write_typed(key, write, precondition, base, typed, now)
-            }
-            Plan::Delete => self.delete_base(key, base, now).await,
-            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
-        }
-    }
-
     /// A write through the in-process store's typed side, keeping `typed`; unchanged
     /// bytes over a typed `base` write nothing.
     pub(super) fn write_typed(
@@ -158,7 +134,7 @@ where
     /// Nothing to write: fine for a loaded base; for a cached one, the caller's result
     /// rests on the copy, so a load checks the version is still the stored one (a
     /// conflict if not, which makes `update` run again on the fresh record).
-    async fn check_cached(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+    pub(super) async fn check_cached(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
         if !base.from_cache {
             return Ok(());
         }

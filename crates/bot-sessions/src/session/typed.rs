@@ -174,6 +174,30 @@ where
         self.load(key, now, via).await
     }
 
+    /// [`save`](Self::save) of a value the caller is done with: an in-process store
+    /// may keep it typed for the next update (see [`InProcess::write_typed`](crate::InProcess::write_typed)).
+    pub(super) async fn save_owned(
+        &self,
+        key: &SessionKey,
+        value: Option<T>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        if self.typed_store().is_none() {
+            return self.save(key, value.as_ref(), own, base, now).await;
+        }
+        match self.plan(key, value.as_ref(), own, base, now, Vec::new())? {
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
+                let typed = value.map(|value| keep(Some(value), own));
+                self.write_typed(key, write, precondition, base, typed, now)
+            }
+            Plan::Delete => self.delete_base(key, base, now).await,
+            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
+        }
+    }
+
     /// Saves what `kept` holds (`None`: delete) with the own TTL `own` to the
     /// in-process store `local` without waiting, and leaves it there typed.
     /// `Ok(false)`: the save is a delete, left to the caller.

@@ -140,9 +140,10 @@ async fn main() -> anyhow::Result<()> {
         return bot_sessions_bench::child::main(&args[1..]).await;
     }
     if args.first().map(String::as_str) == Some("sizes") {
-        let sessions = bot_sessions::Sessions::builder_with_initial(MemoryStore::new(), bot_sessions_bench::Bench::seeded)
-            .namespace("bench")
-            .build()?;
+        let sessions =
+            bot_sessions::Sessions::builder_with_initial(MemoryStore::new(), bot_sessions_bench::Bench::seeded)
+                .namespace("bench")
+                .build()?;
         let key = bot_sessions_bench::backends::session_keys("bench")[0].clone();
         let fut = sessions.update(&key, |b| {
             b.count += 1;

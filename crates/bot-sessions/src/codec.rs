@@ -71,6 +71,21 @@ impl Codec {
         }
     }
 
+    /// Encodes a value at the end of `out` (a buffer reused from one value to the next).
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode); `out` may then hold part of the encoding.
+    pub fn encode_into<T: Serialize + ?Sized>(self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match self {
+            Codec::Json => serde_json::to_writer(out, value).map_err(|e| self.err(e)),
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => rmp_serde::encode::write_named(out, value).map_err(|e| self.err(e)),
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => bincode::serialize_into(out, value).map_err(|e| self.err(e)),
+        }
+    }
+
     /// Decodes a value.
     ///
     /// # Errors

@@ -296,6 +296,11 @@ impl Observer {
 
     /// The span of operation `op`, if a subscriber wants it.
     fn span(&self, op: Op) -> Option<tracing::Span> {
+        // No subscriber at debug level: skip the macro, whose disabled path still costs
+        // a record for the `log` crate when `tracing`'s `log` feature is on.
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return None;
+        }
         let span = tracing::debug_span!(
             "bot_sessions.op",
             backend = self.backend,
@@ -363,6 +368,10 @@ impl Observer {
 impl Observer {
     /// A span for one interactive route; `kind` is recorded once known.
     pub(crate) fn route_span(&self) -> tracing::Span {
+        // As for `span`: no subscriber at debug level, no macro.
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
         tracing::debug_span!(
             "bot_sessions.route",
             backend = self.backend,

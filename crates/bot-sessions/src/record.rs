@@ -47,12 +47,18 @@ pub fn new_version() -> u64 {
     // bijection of the counter, so one thread never repeats a value within 2^64 draws,
     // and threads start at random points. A few nanoseconds, where a draw from
     // `rand::rng()` costs several times that on the hot path of every save.
+    // Zero stands for "not seeded yet" (a constant initializer: no lazy-init check on
+    // every draw); a state that wraps to zero is seeded afresh, which is as good.
     thread_local! {
-        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(rand::random());
+        static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
     loop {
         let z = STATE.with(|s| {
-            let next = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let state = match s.get() {
+                0 => rand::random(),
+                state => state,
+            };
+            let next = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
             s.set(next);
             next
         });

@@ -112,7 +112,12 @@ impl Core {
         key: &SessionKey,
         now: Timestamp,
     ) -> Result<Option<Record>, InteractiveError> {
-        let record = self.store.load(key, now).await.map_err(InteractiveError::store(sid))?;
+        // The memory store's synchronous side when it has one: no boxed future.
+        let record = match self.store.in_process() {
+            Some(local) => local.load_now(key, now),
+            None => self.store.load(key, now).await,
+        }
+        .map_err(InteractiveError::store(sid))?;
         record.map(|r| self.opened(sid, key, r)).transpose()
     }
 
@@ -155,7 +160,11 @@ impl Core {
         }
         let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
         let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
-        match self.store.write(key, write, precondition, now).await {
+        let written = match self.store.in_process() {
+            Some(local) => local.write_now(key, write, precondition, now),
+            None => self.store.write(key, write, precondition, now).await,
+        };
+        match written {
             Ok(version) => Ok(Some(version)),
             Err(e) if e.is_conflict() => Ok(None),
             Err(e) => Err(InteractiveError::store(sid)(e)),

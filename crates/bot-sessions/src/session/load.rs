@@ -12,7 +12,7 @@ use crate::{Record, SessionKey, Timestamp};
 
 /// What a stored record turned into without the store's help, or the rare step that
 /// needs it.
-enum Loaded<T> {
+pub(super) enum Loaded<T> {
     Ready(T, Base),
     /// Live for the store but over for this session type: claim its expiry first.
     Expired(Record, Meta),
@@ -36,12 +36,27 @@ where
             must_write: false,
             meta: None,
             from_cache: false,
+            typed: false,
         };
         Ok((value, base))
     }
 
     pub(super) fn encode(&self, key: &SessionKey, value: &T) -> Result<Vec<u8>, SessionError> {
         self.inner.codec.encode(value).map_err(|source| SessionError::Encode { key: key.to_string(), source })
+    }
+
+    /// [`encode`](Self::encode) into `buffer` (cleared first), whose allocation it reuses.
+    pub(super) fn encode_into(
+        &self,
+        key: &SessionKey,
+        value: &T,
+        mut buffer: Vec<u8>,
+    ) -> Result<Vec<u8>, SessionError> {
+        buffer.clear();
+        match self.inner.codec.encode_into(value, &mut buffer) {
+            Ok(()) => Ok(buffer),
+            Err(source) => Err(SessionError::Encode { key: key.to_string(), source }),
+        }
     }
 
     /// The plaintext of a value stored under `key`: opened when values are sealed (a
@@ -147,7 +162,7 @@ where
         Some((record, opened))
     }
 
-    async fn load_record(
+    pub(super) async fn load_record(
         &self,
         key: &SessionKey,
         record: Option<Record>,
@@ -181,7 +196,7 @@ where
     }
 
     /// [`load_record`](Self::load_record) up to the first step that needs the store.
-    fn decode_record(
+    pub(super) fn decode_record(
         &self,
         key: &SessionKey,
         record: Option<Record>,
@@ -230,6 +245,7 @@ where
                     initial: None,
                     meta: Some(meta),
                     from_cache,
+                    typed: false,
                 };
                 Ok(Loaded::Ready(value, base))
             }

@@ -101,6 +101,12 @@ impl KeyLocks {
         KeyLock { table: &self.0, hash }
     }
 
+    /// Takes the lock of `key` if nobody holds it, without waiting.
+    pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock<'_>> {
+        let hash = self.0.hasher.hash_one(key);
+        self.0.try_acquire(hash).then_some(KeyLock { table: &self.0, hash })
+    }
+
     /// Like [`lock`](Self::lock), but the lock keeps the table alive itself.
     pub(crate) async fn lock_owned(&self, key: &str) -> OwnedKeyLock {
         let hash = self.0.hasher.hash_one(key);
@@ -123,6 +129,17 @@ impl Table {
         // Each critical section is a single insert, push or remove, so a panic inside
         // one cannot leave the map inconsistent: a poisoned shard is still usable.
         shard.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the key if it is free.
+    fn try_acquire(&self, hash: u64) -> bool {
+        match self.shard(hash).entry(hash) {
+            Entry::Vacant(free) => {
+                free.insert(Held::default());
+                true
+            }
+            Entry::Occupied(_) => false,
+        }
     }
 
     /// Takes the key: at once if free, else after the holders before us.

@@ -31,6 +31,7 @@ pub(crate) mod sealer;
 mod set;
 mod sweeper;
 mod ttl;
+mod typed;
 
 use std::sync::Arc;
 
@@ -172,6 +173,18 @@ fn handled<R, E: From<SessionError>>(Handled(out): Handled<R, E>) -> Result<R, E
     out.unwrap_or_else(|e| Err(e.into()))
 }
 
+/// Where an update's attempts start: the first, or the one after a conflict met by a
+/// first attempt made elsewhere (see `typed.rs`).
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    attempt: u32,
+    retries: u32,
+}
+
+impl Resume {
+    const FIRST: Resume = Resume { attempt: 1, retries: 0 };
+}
+
 /// What a load found, which decides how (and whether) the save writes.
 #[derive(Debug, Default)]
 struct Base {
@@ -190,6 +203,9 @@ struct Base {
     meta: Option<Meta>,
     /// The record came from the near cache, not from a load of the store.
     from_cache: bool,
+    /// The value was kept typed by the store (see `typed.rs`): the stored bytes are its
+    /// encoding, unread (`stored` is `None`), so a save lets the store compare.
+    typed: bool,
 }
 
 impl Base {
@@ -334,23 +350,36 @@ where
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        self.inner.obs.run(Op::Update, move || self.update_attempts(key, f))
+        self.inner.obs.run(Op::Update, move || self.update_fast(key, f))
     }
 
-    /// The update: `Ok(Err(_))` is the handler's own error (nothing written).
-    async fn update_attempts<R, E, F>(&self, key: &SessionKey, mut f: F) -> Handled<R, E>
+    /// The update: `Ok(Err(_))` is the handler's own error (nothing written). `held`:
+    /// the key's lock, when the caller took it; `resume`: where a first attempt made
+    /// elsewhere left off.
+    async fn update_attempts<R, E, F>(
+        &self,
+        key: &SessionKey,
+        mut f: F,
+        held: Option<KeyLock<'_>>,
+        resume: Resume,
+    ) -> Handled<R, E>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        let _lock = self.lock(key).await;
-        let mut attempt = 1;
-        let mut retries = 0;
+        let _lock = match held {
+            Some(lock) => lock,
+            None => self.lock(key).await,
+        };
+        let Resume { mut attempt, mut retries } = resume;
+        if attempt > 1 {
+            tokio::time::sleep(self.inner.retry.delay(attempt - 1)).await;
+        }
         let mut via = Via::Write;
         let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
         let mut transient = 0;
         loop {
             let now = self.inner.clock.now();
-            let (value, base) = match self.load(key, now, via).await {
+            let (value, base) = match self.load_owned(key, now, via).await {
                 Ok(loaded) => loaded,
                 Err(e) => return Handled(Err(e)),
             };
@@ -360,7 +389,7 @@ where
                 Ok(out) => out,
                 Err(e) => return Handled(Ok(Err(e))),
             };
-            let saved = self.save(key, slot.as_ref(), ttl, &base, now).await;
+            let saved = self.save_owned(key, slot, ttl, &base, now).await;
             if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
                 retries += 1;
                 self.inner

@@ -5,12 +5,24 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Base, SessionError, Sessions, Ttl, header};
+use crate::store::TypedValue;
 use crate::{Precondition, SessionKey, StoreError, Timestamp, Write, new_version};
 
 /// What a save sends to the store.
 pub(super) enum Op<'a> {
     Write(Write<'a>),
     Delete,
+}
+
+/// What a save comes to, decided before anything is sent.
+pub(super) enum Plan {
+    /// Delete what the base found (nothing, if it found nothing).
+    Delete,
+    /// Nothing changed: nothing to send (a cached base is checked). The bytes that are
+    /// stored already.
+    Unchanged(Vec<u8>),
+    /// Write `bytes`, expiring at `expires_at`, if `precondition` holds.
+    Write { bytes: Vec<u8>, expires_at: Option<crate::Timestamp>, precondition: Precondition },
 }
 
 impl<T> Sessions<T>
@@ -32,18 +44,64 @@ where
         base: &Base,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        match self.plan(key, value, own, base, now, Vec::new())? {
+            Plan::Delete => self.delete_base(key, base, now).await,
+            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
+                if base.typed {
+                    // Loaded typed: the stored bytes were not read, so the store compares.
+                    return self.write_typed(key, write, precondition, base, None, now);
+                }
+                self.apply(key, Op::Write(write), precondition, now).await
+            }
+        }
+    }
+
+    /// A write through the in-process store's typed side, keeping `typed`; unchanged
+    /// bytes over a typed `base` write nothing.
+    pub(super) fn write_typed(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        base: &Base,
+        typed: Option<TypedValue>,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        let Some(local) = self.inner.store.in_process() else {
+            // Only a base loaded from an in-process store is typed.
+            return Err(SessionError::Config("a typed session base without an in-process store".into()));
+        };
+        let unless_same = base.typed && !base.must_write;
+        // The memory store never leaves an outcome unknown, so no resolve step here.
+        local.write_typed(key, write, precondition, now, typed, unless_same)?;
+        Ok(())
+    }
+
+    /// What saving `value` (`None`: delete) with the own TTL `own` over `base` comes to;
+    /// the value is encoded into `buffer`.
+    pub(super) fn plan(
+        &self,
+        key: &SessionKey,
+        value: Option<&T>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+        buffer: Vec<u8>,
+    ) -> Result<Plan, SessionError> {
         if base.meta.as_ref().is_some_and(|m| now.is_expired(m.expires_at)) {
             // Expired since it was loaded (a guard held past the expiry): what the store
             // says without an expiry hook's grace period, so it means the same with one.
             return Err(StoreError::Conflict { key: key.to_string() }.into());
         }
         let Some(value) = value else {
-            return self.delete_base(key, base, now).await;
+            return Ok(Plan::Delete);
         };
         if let Some(ttl) = own {
             ttl.check()?;
         }
-        let body = self.encode(key, value)?;
+        let body = self.encode_into(key, value, buffer)?;
         let size = body.len() + if own.is_some() { header::LEN } else { 0 };
         if size > self.inner.max_size {
             return Err(SessionError::TooLarge { key: key.to_string(), size, limit: self.inner.max_size });
@@ -51,18 +109,18 @@ where
         if base.initial.as_ref() == Some(&body) {
             // An untouched initial value is never stored (whatever TTL it was given); a
             // reset record goes away.
-            return self.delete_base(key, base, now).await;
+            return Ok(Plan::Delete);
         }
         let bytes = header::join(own, body);
         // Compared in plaintext: sealing draws a fresh nonce every time.
         if !base.must_write && base.stored.as_ref() == Some(&bytes) {
-            return self.check_cached(key, base, now).await;
+            return Ok(Plan::Unchanged(bytes));
         }
         let bytes = self.seal_value(key, bytes)?;
         let created_at = base.created_at.unwrap_or(now);
-        let write = Write::new(&bytes, self.inner.migrations.current(), self.store_expiry(own, created_at, now));
+        let expires_at = self.store_expiry(own, created_at, now);
         let precondition = base.version.map_or(Precondition::Absent, Precondition::Version);
-        self.apply(key, Op::Write(write), precondition, now).await
+        Ok(Plan::Write { bytes, expires_at, precondition })
     }
 
     /// The bytes to store for the plaintext `bytes` (sealed when encryption is on).
@@ -76,7 +134,7 @@ where
     /// Nothing to write: fine for a loaded base; for a cached one, the caller's result
     /// rests on the copy, so a load checks the version is still the stored one (a
     /// conflict if not, which makes `update` run again on the fresh record).
-    async fn check_cached(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+    pub(super) async fn check_cached(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
         if !base.from_cache {
             return Ok(());
         }
@@ -84,7 +142,7 @@ where
         if current == base.version { Ok(()) } else { Err(StoreError::Conflict { key: key.to_string() }.into()) }
     }
 
-    async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
+    pub(super) async fn delete_base(&self, key: &SessionKey, base: &Base, now: Timestamp) -> Result<(), SessionError> {
         match base.version {
             // Boxed: deletes are rarer than writes, and `save`'s future (held by every
             // `update`) would otherwise hold a second `apply` beside the write's.

@@ -43,6 +43,15 @@ impl Sealer {
         Sealer { ring: Some(ring) }
     }
 
+    /// Whether values are sealed.
+    pub(crate) fn is_on(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        if self.ring.is_some() {
+            return true;
+        }
+        false
+    }
+
     /// The plaintext of `stored`, loaded from `key` (borrowed, with no copy, when
     /// encryption is off).
     #[cfg_attr(not(feature = "encryption"), allow(clippy::unnecessary_wraps, unused_variables))]

@@ -6,6 +6,14 @@
 //! performance chapter for the figures. Its entry API gives compare-and-set under one
 //! shard lock without cloning the record, and it is the most used of the four.
 //!
+//! Typed values: a write through [`InProcess::write_typed`] (what
+//! [`Sessions`](crate::Sessions) does) also keeps the value it encodes, typed, in the
+//! record's slot; the next update of the key by the same session type takes it out
+//! ([`InProcess::take_typed`]) instead of decoding the bytes, as teloxide's
+//! `InMemStorage` keeps its dialogues. The bytes stay, so every other reader (a load,
+//! a scan, another session type) sees exactly what a store of bytes holds; any other
+//! write drops the typed value.
+//!
 //! Expiry: every record with an `expires_at` is also in a `BTreeSet<(expires_at, key)>`,
 //! so [`purge_expired`](crate::Store::purge_expired) pops only what is due: its cost
 //! grows with the number of expired records, not with the size of the store. Loads
@@ -19,15 +27,17 @@ use std::time::Duration;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::store::InProcess;
+use crate::store::{InProcess, Taken, TypedValue};
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 /// One stored record, packed: the map's key is the key text, and the parsed key is
-/// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 64 bytes where a
+/// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 80 bytes where a
 /// `SessionKey` and a [`Record`] side by side take 184 (see the guide's performance chapter).
 #[derive(Debug)]
 struct Slot {
     value: Box<[u8]>,
+    /// What `value` encodes, as the writer left it (see the module documentation).
+    typed: Kept,
     version: u64,
     created_at: i64,
     updated_at: i64,
@@ -38,6 +48,16 @@ struct Slot {
     schema_version: u32,
     has_expiry: bool,
     has_user: bool,
+}
+
+/// A slot's typed value, if any.
+#[derive(Default)]
+struct Kept(Option<TypedValue>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Kept(typed)" } else { "Kept(none)" })
+    }
 }
 
 impl Slot {
@@ -54,8 +74,13 @@ impl Slot {
     }
 
     fn record(&self) -> Record {
+        self.record_with(self.value.to_vec())
+    }
+
+    /// The record, with `value` for its value.
+    fn record_with(&self, value: Vec<u8>) -> Record {
         Record {
-            value: self.value.to_vec(),
+            value,
             version: self.version,
             schema_version: self.schema_version,
             created_at: Timestamp(self.created_at),
@@ -70,6 +95,7 @@ impl Slot {
         let user = write.indexed_user(key);
         Slot {
             value: write.value.into(),
+            typed: Kept::default(),
             version: write.version,
             created_at: now.0,
             updated_at: now.0,
@@ -82,7 +108,9 @@ impl Slot {
     }
 
     /// Applies `write` over this live slot: what [`Record::next`] keeps and changes.
+    /// Whatever was kept typed goes: it no longer is what the bytes encode.
     fn overwrite(&mut self, write: &Write<'_>, now: Timestamp) {
+        self.typed = Kept::default();
         if self.value.len() == write.value.len() {
             // Same length (a counter, a flag): no allocation.
             self.value.copy_from_slice(write.value);
@@ -236,7 +264,10 @@ impl Inner {
         }
     }
 
-    /// Compare-and-set over an existing (possibly expired) record, under its shard lock.
+    /// Compare-and-set over an existing (possibly expired) record, under its shard lock;
+    /// `typed` is kept beside the new bytes. `Ok(None)`: `unless_same`, and the live
+    /// record already holds these bytes: only `typed` was kept.
+    #[allow(clippy::too_many_arguments)]
     fn overwrite(
         &self,
         text: &Arc<str>,
@@ -245,10 +276,16 @@ impl Inner {
         write: &Write<'_>,
         precondition: Precondition,
         now: Timestamp,
-    ) -> Result<u64, StoreError> {
+        typed: Kept,
+        unless_same: bool,
+    ) -> Result<Option<u64>, StoreError> {
         let live = !slot.is_expired(now);
         if !precondition.holds(live.then_some(slot.version)) {
             return Err(conflict(key));
+        }
+        if unless_same && live && *slot.value == *write.value && slot.schema_version == write.schema_version {
+            slot.typed = typed;
+            return Ok(None);
         }
         self.reindex_expiry(text, slot.expires_at(), write.expires_at);
         if live {
@@ -259,7 +296,42 @@ impl Inner {
             *slot = Slot::created(key, write, now);
             self.index_user(slot.user_id(), text);
         }
-        Ok(slot.version)
+        slot.typed = typed;
+        Ok(Some(slot.version))
+    }
+
+    /// A write (see [`InProcess::write_typed`]).
+    fn write(
+        &self,
+        key: &SessionKey,
+        write: &Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+        typed: Kept,
+        unless_same: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        // The common case, an update, finds the key without cloning it.
+        if let Some(mut entry) = self.records.get_mut(key.as_str()) {
+            let (text, slot) = entry.pair_mut();
+            return self.overwrite(text, slot, key, write, precondition, now, typed, unless_same);
+        }
+        match self.records.entry(key.text_arc().clone()) {
+            Entry::Occupied(mut e) => {
+                let text = e.key().clone();
+                self.overwrite(&text, e.get_mut(), key, write, precondition, now, typed, unless_same)
+            }
+            Entry::Vacant(e) => {
+                if !precondition.holds(None) {
+                    return Err(conflict(key));
+                }
+                let mut slot = Slot::created(key, write, now);
+                slot.typed = typed;
+                self.index_user(slot.user_id(), e.key());
+                self.reindex_expiry(e.key(), None, slot.expires_at());
+                e.insert(slot);
+                Ok(Some(write.version))
+            }
+        }
     }
 
     fn purge(&self, now: Timestamp) -> u64 {
@@ -331,28 +403,41 @@ impl InProcess for MemoryStore {
         precondition: Precondition,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let inner = &self.inner;
-        // The common case, an update, finds the key without cloning it.
-        if let Some(mut entry) = inner.records.get_mut(key.as_str()) {
-            let (text, slot) = entry.pair_mut();
-            return inner.overwrite(text, slot, key, &write, precondition, now);
+        let written = self.inner.write(key, &write, precondition, now, Kept::default(), false)?;
+        Ok(written.unwrap_or(write.version))
+    }
+
+    fn take_typed(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+        type_id: std::any::TypeId,
+        schema_version: u32,
+    ) -> Result<Taken, StoreError> {
+        let Some(mut slot) = self.inner.records.get_mut(key.as_str()) else { return Ok(Taken::Encoded(None)) };
+        if slot.is_expired(now) {
+            return Ok(Taken::Encoded(None));
         }
-        match inner.records.entry(key.text_arc().clone()) {
-            Entry::Occupied(mut e) => {
-                let text = e.key().clone();
-                inner.overwrite(&text, e.get_mut(), key, &write, precondition, now)
-            }
-            Entry::Vacant(e) => {
-                if !precondition.holds(None) {
-                    return Err(conflict(key));
-                }
-                let slot = Slot::created(key, &write, now);
-                inner.index_user(slot.user_id(), e.key());
-                inner.reindex_expiry(e.key(), None, slot.expires_at());
-                e.insert(slot);
-                Ok(write.version)
-            }
+        let fits = |t: &TypedValue| std::any::Any::type_id(&**t) == type_id;
+        if slot.schema_version == schema_version
+            && slot.typed.0.as_ref().is_some_and(fits)
+            && let Some(typed) = slot.typed.0.take()
+        {
+            return Ok(Taken::Typed(slot.record_with(Vec::new()), typed));
         }
+        Ok(Taken::Encoded(Some(slot.record())))
+    }
+
+    fn write_typed(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+        typed: Option<TypedValue>,
+        unless_same: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.write(key, &write, precondition, now, Kept(typed), unless_same)
     }
 }
 

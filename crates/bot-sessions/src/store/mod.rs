@@ -203,8 +203,31 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A session value an in-process store keeps beside its encoding, as it was handed to
+/// [`InProcess::write_typed`]: the next [`InProcess::take_typed`] of the same type can
+/// start from it without decoding.
+pub type TypedValue = Box<dyn std::any::Any + Send + Sync>;
+
+/// What [`InProcess::take_typed`] found under a key.
+#[derive(Debug)]
+pub enum Taken {
+    /// No live record (`None`), or a live record whose value is only encoded (or kept
+    /// as another type): decode `record.value`.
+    Encoded(Option<Record>),
+    /// A live record whose value was kept typed: the [`TypedValue`], taken out of the
+    /// store (which keeps the encoding), and the record's metadata. `record.value` is
+    /// empty: the typed value is what it encodes.
+    Typed(Record, TypedValue),
+}
+
 /// The synchronous load and write of an in-process store (see [`Store::in_process`]):
 /// the same contract as [`Store::load`] and [`Store::write`], without a boxed future.
+///
+/// A store that lives in this process may also keep a writer's value *typed* beside its
+/// encoding ([`write_typed`](Self::write_typed)), so that the next read-modify-write of
+/// the key in this process starts from it instead of decoding the bytes
+/// ([`take_typed`](Self::take_typed)); every other reader still sees the bytes. The
+/// defaults keep nothing typed.
 pub trait InProcess: Send + Sync {
     /// As [`Store::load`].
     ///
@@ -225,6 +248,61 @@ pub trait InProcess: Send + Sync {
         precondition: Precondition,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
+
+    /// Loads `key` as [`load_now`](Self::load_now) does, except that when the live
+    /// record's value is kept typed as `type_id` (a [`TypedValue`] of that type, written
+    /// with schema version `schema_version`), that value is taken out of the store and
+    /// returned instead of a copy of the bytes; the store keeps the bytes, so every
+    /// other reader is unaffected, and the next [`write_typed`](Self::write_typed) (or
+    /// nothing) puts a value back.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::load`].
+    fn take_typed(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+        type_id: std::any::TypeId,
+        schema_version: u32,
+    ) -> Result<Taken, StoreError> {
+        let _ = (type_id, schema_version);
+        self.load_now(key, now).map(Taken::Encoded)
+    }
+
+    /// Writes as [`write_now`](Self::write_now) does, and keeps `typed` (what
+    /// `write.value` encodes) beside the bytes for the next
+    /// [`take_typed`](Self::take_typed). With `unless_same`, a write over a live record
+    /// whose precondition holds and whose bytes and schema version are already those
+    /// of `write` changes nothing (no new version, no new times) but keeps `typed`, and
+    /// returns `Ok(None)`; `Ok(Some(version))` otherwise. Any other write to the key
+    /// drops what was kept.
+    ///
+    /// The default keeps nothing and compares by loading first: correct, not fast.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::write`].
+    fn write_typed(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        precondition: Precondition,
+        now: Timestamp,
+        typed: Option<TypedValue>,
+        unless_same: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        drop(typed);
+        if unless_same
+            && let Some(current) = self.load_now(key, now)?
+            && precondition.holds(Some(current.version))
+            && current.value == write.value
+            && current.schema_version == write.schema_version
+        {
+            return Ok(None);
+        }
+        self.write_now(key, write, precondition, now).map(Some)
+    }
 }
 
 /// The range every network timeout of a server backend must lie in.

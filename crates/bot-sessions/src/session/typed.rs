@@ -1,0 +1,240 @@
+//! Values kept typed by an in-process store (the memory store): an update loads the
+//! value the last update of this session type left, without decoding the bytes, and
+//! hands its result back with the write (see [`InProcess::take_typed`]).
+//!
+//! Only where nothing else has to see the value in between: the store is in process,
+//! values are not sealed (encryption keeps its plaintext out of the store), and the
+//! record's schema is the current one. Loads for a read (`get`, a lazy session) decode
+//! the bytes as before, and leave what was kept in place.
+//!
+//! The value handed out is the one the last update left, not a decode of its bytes:
+//! a field the codec skips (`#[serde(skip)]`) keeps its value from one update to the
+//! next here, as it does in teloxide's `InMemStorage`, where a store of bytes resets it.
+
+use std::any::TypeId;
+use std::cell::Cell;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::load::Loaded;
+use super::save::Plan;
+use super::{Base, Resume, SessionError, Sessions, Ttl, Via};
+use crate::observe::Handled;
+use crate::store::{Taken, TypedValue};
+use crate::{InProcess, Precondition, SessionKey, StoreError, Timestamp, Write};
+
+/// What a session type keeps in the store: the value (always `Some` there; an update
+/// works on it in place) and its own TTL (which the bytes carry in their header).
+struct Kept<T> {
+    value: Option<T>,
+    own: Option<Ttl>,
+}
+
+/// A value loaded for an update, boxed as the store keeps it, and what the load found.
+type Owned<T> = (Box<Kept<T>>, Base);
+
+/// `value` with its own TTL `own`, as the store keeps it.
+pub(super) fn keep<T: Send + Sync + 'static>(value: Option<T>, own: Option<Ttl>) -> TypedValue {
+    Box::new(Kept { value, own })
+}
+
+thread_local! {
+    /// The buffer the fast path encodes into, reused from one update to the next.
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer kept for reuse only up to this capacity.
+const KEPT_BUFFER: usize = 16 * 1024;
+
+fn recycle(mut buffer: Vec<u8>) {
+    if buffer.capacity() <= KEPT_BUFFER {
+        buffer.clear();
+        BUFFER.set(buffer);
+    }
+}
+
+impl<T> Sessions<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The store's in-process side, when it may keep this type's values typed.
+    pub(super) fn typed_store(&self) -> Option<&dyn InProcess> {
+        if self.inner.sealer.is_on() {
+            return None;
+        }
+        self.inner.store.in_process()
+    }
+
+    /// `update` on a store that may keep values typed: load, change and save in one
+    /// synchronous step when the key's lock is free and nothing needs the store's
+    /// asynchronous side. The rest (a wait for the lock, an expired or undecodable
+    /// record, a delete, a conflict) goes the general way, boxed, so that the common
+    /// update's future stays small; so does every update on other stores.
+    pub(super) async fn update_fast<R, E, F>(&self, key: &SessionKey, mut f: F) -> Handled<R, E>
+    where
+        F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
+    {
+        let (Some(local), Some(lock)) = (self.typed_store(), self.inner.locks.try_lock(key.as_str())) else {
+            return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
+        };
+        let now = self.inner.clock.now();
+        let (mut kept, base) = match self.load_sync(local, key, now) {
+            Ok(Some(loaded)) => loaded,
+            // A step that needs the store (claiming an expiry, quarantining): before the
+            // handler ran, so the general way starts afresh.
+            Ok(None) => return Box::pin(self.update_attempts(key, f, Some(lock), Resume::FIRST)).await,
+            Err(e) => return Handled(Err(e)),
+        };
+        let mut ttl = base.own_ttl();
+        let out = match f(&mut kept.value, &mut ttl) {
+            Ok(out) => out,
+            Err(e) => return Handled(Ok(Err(e))),
+        };
+        let saved = match self.save_sync(local, key, kept, ttl, &base, now) {
+            Ok(true) => Ok(()),
+            // Rare (a handler that resets its session): the base goes with the boxed
+            // delete, so that it is not kept in this future.
+            Ok(false) => Box::pin(async move { self.delete_base(key, &base, now).await }).await,
+            Err(e) => Err(e),
+        };
+        match saved {
+            Ok(()) => Handled(Ok(Ok(out))),
+            // Another writer (another `Sessions` on this namespace) won: run again on
+            // its value, as the general way does after a conflict.
+            Err(SessionError::Store(StoreError::Conflict { .. })) => {
+                let more = 1 < self.inner.retry.max_attempts;
+                self.inner.obs.conflict(more.then_some(1));
+                if !more {
+                    return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: 1 }));
+                }
+                let resume = Resume { attempt: 2, retries: 1 };
+                Box::pin(self.update_attempts(key, f, Some(lock), resume)).await
+            }
+            Err(e) => Handled(Err(e)),
+        }
+    }
+
+    /// Loads `key` from the in-process store `local` without waiting: the value kept
+    /// typed if there is one, else the decoded bytes. `Ok(None)`: the record needs a
+    /// step of the store's asynchronous side first (see [`Loaded`]).
+    fn load_sync(
+        &self,
+        local: &dyn InProcess,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Owned<T>>, SessionError> {
+        let current = self.inner.migrations.current();
+        let record = match local.take_typed(key, now, TypeId::of::<Kept<T>>(), current)? {
+            Taken::Encoded(record) => record,
+            Taken::Typed(record, typed) => {
+                if let Ok(kept) = typed.downcast::<Kept<T>>()
+                    && kept.value.is_some()
+                {
+                    let meta = self.meta_of(&record, kept.own);
+                    if !now.is_expired(meta.expires_at) {
+                        let base = Base {
+                            version: Some(record.version),
+                            created_at: Some(record.created_at),
+                            stored: None,
+                            initial: None,
+                            must_write: kept.own.unwrap_or(self.inner.ttl).refreshes_on_read(),
+                            meta: Some(meta),
+                            from_cache: false,
+                            typed: true,
+                        };
+                        return Ok(Some((kept, base)));
+                    }
+                }
+                // Over for this session type (or, impossibly, another type): the stored
+                // bytes decide, as for any load.
+                local.load_now(key, now)?
+            }
+        };
+        match self.decode_record(key, record, None, now, false)? {
+            Loaded::Ready(value, base) => Ok(Some((Box::new(Kept { value: Some(value), own: base.own_ttl() }), base))),
+            Loaded::Expired(..) | Loaded::Quarantine(..) => Ok(None),
+        }
+    }
+
+    /// [`load`](Self::load) for an update, which saves with
+    /// [`save_owned`](Self::save_owned): takes the value the store kept typed, if any.
+    pub(super) async fn load_owned(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+        via: Via,
+    ) -> Result<(T, Base), SessionError> {
+        if let Some(local) = self.typed_store()
+            && let Some((kept, base)) = self.load_sync(local, key, now)?
+            && let Some(value) = kept.value
+        {
+            return Ok((value, base));
+        }
+        self.load(key, now, via).await
+    }
+
+    /// [`save`](Self::save) of a value the caller is done with: an in-process store
+    /// may keep it typed for the next update (see [`InProcess::write_typed`](crate::InProcess::write_typed)).
+    pub(super) async fn save_owned(
+        &self,
+        key: &SessionKey,
+        value: Option<T>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        if self.typed_store().is_none() {
+            return self.save(key, value.as_ref(), own, base, now).await;
+        }
+        match self.plan(key, value.as_ref(), own, base, now, Vec::new())? {
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
+                let typed = value.map(|value| keep(Some(value), own));
+                self.write_typed(key, write, precondition, base, typed, now)
+            }
+            Plan::Delete => self.delete_base(key, base, now).await,
+            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
+        }
+    }
+
+    /// Saves what `kept` holds (`None`: delete) with the own TTL `own` to the
+    /// in-process store `local` without waiting, and leaves it there typed.
+    /// `Ok(false)`: the save is a delete, left to the caller.
+    fn save_sync(
+        &self,
+        local: &dyn InProcess,
+        key: &SessionKey,
+        mut kept: Box<Kept<T>>,
+        own: Option<Ttl>,
+        base: &Base,
+        now: Timestamp,
+    ) -> Result<bool, SessionError> {
+        let schema = self.inner.migrations.current();
+        kept.own = own;
+        match self.plan(key, kept.value.as_ref(), own, base, now, BUFFER.take())? {
+            Plan::Write { bytes, expires_at, precondition } => {
+                let write = Write::new(&bytes, schema, expires_at);
+                let written = self.write_typed(key, write, precondition, base, Some(kept), now);
+                recycle(bytes);
+                written.map(|()| true)
+            }
+            Plan::Unchanged(bytes) => {
+                // Nothing to write (decoded from these very bytes); keep the value typed
+                // for the next update, if the record is still the one loaded.
+                if let Some(version) = base.version {
+                    let write = Write::new(&bytes, schema, None);
+                    let pre = Precondition::Version(version);
+                    let kept = local.write_typed(key, write, pre, now, Some(kept), true);
+                    recycle(bytes);
+                    match kept {
+                        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(true)
+            }
+            Plan::Delete => Ok(false),
+        }
+    }
+}

@@ -149,6 +149,13 @@ struct Inner {
 
 /// A store that lives in this process's memory: fast, and gone on exit.
 ///
+/// [`Sessions::update`](crate::Sessions::update) keeps the value it leaves here typed,
+/// beside its bytes, and the next update of the key by the same session type starts from
+/// it without decoding. One difference from the stores of bytes follows, as with
+/// teloxide's `InMemStorage`: a field the codec skips (`#[serde(skip)]`) keeps its value
+/// from one update to the next here, where SQLite, Redis and PostgreSQL reset it on each
+/// load. Test such a field on the store you deploy on.
+///
 /// # Examples
 ///
 /// ```

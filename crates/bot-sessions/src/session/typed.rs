@@ -75,7 +75,11 @@ where
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        let (Some(local), Some(lock)) = (self.typed_store(), self.inner.locks.try_lock(key.as_str())) else {
+        // The store first: the lock is tried only where the fast path can use it.
+        let Some(local) = self.typed_store() else {
+            return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
+        };
+        let Some(lock) = self.inner.locks.try_lock(key.as_str()) else {
             return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
         };
         let now = self.inner.clock.now();

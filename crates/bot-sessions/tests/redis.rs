@@ -240,47 +240,23 @@ async fn older_five_field_records_are_read_and_upgraded() {
     f.clean().await;
 }
 
-/// What Redis Cluster's client does on a failover: it re-sends a write script whose
-/// first try landed (and reached the promoted replica). The re-send meets the writer's
-/// own version, which must read as written, not as a conflict: `Sessions` would run the
-/// update a second time (the cluster failover test saw 108 stored for 107 acknowledged).
+/// On one server the client never re-sends a script, so a write with a version the
+/// record already holds is a plain conflict: the operator tool's import and copy, which
+/// write the versions of their source, rely on it to say "already there" (the cluster's
+/// re-send case is in `redis_cluster.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resent_write_that_landed_is_written_not_a_conflict() {
+async fn on_one_server_a_version_already_held_is_a_conflict() {
     let f = Fresh::new(RedisConfig::default()).await;
     let store = &f.store;
     let k = SessionKey::new(unique_namespace("resend"), Scope::User(unique_user()));
     let now = Timestamp::now();
     let created = w(b"v1");
-    assert_eq!(store.write(&k, created, Precondition::Absent, now).await.unwrap(), created.version);
-    assert_eq!(store.write(&k, created, Precondition::Absent, now).await.unwrap(), created.version, "re-sent create");
+    store.write(&k, created, Precondition::Absent, now).await.unwrap();
+    let conflict = |r: Result<u64, StoreError>| matches!(r, Err(StoreError::Conflict { .. }));
+    assert!(conflict(store.write(&k, created, Precondition::Absent, now).await), "the same create again");
     let second = w(b"v2");
     store.write(&k, second, Precondition::Version(created.version), now).await.unwrap();
-    assert_eq!(
-        store.write(&k, second, Precondition::Version(created.version), now).await.unwrap(),
-        second.version,
-        "re-sent update"
-    );
-    // Another writer moved the key on meanwhile: the re-send still finds its version in
-    // the history, and changes nothing.
-    let known = store.load(&k, now).await.unwrap().expect("loads");
-    let third = w(b"v3");
-    store.write_over(&k, third, &known, now).await.unwrap();
-    assert_eq!(
-        store.write(&k, second, Precondition::Version(created.version), now).await.unwrap(),
-        second.version,
-        "re-sent after the key moved on"
-    );
-    assert_eq!(store.write_over(&k, third, &known, now).await.unwrap(), third.version, "re-sent compare-and-set");
-    let r = store.load(&k, now).await.unwrap().expect("loads");
-    assert_eq!((r.version, r.value.as_slice()), (third.version, &b"v3"[..]), "nothing re-applied");
-    // A write this record never held is still a conflict, on both scripts.
-    let stranger = w(b"x");
-    assert!(matches!(
-        store.write(&k, stranger, Precondition::Version(created.version), now).await,
-        Err(StoreError::Conflict { .. })
-    ));
-    assert!(matches!(store.write_over(&k, stranger, &known, now).await, Err(StoreError::Conflict { .. })));
-    assert!(matches!(store.write(&k, stranger, Precondition::Absent, now).await, Err(StoreError::Conflict { .. })));
+    assert!(conflict(store.write(&k, second, Precondition::Version(created.version), now).await), "the same update");
     f.clean().await;
 }
 

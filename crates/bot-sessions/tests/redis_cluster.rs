@@ -309,6 +309,50 @@ async fn settled(sessions: &Sessions<Counter>, key: &SessionKey) -> u64 {
     }
 }
 
+/// What the cluster client does on a failover: it re-sends a write script whose first
+/// try landed (and reached the promoted replica). The re-send meets the writer's own
+/// version, which must read as written, not as a conflict, or `Sessions` would run the
+/// update a second time (the failover test below saw 108 stored for 107 acknowledged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_update_that_landed_is_written_not_a_conflict() {
+    use bot_sessions::{Precondition, Store, StoreError, Timestamp, Write};
+    let cluster = Cluster::start().await;
+    let store = connect(&cluster.url(), RedisConfig::default()).await;
+    let k = SessionKey::new(unique_namespace("resend"), Scope::User(7));
+    let now = Timestamp::now();
+    let w = |v: &'static [u8]| Write::new(v, 1, None);
+    let created = w(b"v1");
+    store.write(&k, created, Precondition::Absent, now).await.unwrap();
+    let second = w(b"v2");
+    store.write(&k, second, Precondition::Version(created.version), now).await.unwrap();
+    assert_eq!(
+        store.write(&k, second, Precondition::Version(created.version), now).await.unwrap(),
+        second.version,
+        "re-sent update"
+    );
+    // Another writer moved the key on meanwhile: the re-send still finds its version in
+    // the history, and changes nothing.
+    let known = store.load(&k, now).await.unwrap().expect("loads");
+    let third = w(b"v3");
+    store.write_over(&k, third, &known, now).await.unwrap();
+    assert_eq!(
+        store.write(&k, second, Precondition::Version(created.version), now).await.unwrap(),
+        second.version,
+        "re-sent after the key moved on"
+    );
+    assert_eq!(store.write_over(&k, third, &known, now).await.unwrap(), third.version, "re-sent compare-and-set");
+    let r = store.load(&k, now).await.unwrap().expect("loads");
+    assert_eq!((r.version, r.value.as_slice()), (third.version, &b"v3"[..]), "nothing re-applied");
+    // A write this record never held is still a conflict, on both scripts; so is a
+    // create over a live record (only updates are taken as re-sends).
+    let stranger = w(b"x");
+    let conflict = |r: Result<u64, StoreError>| matches!(r, Err(StoreError::Conflict { .. }));
+    assert!(conflict(store.write(&k, stranger, Precondition::Version(created.version), now).await));
+    assert!(conflict(store.write_over(&k, stranger, &known, now).await));
+    assert!(conflict(store.write(&k, created, Precondition::Absent, now).await));
+    drop(cluster);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_load_fails_over_and_with_wait_loses_no_acknowledged_update() {
     let mut cluster = Cluster::start().await;

@@ -8,9 +8,11 @@
 -- KEYS[1] record hash   KEYS[2] namespace expiry index, or KEYS[1] again when the expiry stays
 -- ARGV[1] expected version followed by a space   ARGV[2] value   ARGV[3] new meta
 -- ARGV[4] expiry change: '' none, 's' set (ARGV[5] native PEXPIREAT, ARGV[6] expires_at),
---         'p' persist   ARGV[7] key text
+--         'p' persist   ARGV[7] key text   ARGV[8] '1' if the client may re-send a
+--         script whose first try landed (a cluster)
 --
--- Returns 1 when written (or when this very write landed before: a client's re-send),
+-- Returns 1 when written (or, with ARGV[8], when this very write landed before: a
+-- client's re-send),
 -- -1 when the record is not the expected one (another version,
 -- none), -2 when something unreadable is there (nothing written either way), as
 -- write.lua does.
@@ -31,5 +33,5 @@ end
 local state = read_record(KEYS[1])
 if state == 'bad' then return -2 end
 -- A re-sent try of a write that landed finds its own version: report it written.
-if state == 'ok' and landed(KEYS[1], string.match(ARGV[3], '^%d+')) then return 1 end
+if ARGV[8] == '1' and state == 'ok' and landed(KEYS[1], string.match(ARGV[3], '^%d+')) then return 1 end
 return -1

@@ -13,9 +13,11 @@
 -- ARGV[11] the version to store (the writer's, stored as given)
 -- ARGV[12] the user to index the record under if this write creates it, or '-'
 -- ARGV[13] '1' if the key names its user (then ARGV[12] is that user)   ARGV[14] the key prefix
+-- ARGV[15] '1' if the client may re-send a script whose first try landed (a cluster)
 --
--- Returns 1 when written (or when the record already holds, or held, ARGV[11]: this
--- very write landed before, and this is a client's re-send), -1 when the precondition fails, -2 when a record is there
+-- Returns 1 when written (or, with ARGV[15], when an update finds the record holds or
+-- held ARGV[11]: this very write landed before, and this is a client's re-send), -1
+-- when the precondition fails, -2 when a record is there
 -- that does not parse and the precondition is not 'any' (nothing written either way).
 -- A write with precondition 'any' replaces an unreadable record.
 local now = tonumber(ARGV[7])
@@ -25,7 +27,12 @@ if state == 'bad' and mode ~= 'a' then return -2 end
 local live = state == 'ok' and is_live(expires, now)
 if (mode == 'n' and live) or (mode == 'v' and ((not live) or version ~= ARGV[4])) then
   -- A re-sent try of a write that landed finds its own version: report it written.
-  if state == 'ok' and (version == ARGV[11] or landed(KEYS[1], ARGV[11])) then return 1 end
+  -- Only where the client re-sends (ARGV[15] '1': a cluster) and only for an update:
+  -- a copy (the operator tool's import) writes versions it did not draw, and its
+  -- "already there" must stay a conflict.
+  if ARGV[15] == '1' and mode == 'v' and state == 'ok' and (version == ARGV[11] or landed(KEYS[1], ARGV[11])) then
+    return 1
+  end
   return -1
 end
 

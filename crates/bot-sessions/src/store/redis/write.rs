@@ -12,6 +12,13 @@ impl RedisStore {
         expires_at.saturating_add(self.config.expiry_grace).as_millis()
     }
 
+    /// `"1"` when the client may re-send a script whose first try landed (the cluster
+    /// client retries through a failover): the write scripts then take their own
+    /// version in a record's history as "written".
+    fn resends(&self) -> &'static str {
+        if self.config.cluster { "1" } else { "0" }
+    }
+
     /// Writes `key` under `precondition` with the general script (`write.lua`).
     pub(super) async fn write_record(
         &self,
@@ -56,7 +63,7 @@ impl RedisStore {
             Some(u) => inv.arg(u),
             None => inv.arg("-"),
         };
-        inv.arg(if key_user.is_some() { "1" } else { "0" }).arg(shard);
+        inv.arg(if key_user.is_some() { "1" } else { "0" }).arg(shard).arg(self.resends());
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)
@@ -93,10 +100,11 @@ impl RedisStore {
             .arg(write.value)
             .arg(meta);
         match change {
-            None => inv.arg(""),
+            None => inv.arg("").arg("").arg("").arg(""),
             Some(Some((native, at))) => inv.arg("s").arg(native).arg(at).arg(text),
             Some(None) => inv.arg("p").arg("").arg("").arg(text),
         };
+        inv.arg(self.resends());
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)

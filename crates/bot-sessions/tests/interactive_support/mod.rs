@@ -221,6 +221,7 @@ pub mod pairs {
 
 /// Runs `$tests!(pair)` (a macro that writes tests over a store pair) once per backend,
 /// each in a module named for it: `memory`, `sqlite`, `redis`, `postgres`.
+#[allow(unused_macros)] // used by the tests that run on every backend, not by all
 macro_rules! on_every_backend {
     ($tests:ident) => {
         mod memory {
@@ -240,4 +241,5 @@ macro_rules! on_every_backend {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_every_backend;

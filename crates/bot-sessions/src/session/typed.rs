@@ -75,11 +75,10 @@ where
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        // The store first: the lock is tried only where the fast path can use it.
-        let Some(local) = self.typed_store() else {
-            return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
-        };
-        let Some(lock) = self.inner.locks.try_lock(key.as_str()) else {
+        // The store first: the lock is tried only where the fast path can use it (a lock
+        // taken and not used would be held while the general path waits for it).
+        let fast = self.typed_store().and_then(|local| Some((local, self.inner.locks.try_lock(key.as_str())?)));
+        let Some((local, lock)) = fast else {
             return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
         };
         let now = self.inner.clock.now();

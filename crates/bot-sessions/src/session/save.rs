@@ -44,14 +44,28 @@ where
         base: &Base,
         now: Timestamp,
     ) -> Result<(), SessionError> {
-        match self.plan(key, value, own, base, now, Vec::new())? {
+        let plan = self.plan(key, value, own, base, now, Vec::new())?;
+        self.carry_out(key, plan, base, now, None).await
+    }
+
+    /// Sends what `plan` says. A write goes through the in-process store's typed side
+    /// when there is a value to keep there (`typed`) or the base was loaded typed (its
+    /// stored bytes were not read, so the store compares).
+    pub(super) async fn carry_out(
+        &self,
+        key: &SessionKey,
+        plan: Plan,
+        base: &Base,
+        now: Timestamp,
+        typed: Option<TypedValue>,
+    ) -> Result<(), SessionError> {
+        match plan {
             Plan::Delete => self.delete_base(key, base, now).await,
             Plan::Unchanged(_) => self.check_cached(key, base, now).await,
             Plan::Write { bytes, expires_at, precondition } => {
                 let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
-                if base.typed {
-                    // Loaded typed: the stored bytes were not read, so the store compares.
-                    return self.write_typed(key, write, precondition, base, None, now);
+                if base.typed || typed.is_some() {
+                    return self.write_typed(key, write, precondition, base, typed, now);
                 }
                 self.apply(key, Op::Write(write), precondition, now).await
             }

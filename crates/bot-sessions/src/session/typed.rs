@@ -190,15 +190,13 @@ where
         if self.typed_store().is_none() {
             return self.save(key, value.as_ref(), own, base, now).await;
         }
-        match self.plan(key, value.as_ref(), own, base, now, Vec::new())? {
-            Plan::Write { bytes, expires_at, precondition } => {
-                let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
-                let typed = value.map(|value| keep(Some(value), own));
-                self.write_typed(key, write, precondition, base, typed, now)
-            }
-            Plan::Delete => self.delete_base(key, base, now).await,
-            Plan::Unchanged(_) => self.check_cached(key, base, now).await,
-        }
+        let plan = self.plan(key, value.as_ref(), own, base, now, Vec::new())?;
+        // Kept typed only when written: a delete or an unchanged value keeps nothing new.
+        let typed = match plan {
+            Plan::Write { .. } => value.map(|value| keep(Some(value), own)),
+            Plan::Delete | Plan::Unchanged(_) => None,
+        };
+        self.carry_out(key, plan, base, now, typed).await
     }
 
     /// Saves what `kept` holds (`None`: delete) with the own TTL `own` to the

@@ -240,6 +240,51 @@ async fn older_five_field_records_are_read_and_upgraded() {
     f.clean().await;
 }
 
+/// The record's version history (`hist`, what resolves a write whose reply was lost)
+/// through both write scripts: the last 16 versions, the oldest cut away; a garbled
+/// field reads as "nothing known" and is cut away by the writes that follow; one far
+/// too long starts anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_version_history_keeps_the_last_sixteen_and_heals_when_garbled() {
+    let f = Fresh::new(RedisConfig::default()).await;
+    let store = &f.store;
+    let k = SessionKey::new(unique_namespace("hist"), Scope::User(unique_user()));
+    let now = Timestamp::now();
+    let first = w(b"v");
+    store.write(&k, first, Precondition::Absent, now).await.unwrap();
+    let mut written = vec![first.version];
+    // Alternately the full write script and the compare-and-set over a known record.
+    let step = |round: usize| {
+        let (store, k) = (store, &k);
+        async move {
+            let known = store.load(k, now).await.unwrap().expect("loads");
+            let next = w(b"v");
+            match round % 2 {
+                0 => store.write(k, next, Precondition::Version(known.version), now).await.unwrap(),
+                _ => store.write_over(k, next, &known, now).await.unwrap(),
+            };
+            next.version
+        }
+    };
+    for round in 0..40 {
+        written.push(step(round).await);
+        let want = &written[written.len().saturating_sub(16)..];
+        assert_eq!(store.recent_versions(&k, now).await.unwrap().as_deref(), Some(want), "after write {round}");
+    }
+    let hist = store.record_key(&k);
+    let _: () = f.cmd(redis::cmd("HSET").arg(&hist).arg("hist").arg("12 garbled x 9")).await;
+    assert_eq!(store.recent_versions(&k, now).await.unwrap(), None, "garbled: nothing known");
+    let mut since = Vec::new();
+    for round in 0..20 {
+        since.push(step(round).await);
+    }
+    assert_eq!(store.recent_versions(&k, now).await.unwrap().as_deref(), Some(&since[4..]), "cut away");
+    let _: () = f.cmd(redis::cmd("HSET").arg(&hist).arg("hist").arg("7 ".repeat(600))).await;
+    let last = step(0).await;
+    assert_eq!(store.recent_versions(&k, now).await.unwrap(), Some(vec![last]), "far too long: anew");
+    f.clean().await;
+}
+
 /// On one server the client never re-sends a script, so a write with a version the
 /// record already holds is a plain conflict: the operator tool's import and copy, which
 /// write the versions of their source, rely on it to say "already there" (the cluster's

@@ -16,10 +16,11 @@
 -- -1 when the record is not the expected one (another version,
 -- none), -2 when something unreadable is there (nothing written either way), as
 -- write.lua does.
-local meta = redis.pcall('HGET', KEYS[1], 'meta')
+local got = redis.pcall('HMGET', KEYS[1], 'meta', 'hist')
+local meta = got[1] -- nil when the key is not a hash (an error reply has no [1])
 if type(meta) == 'string' and string.sub(meta, 1, #ARGV[1]) == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'value', ARGV[2], 'meta', ARGV[3])
-  push_history(KEYS[1], string.match(ARGV[3], '^%d+'), false)
+  redis.call('HSET', KEYS[1], 'value', ARGV[2], 'meta', ARGV[3],
+    'hist', next_history(got[2], string.match(ARGV[3], '^%d+')))
   local change = ARGV[4]
   if change == 's' then
     redis.call('PEXPIREAT', KEYS[1], ARGV[5])

@@ -7,15 +7,18 @@
 -- Records written before owners were stored have five fields; their owner is the
 -- key's own user.
 --
--- read_record(key) returns one of
+-- read_record(key) returns one of (reading `meta` and `hist` in one HMGET)
 --   'none'                                    no record (never written, deleted, or dropped by Redis' expiry)
 --   'bad'                                     something is there that is not a readable record: a hash
 --                                             without `meta`, a `meta` that does not parse, a key of another type
---   'ok', version, created, expires, owner    the fields as text; owner is nil for the five-field form
+--   'ok', version, created, expires, owner, hist
+--                                             the fields as text; owner is nil for the five-field form;
+--                                             hist is the `hist` field (false when there is none)
 -- Nothing here raises: bad stored data is the caller's decision, never a script error.
 local function read_record(rec)
-  local meta = redis.pcall('HGET', rec, 'meta')
-  if type(meta) == 'table' then return 'bad' end -- WRONGTYPE: not a hash
+  local got = redis.pcall('HMGET', rec, 'meta', 'hist')
+  if got.err then return 'bad' end -- WRONGTYPE: not a hash
+  local meta, hist = got[1], got[2]
   if not meta then
     if redis.call('EXISTS', rec) == 1 then return 'bad' end
     return 'none'
@@ -28,7 +31,7 @@ local function read_record(rec)
     if not version then return 'bad' end
   end
   if expires ~= '-' and not string.match(expires, '^%-?%d+$') then return 'bad' end
-  return 'ok', version, created, expires, owner
+  return 'ok', version, created, expires, owner, hist
 end
 
 -- Whether a record read as 'ok' with this `expires` field is live at `now`.
@@ -52,20 +55,25 @@ local function user_index(prefix, user)
   return prefix .. '{u:' .. user .. '}:keys'
 end
 
--- push_history(rec, version, fresh) appends `version` to the record's field `hist`: the
--- last 16 versions the record held, oldest first, space-separated (a new incarnation,
--- `fresh`, starts it anew). A writer whose reply was lost reads it to learn whether its
--- write landed, even after another writer moved the key on.
-local function push_history(rec, version, fresh)
-  local hist = ''
-  if not fresh then
-    local found = redis.call('HGET', rec, 'hist')
-    if type(found) == 'string' then hist = found end
+-- next_history(hist, version): the record's field `hist` (the versions it held, oldest
+-- first, space-separated; `hist` as read, false or '' for a new incarnation) with
+-- `version` appended, cut from the front to at most 335 characters. That keeps the last
+-- 16 versions at least (a u64 has at most 20 digits: 16 of them and their 15 spaces fit
+-- in 335), sometimes one or two more; the client reads the last 16. A writer whose reply
+-- was lost reads it to learn whether its write landed, even after another writer moved
+-- the key on. String work only, no parse: on the hot path of every write, splitting the
+-- list into a table and joining it again cost more than the rest of the script. A field
+-- that something else garbled reads as "nothing known" (the client parses it) and is
+-- cut away by the writes that follow; one far too long, or with no space, starts anew.
+local function next_history(hist, version)
+  if type(hist) ~= 'string' or hist == '' or #hist > 1024 then return version end
+  hist = hist .. ' ' .. version
+  while #hist > 335 do
+    local cut = string.find(hist, ' ', 1, true)
+    if not cut then return version end
+    hist = string.sub(hist, cut + 1)
   end
-  local kept = {}
-  for v in string.gmatch(hist, '%d+') do kept[#kept + 1] = v end
-  kept[#kept + 1] = version
-  redis.call('HSET', rec, 'hist', table.concat(kept, ' ', math.max(1, #kept - 15), #kept))
+  return hist
 end
 
 -- landed(rec, version): whether `version` is one the record has held (its current one

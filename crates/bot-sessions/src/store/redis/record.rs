@@ -28,11 +28,19 @@ pub(super) fn meta(write: &Write<'_>, created: Timestamp, now: Timestamp, owner:
     meta
 }
 
-/// The versions a record's `hist` field lists, when it parses and ends with
-/// `current` (the record it was read with); otherwise nothing is known.
+/// How many of a record's last versions [`history`] reports (the scripts keep at least
+/// these, cut by length: see `next_history` in `meta.lua`).
+pub(super) const HISTORY: usize = 16;
+
+/// The last [`HISTORY`] versions a record's `hist` field lists, when it parses and ends
+/// with `current` (the record it was read with); otherwise nothing is known.
 pub(super) fn history(hist: &str, current: u64) -> Option<Vec<u64>> {
-    let versions: Vec<u64> = hist.split(' ').map(str::parse).collect::<Result<_, _>>().ok()?;
-    (versions.last() == Some(&current)).then_some(versions)
+    let mut versions: Vec<u64> = hist.split(' ').map(str::parse).collect::<Result<_, _>>().ok()?;
+    if versions.last() != Some(&current) {
+        return None;
+    }
+    versions.drain(..versions.len().saturating_sub(HISTORY));
+    Some(versions)
 }
 
 /// What a `meta` field of `version` begins with (the version and its separator).
@@ -101,6 +109,17 @@ pub(super) fn script_outcome(key: &SessionKey, reply: i64) -> Result<i64, StoreE
 mod tests {
     use super::*;
     use crate::{Namespace, Scope};
+
+    #[test]
+    fn history_reports_the_last_sixteen_versions_ending_with_the_current_one() {
+        let hist: Vec<String> = (1..=18u64).map(|v| v.to_string()).collect();
+        let want: Vec<u64> = (3..=18).collect();
+        assert_eq!(history(&hist.join(" "), 18), Some(want));
+        assert_eq!(history("4 5", 5), Some(vec![4, 5]));
+        assert_eq!(history("4 5", 4), None, "a list that does not end with the record's version");
+        assert_eq!(history("4 x 5", 5), None, "a garbled list: nothing known");
+        assert_eq!(history("", 5), None);
+    }
 
     #[test]
     fn the_meta_of_a_write_parses_as_the_record_it_makes() {

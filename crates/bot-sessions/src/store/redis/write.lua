@@ -22,7 +22,7 @@
 -- A write with precondition 'any' replaces an unreadable record.
 local now = tonumber(ARGV[7])
 local text, mode = ARGV[1], ARGV[3]
-local state, version, created, expires, owner = read_record(KEYS[1])
+local state, version, created, expires, owner, hist = read_record(KEYS[1])
 if state == 'bad' and mode ~= 'a' then return -2 end
 local live = state == 'ok' and is_live(expires, now)
 if (mode == 'n' and live) or (mode == 'v' and ((not live) or version ~= ARGV[4])) then
@@ -65,8 +65,8 @@ end
 local new_expires = ARGV[8]
 if new_expires == '' then new_expires = '-' end
 redis.call('HSET', KEYS[1], 'value', ARGV[5],
-  'meta', ARGV[11] .. ' ' .. ARGV[6] .. ' ' .. created .. ' ' .. ARGV[7] .. ' ' .. new_expires .. ' ' .. new_owner)
-push_history(KEYS[1], ARGV[11], not live)
+  'meta', ARGV[11] .. ' ' .. ARGV[6] .. ' ' .. created .. ' ' .. ARGV[7] .. ' ' .. new_expires .. ' ' .. new_owner,
+  'hist', next_history(live and hist, ARGV[11]))
 
 if new_expires ~= '-' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[9])

@@ -46,18 +46,31 @@ fn load_average() -> String {
 
 /// Runs every subject `rounds` times at [`TASKS`] tasks, interleaved; prints the
 /// median ops/s, the ratio to the raw subject, and lost updates.
-async fn compare(title: &str, subjects: &[Subject], rounds: usize, tasks: usize) -> anyhow::Result<()> {
+async fn compare(
+    title: &str,
+    subjects: &[Subject],
+    rounds: usize,
+    tasks: usize,
+    server: Option<&ServerCpu>,
+) -> anyhow::Result<()> {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
     let mut lost = vec![0i64; subjects.len()];
     let mut errors = vec![0u64; subjects.len()];
+    // CPU seconds (this process, the server) and operations, summed over the rounds.
+    let mut cpu = vec![(0.0f64, 0.0f64, 0u64); subjects.len()];
     for _ in 0..rounds {
         for (i, s) in subjects.iter().enumerate() {
             let before = (s.total)().await?;
+            let (own0, srv0) = (own_cpu(), server_cpu(server).await);
             let sample = run_cell(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update).await;
+            let (own1, srv1) = (own_cpu(), server_cpu(server).await);
             let after = (s.total)().await?;
             lost[i] += sample.acked_updates as i64 - after.saturating_sub(before) as i64;
             errors[i] += sample.errors;
             rates[i].push(sample.ops_per_s());
+            cpu[i].0 += own1 - own0;
+            cpu[i].1 += srv1 - srv0;
+            cpu[i].2 += sample.ops;
         }
     }
     let medians: Vec<f64> = rates
@@ -73,11 +86,49 @@ async fn compare(title: &str, subjects: &[Subject], rounds: usize, tasks: usize)
         "{tasks} tasks, uniform keys over {KEYS}, {rounds} rounds of {CELL:?} interleaved, median; load average {}\n",
         load_average()
     );
-    println!("| subject | ops/s | x raw | lost | errors |\n| --- | ---: | ---: | ---: | ---: |");
+    println!("CPU per operation: this process's (every thread), and the server's where it reports it (Redis: INFO used_cpu_*); a cost that load on the machine does not change the way it changes ops/s.\n");
+    println!("| subject | ops/s | x raw | lost | errors | client CPU us/op | server CPU us/op |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, s) in subjects.iter().enumerate() {
-        println!("| {} | {:.0} | {:.2} | {} | {} |", s.name, medians[i], medians[i] / raw, lost[i], errors[i]);
+        let (own, srv, ops) = cpu[i];
+        let per = |secs: f64| secs * 1e6 / ops.max(1) as f64;
+        let srv = if server.is_some() { format!("{:.1}", per(srv)) } else { "-".into() };
+        println!(
+            "| {} | {:.0} | {:.2} | {} | {} | {:.1} | {srv} |",
+            s.name,
+            medians[i],
+            medians[i] / raw,
+            lost[i],
+            errors[i],
+            per(own)
+        );
     }
     Ok(())
+}
+
+/// CPU seconds this process has used (user + system, every thread), from
+/// `/proc/self/stat` (clock ticks of 10 ms: fine over cells of a second).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`, which may hold spaces: utime and stime are the 12th
+    // and 13th of them.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
+/// A Redis server to read its CPU time from.
+struct ServerCpu(redis::aio::MultiplexedConnection);
+
+/// The server's CPU seconds so far (`used_cpu_sys + used_cpu_user`), or 0 without one.
+async fn server_cpu(server: Option<&ServerCpu>) -> f64 {
+    let Some(ServerCpu(con)) = server else { return 0.0 };
+    let info: String =
+        redis::cmd("INFO").arg("cpu").query_async(&mut con.clone()).await.unwrap_or_default();
+    info.lines()
+        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+        .filter_map(|l| l.split_once(':').and_then(|(_, v)| v.trim().parse::<f64>().ok()))
+        .sum()
 }
 
 /// The subjects of `backend` on `instance` that are this project's or the raw one.
@@ -88,7 +139,9 @@ async fn ours_and_raw(env: &Env, backend: &str, instance: &str) -> anyhow::Resul
 
 async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize, tasks: usize) -> anyhow::Result<()> {
     if redis {
-        compare("Redis update", &ours_and_raw(env, "redis", "update").await?, rounds, tasks).await?;
+        let client = redis::Client::open(env.redis_url.as_str())?;
+        let server = ServerCpu(client.get_multiplexed_async_connection().await?);
+        compare("Redis update", &ours_and_raw(env, "redis", "update").await?, rounds, tasks, Some(&server)).await?;
     }
     if postgres {
         let mut subjects = ours_and_raw(env, "postgres", "update").await?;
@@ -97,9 +150,9 @@ async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize, tasks: us
         let mut single = backends::ours_cached("postgres", Arc::new(unbatched))?;
         single.name.push_str(" (writes not batched)");
         subjects.push(single);
-        compare("PostgreSQL update", &subjects, rounds, tasks).await?;
+        compare("PostgreSQL update", &subjects, rounds, tasks, None).await?;
     }
-    compare("Memory store update", &ours_and_raw(env, "memory", "update").await?, rounds, tasks).await
+    compare("Memory store update", &ours_and_raw(env, "memory", "update").await?, rounds, tasks, None).await
 }
 
 /// The report's two-process update at [`TASKS`] tasks per process, with and without

@@ -37,6 +37,9 @@ async fn store() -> DynStore {
 
 bot_sessions::conformance_tests!(store, near_cache);
 
+#[path = "redis/batch.rs"]
+mod batch;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_update_the_same_keys() {
     two_processes("two_processes_update_the_same_keys", store).await;

@@ -4,6 +4,8 @@
 //! backend; retries, TTL arithmetic, migrations and locking live above, in
 //! [`session`](crate::session).
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) mod batch;
 mod error;
 pub mod memory;
 pub mod near_cache;

@@ -241,7 +241,9 @@ impl PostgresStore {
         let notices = crate::store::notify::Notices::with_transport(listener);
         let conns = Arc::new(Connections::new(pg, tls, statements, settings));
         let batches = config.batch_in_flight;
-        let batch = config.batch_writes.then(|| batch::Batcher::new(conns.clone(), config.pool_size, batches));
+        let batch = config
+            .batch_writes
+            .then(|| batch::Batcher::new(batch::Statements(conns.clone()), config.pool_size, batches));
         let purge_lock = format!("bot-sessions-purge:{}.{}", config.schema, config.table);
         let store = PostgresStore { conns, batch, config, purge_lock, notices };
         migrate::migrate(&store.conns, &store.config.schema, &store.config.table, store.config.op_timeout).await?;

@@ -116,6 +116,7 @@
 //! that does not reach its count makes the outcome [`StoreError::Ambiguous`]: the
 //! primary applied it (a read sees it), but it may be lost in a failover or crash.
 
+mod batch;
 mod config;
 mod connection;
 mod count;
@@ -171,6 +172,9 @@ pub struct RedisStore {
     purger_key: String,
     wait: Option<Arc<redis::Cmd>>,
     scripts: Arc<Scripts>,
+    /// Where the near cache's compare-and-sets wait to share a run
+    /// ([`RedisConfig::batch_writes`]; none on a cluster or with a wait).
+    batch: Option<Arc<batch::Batcher>>,
     /// End notices: `PUBLISH` here, heard on a pub/sub connection of their own.
     notices: crate::store::notify::Notices,
 }
@@ -210,13 +214,20 @@ impl RedisStore {
         durability::check_topology(&mut con, &config).await?;
         durability::check_settings(&mut con, &config).await?;
         durability::check_wait_supported(&mut con, &config).await?;
-        let scripts = Scripts::new();
+        let scripts = Arc::new(Scripts::new());
+        let batch = (config.batch_writes && !config.cluster && config.wait == WaitFor::Applied).then(|| {
+            batch::Batcher::new(
+                batch::Runs { con: con.clone(), scripts: scripts.clone() },
+                batch::IN_FLIGHT,
+                batch::LANES,
+            )
+        });
         let layout = if config.cluster { Layout::cluster(&config.prefix) } else { Layout::single(&config.prefix) };
         let purger_key = layout.purger();
         let wait = durability::wait_cmd(&config).map(Arc::new);
         let notices =
             crate::store::notify::Notices::with_transport(notify::RedisNotices::new(&url, &config, con.clone())?);
-        Ok(RedisStore { con, config, layout, purger_key, wait, scripts: Arc::new(scripts), notices })
+        Ok(RedisStore { con, config, layout, purger_key, wait, scripts, batch, notices })
     }
 
     /// The checks of [`RedisStore::connect`] that need no server: the URL, its options

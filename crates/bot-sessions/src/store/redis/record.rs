@@ -93,15 +93,20 @@ pub(crate) type Fields = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// What a write or delete script's reply means.
 pub(super) fn script_outcome(key: &SessionKey, reply: i64) -> Result<i64, StoreError> {
+    script_outcome_of(key.as_str(), reply)
+}
+
+/// [`script_outcome`] for the key whose text is `key`.
+pub(super) fn script_outcome_of(key: &str, reply: i64) -> Result<i64, StoreError> {
     match reply {
-        -1 => Err(StoreError::Conflict { key: key.to_string() }),
+        -1 => Err(StoreError::Conflict { key: key.to_owned() }),
         -2 => Err(StoreError::Corrupt {
-            key: key.to_string(),
+            key: key.to_owned(),
             reason: "the record's metadata does not parse; only a write or delete with Precondition::Any replaces it"
                 .into(),
         }),
         n if n >= 0 => Ok(n),
-        n => Err(StoreError::Corrupt { key: key.to_string(), reason: format!("the script answered {n}") }),
+        n => Err(StoreError::Corrupt { key: key.to_owned(), reason: format!("the script answered {n}") }),
     }
 }
 

@@ -7,6 +7,7 @@ use redis::Script;
 pub(super) struct Scripts {
     pub(super) write: Script,
     pub(super) cas: Script,
+    pub(super) cas_many: Script,
     pub(super) delete: Script,
     pub(super) forget: Script,
     pub(super) purge: Script,
@@ -18,6 +19,7 @@ impl Scripts {
         Scripts {
             write: Script::new(WRITE_SCRIPT),
             cas: Script::new(CAS_SCRIPT),
+            cas_many: Script::new(CAS_MANY_SCRIPT),
             delete: Script::new(DELETE_SCRIPT),
             forget: Script::new(FORGET_SCRIPT),
             purge: Script::new(PURGE_SCRIPT),
@@ -30,7 +32,10 @@ impl Scripts {
 /// (its header comment lists its keys and arguments).
 pub const WRITE_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("write.lua"));
 /// The compare-and-set over a record the caller knows ([`Store::write_over`](crate::Store::write_over)).
-const CAS_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("cas.lua"));
+const CAS_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("cas_fn.lua"), include_str!("cas.lua"));
+/// Several of those in one run (the near cache's writes batched: `batch.rs`).
+const CAS_MANY_SCRIPT: &str =
+    concat!(include_str!("meta.lua"), include_str!("cas_fn.lua"), include_str!("cas_many.lua"));
 const DELETE_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("delete.lua"));
 const FORGET_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("forget.lua"));
 const PURGE_SCRIPT: &str = concat!(include_str!("meta.lua"), include_str!("purge.lua"));

@@ -2,6 +2,7 @@
 //! over a known record, and the delete script.
 
 use super::RedisStore;
+use super::batch::{Cas, Change, Outcome};
 use super::layout::Layout;
 use super::record::{self, mode, script_outcome};
 use crate::{Precondition, Record, SessionKey, StoreError, Timestamp, Write};
@@ -84,30 +85,53 @@ impl RedisStore {
             return self.write_record(key, write, Precondition::Version(previous.version), now).await;
         }
         let text = key.as_str();
-        let rkey = self.record_key(key);
-        let meta = record::meta(&write, previous.created_at, now, previous.user_id);
         // The expiry index changes only with the expiry: set (native expiry, expires_at),
-        // or dropped (`None` inside).
+        // or dropped.
         let change = match (previous.expires_at, write.expires_at) {
-            (old, new) if old == new => None,
-            (_, new) => Some(new.map(|at| (self.native_expiry(at), at.as_millis()))),
+            (old, new) if old == new => Change::Keep,
+            (_, Some(at)) => Change::Set { native: self.native_expiry(at), at: at.as_millis() },
+            (_, None) => Change::Persist,
         };
-        let index = change.map(|_| Layout::expiry_index(self.layout.shard_of(key), key.namespace().as_str()));
+        let cas = Cas {
+            key: text.to_owned(),
+            record: self.record_key(key),
+            index: match change {
+                Change::Keep => None,
+                _ => Some(Layout::expiry_index(self.layout.shard_of(key), key.namespace().as_str())),
+            },
+            expect: record::version_prefix(previous.version),
+            value: write.value.to_vec(),
+            meta: record::meta(&write, previous.created_at, now, previous.user_id),
+            change,
+        };
+        if let Some(batcher) = &self.batch {
+            let deadline = tokio::time::Instant::now() + self.config.op_timeout;
+            match batcher.submit(cas, deadline).await {
+                Outcome::Written => return Ok(write.version),
+                Outcome::Conflict => return Err(StoreError::Conflict { key: text.to_owned() }),
+                Outcome::Failed(e) => return Err(e),
+                // Not decided in its batch (not expected from the script): alone, below.
+                Outcome::Alone => return self.write_over_alone(key, write, previous, now).await,
+            }
+        }
         let mut inv = self.scripts.cas.prepare_invoke();
-        inv.key(&rkey)
-            .key(index.as_deref().unwrap_or(&rkey))
-            .arg(record::version_prefix(previous.version))
-            .arg(write.value)
-            .arg(meta);
-        match change {
-            None => inv.arg("").arg("").arg("").arg(""),
-            Some(Some((native, at))) => inv.arg("s").arg(native).arg(at).arg(text),
-            Some(None) => inv.arg("p").arg("").arg("").arg(text),
-        };
+        cas.push(&mut inv);
         inv.arg(self.resends());
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)
+    }
+
+    /// [`RedisStore::write_over_record`] sent alone, whether batching is on or not.
+    async fn write_over_alone(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        previous: &Record,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let unbatched = RedisStore { batch: None, ..self.clone() };
+        Box::pin(unbatched.write_over_record(key, write, previous, now)).await
     }
 
     /// Deletes `key` under `precondition` (`delete.lua`); `true` when a live record went.

@@ -229,7 +229,7 @@ impl Manager {
         let skey = core.key(sid);
         let _lock = core.locks.lock(skey.as_str()).await;
         let Some(record) = core.load(sid, &skey, core.now()).await? else { return not_ours() };
-        engine.apply(core, sid, &skey, record, ctx, Input::Text(text)).await
+        engine.apply(core, sid, &skey, record.into(), ctx, Input::Text(text)).await
     }
 }
 

@@ -105,6 +105,15 @@ fn main() -> anyhow::Result<()> {
             let n: usize = n.parse()?;
             count(name, n)
         }
+        Some("sizes") => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let store: DynStore = Arc::new(MemoryStore::new());
+            let (manager, _) = bot_sessions_bench::interactive::manager(store, true)?;
+            let ctx = bot_sessions_bench::interactive::opener();
+            let fut = manager.route(&ctx);
+            println!("route future: {} bytes", std::mem::size_of_val(&fut));
+            drop(fut);
+            Ok(())
+        }),
         None | Some("compare") | Some("--rounds") => {
             let rounds = args
                 .iter()

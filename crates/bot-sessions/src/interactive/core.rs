@@ -221,8 +221,17 @@ impl Core {
     /// `value` as stored (JSON, before sealing), within the size limit: what
     /// [`put`](Self::put) takes.
     pub(crate) fn encode<T: Serialize>(&self, sid: SessionId, value: &T) -> Result<Vec<u8>, InteractiveError> {
+        self.encode_with(sid, |out| serde_json::to_writer(out, value))
+    }
+
+    /// [`encode`](Self::encode) by `write`, which appends the JSON to its buffer.
+    pub(crate) fn encode_with(
+        &self,
+        sid: SessionId,
+        write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<Vec<u8>, InteractiveError> {
         let mut bytes = buffer();
-        if let Err(source) = serde_json::to_writer(&mut bytes, value) {
+        if let Err(source) = write(&mut bytes) {
             return Err(InteractiveError::Codec { session: sid, op: "encode", source });
         }
         if bytes.len() > self.cfg.max_size {

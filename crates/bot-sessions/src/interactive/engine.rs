@@ -321,7 +321,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             }
             None => Box::new(decode::<K>(&self.name, sid, &record)?),
             // Kept by another kind (or type): the bytes decide.
-            Some((_, None)) => match core.load(sid, key, core.now()).await? {
+            Some((_, None)) => match Box::pin(core.load(sid, key, core.now())).await? {
                 Some(r) => {
                     record = r;
                     Box::new(decode::<K>(&self.name, sid, &record)?)
@@ -330,6 +330,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             },
         };
+        // The rare steps (an end, a text ask, a retry) are boxed: the future of a
+        // click, moved into its box on every click, stays small.
         let mut attempt = 1;
         loop {
             let now = core.now();
@@ -348,7 +350,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 let Envelope { state, origin, waiter, text: wait, .. } = *env;
                 let state = state.ok_or_else(|| stateless(sid))?;
                 let (v, why) = (record.version, EndReason::Expired);
-                let ended = self.end_live(core, sid, key, v, state, origin, waiter, why, None, wait, now).await?;
+                let ended =
+                    Box::pin(self.end_live(core, sid, key, v, state, origin, waiter, why, None, wait, now)).await?;
                 if let Some(reply) = ended {
                     return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
@@ -398,9 +401,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         // Asking starts (or outlives its awaiting record): write the
                         // awaiting record first, as `start` does.
                         let fresh = match (asking, wait) {
-                            (true, None) => Some(core.ask(sid, &self.name, &env.origin, expires, now).await?),
+                            (true, None) => Some(Box::pin(core.ask(sid, &self.name, &env.origin, expires, now)).await?),
                             (true, Some(w)) if outlives(deadline, w.until) => {
-                                Some(core.ask(sid, &self.name, &env.origin, expires, now).await?)
+                                Some(Box::pin(core.ask(sid, &self.name, &env.origin, expires, now)).await?)
                             }
                             _ => None,
                         };
@@ -408,7 +411,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         env.deadline = deadline;
                         env.text = if asking { fresh.or(wait) } else { None };
                         (env.reason, env.result, env.lease) = (None, None, None);
-                        let bytes = core.encode(sid, &*env)?;
+                        let bytes = core.encode_with(sid, |out| env.encode_into(out))?;
                         // Only a session that asks for text needs its origin after this.
                         let origin = (fresh.is_some() || wait.is_some()).then(|| env.origin.clone());
                         // Kept typed for its next click here, where the store can: no decode then.
@@ -420,11 +423,11 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                             && let (Some(f), Some(origin)) = (fresh, &origin)
                         {
                             // The ask did not land: take its awaiting record back.
-                            core.unask(sid, origin, f).await;
+                            Box::pin(core.unask(sid, origin, f)).await;
                         }
                         if written?.is_some() {
                             if let (false, Some(w), Some(origin)) = (asking, wait, &origin) {
-                                core.unask(sid, origin, w).await;
+                                Box::pin(core.unask(sid, origin, w)).await;
                             }
                             core.local.adopt(sid, deadline);
                             let outcome = RouteOutcome::Handled { session: sid, ended: None };
@@ -436,9 +439,20 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         let state = state.ok_or_else(|| stateless(sid))?;
                         let reason = EndReason::Finished;
                         let v = record.version;
-                        let ended = self
-                            .end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), wait, now)
-                            .await?;
+                        let ended = Box::pin(self.end_live(
+                            core,
+                            sid,
+                            key,
+                            v,
+                            state,
+                            origin,
+                            waiter,
+                            reason,
+                            Some(result),
+                            wait,
+                            now,
+                        ))
+                        .await?;
                         if let Some(end_reply) = ended {
                             let outcome = RouteOutcome::Handled { session: sid, ended: Some(reason) };
                             return Ok(Routed { outcome, reply, end_reply });
@@ -450,9 +464,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             if attempt >= core.cfg.retry.max_attempts {
                 return Err(InteractiveError::Contention { session: sid, attempts: attempt });
             }
-            tokio::time::sleep(core.cfg.retry.delay(attempt)).await;
+            Box::pin(tokio::time::sleep(core.cfg.retry.delay(attempt))).await;
             attempt += 1;
-            record = match core.load(sid, key, core.now()).await? {
+            record = match Box::pin(core.load(sid, key, core.now())).await? {
                 Some(r) => r,
                 None if text.is_some() => return Ok(Routed::of(RouteOutcome::NotOurs)),
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),

@@ -35,7 +35,8 @@ impl Entry {
 
 #[derive(Debug, Default)]
 pub(crate) struct Local {
-    entries: DashMap<SessionId, Entry>,
+    /// Session ids are random (and only verified ones reach here): a fast hash will do.
+    entries: DashMap<SessionId, Entry, foldhash::fast::RandomState>,
     due: Mutex<BTreeSet<(Timestamp, SessionId)>>,
 }
 

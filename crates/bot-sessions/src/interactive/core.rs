@@ -40,11 +40,14 @@ pub(crate) enum Input<'a> {
 pub(crate) struct Loaded {
     pub(crate) record: Record,
     pub(crate) kept: Option<Box<Kept>>,
+    /// When it was loaded.
+    pub(crate) at: Timestamp,
 }
 
-impl From<Record> for Loaded {
-    fn from(record: Record) -> Self {
-        Loaded { record, kept: None }
+impl Loaded {
+    /// A record loaded at `at`, its value only encoded.
+    pub(crate) fn encoded(record: Record, at: Timestamp) -> Self {
+        Loaded { record, kept: None, at }
     }
 }
 
@@ -162,23 +165,23 @@ impl Core {
         now: Timestamp,
     ) -> Result<Option<Loaded>, InteractiveError> {
         let Some(local) = self.typed_store() else {
-            return Ok(self.load(sid, key, now).await?.map(Loaded::from));
+            return Ok(self.load(sid, key, now).await?.map(|r| Loaded::encoded(r, now)));
         };
         let taken = local.take_typed(key, now, TypeId::of::<Kept>(), SCHEMA).map_err(InteractiveError::store(sid))?;
         let record = match taken {
             Taken::Encoded(record) => record,
             Taken::Typed(record, typed) => match typed.downcast::<Kept>() {
-                Ok(kept) => return Ok(Some(Loaded { record, kept: Some(kept) })),
+                Ok(kept) => return Ok(Some(Loaded { record, kept: Some(kept), at: now })),
                 // Only this module keeps a `Kept` here: never another type.
                 Err(_) => local.load_now(key, now).map_err(InteractiveError::store(sid))?,
             },
         };
-        Ok(record.map(Loaded::from))
+        Ok(record.map(|r| Loaded::encoded(r, now)))
     }
 
     /// The store's in-process side, when it may keep envelopes typed: never for sealed
     /// sessions (their plaintext stays out of the store).
-    fn typed_store(&self) -> Option<&dyn crate::InProcess> {
+    pub(crate) fn typed_store(&self) -> Option<&dyn crate::InProcess> {
         if self.sealer.is_on() {
             return None;
         }
@@ -240,11 +243,6 @@ impl Core {
         Ok(bytes)
     }
 
-    /// Whether the store keeps envelopes typed (see [`Kept`]).
-    pub(crate) fn keeps_typed(&self) -> bool {
-        self.typed_store().is_some()
-    }
-
     /// Writes `bytes` (from [`encode`](Self::encode)) as [`write`](Self::write) does;
     /// a store that keeps values typed keeps `kept` (what `bytes` encode) beside them
     /// for the session's next click here.
@@ -260,37 +258,43 @@ impl Core {
         now: Timestamp,
         kept: Option<Box<Kept>>,
     ) -> Result<Option<u64>, InteractiveError> {
-        let written = match self.typed_store() {
-            Some(local) => {
-                let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
-                let written = match kept {
-                    Some(kept) => {
-                        let typed: TypedValue = kept;
-                        local
-                            .write_typed(key, write, precondition, now, Some(typed), false)
-                            .map(|v| v.unwrap_or(write.version))
-                    }
-                    None => local.write_now(key, write, precondition, now),
-                };
-                recycle(bytes);
-                written
-            }
-            None => {
-                let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
-                let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
-                let written = match self.store.in_process() {
-                    Some(local) => local.write_now(key, write, precondition, now),
-                    None => self.store.write(key, write, precondition, now).await,
-                };
-                recycle(bytes);
-                written
-            }
-        };
-        match written {
-            Ok(version) => Ok(Some(version)),
-            Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(InteractiveError::store(sid)(e)),
+        if let Some(local) = self.typed_store() {
+            return Self::put_now(local, sid, key, bytes, expires_at, precondition, owner, now, kept);
         }
+        let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
+        let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
+        let written = match self.store.in_process() {
+            Some(local) => local.write_now(key, write, precondition, now),
+            None => self.store.write(key, write, precondition, now).await,
+        };
+        recycle(bytes);
+        written_or_conflict(sid, written)
+    }
+
+    /// [`put`](Self::put) on the store's in-process side `local` (from
+    /// [`typed_store`](Self::typed_store)), without waiting.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_now(
+        local: &dyn crate::InProcess,
+        sid: SessionId,
+        key: &SessionKey,
+        bytes: Vec<u8>,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+        owner: Option<i64>,
+        now: Timestamp,
+        kept: Option<Box<Kept>>,
+    ) -> Result<Option<u64>, InteractiveError> {
+        let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
+        let written = match kept {
+            Some(kept) => {
+                let typed: TypedValue = kept;
+                local.write_typed(key, write, precondition, now, Some(typed), false).map(|v| v.unwrap_or(write.version))
+            }
+            None => local.write_now(key, write, precondition, now),
+        };
+        recycle(bytes);
+        written_or_conflict(sid, written)
     }
 
     pub(crate) fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
@@ -393,6 +397,18 @@ impl Core {
         self.obs.ended(&event.kind, event.reason.name());
         self.notify_end(event.session);
         let _ = self.events.send(event);
+    }
+}
+
+/// A write's version, `None` for a failed precondition.
+fn written_or_conflict(
+    sid: SessionId,
+    written: Result<u64, crate::StoreError>,
+) -> Result<Option<u64>, InteractiveError> {
+    match written {
+        Ok(version) => Ok(Some(version)),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(InteractiveError::store(sid)(e)),
     }
 }
 

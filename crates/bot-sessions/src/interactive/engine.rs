@@ -68,7 +68,7 @@ fn stateless(sid: SessionId) -> InteractiveError {
 impl<K: Interactive> Engine<K> {
     /// The envelope `kept` holds, if this kind kept it; `kept` comes back to be reused.
     fn unkept(&self, mut kept: Box<Kept>) -> (Box<Kept>, Option<Box<Stored<K>>>) {
-        if kept.kind != self.name {
+        if !Arc::ptr_eq(&kept.kind, &self.name) && kept.kind != self.name {
             return (kept, None);
         }
         let envelope = std::mem::replace(&mut kept.envelope, Box::new(()));
@@ -311,7 +311,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             Input::Click(id) => (id, None),
             Input::Text(text) => (CustomId::new(sid, ""), Some(text)),
         };
-        let Loaded { mut record, kept } = loaded;
+        let Loaded { mut record, kept, at } = loaded;
+        // The first attempt's time is the load's.
+        let mut now = at;
         // The box the store kept the envelope in, reused to keep the next one.
         let mut holder = None;
         let mut env = match kept.map(|k| self.unkept(k)) {
@@ -334,7 +336,6 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         // click, moved into its box on every click, stays small.
         let mut attempt = 1;
         loop {
-            let now = core.now();
             if text.is_some() && (env.phase != Phase::Live || env.text.is_none() || !opener_there(ctx, &env.origin)) {
                 // Not (or no longer) awaited: the bot's other handlers take the message.
                 return Ok(Routed::of(RouteOutcome::NotOurs));
@@ -414,10 +415,15 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         let bytes = core.encode_with(sid, |out| env.encode_into(out))?;
                         // Only a session that asks for text needs its origin after this.
                         let origin = (fresh.is_some() || wait.is_some()).then(|| env.origin.clone());
-                        // Kept typed for its next click here, where the store can: no decode then.
-                        let kept = if core.keeps_typed() { Some(self.keep(holder.take(), env)) } else { None };
                         let pre = Precondition::Version(record.version);
-                        let written = core.put(sid, key, bytes, expires, pre, None, now, kept).await;
+                        let written = match core.typed_store() {
+                            // Kept typed for its next click here: no decode then.
+                            Some(local) => {
+                                let kept = Some(self.keep(holder.take(), env));
+                                Core::put_now(local, sid, key, bytes, expires, pre, None, now, kept)
+                            }
+                            None => Box::pin(core.put(sid, key, bytes, expires, pre, None, now, None)).await,
+                        };
                         if !matches!(written, Ok(Some(_)))
                             && wait.is_none()
                             && let (Some(f), Some(origin)) = (fresh, &origin)
@@ -466,7 +472,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             }
             Box::pin(tokio::time::sleep(core.cfg.retry.delay(attempt))).await;
             attempt += 1;
-            record = match Box::pin(core.load(sid, key, core.now())).await? {
+            now = core.now();
+            record = match Box::pin(core.load(sid, key, now)).await? {
                 Some(r) => r,
                 None if text.is_some() => return Ok(Routed::of(RouteOutcome::NotOurs)),
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),

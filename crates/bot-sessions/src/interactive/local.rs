@@ -144,6 +144,13 @@ impl Local {
         entry.waiter.take().is_some_and(|w| w.send(delivery).is_ok())
     }
 
+    /// Drops the sender of `sid`'s handle, which is gone: its channel is freed now, not
+    /// when the session ends.
+    pub(crate) fn release_waiter(&self, sid: SessionId) {
+        let waiter = self.entries.get_mut(&sid).and_then(|mut e| e.waiter.take());
+        drop(waiter);
+    }
+
     /// Whether a handle here waits for `sid`'s end.
     pub(crate) fn waits(&self, sid: SessionId) -> bool {
         self.entries.get(&sid).is_some_and(|e| e.watched())

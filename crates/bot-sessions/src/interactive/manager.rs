@@ -320,7 +320,7 @@ impl Manager {
                 tracing::warn!(session = %sid, kind = %engine.name, %error, "could not apply the kind's session limit");
             }
         }
-        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx), reply })
+        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx, Arc::downgrade(&self.core)), reply })
     }
 
     /// Starts a session of `kind` in place of `old`, which ends with

@@ -245,3 +245,36 @@ async fn signing_key_rotation_appends_the_newest_last() {
     assert!(matches!(after.decode(&old_id), Err(DecodeError::Forged { .. })));
     assert!(matches!(before.decode(&new_id), Err(DecodeError::Forged { .. })));
 }
+
+/// On the memory store a click starts from the state the last click in this process
+/// left (kept typed beside the bytes): a click refused for its size, a kind of the same
+/// Rust type under another name, and a write by another manager are all seen as the
+/// store holds them, never as a state that was not stored.
+#[tokio::test]
+async fn kept_states_are_what_was_stored() {
+    use bot_sessions::interactive::InteractiveError;
+    let store: DynStore = bot_sessions::store::open("memory://").await.unwrap();
+    let clock = ManualClock::starting_now();
+    let m = blob_manager(&store, &clock, "edges-kept", 2048);
+    let a = m.register("a", Blob).unwrap();
+    let b = m.register("b", Blob).unwrap();
+    let sa = m.start(&a, &opener(), 100).await.unwrap();
+    let sb = m.start(&b, &opener(), 200).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(m.route(&with_token(&m, sa.id, "grow", 10)).await.unwrap(), handled(sa.id, None));
+        assert_eq!(m.route(&with_token(&m, sb.id, "grow", 1)).await.unwrap(), handled(sb.id, None));
+    }
+    let refused = m.route(&with_token(&m, sa.id, "grow", 4000)).await;
+    assert!(matches!(refused, Err(InteractiveError::TooLarge { .. })), "{refused:?}");
+    assert_eq!(m.route(&with_token(&m, sa.id, "grow", 10)).await.unwrap(), handled(sa.id, None));
+    // Another manager on the store writes `sb`: the next click here starts from that.
+    let m2 = blob_manager(&store, &clock, "edges-kept", 2048);
+    m2.register("a", Blob).unwrap();
+    m2.register("b", Blob).unwrap();
+    assert_eq!(m2.route(&with_token(&m2, sb.id, "grow", 5)).await.unwrap(), handled(sb.id, None));
+    assert_eq!(m.route(&with_token(&m, sb.id, "grow", 1)).await.unwrap(), handled(sb.id, None));
+    assert_eq!(m.route(&click(&m, sa.id, "done")).await.unwrap(), handled(sa.id, Some(EndReason::Finished)));
+    assert_eq!(m.route(&click(&m, sb.id, "done")).await.unwrap(), handled(sb.id, Some(EndReason::Finished)));
+    assert_eq!(resolved(sa.handle).await.unwrap().result.map(|r| r.len()), Some(130));
+    assert_eq!(resolved(sb.handle).await.unwrap().result.map(|r| r.len()), Some(208));
+}

@@ -5,6 +5,7 @@
 //! Imports flow one way: `manager` -> `engine` -> `core`; `core` knows kinds only
 //! through [`ErasedKind`].
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,8 @@ use super::{CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, S
 use crate::session::RetryPolicy;
 use crate::session::locks::KeyLocks;
 use crate::session::sealer::Sealer;
+use crate::session::typed::{buffer, recycle};
+use crate::store::{Taken, TypedValue};
 use crate::{Clock, Context, DynStore, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};
 
 /// What a routed update brings a session.
@@ -30,6 +33,37 @@ pub(crate) enum Input<'a> {
     /// A text message the session awaits.
     Text(&'a str),
 }
+
+/// A session as a click loads it: the stored record and, when an in-process store kept
+/// the session's live envelope typed beside its bytes, that envelope (then
+/// `record.value` is empty: the envelope is what the bytes encode).
+pub(crate) struct Loaded {
+    pub(crate) record: Record,
+    pub(crate) kept: Option<Box<Kept>>,
+    /// When it was loaded.
+    pub(crate) at: Timestamp,
+}
+
+impl Loaded {
+    /// A record loaded at `at`, its value only encoded.
+    pub(crate) fn encoded(record: Record, at: Timestamp) -> Self {
+        Loaded { record, kept: None, at }
+    }
+}
+
+/// A live session's envelope, kept typed by an in-process store (the memory store)
+/// beside the bytes it encodes, as data sessions keep their values (see
+/// `session/typed.rs`): the next click of the session in this process starts from it
+/// instead of decoding. One type for every kind, so that a click can take it before it
+/// knows the kind; `envelope` is the kind's `Envelope<String, K::State, K::Output>`.
+pub(crate) struct Kept {
+    /// The kind that wrote it.
+    pub(crate) kind: Arc<str>,
+    pub(crate) envelope: Box<dyn Any + Send + Sync>,
+}
+
+/// The schema version interactive sessions are written with.
+const SCHEMA: u32 = 1;
 
 /// The store namespace of interactive sessions unless configured otherwise.
 pub const DEFAULT_NAMESPACE: &str = "interactive";
@@ -121,6 +155,39 @@ impl Core {
         record.map(|r| self.opened(sid, key, r)).transpose()
     }
 
+    /// Loads a session for a click: from an in-process store that keeps values typed
+    /// (and sessions unsealed), its envelope as the last click here left it, if it
+    /// kept one; else the record, as [`load`](Self::load).
+    pub(crate) async fn load_kept(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Loaded>, InteractiveError> {
+        let Some(local) = self.typed_store() else {
+            return Ok(self.load(sid, key, now).await?.map(|r| Loaded::encoded(r, now)));
+        };
+        let taken = local.take_typed(key, now, TypeId::of::<Kept>(), SCHEMA).map_err(InteractiveError::store(sid))?;
+        let record = match taken {
+            Taken::Encoded(record) => record,
+            Taken::Typed(record, typed) => match typed.downcast::<Kept>() {
+                Ok(kept) => return Ok(Some(Loaded { record, kept: Some(kept), at: now })),
+                // Only this module keeps a `Kept` here: never another type.
+                Err(_) => local.load_now(key, now).map_err(InteractiveError::store(sid))?,
+            },
+        };
+        Ok(record.map(|r| Loaded::encoded(r, now)))
+    }
+
+    /// The store's in-process side, when it may keep envelopes typed: never for sealed
+    /// sessions (their plaintext stays out of the store).
+    pub(crate) fn typed_store(&self) -> Option<&dyn crate::InProcess> {
+        if self.sealer.is_on() {
+            return None;
+        }
+        self.store.in_process()
+    }
+
     /// `record` of `key` with its value opened (unchanged when encryption is off).
     pub(crate) fn opened(
         &self,
@@ -150,25 +217,84 @@ impl Core {
         owner: Option<i64>,
         now: Timestamp,
     ) -> Result<Option<u64>, InteractiveError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| InteractiveError::Codec {
-            session: sid,
-            op: "encode",
-            source,
-        })?;
+        let bytes = self.encode(sid, value)?;
+        self.put(sid, key, bytes, expires_at, precondition, owner, now, None).await
+    }
+
+    /// `value` as stored (JSON, before sealing), within the size limit: what
+    /// [`put`](Self::put) takes.
+    pub(crate) fn encode<T: Serialize>(&self, sid: SessionId, value: &T) -> Result<Vec<u8>, InteractiveError> {
+        self.encode_with(sid, |out| serde_json::to_writer(out, value))
+    }
+
+    /// [`encode`](Self::encode) by `write`, which appends the JSON to its buffer.
+    pub(crate) fn encode_with(
+        &self,
+        sid: SessionId,
+        write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<Vec<u8>, InteractiveError> {
+        let mut bytes = buffer();
+        if let Err(source) = write(&mut bytes) {
+            return Err(InteractiveError::Codec { session: sid, op: "encode", source });
+        }
         if bytes.len() > self.cfg.max_size {
             return Err(InteractiveError::TooLarge { session: sid, size: bytes.len(), limit: self.cfg.max_size });
         }
+        Ok(bytes)
+    }
+
+    /// Writes `bytes` (from [`encode`](Self::encode)) as [`write`](Self::write) does;
+    /// a store that keeps values typed keeps `kept` (what `bytes` encode) beside them
+    /// for the session's next click here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn put(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        bytes: Vec<u8>,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+        owner: Option<i64>,
+        now: Timestamp,
+        kept: Option<Box<Kept>>,
+    ) -> Result<Option<u64>, InteractiveError> {
+        if let Some(local) = self.typed_store() {
+            return Self::put_now(local, sid, key, bytes, expires_at, precondition, owner, now, kept);
+        }
         let bytes = self.sealer.seal(key, bytes).map_err(InteractiveError::sealed(sid))?;
-        let write = Write::new(&bytes, 1, expires_at).with_owner(owner);
+        let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
         let written = match self.store.in_process() {
             Some(local) => local.write_now(key, write, precondition, now),
             None => self.store.write(key, write, precondition, now).await,
         };
-        match written {
-            Ok(version) => Ok(Some(version)),
-            Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(InteractiveError::store(sid)(e)),
-        }
+        recycle(bytes);
+        written_or_conflict(sid, written)
+    }
+
+    /// [`put`](Self::put) on the store's in-process side `local` (from
+    /// [`typed_store`](Self::typed_store)), without waiting.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_now(
+        local: &dyn crate::InProcess,
+        sid: SessionId,
+        key: &SessionKey,
+        bytes: Vec<u8>,
+        expires_at: Option<Timestamp>,
+        precondition: Precondition,
+        owner: Option<i64>,
+        now: Timestamp,
+        kept: Option<Box<Kept>>,
+    ) -> Result<Option<u64>, InteractiveError> {
+        let write = Write::new(&bytes, SCHEMA, expires_at).with_owner(owner);
+        let written = match kept {
+            Some(kept) => {
+                let typed: TypedValue = kept;
+                local.write_typed(key, write, precondition, now, Some(typed), false).map(|v| v.unwrap_or(write.version))
+            }
+            None => local.write_now(key, write, precondition, now),
+        };
+        recycle(bytes);
+        written_or_conflict(sid, written)
     }
 
     pub(crate) fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
@@ -176,7 +302,13 @@ impl Core {
         self.kinds.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn engine_for(&self, sid: SessionId, record: &Record) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
+    /// The kind of the session in `record`, or in `kept` (the envelope kept typed).
+    pub(crate) fn engine_for(
+        &self,
+        sid: SessionId,
+        kept: Option<&Kept>,
+        record: &Record,
+    ) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
         {
             // One kind registered (the common case): skip reading the header; the
             // engine checks the stored kind name when it decodes the record.
@@ -185,6 +317,12 @@ impl Core {
                 && let Some(only) = kinds.values().next()
             {
                 return Ok(only.clone());
+            }
+            if let Some(kept) = kept {
+                return kinds
+                    .get(&kept.kind)
+                    .cloned()
+                    .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: kept.kind.to_string() });
             }
         }
         let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
@@ -209,7 +347,7 @@ impl Core {
         let _lock = self.locks.lock(key.as_str()).await;
         let tended = match self.load(sid, &key, now).await? {
             Some(record) => {
-                let engine = self.engine_for(sid, &record)?;
+                let engine = self.engine_for(sid, None, &record)?;
                 engine.tend(self, sid, &key, record, now, force).await?
             }
             None => Tended::Gone,
@@ -262,6 +400,18 @@ impl Core {
     }
 }
 
+/// A write's version, `None` for a failed precondition.
+fn written_or_conflict(
+    sid: SessionId,
+    written: Result<u64, crate::StoreError>,
+) -> Result<Option<u64>, InteractiveError> {
+    match written {
+        Ok(version) => Ok(Some(version)),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(InteractiveError::store(sid)(e)),
+    }
+}
+
 /// What tending a session (expiry pass, shutdown, explicit end) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tended {
@@ -284,13 +434,13 @@ pub(crate) enum Tended {
 /// A kind with its types erased.
 #[async_trait::async_trait]
 pub(crate) trait ErasedKind: Send + Sync + 'static {
-    /// Applies a routed click or text message to the session in `record`.
+    /// Applies a routed click or text message to the session `loaded`.
     async fn apply(
         &self,
         core: &Core,
         sid: SessionId,
         key: &SessionKey,
-        record: Record,
+        loaded: Loaded,
         ctx: &Context,
         input: Input<'_>,
     ) -> Result<Routed, InteractiveError>;

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::core::{Core, ErasedKind, Input, Routed, Tended};
+use super::core::{Core, ErasedKind, Input, Kept, Loaded, Routed, Tended};
 use super::envelope::{Envelope, Phase, TextWait, TtlOverride};
 use super::reply::Reply;
 use super::{
@@ -66,6 +66,32 @@ fn stateless(sid: SessionId) -> InteractiveError {
 }
 
 impl<K: Interactive> Engine<K> {
+    /// The envelope `kept` holds, if this kind kept it; `kept` comes back to be reused.
+    fn unkept(&self, mut kept: Box<Kept>) -> (Box<Kept>, Option<Box<Stored<K>>>) {
+        if !Arc::ptr_eq(&kept.kind, &self.name) && kept.kind != self.name {
+            return (kept, None);
+        }
+        let envelope = std::mem::replace(&mut kept.envelope, Box::new(()));
+        match envelope.downcast::<Stored<K>>() {
+            Ok(env) => (kept, Some(env)),
+            Err(other) => {
+                kept.envelope = other;
+                (kept, None)
+            }
+        }
+    }
+
+    /// `env` to keep typed, in `holder` when there is one.
+    fn keep(&self, holder: Option<Box<Kept>>, env: Box<Stored<K>>) -> Box<Kept> {
+        match holder {
+            Some(mut kept) => {
+                kept.envelope = env;
+                kept
+            }
+            None => Box::new(Kept { kind: self.name.clone(), envelope: env }),
+        }
+    }
+
     pub(crate) fn new(name: Arc<str>, kind: K) -> Self {
         let (ttl, start_filter, update_filter) = (kind.ttl(), kind.start_filter(), kind.update_filter());
         let commands = kind.commands();
@@ -277,7 +303,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         core: &Core,
         sid: SessionId,
         key: &SessionKey,
-        mut record: Record,
+        loaded: Loaded,
         ctx: &Context,
         input: Input<'_>,
     ) -> Result<Routed, InteractiveError> {
@@ -285,23 +311,48 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             Input::Click(id) => (id, None),
             Input::Text(text) => (CustomId::new(sid, ""), Some(text)),
         };
+        let Loaded { mut record, kept, at } = loaded;
+        // The first attempt's time is the load's.
+        let mut now = at;
+        // The box the store kept the envelope in, reused to keep the next one.
+        let mut holder = None;
+        let mut env = match kept.map(|k| self.unkept(k)) {
+            Some((kept, Some(env))) => {
+                holder = Some(kept);
+                env
+            }
+            None => Box::new(decode::<K>(&self.name, sid, &record)?),
+            // Kept by another kind (or type): the bytes decide.
+            Some((_, None)) => match Box::pin(core.load(sid, key, core.now())).await? {
+                Some(r) => {
+                    record = r;
+                    Box::new(decode::<K>(&self.name, sid, &record)?)
+                }
+                None if text.is_some() => return Ok(Routed::of(RouteOutcome::NotOurs)),
+                None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
+            },
+        };
+        // The rare steps (an end, a text ask, a retry) are boxed: the future of a
+        // click, moved into its box on every click, stays small.
         let mut attempt = 1;
         loop {
-            let now = core.now();
-            let Envelope { phase, reason, state, deadline, mut origin, waiter, ttl, text: wait, .. } =
-                decode::<K>(&self.name, sid, &record)?;
-            if text.is_some() && (phase != Phase::Live || wait.is_none() || !opener_there(ctx, &origin)) {
+            if text.is_some() && (env.phase != Phase::Live || env.text.is_none() || !opener_there(ctx, &env.origin)) {
                 // Not (or no longer) awaited: the bot's other handlers take the message.
                 return Ok(Routed::of(RouteOutcome::NotOurs));
             }
-            if phase != Phase::Live {
-                let reason = reason.unwrap_or(EndReason::Expired);
+            if env.phase != Phase::Live {
+                let reason = env.reason.unwrap_or(EndReason::Expired);
                 return Ok(Routed::of(RouteOutcome::Ended { session: sid, reason }));
             }
-            let mut state = state.ok_or_else(|| stateless(sid))?;
-            if now.is_expired(deadline) {
+            if env.state.is_none() {
+                return Err(stateless(sid));
+            }
+            if now.is_expired(env.deadline) {
+                let Envelope { state, origin, waiter, text: wait, .. } = *env;
+                let state = state.ok_or_else(|| stateless(sid))?;
                 let (v, why) = (record.version, EndReason::Expired);
-                let ended = self.end_live(core, sid, key, v, state, origin, waiter, why, None, wait, now).await?;
+                let ended =
+                    Box::pin(self.end_live(core, sid, key, v, state, origin, waiter, why, None, wait, now)).await?;
                 if let Some(reply) = ended {
                     return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
@@ -309,30 +360,33 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 // Text is only ever the opener's (the awaiting record's key says so).
                 let filter = self.component_filters.get(clicked.component()).unwrap_or(&self.update_filter);
                 if text.is_none()
-                    && let Err(refusal) = filter.check(ctx, &origin)
+                    && let Err(refusal) = filter.check(ctx, &env.origin)
                 {
                     return Ok(Routed::of(RouteOutcome::Refused { session: sid, filter: refusal.filter }));
                 }
-                if origin.message.is_none() && text.is_none() {
-                    origin.message = ctx.message_id;
+                if env.origin.message.is_none() && text.is_none() {
+                    env.origin.message = ctx.message_id;
                 }
-                if origin.inline_message.is_none() && text.is_none() {
-                    origin.inline_message.clone_from(&ctx.reply.inline_message_id);
+                if env.origin.inline_message.is_none() && text.is_none() {
+                    env.origin.inline_message.clone_from(&ctx.reply.inline_message_id);
                 }
+                let wait = env.text;
                 let mut reply = None;
                 let mut asking = wait.is_some();
                 let step = {
+                    let Envelope { state, origin, .. } = &mut *env;
+                    let state = state.as_mut().ok_or_else(|| stateless(sid))?;
                     let mut cx = UpdateCx {
                         ctx,
                         clicked: &clicked,
                         text,
                         codec: &core.codec,
-                        origin: &mut origin,
+                        origin,
                         now,
                         reply: &mut reply,
                         asking: &mut asking,
                     };
-                    self.kind.update(&mut cx, &mut state).await.map_err(|source| InteractiveError::Session {
+                    self.kind.update(&mut cx, state).await.map_err(|source| InteractiveError::Session {
                         session: sid,
                         kind: self.name.clone(),
                         stage: "update",
@@ -341,39 +395,45 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 };
                 match step {
                     Step::Continue { refresh } => {
-                        let deadline = if refresh { self.refreshed(ttl, deadline, origin.at, now) } else { deadline };
+                        let (ttl, deadline) = (env.ttl, env.deadline);
+                        let deadline =
+                            if refresh { self.refreshed(ttl, deadline, env.origin.at, now) } else { deadline };
                         let expires = core.keep_live(deadline);
                         // Asking starts (or outlives its awaiting record): write the
                         // awaiting record first, as `start` does.
                         let fresh = match (asking, wait) {
-                            (true, None) => Some(core.ask(sid, &self.name, &origin, expires, now).await?),
+                            (true, None) => Some(Box::pin(core.ask(sid, &self.name, &env.origin, expires, now)).await?),
                             (true, Some(w)) if outlives(deadline, w.until) => {
-                                Some(core.ask(sid, &self.name, &origin, expires, now).await?)
+                                Some(Box::pin(core.ask(sid, &self.name, &env.origin, expires, now)).await?)
                             }
                             _ => None,
                         };
-                        let now_wait = if asking { fresh.or(wait) } else { None };
-                        let env = Envelope::<_, _, &K::Output>::live(
-                            &self.name,
-                            &state,
-                            deadline,
-                            origin.clone(),
-                            waiter,
-                            ttl,
-                        )
-                        .asking(now_wait);
+                        // The live envelope as `start` writes it.
+                        env.deadline = deadline;
+                        env.text = if asking { fresh.or(wait) } else { None };
+                        (env.reason, env.result, env.lease) = (None, None, None);
+                        let bytes = core.encode_with(sid, |out| env.encode_into(out))?;
+                        // Only a session that asks for text needs its origin after this.
+                        let origin = (fresh.is_some() || wait.is_some()).then(|| env.origin.clone());
                         let pre = Precondition::Version(record.version);
-                        let written = core.write(sid, key, &env, expires, pre, None, now).await;
+                        let written = match core.typed_store() {
+                            // Kept typed for its next click here: no decode then.
+                            Some(local) => {
+                                let kept = Some(self.keep(holder.take(), env));
+                                Core::put_now(local, sid, key, bytes, expires, pre, None, now, kept)
+                            }
+                            None => Box::pin(core.put(sid, key, bytes, expires, pre, None, now, None)).await,
+                        };
                         if !matches!(written, Ok(Some(_)))
                             && wait.is_none()
-                            && let Some(f) = fresh
+                            && let (Some(f), Some(origin)) = (fresh, &origin)
                         {
                             // The ask did not land: take its awaiting record back.
-                            core.unask(sid, &origin, f).await;
+                            Box::pin(core.unask(sid, origin, f)).await;
                         }
                         if written?.is_some() {
-                            if let (false, Some(w)) = (asking, wait) {
-                                core.unask(sid, &origin, w).await;
+                            if let (false, Some(w), Some(origin)) = (asking, wait, &origin) {
+                                Box::pin(core.unask(sid, origin, w)).await;
                             }
                             core.local.adopt(sid, deadline);
                             let outcome = RouteOutcome::Handled { session: sid, ended: None };
@@ -381,11 +441,24 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         }
                     }
                     Step::Finish(result) => {
+                        let Envelope { state, origin, waiter, text: wait, .. } = *env;
+                        let state = state.ok_or_else(|| stateless(sid))?;
                         let reason = EndReason::Finished;
                         let v = record.version;
-                        let ended = self
-                            .end_live(core, sid, key, v, state, origin, waiter, reason, Some(result), wait, now)
-                            .await?;
+                        let ended = Box::pin(self.end_live(
+                            core,
+                            sid,
+                            key,
+                            v,
+                            state,
+                            origin,
+                            waiter,
+                            reason,
+                            Some(result),
+                            wait,
+                            now,
+                        ))
+                        .await?;
                         if let Some(end_reply) = ended {
                             let outcome = RouteOutcome::Handled { session: sid, ended: Some(reason) };
                             return Ok(Routed { outcome, reply, end_reply });
@@ -397,13 +470,15 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             if attempt >= core.cfg.retry.max_attempts {
                 return Err(InteractiveError::Contention { session: sid, attempts: attempt });
             }
-            tokio::time::sleep(core.cfg.retry.delay(attempt)).await;
+            Box::pin(tokio::time::sleep(core.cfg.retry.delay(attempt))).await;
             attempt += 1;
-            record = match core.load(sid, key, core.now()).await? {
+            now = core.now();
+            record = match Box::pin(core.load(sid, key, now)).await? {
                 Some(r) => r,
                 None if text.is_some() => return Ok(Routed::of(RouteOutcome::NotOurs)),
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             };
+            env = Box::new(decode::<K>(&self.name, sid, &record)?);
         }
     }
 

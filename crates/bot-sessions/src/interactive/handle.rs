@@ -4,10 +4,12 @@ use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Weak;
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use super::core::Core;
 use super::{Ended, SessionId};
 
 /// What the manager sends a handle: the typed end, boxed (the manager is not generic).
@@ -64,12 +66,31 @@ pub enum HandleError {
 pub struct SessionHandle<R> {
     session: SessionId,
     rx: oneshot::Receiver<Delivery>,
+    manager: Manager,
     _result: PhantomData<fn() -> R>,
 }
 
+/// The manager that holds the handle's sender, told when the handle goes (so that it
+/// drops the channel at once rather than keep it until the session ends).
+struct Manager(Weak<Core>);
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Manager")
+    }
+}
+
+impl<R> Drop for SessionHandle<R> {
+    fn drop(&mut self) {
+        if let Some(core) = self.manager.0.upgrade() {
+            core.local.release_waiter(self.session);
+        }
+    }
+}
+
 impl<R> SessionHandle<R> {
-    pub(crate) fn new(session: SessionId, rx: oneshot::Receiver<Delivery>) -> Self {
-        SessionHandle { session, rx, _result: PhantomData }
+    pub(crate) fn new(session: SessionId, rx: oneshot::Receiver<Delivery>, manager: Weak<Core>) -> Self {
+        SessionHandle { session, rx, manager: Manager(manager), _result: PhantomData }
     }
 
     /// The session.

@@ -35,7 +35,8 @@ impl Entry {
 
 #[derive(Debug, Default)]
 pub(crate) struct Local {
-    entries: DashMap<SessionId, Entry>,
+    /// Session ids are random (and only verified ones reach here): a fast hash will do.
+    entries: DashMap<SessionId, Entry, foldhash::fast::RandomState>,
     due: Mutex<BTreeSet<(Timestamp, SessionId)>>,
 }
 
@@ -141,6 +142,13 @@ impl Local {
             self.due().remove(&(t, sid));
         }
         entry.waiter.take().is_some_and(|w| w.send(delivery).is_ok())
+    }
+
+    /// Drops the sender of `sid`'s handle, which is gone: its channel is freed now, not
+    /// when the session ends.
+    pub(crate) fn release_waiter(&self, sid: SessionId) {
+        let waiter = self.entries.get_mut(&sid).and_then(|mut e| e.waiter.take());
+        drop(waiter);
     }
 
     /// Whether a handle here waits for `sid`'s end.

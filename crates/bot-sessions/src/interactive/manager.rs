@@ -320,7 +320,7 @@ impl Manager {
                 tracing::warn!(session = %sid, kind = %engine.name, %error, "could not apply the kind's session limit");
             }
         }
-        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx), reply })
+        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx, Arc::downgrade(&self.core)), reply })
     }
 
     /// Starts a session of `kind` in place of `old`, which ends with
@@ -408,13 +408,13 @@ impl Manager {
         let sid = id.session();
         let key = core.key(sid);
         let _lock = core.locks.lock(key.as_str()).await;
-        let Some(record) = core.load(sid, &key, core.now()).await? else {
+        let Some(loaded) = core.load_kept(sid, &key, core.now()).await? else {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
-        let engine = core.engine_for(sid, &record)?;
+        let engine = core.engine_for(sid, loaded.kept.as_deref(), &loaded.record)?;
         tracing::Span::current().record("kind", &**engine.name());
         *kind = Some(engine.name().clone());
-        engine.apply(core, sid, &key, record, ctx, super::core::Input::Click(id)).await
+        engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click(id)).await
     }
 
     /// Records the message that carries `session`'s components, once the transport

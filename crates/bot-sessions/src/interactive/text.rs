@@ -23,8 +23,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::core::Input;
 use super::core::{Core, Routed};
+use super::core::{Input, Loaded};
 use super::envelope::TextWait;
 use super::{InteractiveError, Manager, Origin, RouteOutcome, SessionId};
 use crate::{Context, Namespace, Precondition, Record, Scope, SessionKey, Timestamp, Write};
@@ -228,8 +228,9 @@ impl Manager {
         *kind = Some(engine.name().clone());
         let skey = core.key(sid);
         let _lock = core.locks.lock(skey.as_str()).await;
-        let Some(record) = core.load(sid, &skey, core.now()).await? else { return not_ours() };
-        engine.apply(core, sid, &skey, record, ctx, Input::Text(text)).await
+        let now = core.now();
+        let Some(record) = core.load(sid, &skey, now).await? else { return not_ours() };
+        engine.apply(core, sid, &skey, Loaded::encoded(record, now), ctx, Input::Text(text)).await
     }
 }
 

@@ -273,6 +273,11 @@ fn write_scope(scope: &Scope, s: &mut String) -> fmt::Result {
 
 /// Percent-escapes `%`, `/`, and control characters so free text fits in one segment.
 fn escape_into(text: &str, out: &mut String) {
+    // Most ids need no escape (an interactive session's id never does).
+    if text.bytes().all(|b| b.is_ascii() && !b.is_ascii_control() && b != b'%' && b != b'/') {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         if c == '%' || c == '/' || c.is_control() {
             let mut buf = [0u8; 4];

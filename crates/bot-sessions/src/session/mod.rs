@@ -31,7 +31,7 @@ pub(crate) mod sealer;
 mod set;
 mod sweeper;
 mod ttl;
-mod typed;
+pub(crate) mod typed;
 
 use std::sync::Arc;
 

@@ -47,7 +47,15 @@ thread_local! {
 /// A buffer kept for reuse only up to this capacity.
 const KEPT_BUFFER: usize = 16 * 1024;
 
-fn recycle(mut buffer: Vec<u8>) {
+/// This thread's encoding buffer (empty), for a value written to an in-process store;
+/// hand it back with [`recycle`] once the store has copied it. Interactive sessions
+/// encode their envelopes into it too.
+pub(crate) fn buffer() -> Vec<u8> {
+    BUFFER.take()
+}
+
+/// Keeps `buffer` for this thread's next [`buffer`] (unless it grew large).
+pub(crate) fn recycle(mut buffer: Vec<u8>) {
     if buffer.capacity() <= KEPT_BUFFER {
         buffer.clear();
         BUFFER.set(buffer);
@@ -213,7 +221,7 @@ where
     ) -> Result<bool, SessionError> {
         let schema = self.inner.migrations.current();
         kept.own = own;
-        match self.plan(key, kept.value.as_ref(), own, base, now, BUFFER.take())? {
+        match self.plan(key, kept.value.as_ref(), own, base, now, buffer())? {
             Plan::Write { bytes, expires_at, precondition } => {
                 let write = Write::new(&bytes, schema, expires_at);
                 let written = self.write_typed(key, write, precondition, base, Some(kept), now);

@@ -154,7 +154,8 @@ struct Inner {
 /// it without decoding. One difference from the stores of bytes follows, as with
 /// teloxide's `InMemStorage`: a field the codec skips (`#[serde(skip)]`) keeps its value
 /// from one update to the next here, where SQLite, Redis and PostgreSQL reset it on each
-/// load. Test such a field on the store you deploy on.
+/// load. Test such a field on the store you deploy on. Interactive sessions keep their
+/// state here the same way from one click to the next.
 ///
 /// # Examples
 ///

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::envelope::Header;
+use super::handle::Release;
 use super::local::Local;
 pub(crate) use super::outcome::Routed;
 use super::{CustomIdCodec, EndEvent, EndReason, HandleError, InteractiveError, SessionId};
@@ -463,4 +464,10 @@ pub(crate) trait ErasedKind: Send + Sync + 'static {
         now: Timestamp,
         force: Option<EndReason>,
     ) -> Result<Tended, InteractiveError>;
+}
+
+impl Release for Core {
+    fn release(&self, session: SessionId) {
+        self.local.release_waiter(session);
+    }
 }

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use super::core::Core;
 use super::{Ended, SessionId};
 
 /// What the manager sends a handle: the typed end, boxed (the manager is not generic).
@@ -72,7 +71,13 @@ pub struct SessionHandle<R> {
 
 /// The manager that holds the handle's sender, told when the handle goes (so that it
 /// drops the channel at once rather than keep it until the session ends).
-struct Manager(Weak<Core>);
+struct Manager(Weak<dyn Release>);
+
+/// What holds a handle's sender: told when the handle is dropped.
+pub(crate) trait Release: Send + Sync {
+    /// The handle of `session` is gone: drop its sender now.
+    fn release(&self, session: SessionId);
+}
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,14 +87,14 @@ impl std::fmt::Debug for Manager {
 
 impl<R> Drop for SessionHandle<R> {
     fn drop(&mut self) {
-        if let Some(core) = self.manager.0.upgrade() {
-            core.local.release_waiter(self.session);
+        if let Some(manager) = self.manager.0.upgrade() {
+            manager.release(self.session);
         }
     }
 }
 
 impl<R> SessionHandle<R> {
-    pub(crate) fn new(session: SessionId, rx: oneshot::Receiver<Delivery>, manager: Weak<Core>) -> Self {
+    pub(crate) fn new(session: SessionId, rx: oneshot::Receiver<Delivery>, manager: Weak<dyn Release>) -> Self {
         SessionHandle { session, rx, manager: Manager(manager), _result: PhantomData }
     }
 

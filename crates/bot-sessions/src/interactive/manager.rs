@@ -320,7 +320,8 @@ impl Manager {
                 tracing::warn!(session = %sid, kind = %engine.name, %error, "could not apply the kind's session limit");
             }
         }
-        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx, Arc::downgrade(&self.core)), reply })
+        let manager: std::sync::Weak<Core> = Arc::downgrade(&self.core);
+        Ok(Started { id: sid, handle: SessionHandle::new(sid, rx, manager), reply })
     }
 
     /// Starts a session of `kind` in place of `old`, which ends with

@@ -110,8 +110,15 @@ impl RedisStore {
                 Outcome::Written => return Ok(write.version),
                 Outcome::Conflict => return Err(StoreError::Conflict { key: text.to_owned() }),
                 Outcome::Failed(e) => return Err(e),
-                // Not decided in its batch (not expected from the script): alone, below.
-                Outcome::Alone => return self.write_over_alone(key, write, previous, now).await,
+                // The batch's answer did not cover this write: the script ran, so whether
+                // it landed is unknown (the caller resolves that by reading back).
+                Outcome::Alone => {
+                    return Err(StoreError::ambiguous(
+                        super::BACKEND,
+                        text,
+                        "the batch's answer did not cover this write",
+                    ));
+                }
             }
         }
         let mut inv = self.scripts.cas.prepare_invoke();
@@ -120,18 +127,6 @@ impl RedisStore {
         let reply = self.run_write(text, &inv).await?;
         script_outcome(key, reply)?;
         Ok(write.version)
-    }
-
-    /// [`RedisStore::write_over_record`] sent alone, whether batching is on or not.
-    async fn write_over_alone(
-        &self,
-        key: &SessionKey,
-        write: Write<'_>,
-        previous: &Record,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let unbatched = RedisStore { batch: None, ..self.clone() };
-        Box::pin(unbatched.write_over_record(key, write, previous, now)).await
     }
 
     /// Deletes `key` under `precondition` (`delete.lua`); `true` when a live record went.

@@ -3,7 +3,8 @@
 //! to round), and the process's CPU time per update of each (from `/proc/self/stat`,
 //! 10 ms ticks): on a shared machine the CPU per update moves far less than the rate.
 //! `cargo run --release --bin sqlite_cells [-- MS_PER_CELL ROUNDS]`; `CELLS=u8,z64`
-//! runs only those cells (u/z: uniform/Zipf, then the tasks).
+//! runs only those cells (u/z: uniform/Zipf, then the tasks); `NEAR_CACHE=off` runs
+//! ours without the store's default near cache.
 
 use std::time::Duration;
 
@@ -26,7 +27,20 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = args.next().map_or(Ok(4), |a| a.parse())?;
     let dir = std::env::temp_dir().join(format!("bot-sessions-cells-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let ours = bot_sessions_bench::backends::sqlite::ours(&dir.join("ours.db")).await?;
+    // `NEAR_CACHE=off`: ours without the near cache the SQLite store gives sessions by
+    // default (every update loads first), to compare the two.
+    let ours = if std::env::var("NEAR_CACHE").is_ok_and(|v| v == "off") {
+        let url = format!("sqlite://{}?near_cache=off", dir.join("ours.db").display());
+        let sessions = bot_sessions::Sessions::builder_with_initial(
+            bot_sessions::store::open(&url).await?,
+            bot_sessions_bench::Bench::seeded,
+        )
+        .namespace("bench")
+        .build()?;
+        bot_sessions_bench::backends::ours("bot-sessions/sqlite (no near cache)", "sqlite", sessions)
+    } else {
+        bot_sessions_bench::backends::sqlite::ours(&dir.join("ours.db")).await?
+    };
     let raw = bot_sessions_bench::backends::sqlite::raw(&dir.join("raw.db"))?;
     let cells = [
         (Dist::Uniform, 1),

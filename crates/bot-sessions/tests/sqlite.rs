@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use bot_sessions::store::near_cache::CacheConfig;
 use bot_sessions::store::sqlite::{SqliteOptions, SqliteStore};
 use bot_sessions::testing::{Counter, unique_namespace, unique_user};
 use bot_sessions::{
@@ -38,7 +39,9 @@ mod unbatched {
 
     async fn store() -> DynStore {
         let path = fresh_path("unbatched");
-        Arc::new(SqliteStore::builder().max_batch(1).open(path).await.unwrap())
+        // Without the near cache the SQLite store gives sessions by default, so that
+        // the suite also runs every session operation the uncached way.
+        Arc::new(SqliteStore::builder().max_batch(1).without_near_cache().open(path).await.unwrap())
     }
 
     bot_sessions::conformance_tests!(store);
@@ -319,6 +322,8 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         ("load_threads=65", "load_threads"),
         ("purge_batch=0", "purge_batch"),
         ("purge_batch=100001", "purge_batch"),
+        ("near_cache=maybe", "near_cache"),
+        ("near_cache", "near_cache"),
     ] {
         let url = format!("sqlite://{}?{setting}", path.display());
         match bot_sessions::store::open(&url).await {
@@ -335,6 +340,8 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         ("max_idle_readers", SqliteStore::builder().max_idle_readers(usize::MAX)),
         ("load_threads", SqliteStore::builder().load_threads(0)),
         ("purge_batch", SqliteStore::builder().purge_batch(usize::MAX)),
+        ("near cache", SqliteStore::builder().near_cache(CacheConfig::default().max_entries(0))),
+        ("near cache", SqliteStore::builder().near_cache(CacheConfig::new(10, 0))),
     ];
     for (name, builder) in builders {
         match builder.open(&path).await {
@@ -637,4 +644,110 @@ async fn background_purges_take_turns_through_a_lease() {
     a.write(&key, write, Precondition::Absent, t0).await.unwrap();
     assert_eq!(a.purge_expired_background(t2).await.unwrap(), 0);
     assert_eq!(a.purge_expired(t2).await.unwrap(), 1);
+}
+
+/// Sessions on an SQLite store get a near cache by default (the store's bounds), which
+/// the store's builder, its URL and the sessions' builder can each turn off; with it,
+/// an update of a key this process wrote last skips the load.
+#[tokio::test]
+async fn sessions_get_the_stores_near_cache_by_default_and_can_turn_it_off() {
+    let path = fresh_path("near-default");
+    let ns = unique_namespace("near-default");
+    let key = SessionKey::new(ns.clone(), Scope::Chat(unique_user()));
+    let store: DynStore = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+    assert_eq!(store.default_near_cache(), Some(SqliteOptions::DEFAULT_NEAR_CACHE));
+    let cached = Sessions::<Counter>::builder(store.clone()).namespace(ns.as_str()).build().unwrap();
+    let near = cached.near_cache().expect("a near cache by default");
+    assert_eq!(near.config(), SqliteOptions::DEFAULT_NEAR_CACHE);
+    for expected in 1..=5 {
+        assert_eq!(cached.update(&key, bump).await.unwrap(), expected);
+    }
+    // The first update loaded (a miss); the four after it found their key cached.
+    let stats = near.stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (4, 1, 1), "{stats:?}");
+
+    let plain = Sessions::<Counter>::builder(store).namespace(ns.as_str()).without_near_cache().build().unwrap();
+    assert!(plain.near_cache().is_none());
+    assert_eq!(plain.update(&key, bump).await.unwrap(), 6);
+
+    let off_url = format!("sqlite://{}?near_cache=off", path.display());
+    let off = bot_sessions::store::open(&off_url).await.unwrap();
+    assert_eq!(off.default_near_cache(), None);
+    let by_url = Sessions::<Counter>::builder(off).namespace(ns.as_str()).build().unwrap();
+    assert!(by_url.near_cache().is_none());
+    assert_eq!(by_url.update(&key, bump).await.unwrap(), 7);
+    let off = SqliteStore::builder().without_near_cache().open(&path).await.unwrap();
+    assert_eq!(off.default_near_cache(), None);
+    let on_url = format!("sqlite://{}?near_cache=on", path.display());
+    let on = bot_sessions::store::open(&on_url).await.unwrap();
+    assert_eq!(on.default_near_cache(), Some(SqliteOptions::DEFAULT_NEAR_CACHE));
+
+    // The cached handle's copy is stale now (two writes went around it): its next update
+    // fails its compare-and-set, loads and runs again, and counts all of them.
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 8);
+    assert_eq!(cached.get(&key).await.unwrap(), Some(Counter { n: 8 }));
+}
+
+/// A cached key's whole lifetime changed behind the cache (another process, the
+/// operator tool): its record deleted, created again, overwritten by hand. An update
+/// through the stale cache never writes over what it did not see; it starts from what
+/// is stored now.
+#[tokio::test]
+async fn a_stale_cached_copy_never_overwrites_what_changed_behind_it() {
+    let path = fresh_path("near-stale");
+    let ns = unique_namespace("near-stale");
+    let key = SessionKey::new(ns.clone(), Scope::Chat(unique_user()));
+    let cached = Sessions::<Counter>::builder(SqliteStore::open(path.to_str().unwrap()).await.unwrap())
+        .namespace(ns.as_str())
+        .build()
+        .unwrap();
+    let other = Sessions::<Counter>::builder(SqliteStore::open(path.to_str().unwrap()).await.unwrap())
+        .namespace(ns.as_str())
+        .without_near_cache()
+        .build()
+        .unwrap();
+    for expected in 1..=3 {
+        assert_eq!(cached.update(&key, bump).await.unwrap(), expected);
+    }
+    // Deleted behind the cache: the next update starts from a fresh session.
+    assert!(other.delete(&key).await.unwrap());
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 1);
+    // Deleted and created again behind the cache (a new version): counted from there.
+    assert!(other.delete(&key).await.unwrap());
+    for _ in 0..10 {
+        other.update(&key, bump).await.unwrap();
+    }
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 11);
+    // Overwritten by hand in the file, as an operator might.
+    raw(&path)
+        .execute(
+            &format!("UPDATE {} SET value = ?1, version = version + 1 WHERE key = ?2", SqliteOptions::DEFAULT_TABLE),
+            params![br#"{"n":100}"#.to_vec(), key.as_str()],
+        )
+        .unwrap();
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 101);
+    // Edited by hand without a thought for the version: the store's trigger gives the
+    // row a new one, so the stale copy still fails its compare-and-set.
+    let table = SqliteOptions::DEFAULT_TABLE;
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(&format!("SELECT version FROM {table} WHERE key = ?1"), [key.as_str()], |r| r.get(0)).unwrap()
+    };
+    let conn = raw(&path);
+    let before = version(&conn);
+    conn.execute(&format!("UPDATE {table} SET value = ?1 WHERE key = ?2"), params![r#"{"n":200}"#, key.as_str()])
+        .unwrap();
+    let edited = version(&conn);
+    assert_ne!(edited, before, "a changed row gets a new version");
+    assert!(edited > 0);
+    // A rewrite of identical content is no change: its version stays.
+    conn.execute(&format!("UPDATE {table} SET value = value, expires_at = expires_at WHERE key = ?1"), [key.as_str()])
+        .unwrap();
+    assert_eq!(version(&conn), edited);
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 201);
+    // Alternating writers: every update counted.
+    for _ in 0..20 {
+        cached.update(&key, bump).await.unwrap();
+        other.update(&key, bump).await.unwrap();
+    }
+    assert_eq!(other.get(&key).await.unwrap(), Some(Counter { n: 241 }));
 }

@@ -216,7 +216,9 @@ where
     /// [near cache](crate::guide::near_cache) chapter for when it pays.
     ///
     /// Without this, sessions built on a store that *is* a
-    /// [`NearCache`] (shared by several namespaces) use that one.
+    /// [`NearCache`] (shared by several namespaces) use that one, and sessions built on
+    /// a store that asks for one ([`Store::default_near_cache`](crate::Store::default_near_cache):
+    /// the SQLite store, by default) get one of their own with the store's bounds.
     ///
     /// # Examples
     ///
@@ -240,7 +242,8 @@ where
     }
 
     /// Uses no near cache, even when the store is a shared [`NearCache`] (writes
-    /// still go through it, so it stays coherent).
+    /// still go through it, so it stays coherent) or asks for one by default (SQLite):
+    /// every update loads the key first.
     pub fn without_near_cache(mut self) -> Self {
         self.near = Near::Off;
         self
@@ -336,14 +339,11 @@ where
             return Err(SessionError::Config("max_size must be above zero".into()));
         }
         let (store, near) = match self.near {
-            Near::FromStore => {
-                let near = self.store.as_near_cache().cloned();
-                (self.store, near)
-            }
-            Near::Own(config) => {
-                let cache = NearCache::new(self.store, config).map_err(|e| SessionError::Config(e.to_string()))?;
-                (Arc::new(cache.clone()) as DynStore, Some(cache))
-            }
+            Near::FromStore => match (self.store.as_near_cache().cloned(), self.store.default_near_cache()) {
+                (None, Some(config)) => own_cache(self.store, config)?,
+                (near, _) => (self.store, near),
+            },
+            Near::Own(config) => own_cache(self.store, config)?,
             Near::Off => (self.store, None),
         };
         if self.stale_reads.is_some() && near.is_none() {
@@ -397,4 +397,10 @@ impl IntoDynStore for DynStore {
     fn into_dyn_store(self) -> DynStore {
         self
     }
+}
+
+/// A near cache of its own, bounded by `config`, in front of `store`.
+fn own_cache(store: DynStore, config: CacheConfig) -> Result<(DynStore, Option<NearCache>), SessionError> {
+    let cache = NearCache::new(store, config).map_err(|e| SessionError::Config(e.to_string()))?;
+    Ok((Arc::new(cache.clone()) as DynStore, Some(cache)))
 }

@@ -189,6 +189,16 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// The bounds of the [`NearCache`](near_cache::NearCache) that each
+    /// [`Sessions`](crate::Sessions) built on this store puts in front of it unless told
+    /// otherwise ([`near_cache`](crate::session::SessionsBuilder::near_cache),
+    /// [`without_near_cache`](crate::session::SessionsBuilder::without_near_cache)). The
+    /// SQLite store asks for one by default (`SqliteOptions::near_cache`); the default,
+    /// `None`, is no cache.
+    fn default_near_cache(&self) -> Option<near_cache::CacheConfig> {
+        None
+    }
+
     /// The store's [notices](notify): how one process tells the others on this store
     /// that something happened (an interactive session ended), so they need not poll.
     /// Every backend of this crate has them; the default, `None`, leaves the

@@ -69,6 +69,12 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// At most `max_entries` records and about `max_bytes` bytes (both above zero,
+    /// checked where the cache is made).
+    pub const fn new(max_entries: usize, max_bytes: u64) -> Self {
+        CacheConfig { max_entries, max_bytes }
+    }
+
     /// At most this many records (default [`DEFAULT_CACHE_ENTRIES`]).
     pub fn max_entries(mut self, n: usize) -> Self {
         self.max_entries = n;
@@ -92,7 +98,7 @@ impl CacheConfig {
         self.max_bytes
     }
 
-    fn check(&self) -> Result<(), StoreError> {
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
         if self.max_entries == 0 || self.max_bytes == 0 {
             return Err(StoreError::Config(format!(
                 "near cache bounds must be above zero (max_entries {}, max_bytes {})",

@@ -62,6 +62,7 @@ impl SqliteOptions {
             }
             Err(UpgradeError::Sqlite(e)) => return Err(err(e)),
         }
+        schema::ensure_edit_trigger(&conn, &table).map_err(err)?;
         let sql = Arc::new(Sql::new(&table));
         let listener = notify::SqliteNotices::new(path.clone(), self.busy_timeout, table.as_str());
         let notices = crate::store::notify::Notices::with_transport(listener);
@@ -104,6 +105,7 @@ impl SqliteOptions {
                 corruption,
                 lease_holder: rand::random_range(1..=i64::MAX),
                 notices,
+                near_cache: self.near_cache,
             }),
         })
     }
@@ -209,6 +211,8 @@ pub(super) struct Shared {
     pub(super) lease_holder: i64,
     /// End notices, through a table of their own polled by a thread of their own.
     pub(super) notices: crate::store::notify::Notices,
+    /// The near cache [`Sessions`](crate::Sessions) on this store get by default.
+    pub(super) near_cache: Option<crate::store::near_cache::CacheConfig>,
 }
 
 impl Shared {

@@ -99,8 +99,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the database at `location` with default settings, optionally followed by
     /// `?` and settings: `table=NAME`, `durability=normal|full`, `busy_timeout_ms=N`,
-    /// `max_batch=N`, `max_idle_readers=N`, `load_threads=N`, `purge_batch=N` (ranges as on
-    /// [`SqliteOptions`]). This is what [`store::open`](crate::store::open) calls with
+    /// `max_batch=N`, `max_idle_readers=N`, `load_threads=N`, `purge_batch=N`,
+    /// `near_cache=on|off` (ranges as on [`SqliteOptions`]). This is what [`store::open`](crate::store::open) calls with
     /// what follows `sqlite://` (so `sqlite://./bot.db?durability=full`).
     ///
     /// # Errors
@@ -172,6 +172,10 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn default_near_cache(&self) -> Option<crate::store::near_cache::CacheConfig> {
+        self.shared.near_cache
+    }
+
     fn notices(&self) -> Option<crate::store::notify::Notices> {
         Some(self.shared.notices.clone())
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::schema::TableName;
 use crate::StoreError;
+use crate::store::near_cache::CacheConfig;
 
 /// How hard a commit works to survive a crash, set with [`SqliteOptions::durability`].
 ///
@@ -52,6 +53,7 @@ pub struct SqliteOptions {
     pub(super) max_idle_readers: usize,
     pub(super) load_threads: usize,
     pub(super) purge_batch: usize,
+    pub(super) near_cache: Option<CacheConfig>,
 }
 
 impl Default for SqliteOptions {
@@ -64,6 +66,7 @@ impl Default for SqliteOptions {
             max_idle_readers: 8,
             load_threads: 4,
             purge_batch: 500,
+            near_cache: Some(SqliteOptions::DEFAULT_NEAR_CACHE),
         }
     }
 }
@@ -81,6 +84,10 @@ impl SqliteOptions {
     pub const MAX_LOAD_THREADS: usize = 64;
     /// The largest [`purge_batch`](Self::purge_batch): 100,000 records per transaction.
     pub const MAX_PURGE_BATCH: usize = 100_000;
+    /// The bounds of the near cache each [`Sessions`](crate::Sessions) on this store
+    /// gets by default: 10,000 records, 16 MiB. The sessions a bot is busy with, not
+    /// every session it holds: a key that fell out costs one load, as without a cache.
+    pub const DEFAULT_NEAR_CACHE: CacheConfig = CacheConfig::new(10_000, 16 << 20);
 
     /// The table that holds the sessions (default `bot_sessions`). Several stores with
     /// different tables can share one file. Validated on [`open`](Self::open): 1 to 64
@@ -136,6 +143,42 @@ impl SqliteOptions {
         self
     }
 
+    /// The [near cache](crate::store::near_cache) each [`Sessions`](crate::Sessions)
+    /// built on this store puts in front of it (default
+    /// [`DEFAULT_NEAR_CACHE`](Self::DEFAULT_NEAR_CACHE)): an update of a key this
+    /// process wrote last skips its load and goes straight to the compare-and-set, one
+    /// SQLite transaction instead of two.
+    ///
+    /// On by default because an SQLite file is most often one bot process's: its
+    /// cached copies are then always current. Another process writing the same keys
+    /// (or the operator tool) stays safe, since every write is a compare-and-set on the
+    /// record's version: a stale copy fails it, and the update loads and runs again at
+    /// once (a key that meets such a conflict is loaded for a second before the cache
+    /// serves it again). A [`Sessions`](crate::Sessions) can still choose its own
+    /// ([`near_cache`](crate::session::SessionsBuilder::near_cache)) or none
+    /// ([`without_near_cache`](crate::session::SessionsBuilder::without_near_cache)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bot_sessions::store::{near_cache::CacheConfig, sqlite::SqliteStore};
+    ///
+    /// let small = SqliteStore::builder().near_cache(CacheConfig::default().max_entries(1_000));
+    /// let none = SqliteStore::builder().without_near_cache();
+    /// # let _ = (small, none);
+    /// ```
+    pub fn near_cache(mut self, config: CacheConfig) -> Self {
+        self.near_cache = Some(config);
+        self
+    }
+
+    /// No near cache by default: every update on this store loads its key first
+    /// (the URL's `near_cache=off`). See [`near_cache`](Self::near_cache).
+    pub fn without_near_cache(mut self) -> Self {
+        self.near_cache = None;
+        self
+    }
+
     /// Checks every setting against its documented range.
     pub(super) fn check(&self) -> Result<TableName, StoreError> {
         let table = TableName::new(&self.table)?;
@@ -157,13 +200,24 @@ impl SqliteOptions {
         if !(1..=Self::MAX_PURGE_BATCH).contains(&self.purge_batch) {
             return out_of_range("purge_batch", &self.purge_batch, "1 to 100000");
         }
+        if let Some(config) = &self.near_cache {
+            config.check()?;
+        }
         Ok(table)
     }
 }
 
 /// The settings a `sqlite://` URL takes.
-const KNOWN_SETTINGS: [&str; 7] =
-    ["table", "durability", "busy_timeout_ms", "max_batch", "max_idle_readers", "load_threads", "purge_batch"];
+const KNOWN_SETTINGS: [&str; 8] = [
+    "table",
+    "durability",
+    "busy_timeout_ms",
+    "max_batch",
+    "max_idle_readers",
+    "load_threads",
+    "purge_batch",
+    "near_cache",
+];
 
 pub(super) fn parse_location(location: &str) -> Result<(&str, SqliteOptions), StoreError> {
     let (path, query) = location.split_once('?').unwrap_or((location, ""));
@@ -194,10 +248,15 @@ pub(super) fn parse_location(location: &str) -> Result<(&str, SqliteOptions), St
             "max_idle_readers" => options.max_idle_readers(count()?),
             "load_threads" => options.load_threads(count()?),
             "purge_batch" => options.purge_batch(count()?),
+            "near_cache" => match value {
+                "on" => options.near_cache(SqliteOptions::DEFAULT_NEAR_CACHE),
+                "off" => options.without_near_cache(),
+                _ => return Err(bad("expected `on` or `off`")),
+            },
             _ => {
                 return Err(bad(
                     "unknown setting (table, durability, busy_timeout_ms, max_batch, max_idle_readers, load_threads, \
-                     purge_batch)",
+                     purge_batch, near_cache)",
                 ));
             }
         };

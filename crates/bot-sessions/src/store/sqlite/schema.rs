@@ -100,6 +100,13 @@ fn wellformed(template: &str) -> String {
     template.replace("{wellformed}", include_str!("wellformed.sql").trim())
 }
 
+/// Creates, if it is missing, the trigger that gives a row edited by hand a new
+/// version (see `edit_trigger.sql`): the compare-and-sets of this and other processes
+/// (and their near caches) rest on a changed record never keeping its version.
+pub(super) fn ensure_edit_trigger(conn: &Connection, table: &TableName) -> rusqlite::Result<()> {
+    conn.execute_batch(&table.splice(include_str!("edit_trigger.sql")))
+}
+
 /// Why the schema could not be brought up to date.
 #[derive(Debug)]
 pub(super) enum UpgradeError {

@@ -183,8 +183,17 @@ pub mod names {
     pub const INTERACTIVE_SWEEPER_LAG_SECONDS: &str = "bot_sessions_interactive_sweeper_lag_seconds";
 }
 
-/// Counter handles by `(metric, kind, outcome)`.
-type Labelled = dashmap::DashMap<(&'static str, Option<Arc<str>>, &'static str), Counter, foldhash::fast::RandomState>;
+/// Counter handles by the addresses and lengths of `(metric, kind, outcome)`: a route
+/// compares six words, not three strings. Each entry holds its kind, so that address
+/// is not reused by another kind while the entry lives (entries are never removed);
+/// two addresses of one text (a literal the compiler did not merge) are two entries
+/// with the same counter, which the recorder keys by name and labels.
+type Labelled = dashmap::DashMap<[(usize, usize); 3], (Option<Arc<str>>, Counter), foldhash::fast::RandomState>;
+
+/// Where `text` is and how long: what `Labelled` keys it by.
+fn address(text: &str) -> (usize, usize) {
+    (text.as_ptr() as usize, text.len())
+}
 
 /// The observed identity of one `Sessions` or `Manager` (its backend and namespace),
 /// with the metric handles it registered on first use.
@@ -233,9 +242,9 @@ impl Observer {
     /// Increments the counter `name` labelled `kind` (when given) and
     /// `second.0 = second.1`, through the handle cache.
     fn count_labelled(&self, name: &'static str, kind: Option<&Arc<str>>, second: (&'static str, &'static str)) {
-        let key = (name, kind.cloned(), second.1);
-        if let Some(counter) = self.labelled.get(&key) {
-            counter.increment(1);
+        let key = [address(name), kind.map_or((0, 0), |k| address(k)), address(second.1)];
+        if let Some(entry) = self.labelled.get(&key) {
+            entry.1.increment(1);
             return;
         }
         let mut labels = Vec::with_capacity(2);
@@ -245,7 +254,7 @@ impl Observer {
         labels.push((second.0, SharedString::const_str(second.1)));
         let counter = self.counter(name, &labels);
         counter.increment(1);
-        self.labelled.insert(key, counter);
+        self.labelled.insert(key, (kind.cloned(), counter));
     }
 
     /// `backend` and `namespace`, then `more`.
@@ -384,8 +393,10 @@ impl Observer {
     /// Counts a finished route.
     pub(crate) fn routed(&self, span: &tracing::Span, kind: Option<Arc<str>>, outcome: &'static str, took: Duration) {
         span.record("outcome", outcome);
-        let kind = kind.unwrap_or_else(|| self.no_kind.clone());
-        self.count_labelled(names::ROUTES, Some(&kind), ("outcome", outcome));
+        if let Some(kind) = &kind {
+            span.record("kind", &**kind);
+        }
+        self.count_labelled(names::ROUTES, Some(kind.as_ref().unwrap_or(&self.no_kind)), ("outcome", outcome));
         self.route_latency.get_or_init(|| self.histogram(names::ROUTE_SECONDS, &[])).record(took.as_secs_f64());
     }
 

@@ -413,7 +413,6 @@ impl Manager {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
         let engine = core.engine_for(sid, loaded.kept.as_deref(), &loaded.record)?;
-        tracing::Span::current().record("kind", &**engine.name());
         *kind = Some(engine.name().clone());
         engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click(id)).await
     }

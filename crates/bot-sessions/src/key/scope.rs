@@ -157,7 +157,7 @@ impl SessionKey {
 
     /// A key, optionally qualified by the bot id.
     pub fn with_bot(namespace: Namespace, bot_id: Option<i64>, scope: Scope) -> Self {
-        let text = render(&namespace, bot_id, &scope).into();
+        let text = render(&namespace, bot_id, &scope);
         SessionKey { namespace, bot_id, scope, text, owner: None }
     }
 
@@ -230,15 +230,26 @@ impl fmt::Display for SessionKey {
 }
 
 /// Renders the canonical text of a key: `namespace[@bot]/segment:value/...`.
-fn render(ns: &Namespace, bot: Option<i64>, scope: &Scope) -> String {
-    let mut s = String::with_capacity(48);
+/// The key's text, written into this thread's reused buffer and copied once into its
+/// `Arc` (an interactive click builds a key per click).
+fn render(ns: &Namespace, bot: Option<i64>, scope: &Scope) -> Arc<str> {
+    thread_local! {
+        static TEXT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+    }
+    let mut s = TEXT.take();
+    s.clear();
     s.push_str(ns.as_str());
     if let Some(b) = bot {
         let _ = write!(s, "@{b}");
     }
     // Writing to a String cannot fail.
     let _ = write_scope(scope, &mut s);
-    s
+    let text = Arc::from(s.as_str());
+    // Kept unless an unusually long key grew it.
+    if s.capacity() <= 1024 {
+        TEXT.set(s);
+    }
+    text
 }
 
 fn write_scope(scope: &Scope, s: &mut String) -> fmt::Result {

@@ -14,10 +14,14 @@
 //! a scan, another session type) sees exactly what a store of bytes holds; any other
 //! write drops the typed value.
 //!
-//! Expiry: every record with an `expires_at` is also in a `BTreeSet<(expires_at, key)>`,
-//! so [`purge_expired`](crate::Store::purge_expired) pops only what is due: its cost
-//! grows with the number of expired records, not with the size of the store. Loads
-//! never return an expired record whether or not a purge has run.
+//! Expiry: every record with an `expires_at` also has one entry in a
+//! `BTreeSet<(time, key)>`, at a time no later than its expiry, so
+//! [`purge_expired`](crate::Store::purge_expired) pops only what may be due: its cost
+//! grows with the number of records due, not with the size of the store. A write that
+//! pushes the expiry back (an idle TTL refreshed on every update) leaves the entry
+//! where it is, and the purge that reaches it files it again at the record's expiry:
+//! one move per record and purge period, not one per write. Loads never return an
+//! expired record whether or not a purge has run.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -31,7 +35,7 @@ use crate::store::{InProcess, Taken, TypedValue};
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 /// One stored record, packed: the map's key is the key text, and the parsed key is
-/// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 80 bytes where a
+/// rebuilt from it only where a [`SessionKey`] is handed out (a scan). 88 bytes where a
 /// `SessionKey` and a [`Record`] side by side take 184 (see the guide's performance chapter).
 #[derive(Debug)]
 struct Slot {
@@ -43,6 +47,9 @@ struct Slot {
     updated_at: i64,
     /// Meaningful when `has_expiry`.
     expires_at: i64,
+    /// Where the expiry index files this record (at or before `expires_at`);
+    /// meaningful when `has_expiry`.
+    indexed_at: i64,
     /// Meaningful when `has_user`.
     user_id: i64,
     schema_version: u32,
@@ -63,6 +70,11 @@ impl std::fmt::Debug for Kept {
 impl Slot {
     fn expires_at(&self) -> Option<Timestamp> {
         self.has_expiry.then_some(Timestamp(self.expires_at))
+    }
+
+    /// The time of this record's entry in the expiry index, if it has one.
+    fn indexed_at(&self) -> Option<i64> {
+        self.has_expiry.then_some(self.indexed_at)
     }
 
     fn user_id(&self) -> Option<i64> {
@@ -100,6 +112,7 @@ impl Slot {
             created_at: now.0,
             updated_at: now.0,
             expires_at: write.expires_at.map_or(0, |t| t.0),
+            indexed_at: write.expires_at.map_or(0, |t| t.0),
             user_id: user.unwrap_or(0),
             schema_version: write.schema_version,
             has_expiry: write.expires_at.is_some(),
@@ -259,17 +272,24 @@ impl Inner {
         }
     }
 
-    fn reindex_expiry(&self, text: &Arc<str>, old: Option<Timestamp>, new: Option<Timestamp>) {
-        if old == new {
-            return;
+    /// Files a record whose entry in the expiry index is at `filed` (if it has one)
+    /// for its new expiry `expires`, and returns where its entry is now. An entry at or
+    /// before the new expiry stays: the purge that reaches it early files it again.
+    fn refile_expiry(&self, text: &Arc<str>, filed: Option<i64>, expires: Option<Timestamp>) -> Option<i64> {
+        let new = expires.map(|t| t.0);
+        match (filed, new) {
+            (Some(at), Some(expiry)) if at <= expiry => return Some(at),
+            (None, None) => return None,
+            _ => {}
         }
         let mut idx = locked(&self.expiry);
-        if let Some(t) = old {
-            idx.remove(&(t.0, text.clone()));
+        if let Some(at) = filed {
+            idx.remove(&(at, text.clone()));
         }
-        if let Some(t) = new {
-            idx.insert((t.0, text.clone()));
+        if let Some(expiry) = new {
+            idx.insert((expiry, text.clone()));
         }
+        new
     }
 
     /// Compare-and-set over an existing (possibly expired) record, under its shard lock;
@@ -295,7 +315,7 @@ impl Inner {
             slot.typed = typed;
             return Ok(None);
         }
-        self.reindex_expiry(text, slot.expires_at(), write.expires_at);
+        let filed = self.refile_expiry(text, slot.indexed_at(), write.expires_at);
         if live {
             slot.overwrite(write, now);
         } else {
@@ -304,6 +324,7 @@ impl Inner {
             *slot = Slot::created(key, write, now);
             self.index_user(slot.user_id(), text);
         }
+        slot.indexed_at = filed.unwrap_or(0);
         slot.typed = typed;
         Ok(Some(slot.version))
     }
@@ -335,7 +356,7 @@ impl Inner {
                 let mut slot = Slot::created(key, write, now);
                 slot.typed = typed;
                 self.index_user(slot.user_id(), e.key());
-                self.reindex_expiry(e.key(), None, slot.expires_at());
+                self.refile_expiry(e.key(), None, slot.expires_at());
                 e.insert(slot);
                 Ok(Some(write.version))
             }
@@ -350,8 +371,23 @@ impl Inner {
             std::mem::replace(&mut *idx, keep).into_iter().collect()
         };
         let mut purged = 0;
-        for (_, text) in due {
-            if self.remove_where(&text, |s| s.is_expired(now)).is_some() {
+        for (at, text) in due {
+            let expired = match self.records.get_mut(&*text) {
+                None => false,
+                Some(mut entry) => {
+                    let slot = entry.value_mut();
+                    let expired = slot.is_expired(now);
+                    // Live, filed early by a write that pushed its expiry back: its
+                    // entry went with the due ones, so it is filed at its expiry now
+                    // (unless a write since filed it elsewhere).
+                    if !expired && slot.indexed_at() == Some(at) {
+                        locked(&self.expiry).insert((slot.expires_at, text.clone()));
+                        slot.indexed_at = slot.expires_at;
+                    }
+                    expired
+                }
+            };
+            if expired && self.remove_where(&text, |s| s.is_expired(now)).is_some() {
                 purged += 1;
             }
         }
@@ -369,7 +405,7 @@ impl Inner {
                 let go = keep_going(s);
                 if go {
                     self.unindex_user(s.user_id(), text);
-                    self.reindex_expiry(text, s.expires_at(), None);
+                    self.refile_expiry(text, s.indexed_at(), None);
                 }
                 go
             })

@@ -103,16 +103,20 @@ impl SigningKeys {
     }
 
     pub(super) fn verify(&self, binding: &[u8], body: &str, tag: &str) -> bool {
-        // Only the canonical encoding of exactly `tag_bytes` bytes is accepted.
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
-        if tag.len() != self.tag_bytes {
+        // Only the canonical encoding of exactly `tag_bytes` bytes is accepted; decoded
+        // on the stack. `decode_slice` wants room for its estimate (33 bytes for the 43
+        // characters of a 32-byte tag); a text too long for that fails.
+        let mut buf = [0u8; 36];
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(tag, &mut buf) else { return false };
+        if len != self.tag_bytes {
             return false;
         }
+        let tag = &buf[..len];
         self.macs.iter().any(|mac| {
             let mut mac = mac.clone();
             mac.update(binding);
             mac.update(body.as_bytes());
-            mac.verify_truncated_left(&tag).is_ok()
+            mac.verify_truncated_left(tag).is_ok()
         })
     }
 }
@@ -128,5 +132,23 @@ mod tests {
         let keys = SigningKeys::new([[7u8; 16]]).unwrap();
         assert!(keys.clone().tag_bytes(3).is_err());
         assert!(keys.tag_bytes(32).is_ok());
+    }
+
+    #[test]
+    fn every_tag_length_verifies_and_nothing_else_does() {
+        for n in 4..=32 {
+            let keys = SigningKeys::new([[7u8; 16]]).unwrap().tag_bytes(n).unwrap();
+            let tag = keys.sign(b"binding", "m:body");
+            assert!(keys.verify(b"binding", "m:body", &tag), "{n} bytes");
+            assert!(!keys.verify(b"binding", "m:bodY", &tag), "{n} bytes, another body");
+            assert!(!keys.verify(b"other", "m:body", &tag), "{n} bytes, another binding");
+            let shorter = &tag[..tag.len() - 1];
+            assert!(!keys.verify(b"binding", "m:body", shorter), "{n} bytes, a character short");
+            let longer = format!("{tag}AAAA");
+            assert!(!keys.verify(b"binding", "m:body", &longer), "{n} bytes, longer");
+        }
+        let keys = SigningKeys::new([[7u8; 16]]).unwrap();
+        assert!(!keys.verify(b"binding", "m:body", &"A".repeat(400)), "far too long");
+        assert!(!keys.verify(b"binding", "m:body", ""), "empty");
     }
 }

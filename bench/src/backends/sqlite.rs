@@ -95,11 +95,22 @@ pub fn raw(path: &Path) -> anyhow::Result<Subject> {
     })
 }
 
-/// bot-sessions' store on `path` (durability normal, the default).
+/// bot-sessions' store on `path` (durability normal and its near cache: the defaults).
 pub async fn ours(path: &Path) -> anyhow::Result<Subject> {
     let store = SqliteStore::builder().open(path).await?;
     Ok(super::ours(
         "bot-sessions/sqlite",
+        "sqlite",
+        Sessions::builder_with_initial(store, Bench::seeded).namespace("bench").build()?,
+    ))
+}
+
+/// bot-sessions' store on `path` without the near cache the SQLite store gives its
+/// sessions by default: every update loads its key first (what the default saves).
+pub async fn ours_uncached(path: &Path) -> anyhow::Result<Subject> {
+    let store = SqliteStore::builder().without_near_cache().open(path).await?;
+    Ok(super::ours(
+        "bot-sessions/sqlite-nocache",
         "sqlite",
         Sessions::builder_with_initial(store, Bench::seeded).namespace("bench").build()?,
     ))
@@ -130,6 +141,7 @@ pub async fn tower(path: &Path) -> anyhow::Result<Subject> {
 pub async fn subjects(env: &Env, instance: &str) -> anyhow::Result<Vec<Subject>> {
     Ok(vec![
         ours(&file(env, instance, "ours.db")?).await?,
+        ours_uncached(&file(env, instance, "ours-nocache.db")?).await?,
         raw(&file(env, instance, "raw.db")?)?,
         teloxide(&file(env, instance, "teloxide.db")?, false).await?,
         teloxide(&file(env, instance, "teloxide-wal.db")?, true).await?,

@@ -81,6 +81,7 @@ use self::options::parse_location;
 pub use self::options::{Durability, SqliteOptions};
 pub(crate) use self::row::parse_record;
 use self::writer::Op;
+use crate::store::{Pipeline, Queued};
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 const BACKEND: &str = "sqlite";
@@ -165,13 +166,46 @@ impl SqliteStore {
         }
     }
 
+    /// How many write transactions this store's writer has committed since it was
+    /// opened (batches of writes and deletes, and writes applied in the caller's
+    /// thread; not purges): with several writes per transaction (group commit, and
+    /// the queued updates of one key that [`Pipeline`] lets share one), fewer than
+    /// the writes.
+    pub fn write_transactions(&self) -> u64 {
+        self.shared.writer.commits()
+    }
+
     async fn mutate(&self, op: Op, now: Timestamp) -> Result<u64, StoreError> {
         self.shared.writer.submit(op, now).await
     }
 }
 
+/// Every mutation goes through the one writer thread, which applies what is queued in
+/// order (see the [module docs](self)).
+impl Pipeline for SqliteStore {
+    fn enqueue(&self, key: &SessionKey, write: Write<'_>, precondition: Precondition, now: Timestamp) -> Queued {
+        self.shared.writer.enqueue(write_op(key, write, precondition), now)
+    }
+}
+
+fn write_op(key: &SessionKey, write: Write<'_>, precondition: Precondition) -> Op {
+    Op::Write {
+        key: key.clone(),
+        value: write.value.to_vec(),
+        schema_version: write.schema_version,
+        expires_at: write.expires_at,
+        version: write.version,
+        owner: write.owner,
+        precondition,
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn pipeline(&self) -> Option<&dyn Pipeline> {
+        Some(self)
+    }
+
     fn notices(&self) -> Option<crate::store::notify::Notices> {
         Some(self.shared.notices.clone())
     }
@@ -191,16 +225,7 @@ impl Store for SqliteStore {
         precondition: Precondition,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let op = Op::Write {
-            key: key.clone(),
-            value: write.value.to_vec(),
-            schema_version: write.schema_version,
-            expires_at: write.expires_at,
-            version: write.version,
-            owner: write.owner,
-            precondition,
-        };
-        self.mutate(op, now).await
+        self.mutate(write_op(key, write, precondition), now).await
     }
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {

@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = args.next().map_or(Ok(4), |a| a.parse())?;
     let dir = std::env::temp_dir().join(format!("bot-sessions-cells-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let ours = bot_sessions_bench::backends::sqlite::ours(&dir.join("ours.db")).await?;
+    let store = bot_sessions::store::sqlite::SqliteStore::builder().open(&dir.join("ours.db")).await?;
+    let ours = bot_sessions_bench::backends::sqlite::ours_on(store.clone())?;
     let raw = bot_sessions_bench::backends::sqlite::raw(&dir.join("raw.db"))?;
     let cells = [
         (Dist::Uniform, 1),
@@ -47,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         let (mut a, mut b) = (Sample::default(), Sample::default());
         let (mut ca, mut cb) = (0.0, 0.0);
         let before = ((ours.total)().await?, (raw.total)().await?);
+        let transactions = store.write_transactions();
         for r in 0..rounds {
             let cell = Duration::from_millis(ms);
             for first in [r % 2 == 0, r % 2 != 0] {
@@ -60,13 +62,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        let transactions = store.write_transactions() - transactions;
         let after = ((ours.total)().await?, (raw.total)().await?);
         let lost = (
             a.acked_updates as i64 - (after.0 - before.0) as i64,
             b.acked_updates as i64 - (after.1 - before.1) as i64,
         );
         println!(
-            "{:<8} c={:<4} ours {:>7.1} k/s p50 {:>7.1} us | raw {:>7.1} k/s p50 {:>6.1} us | ratio {:.2}x  cpu/op {:.1} vs {:.1} us (errors {}/{}, lost {}/{})",
+            "{:<8} c={:<4} ours {:>7.1} k/s p50 {:>7.1} us | raw {:>7.1} k/s p50 {:>6.1} us | ratio {:.2}x  cpu/op {:.1} vs {:.1} us, {:.1} writes/txn (errors {}/{}, lost {}/{})",
             dist.label(),
             tasks,
             a.ops_per_s() / 1e3,
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             a.ops_per_s() / b.ops_per_s(),
             ca * 1e6 / a.ops.max(1) as f64,
             cb * 1e6 / b.ops.max(1) as f64,
+            a.acked_updates as f64 / transactions.max(1) as f64,
             a.errors,
             b.errors,
             lost.0,

@@ -186,10 +186,18 @@ where
                 Ok(Plan::Write { bytes, expires_at, precondition }) => {
                     let write = Write::new(&bytes, self.inner.migrations.current(), expires_at);
                     let mut sent = pipe.enqueue(key, write, precondition, now);
+                    // Only a record whose times are known can be built on: over a live
+                    // record the store keeps its creation time, which a base that
+                    // started over (a reset undecodable record) does not know.
+                    let known = base.version.is_none() || base.created_at.is_some();
                     let outcome = match sent.try_outcome() {
                         Some(outcome) => {
                             lock = Some(held);
                             outcome
+                        }
+                        None if !known => {
+                            lock = Some(held);
+                            sent.await
                         }
                         None => {
                             let record = Record {

@@ -48,6 +48,9 @@ enum State {
 /// holder of the key builds on.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// The key written (two keys whose hashes collide share a lock entry; a holder
+    /// builds only on a write of its own key).
+    key: SessionKey,
     /// The record as the store holds it once the write lands (`user_id` unset).
     record: Record,
     /// Published by the update that queued it; closed without a value if that update
@@ -210,7 +213,7 @@ where
                                 user_id: None,
                             };
                             let (tx, state) = watch::channel(State::Queued);
-                            let pending = Arc::new(Pending { record, state });
+                            let pending = Arc::new(Pending { key: key.clone(), record, state });
                             let mut publisher = Publisher {
                                 tx: Some(tx),
                                 queued: Some(sent),
@@ -286,6 +289,9 @@ where
     /// is `pending`; `None` when that record needs more than a decode (it expired,
     /// say): wait for it to settle and load.
     fn build_on(&self, key: &SessionKey, pending: &Arc<Pending>, now: Timestamp) -> Option<(T, Base)> {
+        if pending.key != *key {
+            return None;
+        }
         match self.decode_record(key, Some(pending.record.clone()), None, now, false) {
             Ok(Loaded::Ready(value, mut base)) => {
                 base.queued = Some(pending.clone());

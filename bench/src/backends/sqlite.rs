@@ -97,7 +97,11 @@ pub fn raw(path: &Path) -> anyhow::Result<Subject> {
 
 /// bot-sessions' store on `path` (durability normal and its near cache: the defaults).
 pub async fn ours(path: &Path) -> anyhow::Result<Subject> {
-    let store = SqliteStore::builder().open(path).await?;
+    ours_on(SqliteStore::builder().open(path).await?)
+}
+
+/// Ours on an open `store` (a clone kept by the caller reads its counters).
+pub fn ours_on(store: SqliteStore) -> anyhow::Result<Subject> {
     Ok(super::ours(
         "bot-sessions/sqlite",
         "sqlite",

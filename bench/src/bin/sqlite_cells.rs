@@ -29,18 +29,12 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     // `NEAR_CACHE=off`: ours without the near cache the SQLite store gives sessions by
     // default (every update loads first), to compare the two.
-    let ours = if std::env::var("NEAR_CACHE").is_ok_and(|v| v == "off") {
-        let url = format!("sqlite://{}?near_cache=off", dir.join("ours.db").display());
-        let sessions = bot_sessions::Sessions::builder_with_initial(
-            bot_sessions::store::open(&url).await?,
-            bot_sessions_bench::Bench::seeded,
-        )
-        .namespace("bench")
-        .build()?;
-        bot_sessions_bench::backends::ours("bot-sessions/sqlite (no near cache)", "sqlite", sessions)
-    } else {
-        bot_sessions_bench::backends::sqlite::ours(&dir.join("ours.db")).await?
-    };
+    let mut options = bot_sessions::store::sqlite::SqliteStore::builder();
+    if std::env::var("NEAR_CACHE").is_ok_and(|v| v == "off") {
+        options = options.without_near_cache();
+    }
+    let store = options.open(&dir.join("ours.db")).await?;
+    let ours = bot_sessions_bench::backends::sqlite::ours_on(store.clone())?;
     let raw = bot_sessions_bench::backends::sqlite::raw(&dir.join("raw.db"))?;
     let cells = [
         (Dist::Uniform, 1),
@@ -61,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         let (mut a, mut b) = (Sample::default(), Sample::default());
         let (mut ca, mut cb) = (0.0, 0.0);
         let before = ((ours.total)().await?, (raw.total)().await?);
+        let transactions = store.write_transactions();
         for r in 0..rounds {
             let cell = Duration::from_millis(ms);
             for first in [r % 2 == 0, r % 2 != 0] {
@@ -74,13 +69,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        let transactions = store.write_transactions() - transactions;
         let after = ((ours.total)().await?, (raw.total)().await?);
         let lost = (
             a.acked_updates as i64 - (after.0 - before.0) as i64,
             b.acked_updates as i64 - (after.1 - before.1) as i64,
         );
         println!(
-            "{:<8} c={:<4} ours {:>7.1} k/s p50 {:>7.1} us | raw {:>7.1} k/s p50 {:>6.1} us | ratio {:.2}x  cpu/op {:.1} vs {:.1} us (errors {}/{}, lost {}/{})",
+            "{:<8} c={:<4} ours {:>7.1} k/s p50 {:>7.1} us | raw {:>7.1} k/s p50 {:>6.1} us | ratio {:.2}x  cpu/op {:.1} vs {:.1} us, {:.1} writes/txn (errors {}/{}, lost {}/{})",
             dist.label(),
             tasks,
             a.ops_per_s() / 1e3,
@@ -90,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             a.ops_per_s() / b.ops_per_s(),
             ca * 1e6 / a.ops.max(1) as f64,
             cb * 1e6 / b.ops.max(1) as f64,
+            a.acked_updates as f64 / transactions.max(1) as f64,
             a.errors,
             b.errors,
             lost.0,

@@ -61,7 +61,7 @@ pub use record::{Precondition, Record, Write, new_version};
 #[cfg(feature = "interactive")]
 pub use runtime::Runtime;
 pub use session::{DecodePolicy, Migrations, SessionError, SessionGuard, Sessions, Ttl};
-pub use store::{DynStore, InProcess, Page, Store, StoreError, Taken, TypedValue};
+pub use store::{DynStore, InProcess, Page, Pipeline, Queued, Store, StoreError, Taken, TypedValue};
 
 /// The README's Rust code blocks, run as doctests so that a documented example can
 /// never rot (blocks that need a bot token or a server are `no_run`: compiled only).

@@ -37,6 +37,7 @@ where
             meta: None,
             from_cache: false,
             typed: false,
+            queued: None,
         };
         Ok((value, base))
     }
@@ -246,6 +247,7 @@ where
                     meta: Some(meta),
                     from_cache,
                     typed: false,
+                    queued: None,
                 };
                 Ok(Loaded::Ready(value, base))
             }

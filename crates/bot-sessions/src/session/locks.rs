@@ -12,6 +12,12 @@
 //!
 //! Keys are hashed to 64 bits; a collision can only make two keys wait for each other,
 //! never let two holders of one key in.
+//!
+//! An entry also carries the last write its holders queued in a store that applies
+//! them in order and has not settled yet ([`Pending`], see `pipeline.rs`): a holder
+//! that queued a write releases the key with it ([`KeyLock::release_queued`]), so the
+//! next holder can build on it instead of waiting for its commit. Such an entry stays
+//! (unheld) until the write settles ([`KeyLocks::settle`]), and is then removed.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -25,12 +31,26 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use super::pipeline::Pending;
+
 const SHARDS: usize = 64;
 
-/// The waiters of one held key; an entry exists exactly while the key is held.
-#[derive(Debug, Default)]
+/// The waiters of one held key; an entry exists exactly while the key is held, or a
+/// write queued by its last holder has not settled.
+#[derive(Debug)]
 struct Held {
     waiters: VecDeque<oneshot::Sender<()>>,
+    /// Whether someone holds the key (false only while `queued` is there).
+    held: bool,
+    /// The last write queued under the key and not known to have settled.
+    queued: Option<Arc<Pending>>,
+}
+
+impl Held {
+    /// A fresh entry, held by its creator.
+    fn taken() -> Held {
+        Held { waiters: VecDeque::new(), held: true, queued: None }
+    }
 }
 
 /// Keys of the shard maps are already hashes: hash them no further.
@@ -107,6 +127,20 @@ impl KeyLocks {
         self.0.try_acquire(hash).then_some(KeyLock { table: &self.0, hash })
     }
 
+    /// Forgets `pending` as the key's last queued write, if it still is (it settled):
+    /// an entry that nobody holds then goes away.
+    pub(crate) fn settle(&self, key_hash: u64, pending: &Arc<Pending>) {
+        let mut shard = self.0.shard(key_hash);
+        let Entry::Occupied(mut held) = shard.entry(key_hash) else { return };
+        let entry = held.get_mut();
+        if entry.queued.as_ref().is_some_and(|q| Arc::ptr_eq(q, pending)) {
+            entry.queued = None;
+            if !entry.held {
+                held.remove();
+            }
+        }
+    }
+
     /// Like [`lock`](Self::lock), but the lock keeps the table alive itself.
     pub(crate) async fn lock_owned(&self, key: &str) -> OwnedKeyLock {
         let hash = self.0.hasher.hash_one(key);
@@ -135,11 +169,20 @@ impl Table {
     fn try_acquire(&self, hash: u64) -> bool {
         match self.shard(hash).entry(hash) {
             Entry::Vacant(free) => {
-                free.insert(Held::default());
+                free.insert(Held::taken());
+                true
+            }
+            Entry::Occupied(mut idle) if !idle.get().held => {
+                idle.get_mut().held = true;
                 true
             }
             Entry::Occupied(_) => false,
         }
+    }
+
+    /// The write last queued under the key (held by the caller), if not yet settled.
+    fn queued(&self, hash: u64) -> Option<Arc<Pending>> {
+        self.shard(hash).get(&hash).and_then(|held| held.queued.clone())
     }
 
     /// Takes the key: at once if free, else after the holders before us.
@@ -149,7 +192,11 @@ impl Table {
             // One probe of the map either way (the entry API), not a lookup then an insert.
             match shard.entry(hash) {
                 Entry::Vacant(free) => {
-                    free.insert(Held::default());
+                    free.insert(Held::taken());
+                    None
+                }
+                Entry::Occupied(mut idle) if !idle.get().held => {
+                    idle.get_mut().held = true;
                     None
                 }
                 Entry::Occupied(mut held) => {
@@ -164,29 +211,66 @@ impl Table {
         }
     }
 
-    /// Hands the key to the next live waiter, or removes its entry.
-    fn release(&self, hash: u64) {
+    /// Hands the key to the next live waiter, or removes its entry (or, while a write
+    /// queued under it has not settled, leaves it unheld). With `queued`, that write
+    /// becomes the key's last queued one first.
+    fn release(&self, hash: u64, queued: Option<Arc<Pending>>) {
         let mut shard = self.shard(hash);
         let Entry::Occupied(mut held) = shard.entry(hash) else { return };
-        while let Some(next) = held.get_mut().waiters.pop_front() {
+        let entry = held.get_mut();
+        if queued.is_some() {
+            entry.queued = queued;
+        }
+        while let Some(next) = entry.waiters.pop_front() {
             if next.send(()).is_ok() {
                 return;
             }
             // That waiter was cancelled; try the next one.
         }
-        held.remove();
+        if entry.queued.is_some() {
+            entry.held = false;
+        } else {
+            held.remove();
+        }
+    }
+}
+
+impl<'a> KeyLock<'a> {
+    /// The hash [`KeyLocks::settle`] takes.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The write last queued under this key by an earlier holder, if it has not
+    /// settled (see `pipeline.rs`).
+    pub(crate) fn queued(&self) -> Option<Arc<Pending>> {
+        self.table.queued(self.hash)
+    }
+
+    /// Releases the key, leaving `pending` (a write this holder queued) for the next
+    /// holders to build on until it settles.
+    pub(crate) fn release_queued(self, pending: Arc<Pending>) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.table.release(this.hash, Some(pending));
     }
 }
 
 impl Drop for KeyLock<'_> {
     fn drop(&mut self) {
-        self.table.release(self.hash);
+        self.table.release(self.hash, None);
+    }
+}
+
+impl OwnedKeyLock {
+    /// As [`KeyLock::queued`].
+    pub(crate) fn queued(&self) -> Option<Arc<Pending>> {
+        self.table.queued(self.hash)
     }
 }
 
 impl Drop for OwnedKeyLock {
     fn drop(&mut self) {
-        self.table.release(self.hash);
+        self.table.release(self.hash, None);
     }
 }
 
@@ -221,7 +305,7 @@ impl Drop for Wait<'_> {
             rx.close();
             if rx.try_recv().is_ok() {
                 // Handed the lock, then cancelled before using it: pass it on.
-                self.table.release(self.hash);
+                self.table.release(self.hash, None);
             }
         }
     }

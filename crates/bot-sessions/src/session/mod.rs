@@ -24,6 +24,7 @@ mod load;
 pub(crate) mod locks;
 mod meta;
 mod migrate;
+mod pipeline;
 mod quarantine;
 mod retry;
 mod save;
@@ -206,6 +207,9 @@ struct Base {
     /// The value was kept typed by the store (see `typed.rs`): the stored bytes are its
     /// encoding, unread (`stored` is `None`), so a save lets the store compare.
     typed: bool,
+    /// The record is a write queued under the key and not yet known to be committed
+    /// (see `pipeline.rs`): a save that writes nothing waits for it and checks it.
+    queued: Option<Arc<pipeline::Pending>>,
 }
 
 impl Base {
@@ -439,6 +443,11 @@ where
 
     async fn open_unobserved(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
         let lock = self.inner.locks.lock_owned(key.as_str()).await;
+        if self.inner.store.pipeline().is_some()
+            && let Some(pending) = lock.queued()
+        {
+            pending.settled().await;
+        }
         let now = self.inner.clock.now();
         let (value, base) = self.load(key, now, via).await?;
         Ok(SessionGuard::new(self.clone(), key.clone(), lock, value, base))
@@ -508,7 +517,15 @@ where
         Ok(list_quarantined(self.inner.store.as_ref(), Some(&self.inner.namespace), self.inner.clock.now()).await?)
     }
 
+    /// Takes the key's lock, and waits until the last write an update queued under it
+    /// settled (see `pipeline.rs`): what follows sees every update that held the key.
     async fn lock(&self, key: &SessionKey) -> KeyLock<'_> {
-        self.inner.locks.lock(key.as_str()).await
+        let lock = self.inner.locks.lock(key.as_str()).await;
+        if self.inner.store.pipeline().is_some()
+            && let Some(pending) = lock.queued()
+        {
+            pending.settled().await;
+        }
+        lock
     }
 }

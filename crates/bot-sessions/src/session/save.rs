@@ -187,6 +187,23 @@ where
         }
     }
 
+    /// The store's answer `outcome` to `write` under `key` over `pre`, as
+    /// [`apply`](Self::apply) takes it: an ambiguous outcome is resolved.
+    pub(super) async fn answered(
+        &self,
+        key: &SessionKey,
+        write: Write<'_>,
+        pre: Precondition,
+        outcome: Result<u64, StoreError>,
+    ) -> Result<(), SessionError> {
+        match outcome {
+            Err(e) if e.is_ambiguous() => {
+                self.inner.obs.ambiguous(Box::pin(self.resolve(key, Op::Write(write), pre, e)).await)
+            }
+            other => Ok(other.map(drop)?),
+        }
+    }
+
     /// After an ambiguous outcome, finds out whether the change landed, without ever
     /// applying it twice.
     ///

@@ -85,6 +85,9 @@ where
     {
         // The store first: the lock is tried only where the fast path can use it (a lock
         // taken and not used would be held while the general path waits for it).
+        if let Some(pipe) = self.inner.store.pipeline() {
+            return Box::pin(self.update_pipelined(key, f, pipe)).await;
+        }
         let fast = self.typed_store().and_then(|local| Some((local, self.inner.locks.try_lock(key.as_str())?)));
         let Some((local, lock)) = fast else {
             return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
@@ -153,6 +156,7 @@ where
                             meta: Some(meta),
                             from_cache: false,
                             typed: true,
+                            queued: None,
                         };
                         return Ok(Some((kept, base)));
                     }

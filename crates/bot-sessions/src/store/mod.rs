@@ -182,6 +182,15 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// This store's in-order write queue, if it has one (the SQLite store: one writer
+    /// thread per store): [`Sessions`](crate::Sessions) then releases a key's
+    /// in-process lock once an update's write is queued, and lets the next update of
+    /// the key build on the queued value (see [`Pipeline`]). Other stores keep the
+    /// default, `None`, and their updates hold the key until their write is answered.
+    fn pipeline(&self) -> Option<&dyn Pipeline> {
+        None
+    }
+
     /// The [`NearCache`](near_cache::NearCache) this store is, if it is one: how
     /// [`Sessions`](crate::Sessions) built on a store find the cache to skip loads with.
     /// Backends keep the default, `None`.
@@ -213,6 +222,76 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str {
         "custom"
     }
+}
+
+/// A write handed to a [`Pipeline`]: its outcome, as [`Store::write`] would have
+/// returned it, once the write is applied and committed (or failed). Awaiting it is
+/// optional: the write stands (or fails) whether anyone waits for it or not.
+pub struct Queued(QueuedInner);
+
+enum QueuedInner {
+    /// Already answered (applied at once, or refused before it was queued).
+    Ready(Option<Result<u64, StoreError>>),
+    /// Queued; the answer comes from the store's writer.
+    Waiting(std::pin::Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send>>),
+}
+
+impl Queued {
+    /// A write whose outcome is known already.
+    pub fn ready(outcome: Result<u64, StoreError>) -> Self {
+        Queued(QueuedInner::Ready(Some(outcome)))
+    }
+
+    /// A queued write whose outcome `answer` gives.
+    pub fn new(answer: impl Future<Output = Result<u64, StoreError>> + Send + 'static) -> Self {
+        Queued(QueuedInner::Waiting(Box::pin(answer)))
+    }
+
+    /// The outcome, if it was known when the write was handed over (it was applied at
+    /// once, or refused); `None`: it is queued, await it.
+    pub fn try_outcome(&mut self) -> Option<Result<u64, StoreError>> {
+        match &mut self.0 {
+            QueuedInner::Ready(outcome) => outcome.take(),
+            QueuedInner::Waiting(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            QueuedInner::Ready(outcome) => f.debug_tuple("Queued::Ready").field(outcome).finish(),
+            QueuedInner::Waiting(_) => f.write_str("Queued::Waiting"),
+        }
+    }
+}
+
+impl Future for Queued {
+    type Output = Result<u64, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            QueuedInner::Ready(outcome) => std::task::Poll::Ready(outcome.take().unwrap_or_else(|| {
+                Err(StoreError::backend("pipeline", None, false, "the outcome of a queued write was taken already"))
+            })),
+            QueuedInner::Waiting(answer) => answer.as_mut().poll(cx),
+        }
+    }
+}
+
+/// A store's in-order write queue (see [`Store::pipeline`]).
+///
+/// The contract, on top of [`Store::write`]'s: the writes and deletes this store is
+/// handed (through [`Pipeline::enqueue`], [`Store::write`] or [`Store::delete`]) after
+/// `enqueue` returned are applied after the enqueued write, each with its own
+/// precondition checked against the state the earlier ones left. So a caller may
+/// queue a compare-and-set over the version an earlier, still queued write proposes:
+/// it holds exactly when that write landed and nothing came in between.
+pub trait Pipeline: Send + Sync {
+    /// Hands `write` under `key` (if `precondition` holds when it is applied) to the
+    /// store's writer and returns without waiting for it to be applied. The outcome
+    /// comes through the returned [`Queued`]: the same as [`Store::write`]'s.
+    fn enqueue(&self, key: &SessionKey, write: Write<'_>, precondition: Precondition, now: Timestamp) -> Queued;
 }
 
 /// A session value an in-process store keeps beside its encoding, as it was handed to

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use quick_cache::Weighter;
 
+use crate::store::{Pipeline, Queued};
 use crate::{DynStore, Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 /// The default bound on cached records: 100 000.
@@ -293,6 +294,36 @@ impl NearCache {
         }
     }
 
+    /// What a write's `outcome` teaches the cache: `next` (the record a successful write
+    /// makes, when it can be told) is cached if the key's entry is still `over` (the one
+    /// the write was prepared against; `None`: nothing was cached), a conflict marks the
+    /// key contended, anything else forgets it.
+    fn learn(
+        &self,
+        key: &SessionKey,
+        outcome: &Result<u64, StoreError>,
+        next: Option<Record>,
+        over: Option<&Arc<Cached>>,
+        now: Timestamp,
+    ) {
+        match outcome {
+            Ok(_) => {
+                let current = self.inner.map.peek(key.as_str());
+                let unchanged = match (&current, over) {
+                    (Some(c), Some(o)) => Arc::ptr_eq(c, o),
+                    (None, None) => true,
+                    _ => false,
+                };
+                match next {
+                    Some(next) if unchanged => self.put(key, Some(next), now, false),
+                    _ => self.invalidate(key),
+                }
+            }
+            Err(e) if e.is_conflict() => self.put(key, None, now, true),
+            Err(_) => self.invalidate(key),
+        }
+    }
+
     /// Caches `record` (`None`: only the contention mark), keeping the key's mark.
     fn put(&self, key: &SessionKey, record: Option<Record>, at: Timestamp, contended: bool) {
         let kept = self.inner.map.peek(key.as_str()).map_or(Timestamp(i64::MIN), |c| c.contended_until);
@@ -409,6 +440,53 @@ impl Store for NearCache {
 
     fn as_near_cache(&self) -> Option<&NearCache> {
         Some(self)
+    }
+
+    /// The wrapped store's queue, when it has one, with the cache kept (see the
+    /// [`Pipeline`] impl).
+    fn pipeline(&self) -> Option<&dyn Pipeline> {
+        self.inner.store.pipeline().map(|_| self as &dyn Pipeline)
+    }
+}
+
+/// The wrapped store's in-order queue. The cache learns what a queued write makes
+/// once it settles, as [`Store::write`] does, but only if the key's entry is still the
+/// one the write was prepared against: writes of one key queued after it may settle
+/// (and be seen) first, and an older record must not replace what they left. A write
+/// over a version the cache does not hold (one still queued) forgets the key; the next
+/// update after the queue empties loads it.
+impl Pipeline for NearCache {
+    fn enqueue(&self, key: &SessionKey, write: Write<'_>, precondition: Precondition, now: Timestamp) -> Queued {
+        let Some(pipe) = self.inner.store.pipeline() else {
+            // `pipeline` offers this queue only over a store that has one.
+            return Queued::ready(Err(StoreError::backend(
+                self.backend(),
+                Some(key.as_str()),
+                false,
+                "the store behind this near cache has no write queue",
+            )));
+        };
+        let entry = self.inner.map.get(key.as_str());
+        let next = match precondition {
+            Precondition::Version(v) => entry
+                .as_ref()
+                .and_then(|c| c.record.as_ref())
+                .filter(|r| r.version == v && !r.is_expired(now))
+                .map(|known| Record::next(Some(known), key, &write, now)),
+            Precondition::Absent => Some(Record::next(None, key, &write, now)),
+            Precondition::Any => None,
+        };
+        let mut queued = pipe.enqueue(key, write, precondition, now);
+        if let Some(outcome) = queued.try_outcome() {
+            self.learn(key, &outcome, next, entry.as_ref(), now);
+            return Queued::ready(outcome);
+        }
+        let (cache, key) = (self.clone(), key.clone());
+        Queued::new(async move {
+            let outcome = queued.await;
+            cache.learn(&key, &outcome, next, entry.as_ref(), now);
+            outcome
+        })
     }
 }
 

@@ -91,6 +91,7 @@ impl SqliteOptions {
             busy_timeout: self.busy_timeout,
             corruption: corruption.clone(),
             inline_writes: self.durability == Durability::Normal,
+            commits: std::sync::atomic::AtomicU64::new(0),
         };
         let checkpointer = connect(&readers.path, self.busy_timeout).map_err(err)?;
         let writer = Writer::spawn(conn, checkpointer, settings)?;

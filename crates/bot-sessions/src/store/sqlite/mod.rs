@@ -7,6 +7,11 @@
 //!   transaction (group commit) while checking each one's precondition; a write is
 //!   acknowledged only after its batch committed. Across processes, SQLite's write lock
 //!   serializes the writers and compare-and-set catches lost races.
+//! - **In order**: the writer applies what it is handed in the order it was handed it,
+//!   so the store is a [`Pipeline`]: [`Sessions`](crate::Sessions) releases a key once
+//!   an update's write is queued, and the next update of the key compare-and-sets over
+//!   the queued version, in the same transaction when the writer is busy
+//!   ([`SqliteStore::write_transactions`] counts the transactions).
 //! - **Nothing that can wait runs on an async worker thread**: SQLite calls block
 //!   (waiting out another process's lock, syncing the disk). Only what cannot wait runs
 //!   in the caller's thread, because two thread hand-offs cost several times a small
@@ -81,6 +86,7 @@ use self::options::parse_location;
 pub use self::options::{Durability, SqliteOptions};
 pub(crate) use self::row::parse_record;
 use self::writer::Op;
+use crate::store::{Pipeline, Queued};
 use crate::{Namespace, Page, Precondition, Record, SessionKey, Store, StoreError, Timestamp, Write};
 
 const BACKEND: &str = "sqlite";
@@ -165,8 +171,37 @@ impl SqliteStore {
         }
     }
 
+    /// How many write transactions this store's writer has committed since it was
+    /// opened (batches of writes and deletes, and writes applied in the caller's
+    /// thread; not purges): with several writes per transaction (group commit, and
+    /// the queued updates of one key that [`Pipeline`] lets share one), fewer than
+    /// the writes.
+    pub fn write_transactions(&self) -> u64 {
+        self.shared.writer.commits()
+    }
+
     async fn mutate(&self, op: Op, now: Timestamp) -> Result<u64, StoreError> {
         self.shared.writer.submit(op, now).await
+    }
+}
+
+/// Every mutation goes through the one writer thread, which applies what is queued in
+/// order (see the [module docs](self)).
+impl Pipeline for SqliteStore {
+    fn enqueue(&self, key: &SessionKey, write: Write<'_>, precondition: Precondition, now: Timestamp) -> Queued {
+        self.shared.writer.enqueue(write_op(key, write, precondition), now)
+    }
+}
+
+fn write_op(key: &SessionKey, write: Write<'_>, precondition: Precondition) -> Op {
+    Op::Write {
+        key: key.clone(),
+        value: write.value.to_vec(),
+        schema_version: write.schema_version,
+        expires_at: write.expires_at,
+        version: write.version,
+        owner: write.owner,
+        precondition,
     }
 }
 
@@ -174,6 +209,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn default_near_cache(&self) -> Option<crate::store::near_cache::CacheConfig> {
         self.shared.near_cache
+    }
+
+    fn pipeline(&self) -> Option<&dyn Pipeline> {
+        Some(self)
     }
 
     fn notices(&self) -> Option<crate::store::notify::Notices> {
@@ -195,16 +234,7 @@ impl Store for SqliteStore {
         precondition: Precondition,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let op = Op::Write {
-            key: key.clone(),
-            value: write.value.to_vec(),
-            schema_version: write.schema_version,
-            expires_at: write.expires_at,
-            version: write.version,
-            owner: write.owner,
-            precondition,
-        };
-        self.mutate(op, now).await
+        self.mutate(write_op(key, write, precondition), now).await
     }
 
     async fn delete(&self, key: &SessionKey, precondition: Precondition, now: Timestamp) -> Result<bool, StoreError> {

@@ -66,5 +66,6 @@ pub(super) fn try_apply(core: &Core, op: &Op, now: Timestamp) -> Option<Result<u
         return Some(Err(commit_failed(key, &e)));
     }
     core.since_checkpoint.fetch_add(1, Ordering::Relaxed);
+    core.settings.commits.fetch_add(1, Ordering::Relaxed);
     Some(outcome)
 }

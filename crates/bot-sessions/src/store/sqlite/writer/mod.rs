@@ -128,6 +128,8 @@ pub(super) struct Settings {
     /// Whether a lone write may commit in the caller's thread (not when a commit
     /// syncs the disk).
     pub(super) inline_writes: bool,
+    /// Write transactions committed (batches and inline writes; purge chunks not).
+    pub(super) commits: AtomicU64,
 }
 
 /// Writes committed since the last checkpoint after which the thread checkpoints the
@@ -266,6 +268,11 @@ impl Writer {
         Ok(Writer { tx: Some(tx), thread: Some(thread), core: Some(core) })
     }
 
+    /// Write transactions committed so far (see [`Settings::commits`]).
+    pub(super) fn commits(&self) -> u64 {
+        self.core.as_ref().map_or(0, |core| core.settings.commits.load(Ordering::Relaxed))
+    }
+
     /// Takes what stopping the writer needs (`None` if it was taken before);
     /// afterwards every submit fails.
     pub(super) fn shutdown(&mut self) -> Option<Shutdown> {
@@ -282,24 +289,51 @@ impl Writer {
             return outcome;
         }
         let key = op.key().map(str::to_owned);
-        let stopped = || StoreError::backend(BACKEND, key.as_deref(), false, "the sqlite writer thread has stopped");
+        let answer = self.queue(op, now)?;
+        Self::answer(answer, key.as_deref()).await
+    }
+
+    /// As [`submit`](Self::submit), but returns once the request is applied (inline)
+    /// or queued, with its outcome to come: the thread applies queued requests in the
+    /// order they were queued, and nothing submitted after this call returned can be
+    /// applied before it (a later request goes inline only once nothing is queued).
+    pub(super) fn enqueue(&self, op: Op, now: Timestamp) -> crate::store::Queued {
+        if let Some(core) = &self.core
+            && let Some(outcome) = inline::try_apply(core, &op, now)
+        {
+            return crate::store::Queued::ready(outcome);
+        }
+        let key = op.key().map(str::to_owned);
+        match self.queue(op, now) {
+            Ok(answer) => crate::store::Queued::new(async move { Self::answer(answer, key.as_deref()).await }),
+            Err(e) => crate::store::Queued::ready(Err(e)),
+        }
+    }
+
+    /// Hands `op` to the thread.
+    fn queue(&self, op: Op, now: Timestamp) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
+        let stopped =
+            |key: Option<&str>| StoreError::backend(BACKEND, key, false, "the sqlite writer thread has stopped");
         let (reply, answer) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        let Some(tx) = self.tx.as_ref() else { return Err(stopped(op.key())) };
         if let Some(core) = &self.core {
             core.queued.fetch_add(1, Ordering::AcqRel);
         }
         // A request that cannot be queued never reached the thread: not applied.
-        if tx.send(Request { op, now, reply }).is_err() {
+        if let Err(mpsc::SendError(request)) = tx.send(Request { op, now, reply }) {
             if let Some(core) = &self.core {
                 core.queued.fetch_sub(1, Ordering::AcqRel);
             }
-            return Err(stopped());
+            return Err(stopped(request.op.key()));
         }
+        Ok(answer)
+    }
+
+    /// The thread's answer to a queued request on `key`.
+    async fn answer(answer: oneshot::Receiver<Result<u64, StoreError>>, key: Option<&str>) -> Result<u64, StoreError> {
         match answer.await {
             Ok(outcome) => outcome,
-            Err(_) => {
-                Err(unknown(key.as_deref(), "the sqlite writer stopped without answering; it may have committed"))
-            }
+            Err(_) => Err(unknown(key, "the sqlite writer stopped without answering; it may have committed")),
         }
     }
 }
@@ -445,6 +479,7 @@ fn apply(conn: &Connection, settings: &Settings, batch: &[Request]) -> Result<Ve
         rollback(conn);
         return Err(Failure::Commit(e));
     }
+    settings.commits.fetch_add(1, Ordering::Relaxed);
     Ok(outcomes)
 }
 

@@ -443,10 +443,15 @@ where
 
     async fn open_unobserved(&self, key: &SessionKey, via: Via) -> Result<SessionGuard<T>, SessionError> {
         let lock = self.inner.locks.lock_owned(key.as_str()).await;
+        let mut via = via;
         if self.inner.store.pipeline().is_some()
             && let Some(pending) = lock.queued()
         {
             pending.settled().await;
+            // The near cache learns a settled chain's last record when its updates'
+            // tasks next run, which may be after this one: a handler-scoped session has
+            // no retry to absorb a stale copy, so it reads the store.
+            via = Via::Store;
         }
         let now = self.inner.clock.now();
         let (value, base) = self.load(key, now, via).await?;

@@ -14,7 +14,7 @@
 //! never let two holders of one key in.
 //!
 //! An entry also carries the last write its holders queued in a store that applies
-//! them in order and has not settled yet ([`Pending`], see `pipeline.rs`): a holder
+//! them in order and has not settled yet ([`Pending`], see `pending.rs`): a holder
 //! that queued a write releases the key with it ([`KeyLock::release_queued`]), so the
 //! next holder can build on it instead of waiting for its commit. Such an entry stays
 //! (unheld) until the write settles ([`KeyLocks::settle`]), and is then removed.
@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use super::pipeline::Pending;
+use super::pending::Pending;
 
 const SHARDS: usize = 64;
 

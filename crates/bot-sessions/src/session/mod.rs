@@ -24,6 +24,7 @@ mod load;
 pub(crate) mod locks;
 mod meta;
 mod migrate;
+mod pending;
 mod pipeline;
 mod quarantine;
 mod retry;
@@ -209,7 +210,7 @@ struct Base {
     typed: bool,
     /// The record is a write queued under the key and not yet known to be committed
     /// (see `pipeline.rs`): a save that writes nothing waits for it and checks it.
-    queued: Option<Arc<pipeline::Pending>>,
+    queued: Option<Arc<pending::Pending>>,
 }
 
 impl Base {

@@ -30,54 +30,12 @@ use tokio::sync::watch;
 
 use super::load::Loaded;
 use super::locks::{KeyLock, KeyLocks};
+use super::pending::{Pending, State};
 use super::save::Plan;
 use super::{Base, SessionError, Sessions, Ttl};
 use crate::observe::Handled;
 use crate::store::{Pipeline, Queued};
 use crate::{Record, SessionKey, StoreError, Timestamp, Write};
-
-/// Where a queued write stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Queued,
-    Written,
-    Failed,
-}
-
-/// A write queued under a key and not yet known to have settled: what the next
-/// holder of the key builds on.
-#[derive(Debug)]
-pub(crate) struct Pending {
-    /// The key written (two keys whose hashes collide share a lock entry; a holder
-    /// builds only on a write of its own key).
-    key: SessionKey,
-    /// The record as the store holds it once the write lands (`user_id` unset).
-    record: Record,
-    /// Published by the update that queued it; closed without a value if that update
-    /// went away (cancelled) before it learnt the outcome.
-    state: watch::Receiver<State>,
-}
-
-impl Pending {
-    /// Whether the write is known not to have landed, or its outcome will never be
-    /// published here.
-    fn failed(&self) -> bool {
-        match *self.state.borrow() {
-            State::Failed => true,
-            State::Written => false,
-            State::Queued => self.state.has_changed().is_err(),
-        }
-    }
-
-    /// Waits until the write settled (written, failed, or its outcome will never be
-    /// published here: the store answers in queue order, so then it is settled too
-    /// or soon will be, and a compare-and-set over it tells).
-    pub(crate) async fn settled(&self) {
-        let mut state = self.state.clone();
-        // An error: the publisher is gone; nothing more will come.
-        let _ = state.wait_for(|s| *s != State::Queued).await;
-    }
-}
 
 /// Waits for a queued write's outcome, publishes it to the updates that built on it,
 /// and then forgets the write in the lock table. Dropped before that (its update was

@@ -14,14 +14,11 @@
 //! a scan, another session type) sees exactly what a store of bytes holds; any other
 //! write drops the typed value.
 //!
-//! Expiry: every record with an `expires_at` also has one entry in a
-//! `BTreeSet<(time, key)>`, at a time no later than its expiry, so
-//! [`purge_expired`](crate::Store::purge_expired) pops only what may be due: its cost
-//! grows with the number of records due, not with the size of the store. A write that
-//! pushes the expiry back (an idle TTL refreshed on every update) leaves the entry
-//! where it is, and the purge that reaches it files it again at the record's expiry:
-//! one move per record and purge period, not one per write. Loads never return an
-//! expired record whether or not a purge has run.
+//! Expiry: a record with an `expires_at` has one entry in a `BTreeSet<(time, key)>` no
+//! later than its expiry, so [`purge_expired`](crate::Store::purge_expired) pops only
+//! what may be due. A write that pushes the expiry back (an idle TTL) leaves the entry;
+//! the purge that reaches it files it again: one move per purge period, not per write.
+//! Loads never return an expired record whether or not a purge has run.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -372,22 +369,20 @@ impl Inner {
         };
         let mut purged = 0;
         for (at, text) in due {
-            let expired = match self.records.get_mut(&*text) {
-                None => false,
-                Some(mut entry) => {
-                    let slot = entry.value_mut();
-                    let expired = slot.is_expired(now);
-                    // Live, filed early by a write that pushed its expiry back: its
-                    // entry went with the due ones, so it is filed at its expiry now
-                    // (unless a write since filed it elsewhere).
-                    if !expired && slot.indexed_at() == Some(at) {
-                        locked(&self.expiry).insert((slot.expires_at, text.clone()));
-                        slot.indexed_at = slot.expires_at;
-                    }
-                    expired
+            let Some(mut entry) = self.records.get_mut(&*text) else { continue };
+            let slot = entry.value_mut();
+            if !slot.is_expired(now) {
+                // Filed early by a write that pushed its expiry back: its entry went with
+                // the due ones, so file it at its expiry (unless a write since moved it).
+                if slot.indexed_at() == Some(at) {
+                    locked(&self.expiry).insert((slot.expires_at, text.clone()));
+                    slot.indexed_at = slot.expires_at;
                 }
-            };
-            if expired && self.remove_where(&text, |s| s.is_expired(now)).is_some() {
+                continue;
+            }
+            // `remove_where` takes the shard lock again.
+            drop(entry);
+            if self.remove_where(&text, |s| s.is_expired(now)).is_some() {
                 purged += 1;
             }
         }

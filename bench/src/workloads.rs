@@ -155,12 +155,15 @@ pub async fn two_process(plan: &Plan, env: &Env, backend: &str, subjects: &[Subj
     for s in subjects {
         let before = (s.total)().await.ok();
         let started = Instant::now();
+        let cpu_before = children_cpu();
         let result =
             crate::child::run_update_pair(env, backend, &s.name, tasks, plan.cell * plan.rounds as u32 * 2).await;
         let elapsed = started.elapsed();
+        let cpu = children_cpu() - cpu_before;
         let after = (s.total)().await.ok();
         let mut row = Row::new("two-process", &s.name, s.backend, s.role, tasks);
         row.keys = Some(format!("uniform/{TWO_PROCESS_KEYS}"));
+        let result_acked = result.as_ref().map_or(0, |r| r.acked);
         match result {
             Ok(r) => {
                 row.ops_per_s = r.ops_per_s;
@@ -177,11 +180,12 @@ pub async fn two_process(plan: &Plan, env: &Env, backend: &str, subjects: &[Subj
             Err(e) => row.note = format!("failed: {e:#}"),
         }
         eprintln!(
-            "  two-process {:<30} {:>10.0} ops/s  p50 {:>8.1} us  p99 {:>9.1} us  lost {:?} ({:.1} s) {}",
+            "  two-process {:<30} {:>10.0} ops/s  p50 {:>8.1} us  p99 {:>9.1} us  cpu {:>6.1} us/update  lost {:?} ({:.1} s) {}",
             s.name,
             row.ops_per_s,
             row.p50_us,
             row.p99_us,
+            cpu * 1e6 / result_acked.max(1) as f64,
             row.lost_updates,
             elapsed.as_secs_f64(),
             row.note
@@ -189,4 +193,14 @@ pub async fn two_process(plan: &Plan, env: &Env, backend: &str, subjects: &[Subj
         rows.push(row);
     }
     rows
+}
+
+/// CPU time (user + system, seconds) of the children this process has waited for, from
+/// `/proc/self/stat` (10 ms ticks): what a two-process cell's children spent in all.
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // Fields 16 and 17 of the file (cutime, cstime), counted after the command name.
+    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
 }

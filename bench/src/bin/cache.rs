@@ -86,7 +86,9 @@ async fn compare(
         "{tasks} tasks, uniform keys over {KEYS}, {rounds} rounds of {CELL:?} interleaved, median; load average {}\n",
         load_average()
     );
-    println!("CPU per operation: this process's (every thread), and the server's where it reports it (Redis: INFO used_cpu_*); a cost that load on the machine does not change the way it changes ops/s.\n");
+    println!(
+        "CPU per operation: this process's (every thread), and the server's where it reports it (Redis: INFO used_cpu_*); a cost that load on the machine does not change the way it changes ops/s.\n"
+    );
     println!("| subject | ops/s | x raw | lost | errors | client CPU us/op | server CPU us/op |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, s) in subjects.iter().enumerate() {
@@ -123,8 +125,7 @@ struct ServerCpu(redis::aio::MultiplexedConnection);
 /// The server's CPU seconds so far (`used_cpu_sys + used_cpu_user`), or 0 without one.
 async fn server_cpu(server: Option<&ServerCpu>) -> f64 {
     let Some(ServerCpu(con)) = server else { return 0.0 };
-    let info: String =
-        redis::cmd("INFO").arg("cpu").query_async(&mut con.clone()).await.unwrap_or_default();
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut con.clone()).await.unwrap_or_default();
     info.lines()
         .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
         .filter_map(|l| l.split_once(':').and_then(|(_, v)| v.trim().parse::<f64>().ok()))

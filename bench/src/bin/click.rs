@@ -122,7 +122,11 @@ fn main() -> anyhow::Result<()> {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(5);
             eprintln!("load average {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(compare(rounds))
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(compare(rounds))
         }
         Some(other) => anyhow::bail!("unknown argument {other:?}"),
     }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bot_sessions::interactive::{
     CustomId, CustomIdCodec, Interactive, Manager, RouteOutcome, StartCx, Step, Target, UpdateCx,
@@ -213,6 +214,25 @@ async fn a_conflict_is_counted_with_its_retry() {
     assert_eq!(m.counter("bot_sessions_conflicts_total", &labels), 1);
     assert_eq!(m.counter("bot_sessions_retries_total", &labels), 1);
     assert_eq!(m.counter("bot_sessions_operations_total", &op("faulty", "update", "ok")), 1);
+}
+
+#[tokio::test]
+async fn the_first_retry_after_a_conflict_goes_at_once() {
+    // A backoff of an hour: an update that waited before its second attempt would not
+    // finish in the 10 s given (it would wait a uniform 0..=1 h: 1 chance in 360).
+    let hour = Duration::from_secs(3600);
+    let retry = RetryPolicy { base_delay: hour, max_delay: hour, ..RetryPolicy::default() };
+    let store = Faulty::with(&[Some(Fault::Raced)]);
+    let sessions = counters(store, retry);
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let key = key();
+    let update = sessions.update(&key, |c| {
+        runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bump(c)
+    });
+    tokio::time::timeout(Duration::from_secs(10), update).await.expect("no backoff before the second attempt").unwrap();
+    assert_eq!(runs.into_inner(), 2);
+    assert_eq!(sessions.get(&key).await.unwrap().unwrap().n, 1001, "both writers counted");
 }
 
 #[tokio::test]

@@ -388,7 +388,7 @@ impl Core {
             if self.write(sid, &key, &value, record.expires_at, pre, None, now).await?.is_some() {
                 return Ok(true);
             }
-            tokio::time::sleep(self.cfg.retry.delay(attempt)).await;
+            self.cfg.retry.pause_after_conflict(attempt).await;
         }
         Err(InteractiveError::Contention { session: sid, attempts: self.cfg.retry.max_attempts })
     }

@@ -470,7 +470,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             if attempt >= core.cfg.retry.max_attempts {
                 return Err(InteractiveError::Contention { session: sid, attempts: attempt });
             }
-            Box::pin(tokio::time::sleep(core.cfg.retry.delay(attempt))).await;
+            Box::pin(core.cfg.retry.pause_after_conflict(attempt)).await;
             attempt += 1;
             now = core.now();
             record = match Box::pin(core.load(sid, key, now)).await? {
@@ -540,7 +540,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
             if attempt >= core.cfg.retry.max_attempts {
                 return Err(InteractiveError::Contention { session: sid, attempts: attempt });
             }
-            tokio::time::sleep(core.cfg.retry.delay(attempt)).await;
+            core.cfg.retry.pause_after_conflict(attempt).await;
             attempt += 1;
             record = match core.load(sid, key, core.now()).await? {
                 Some(r) => r,

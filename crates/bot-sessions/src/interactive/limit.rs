@@ -155,7 +155,7 @@ impl Manager {
             };
             match core.store.write(key, Write::new(&bytes, 1, expires), pre, now).await {
                 Ok(_) => return Ok(open.sessions),
-                Err(e) if e.is_conflict() => tokio::time::sleep(core.cfg.retry.delay(attempt)).await,
+                Err(e) if e.is_conflict() => core.cfg.retry.pause_after_conflict(attempt).await,
                 Err(e) => return Err(InteractiveError::store(sid)(e)),
             }
         }

@@ -377,7 +377,7 @@ where
         };
         let Resume { mut attempt, mut retries } = resume;
         if attempt > 1 {
-            tokio::time::sleep(self.inner.retry.delay(attempt - 1)).await;
+            self.inner.retry.pause_after_conflict(attempt - 1).await;
         }
         let mut via = Via::Write;
         let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
@@ -407,7 +407,7 @@ where
                 // retry at once; this is not contention.
                 Err(SessionError::Store(StoreError::Conflict { .. })) if base.from_cache => via = Via::Store,
                 Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
-                    tokio::time::sleep(self.inner.retry.delay(attempt)).await;
+                    self.inner.retry.pause_after_conflict(attempt).await;
                     attempt += 1;
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {

@@ -237,7 +237,7 @@ where
                     }
                     // Others go on meanwhile.
                     drop(lock.take());
-                    tokio::time::sleep(retry.delay(attempt)).await;
+                    retry.pause_after_conflict(attempt).await;
                     attempt += 1;
                 }
                 // Certainly not written (an unknown outcome was resolved, or is reported

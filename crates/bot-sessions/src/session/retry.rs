@@ -28,7 +28,9 @@ use crate::StoreError;
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).
     pub max_attempts: u32,
-    /// Backoff before the second attempt; doubled after each further conflict.
+    /// Backoff before the third attempt after conflicts, doubled after each further
+    /// one. The second attempt, right after a first conflict, goes at once: the other
+    /// writer has just committed, so a fresh load sees its value.
     pub base_delay: Duration,
     /// Ceiling of the backoff.
     pub max_delay: Duration,
@@ -62,6 +64,15 @@ impl RetryPolicy {
         let cap = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
         let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rand::random_range(0..=nanos))
+    }
+
+    /// Waits before the next attempt after the `attempt`-th conflict of a
+    /// compare-and-set: not at all after the first, then a jittered backoff from
+    /// `base_delay` (see [`RetryPolicy::delay`]).
+    pub(crate) async fn pause_after_conflict(&self, attempt: u32) {
+        if attempt > 1 {
+            tokio::time::sleep(self.delay(attempt - 1)).await;
+        }
     }
 
     /// The pause after the `attempt`-th transient failure: at least 1 ms (a server

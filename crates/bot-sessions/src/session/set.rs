@@ -88,7 +88,7 @@ where
             match self.apply(key, Op::Write(write), pre, now).await {
                 Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
                     self.inner.obs.conflict(Some(attempt));
-                    tokio::time::sleep(self.inner.retry.delay(attempt)).await;
+                    self.inner.retry.pause_after_conflict(attempt).await;
                     attempt += 1;
                 }
                 Err(SessionError::Store(StoreError::Conflict { .. })) => {

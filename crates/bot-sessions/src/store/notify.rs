@@ -190,7 +190,7 @@ pub(crate) fn backoff(failures: u32) -> std::time::Duration {
 
 /// A stable 64-bit hash (FNV-1a) of `text`, the same in every process: for channel
 /// names derived from a table name.
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(feature = "postgres")]
 pub(crate) fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }

@@ -140,6 +140,8 @@ pub use config::{RedisConfig, TlsFiles, WaitFor};
 use connection::Con;
 pub use layout::CLUSTER_SHARDS;
 use layout::Layout;
+// For the fuzz targets (`testing::fuzz`).
+#[cfg(feature = "testing")]
 pub(crate) use record::parse_record;
 use scripts::Scripts;
 pub use scripts::WRITE_SCRIPT;

@@ -84,6 +84,8 @@ use std::sync::atomic::Ordering;
 use self::connection::Shared;
 use self::options::parse_location;
 pub use self::options::{Durability, SqliteOptions};
+// For the fuzz targets (`testing::fuzz`).
+#[cfg(feature = "testing")]
 pub(crate) use self::row::parse_record;
 use self::writer::Op;
 use crate::store::{Pipeline, Queued};

@@ -41,7 +41,7 @@ async fn subject(name: &str) -> anyhow::Result<Subject> {
 }
 
 async fn compare(rounds: usize) -> anyhow::Result<()> {
-    let subjects = vec![subject("click").await?, subject("unsigned").await?, subject("baseline").await?];
+    let subjects = [subject("click").await?, subject("unsigned").await?, subject("baseline").await?];
     println!("| tasks | click k/s | unsigned k/s | Sessions::update k/s | click/update | unsigned/update |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for tasks in [1, 64] {

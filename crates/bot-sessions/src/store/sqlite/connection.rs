@@ -107,6 +107,7 @@ impl SqliteOptions {
                 lease_holder: rand::random_range(1..=i64::MAX),
                 notices,
                 near_cache: self.near_cache,
+                pipelined: self.pipelined,
             }),
         })
     }
@@ -214,6 +215,8 @@ pub(super) struct Shared {
     pub(super) notices: crate::store::notify::Notices,
     /// The near cache [`Sessions`](crate::Sessions) on this store get by default.
     pub(super) near_cache: Option<crate::store::near_cache::CacheConfig>,
+    /// Whether updates may build on queued writes ([`SqliteOptions::pipelined_updates`]).
+    pub(super) pipelined: bool,
 }
 
 impl Shared {

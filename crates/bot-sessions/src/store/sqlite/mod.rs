@@ -8,10 +8,12 @@
 //!   acknowledged only after its batch committed. Across processes, SQLite's write lock
 //!   serializes the writers and compare-and-set catches lost races.
 //! - **In order**: the writer applies what it is handed in the order it was handed it,
-//!   so the store is a [`Pipeline`]: [`Sessions`](crate::Sessions) releases a key once
-//!   an update's write is queued, and the next update of the key compare-and-sets over
-//!   the queued version, in the same transaction when the writer is busy
-//!   ([`SqliteStore::write_transactions`] counts the transactions).
+//!   so the store can be a [`Pipeline`] (opt-in, experimental:
+//!   [`SqliteOptions::pipelined_updates`]): [`Sessions`](crate::Sessions) then releases
+//!   a key once an update's write is queued, and the next update of the key
+//!   compare-and-sets over the queued version, in the same transaction when the writer
+//!   is busy ([`SqliteStore::write_transactions`] counts the transactions). Off by
+//!   default: a SIGKILL test found an update applied twice with it on (see there).
 //! - **Nothing that can wait runs on an async worker thread**: SQLite calls block
 //!   (waiting out another process's lock, syncing the disk). Only what cannot wait runs
 //!   in the caller's thread, because two thread hand-offs cost several times a small
@@ -214,7 +216,7 @@ impl Store for SqliteStore {
     }
 
     fn pipeline(&self) -> Option<&dyn Pipeline> {
-        Some(self)
+        if self.shared.pipelined { Some(self) } else { None }
     }
 
     fn notices(&self) -> Option<crate::store::notify::Notices> {

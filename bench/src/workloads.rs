@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backends::Env;
-use crate::harness::{Mix, Sample, run_cell};
+use crate::harness::{Cpu, Mix, Sample, cpu_seconds, run_cell};
 use crate::keys::{Dist, KEYS, TWO_PROCESS_KEYS};
 use crate::report::Row;
 use crate::subject::{Action, Subject};
@@ -155,11 +155,11 @@ pub async fn two_process(plan: &Plan, env: &Env, backend: &str, subjects: &[Subj
     for s in subjects {
         let before = (s.total)().await.ok();
         let started = Instant::now();
-        let cpu_before = children_cpu();
+        let cpu_before = cpu_seconds(Cpu::Children);
         let result =
             crate::child::run_update_pair(env, backend, &s.name, tasks, plan.cell * plan.rounds as u32 * 2).await;
         let elapsed = started.elapsed();
-        let cpu = children_cpu() - cpu_before;
+        let cpu = cpu_seconds(Cpu::Children) - cpu_before;
         let after = (s.total)().await.ok();
         let mut row = Row::new("two-process", &s.name, s.backend, s.role, tasks);
         row.keys = Some(format!("uniform/{TWO_PROCESS_KEYS}"));
@@ -193,14 +193,4 @@ pub async fn two_process(plan: &Plan, env: &Env, backend: &str, subjects: &[Subj
         rows.push(row);
     }
     rows
-}
-
-/// CPU time (user + system, seconds) of the children this process has waited for, from
-/// `/proc/self/stat` (10 ms ticks): what a two-process cell's children spent in all.
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    // Fields 16 and 17 of the file (cutime, cstime), counted after the command name.
-    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
 }

@@ -27,7 +27,7 @@ use bot_sessions::store::near_cache::{CacheConfig, NearCache};
 use bot_sessions::{DynStore, Namespace, Scope, SessionError, SessionKey, Sessions, Store, Timestamp};
 use bot_sessions_bench::Bench;
 use bot_sessions_bench::backends::{self, Env};
-use bot_sessions_bench::harness::{Mix, run_cell};
+use bot_sessions_bench::harness::{Cpu, Mix, cpu_seconds, run_cell};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Role, Subject};
 use bot_sessions_bench::workloads::{self, Plan};
@@ -61,9 +61,9 @@ async fn compare(
     for _ in 0..rounds {
         for (i, s) in subjects.iter().enumerate() {
             let before = (s.total)().await?;
-            let (own0, srv0) = (own_cpu(), server_cpu(server).await);
+            let (own0, srv0) = (cpu_seconds(Cpu::Own), server_cpu(server).await);
             let sample = run_cell(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update).await;
-            let (own1, srv1) = (own_cpu(), server_cpu(server).await);
+            let (own1, srv1) = (cpu_seconds(Cpu::Own), server_cpu(server).await);
             let after = (s.total)().await?;
             lost[i] += sample.acked_updates as i64 - after.saturating_sub(before) as i64;
             errors[i] += sample.errors;
@@ -106,17 +106,6 @@ async fn compare(
         );
     }
     Ok(())
-}
-
-/// CPU seconds this process has used (user + system, every thread), from
-/// `/proc/self/stat` (clock ticks of 10 ms: fine over cells of a second).
-fn own_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the `(comm)`, which may hold spaces: utime and stime are the 12th
-    // and 13th of them.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
-    ticks / 100.0
 }
 
 /// A Redis server to read its CPU time from.

@@ -8,17 +8,8 @@
 
 use std::time::Duration;
 
-use bot_sessions_bench::harness::{Mix, Sample, run_cell};
+use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, run_cell};
 use bot_sessions_bench::keys::{Dist, KEYS};
-
-/// The process's CPU time so far (user + system), in seconds.
-fn cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    // Fields 14 and 15 of the file (utime, stime), counted after the command name.
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -59,13 +50,13 @@ async fn main() -> anyhow::Result<()> {
         for r in 0..rounds {
             let cell = Duration::from_millis(ms);
             for first in [r % 2 == 0, r % 2 != 0] {
-                let t = cpu();
+                let t = cpu_seconds(Cpu::Own);
                 if first {
                     a.merge(run_cell(&ours.op, tasks, cell, dist, KEYS, Mix::Update).await);
-                    ca += cpu() - t;
+                    ca += cpu_seconds(Cpu::Own) - t;
                 } else {
                     b.merge(run_cell(&raw.op, tasks, cell, dist, KEYS, Mix::Update).await);
-                    cb += cpu() - t;
+                    cb += cpu_seconds(Cpu::Own) - t;
                 }
             }
         }

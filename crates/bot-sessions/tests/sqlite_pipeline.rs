@@ -31,6 +31,12 @@ fn raw(path: &Path) -> rusqlite::Connection {
     conn
 }
 
+/// A store on `path` with pipelined updates (opt-in: see
+/// `SqliteOptions::pipelined_updates`).
+async fn pipelined(path: &Path) -> SqliteStore {
+    SqliteStore::builder().pipelined_updates(true).open(path).await.unwrap()
+}
+
 fn sessions(store: &Arc<SqliteStore>, ns: &str) -> Sessions<Counter> {
     Sessions::<Counter>::builder(store.clone()).namespace(ns).build().unwrap()
 }
@@ -59,7 +65,7 @@ async fn settle_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_updates_of_one_key_share_transactions() {
     let path = fresh_path("share");
-    let store = Arc::new(SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap());
+    let store = Arc::new(pipelined(&path).await);
     let ns = unique_namespace("pipeline");
     let sessions = sessions(&store, ns.as_str());
     let key = SessionKey::new(ns.clone(), Scope::Chat(1));
@@ -103,7 +109,7 @@ async fn queued_updates_of_one_key_share_transactions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_fails_the_chain_built_on_it() {
     let path = fresh_path("chain");
-    let store = Arc::new(SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap());
+    let store = Arc::new(pipelined(&path).await);
     let ns = unique_namespace("chain");
     let sessions = sessions(&store, ns.as_str());
     let key = SessionKey::new(ns.clone(), Scope::Chat(1));
@@ -164,7 +170,7 @@ async fn a_failed_write_fails_the_chain_built_on_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_waits_for_queued_writes_and_cancelled_updates_strand_nothing() {
     let path = fresh_path("open");
-    let store = Arc::new(SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap());
+    let store = Arc::new(pipelined(&path).await);
     let ns = unique_namespace("open");
     let sessions = sessions(&store, ns.as_str());
     let key = SessionKey::new(ns.clone(), Scope::Chat(1));
@@ -211,9 +217,9 @@ async fn open_waits_for_queued_writes_and_cancelled_updates_strand_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_update_of_a_hot_key_counts_with_two_sessions_and_injected_conflicts() {
     let path = fresh_path("hot");
-    let a = Arc::new(SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap());
-    let b = Arc::new(SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap());
-    let meddler = SqliteStore::builder().pipelined_updates(true).open(&path).await.unwrap();
+    let a = Arc::new(pipelined(&path).await);
+    let b = Arc::new(pipelined(&path).await);
+    let meddler = pipelined(&path).await;
     let ns = unique_namespace("hot");
     let (sa, sb) = (sessions(&a, ns.as_str()), sessions(&b, ns.as_str()));
     let hot = SessionKey::new(ns.clone(), Scope::Chat(0));

@@ -376,9 +376,8 @@ where
             None => self.lock(key).await,
         };
         let Resume { mut attempt, mut retries } = resume;
-        if attempt > 1 {
-            self.inner.retry.pause_after_conflict(attempt - 1).await;
-        }
+        // Resumed after `attempt - 1` conflicts elsewhere: the pause they call for.
+        self.inner.retry.pause_after_conflict(attempt.saturating_sub(1)).await;
         let mut via = Via::Write;
         let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
         let mut transient = 0;

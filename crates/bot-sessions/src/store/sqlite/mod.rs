@@ -216,7 +216,7 @@ impl Store for SqliteStore {
     }
 
     fn pipeline(&self) -> Option<&dyn Pipeline> {
-        if self.shared.pipelined { Some(self) } else { None }
+        self.shared.pipelined.then_some(self as &dyn Pipeline)
     }
 
     fn notices(&self) -> Option<crate::store::notify::Notices> {

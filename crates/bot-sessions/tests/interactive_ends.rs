@@ -141,7 +141,7 @@ async fn across_processes(test: &str, url: &str, ends: usize, drop_notices: bool
         let mut began = std::collections::HashMap::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("ENDED ") {
+            if let Some(rest) = process::tagged(&line, "ENDED ") {
                 let (sid, at) = rest.split_once(' ').unwrap();
                 began.insert(sid.to_owned(), at.parse::<u128>().unwrap());
             }

@@ -540,7 +540,7 @@ async fn two_processes_announce_each_expired_record_once() {
         child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
         assert!(child.wait().unwrap().success(), "child failed");
         // (libtest may print its "test ... " banner on the line of the first one.)
-        for line in stdout.lines().filter_map(|l| l.split_once("EXPIRED ").map(|(_, k)| k)) {
+        for line in stdout.lines().filter_map(|l| process::tagged(l, "EXPIRED ")) {
             *seen.entry(line.to_owned()).or_default() += 1;
         }
     }

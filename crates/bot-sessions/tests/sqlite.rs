@@ -324,6 +324,8 @@ async fn out_of_range_settings_are_config_errors_at_open() {
         ("purge_batch=100001", "purge_batch"),
         ("near_cache=maybe", "near_cache"),
         ("near_cache", "near_cache"),
+        ("pipelined=maybe", "pipelined"),
+        ("pipelined", "pipelined"),
     ] {
         let url = format!("sqlite://{}?{setting}", path.display());
         match bot_sessions::store::open(&url).await {
@@ -682,10 +684,19 @@ async fn sessions_get_the_stores_near_cache_by_default_and_can_turn_it_off() {
     let on = bot_sessions::store::open(&on_url).await.unwrap();
     assert_eq!(on.default_near_cache(), Some(SqliteOptions::DEFAULT_NEAR_CACHE));
 
-    // The cached handle's copy is stale now (two writes went around it): its next update
+    // Pipelined updates: on by default, off by URL or builder (then updates of a key
+    // wait for each other's commit, as on the other backends, and still count).
+    assert!(on.pipeline().is_some(), "pipelined updates are on by default");
+    let unpiped = bot_sessions::store::open(&format!("sqlite://{}?pipelined=off", path.display())).await.unwrap();
+    assert!(unpiped.pipeline().is_none());
+    assert!(SqliteStore::builder().pipelined_updates(false).open(&path).await.unwrap().pipeline().is_none());
+    let unpiped = Sessions::<Counter>::builder(unpiped).namespace(ns.as_str()).build().unwrap();
+    assert_eq!(unpiped.update(&key, bump).await.unwrap(), 8);
+
+    // The cached handle's copy is stale now (three writes went around it): its next update
     // fails its compare-and-set, loads and runs again, and counts all of them.
-    assert_eq!(cached.update(&key, bump).await.unwrap(), 8);
-    assert_eq!(cached.get(&key).await.unwrap(), Some(Counter { n: 8 }));
+    assert_eq!(cached.update(&key, bump).await.unwrap(), 9);
+    assert_eq!(cached.get(&key).await.unwrap(), Some(Counter { n: 9 }));
 }
 
 /// A cached key's whole lifetime changed behind the cache (another process, the

@@ -31,7 +31,8 @@ fn raw(path: &Path) -> rusqlite::Connection {
     conn
 }
 
-/// A store on `path` with pipelined updates (opt-in: see
+/// A store on `path` with pipelined updates (the default, named so these tests keep
+/// testing the pipeline whatever the default becomes: see
 /// `SqliteOptions::pipelined_updates`).
 async fn pipelined(path: &Path) -> SqliteStore {
     SqliteStore::builder().pipelined_updates(true).open(path).await.unwrap()

@@ -156,7 +156,7 @@ const WRITER_TASKS: usize = 8;
 const KILL_KEYS: usize = 4;
 
 /// A writer is SIGKILLed in the middle of its write loop, 20 times (alternating
-/// durability normal and full). After each kill every write the child acknowledged is
+/// durability normal and full, and pipelined updates on and off). After each kill every write the child acknowledged is
 /// in the file, and nothing more than what was in flight; at the end `PRAGMA
 /// integrity_check` is `ok`.
 ///
@@ -175,7 +175,8 @@ fn killed_writers_lose_no_acknowledged_write() {
     let mut total_acks = 0;
     for round in 0..KILLS {
         let durability = if round % 2 == 0 { "normal" } else { "full" };
-        let url = format!("sqlite://{}?durability={durability}", path.display());
+        let pipelined = if round % 4 < 2 { "on" } else { "off" };
+        let url = format!("sqlite://{}?durability={durability}&pipelined={pipelined}", path.display());
         let mut child = process::spawn_child(TEST, "writer", &[(DB_ENV, &url), (NS_ENV, ns.as_str())]).unwrap();
         let lines = ack_lines(&mut child);
         let mut acked = stored;
@@ -224,7 +225,7 @@ fn ack_lines(child: &mut Child) -> mpsc::Receiver<(usize, u64)> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let Some(rest) = line.strip_prefix("ACK ") else { continue };
+            let Some(rest) = process::tagged(&line, "ACK ") else { continue };
             let (k, n) = rest.split_once(' ').unwrap();
             if tx.send((k.parse().unwrap(), n.parse().unwrap())).is_err() {
                 break;

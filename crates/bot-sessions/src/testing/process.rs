@@ -53,6 +53,24 @@ pub fn spawn_child(test_name: &str, role: &str, env: &[(&str, &str)]) -> std::io
     cmd.spawn()
 }
 
+/// What follows `tag` in a line a child printed on its stdout, if the line carries it.
+///
+/// The test harness in the child prints `test <name> ... ` *without* a newline before
+/// the test body runs, so the child's first line arrives glued to it: the tag is looked
+/// for anywhere in the line, not only at its start (a parser that only took lines
+/// starting with the tag silently dropped the child's first report).
+///
+/// ```
+/// use bot_sessions::testing::process::tagged;
+///
+/// assert_eq!(tagged("test t ... ACK 0 1", "ACK "), Some("0 1"));
+/// assert_eq!(tagged("ACK 2 7", "ACK "), Some("2 7"));
+/// assert_eq!(tagged("running 1 test", "ACK "), None);
+/// ```
+pub fn tagged<'a>(line: &'a str, tag: &str) -> Option<&'a str> {
+    line.find(tag).map(|at| &line[at + tag.len()..])
+}
+
 /// Makes `parties` processes start their workload together, so they really overlap:
 /// each checks in on a counter key in `ns` and waits (polling, up to `deadline`) until
 /// all have.

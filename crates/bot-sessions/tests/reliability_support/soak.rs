@@ -243,7 +243,7 @@ fn ack_lines(child: &mut Child) -> mpsc::Receiver<(usize, u64)> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let Some(rest) = line.strip_prefix("ACK ") else { continue };
+            let Some(rest) = process::tagged(&line, "ACK ") else { continue };
             let (k, n) = rest.split_once(' ').expect("ACK <key> <n>");
             if tx.send((k.parse().expect("key index"), n.parse().expect("counter"))).is_err() {
                 break;

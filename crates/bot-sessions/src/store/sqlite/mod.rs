@@ -8,12 +8,11 @@
 //!   acknowledged only after its batch committed. Across processes, SQLite's write lock
 //!   serializes the writers and compare-and-set catches lost races.
 //! - **In order**: the writer applies what it is handed in the order it was handed it,
-//!   so the store can be a [`Pipeline`] (opt-in, experimental:
+//!   so the store is a [`Pipeline`] (on by default,
 //!   [`SqliteOptions::pipelined_updates`]): [`Sessions`](crate::Sessions) then releases
 //!   a key once an update's write is queued, and the next update of the key
 //!   compare-and-sets over the queued version, in the same transaction when the writer
-//!   is busy ([`SqliteStore::write_transactions`] counts the transactions). Off by
-//!   default: a SIGKILL test found an update applied twice with it on (see there).
+//!   is busy ([`SqliteStore::write_transactions`] counts the transactions).
 //! - **Nothing that can wait runs on an async worker thread**: SQLite calls block
 //!   (waiting out another process's lock, syncing the disk). Only what cannot wait runs
 //!   in the caller's thread, because two thread hand-offs cost several times a small
@@ -110,7 +109,8 @@ impl SqliteStore {
     /// Opens the database at `location` with default settings, optionally followed by
     /// `?` and settings: `table=NAME`, `durability=normal|full`, `busy_timeout_ms=N`,
     /// `max_batch=N`, `max_idle_readers=N`, `load_threads=N`, `purge_batch=N`,
-    /// `near_cache=on|off` (ranges as on [`SqliteOptions`]). This is what [`store::open`](crate::store::open) calls with
+    /// `near_cache=on|off`, `pipelined=on|off` (ranges as on [`SqliteOptions`]). This is
+    /// what [`store::open`](crate::store::open) calls with
     /// what follows `sqlite://` (so `sqlite://./bot.db?durability=full`).
     ///
     /// # Errors

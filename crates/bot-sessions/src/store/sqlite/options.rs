@@ -68,7 +68,7 @@ impl Default for SqliteOptions {
             load_threads: 4,
             purge_batch: 500,
             near_cache: Some(SqliteOptions::DEFAULT_NEAR_CACHE),
-            pipelined: false,
+            pipelined: true,
         }
     }
 }
@@ -174,15 +174,28 @@ impl SqliteOptions {
         self
     }
 
-    /// Pipelined updates of one key (off by default): an update lets its key go once
-    /// its write is queued in the writer thread, and the next update of the key runs
-    /// on the queued value, so a hot chat's updates can share one transaction.
+    /// Pipelined updates of one key (on by default; the URL's `pipelined=on|off`): an
+    /// update lets its key go once its write is queued in the writer thread, and the
+    /// next update of the key runs on the queued value and compare-and-sets over the
+    /// queued version, so a hot chat's updates can share one transaction instead of
+    /// one commit each. Nothing returns before its own write and every write it built
+    /// on are committed; a failed write fails the chain built on it, and each of those
+    /// updates runs again on the committed value (see [`Store::pipeline`](crate::Store::pipeline)).
     ///
-    /// **Experimental, with a known defect**: a test that SIGKILLs a writer process
-    /// (`tests/sqlite_processes.rs`) found, with this on, a key holding more
-    /// increments than its two writer tasks could have left unacknowledged, i.e. one
-    /// update applied twice. The cause is not found yet; leave this off where every
-    /// update must count exactly once.
+    /// Turn it off to make every update of a key wait for the previous one's commit
+    /// (the behaviour of the other backends), e.g. to compare the two.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), bot_sessions::StoreError> {
+    /// use bot_sessions::store::sqlite::SqliteStore;
+    ///
+    /// let store = SqliteStore::builder().pipelined_updates(false).open("bot.db").await?;
+    /// // The same through a URL:
+    /// let same = bot_sessions::store::open("sqlite://bot.db?pipelined=off").await?;
+    /// # let _ = (store, same);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pipelined_updates(mut self, on: bool) -> Self {
         self.pipelined = on;
         self
@@ -224,7 +237,7 @@ impl SqliteOptions {
 }
 
 /// The settings a `sqlite://` URL takes.
-const KNOWN_SETTINGS: [&str; 8] = [
+const KNOWN_SETTINGS: [&str; 9] = [
     "table",
     "durability",
     "busy_timeout_ms",
@@ -233,6 +246,7 @@ const KNOWN_SETTINGS: [&str; 8] = [
     "load_threads",
     "purge_batch",
     "near_cache",
+    "pipelined",
 ];
 
 pub(super) fn parse_location(location: &str) -> Result<(&str, SqliteOptions), StoreError> {
@@ -269,10 +283,15 @@ pub(super) fn parse_location(location: &str) -> Result<(&str, SqliteOptions), St
                 "off" => options.without_near_cache(),
                 _ => return Err(bad("expected `on` or `off`")),
             },
+            "pipelined" => match value {
+                "on" => options.pipelined_updates(true),
+                "off" => options.pipelined_updates(false),
+                _ => return Err(bad("expected `on` or `off`")),
+            },
             _ => {
                 return Err(bad(
                     "unknown setting (table, durability, busy_timeout_ms, max_batch, max_idle_readers, load_threads, \
-                     purge_batch, near_cache)",
+                     purge_batch, near_cache, pipelined)",
                 ));
             }
         };
@@ -300,10 +319,18 @@ mod tests {
             ("s1", Durability::Full, Duration::from_millis(250), 1, 2, 9)
         );
         assert_eq!(o.load_threads, 3);
+        assert!(o.pipelined, "pipelined updates are on by default");
         assert!(o.check().is_ok());
-        for bad in
-            ["x.db?durability=sometimes", "x.db?busy_timeout_ms=soon", "x.db?nope=1", "x.db?table", "x.db?max_batch=-1"]
-        {
+        assert!(!parse_location("x.db?pipelined=off").unwrap().1.pipelined);
+        assert!(parse_location("x.db?pipelined=on").unwrap().1.pipelined);
+        for bad in [
+            "x.db?durability=sometimes",
+            "x.db?pipelined=yes",
+            "x.db?busy_timeout_ms=soon",
+            "x.db?nope=1",
+            "x.db?table",
+            "x.db?max_batch=-1",
+        ] {
             assert!(matches!(parse_location(bad), Err(StoreError::Config(_))), "{bad}");
         }
         // Parsed, but out of range: refused when the store opens.

@@ -25,6 +25,7 @@ impl ExpirySweeper {
     }
 
     /// Stops the task and waits until it has.
+    #[cfg(feature = "interactive")]
     pub(crate) async fn stop(&mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;

@@ -124,6 +124,16 @@ struct Cached {
     contended_until: Timestamp,
 }
 
+impl Cached {
+    /// The record a write on `precondition` is over, when it is the one cached here: a
+    /// compare-and-set on the version of this live record. `None` for anything else
+    /// (a create, an unconditional write, another version, an expired copy).
+    fn under(&self, precondition: Precondition, now: Timestamp) -> Option<&Record> {
+        let Precondition::Version(v) = precondition else { return None };
+        self.record.as_ref().filter(|r| r.version == v && !r.is_expired(now))
+    }
+}
+
 /// Weighs an entry by its bytes, but never below `floor` = max_bytes / max_entries,
 /// so a total weight within max_bytes also keeps the count within max_entries.
 #[derive(Debug, Clone, Copy)]
@@ -364,14 +374,10 @@ impl Store for NearCache {
         // compare-and-set on its version). `Any` over an unknown record: forget it. The
         // cached entry is shared, not copied: only its metadata is needed.
         let held = match precondition {
-            Precondition::Version(v) => self
-                .inner
-                .map
-                .get(key.as_str())
-                .filter(|c| c.record.as_ref().is_some_and(|r| r.version == v && !r.is_expired(now))),
+            Precondition::Version(_) => self.inner.map.get(key.as_str()),
             Precondition::Absent | Precondition::Any => None,
         };
-        let known = held.as_ref().and_then(|c| c.record.as_ref());
+        let known = held.as_deref().and_then(|c| c.under(precondition, now));
         let written = match known {
             // A compare-and-set over the record held here: the store may take what it
             // needs from it rather than read it (one lean script on Redis).
@@ -468,10 +474,9 @@ impl Pipeline for NearCache {
         };
         let entry = self.inner.map.get(key.as_str());
         let next = match precondition {
-            Precondition::Version(v) => entry
-                .as_ref()
-                .and_then(|c| c.record.as_ref())
-                .filter(|r| r.version == v && !r.is_expired(now))
+            Precondition::Version(_) => entry
+                .as_deref()
+                .and_then(|c| c.under(precondition, now))
                 .map(|known| Record::next(Some(known), key, &write, now)),
             Precondition::Absent => Some(Record::next(None, key, &write, now)),
             Precondition::Any => None,

@@ -33,11 +33,13 @@ pub struct Notice {
 impl Notice {
     /// The notice as one line of text: `topic body` (neither contains a space: the
     /// publisher checks).
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     pub(crate) fn encode(&self) -> String {
         format!("{} {}", self.topic, self.body)
     }
 
     /// Reads [`encode`](Self::encode)'s text; `None` for anything else.
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     pub(crate) fn decode(text: &str) -> Option<Notice> {
         let (topic, body) = text.split_once(' ')?;
         Some(Notice { topic: topic.into(), body: body.into() })
@@ -122,6 +124,7 @@ impl Notices {
     }
 
     /// Notices carried between processes by `transport`.
+    #[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
     pub(crate) fn with_transport(transport: impl Transport) -> Self {
         Self::build(Some(Box::new(transport)))
     }
@@ -183,6 +186,7 @@ impl Notices {
 
 /// The delay before reconnection attempt `failures` (1, 2, ...) of a listener: 100 ms
 /// doubling up to 5 s.
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
 pub(crate) fn backoff(failures: u32) -> std::time::Duration {
     let ms = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(6));
     std::time::Duration::from_millis(ms.min(5_000))
@@ -199,6 +203,7 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     #[test]
     fn notices_round_trip_as_text() {
         let n = Notice { topic: "interactive".into(), body: "abc".into() };
@@ -206,6 +211,7 @@ mod tests {
         assert_eq!(Notice::decode("no-space"), None);
     }
 
+    #[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
     #[test]
     fn backoff_grows_and_is_capped() {
         assert_eq!(backoff(1).as_millis(), 100);

@@ -85,8 +85,8 @@ use std::sync::atomic::Ordering;
 use self::connection::Shared;
 use self::options::parse_location;
 pub use self::options::{Durability, SqliteOptions};
-// For the fuzz targets (`testing::fuzz`).
-#[cfg(feature = "testing")]
+// For the fuzz targets (`testing::fuzz`, which needs Redis too).
+#[cfg(all(feature = "testing", feature = "redis"))]
 pub(crate) use self::row::parse_record;
 use self::writer::Op;
 use crate::store::{Pipeline, Queued};

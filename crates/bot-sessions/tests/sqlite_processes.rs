@@ -175,7 +175,8 @@ fn killed_writers_lose_no_acknowledged_write() {
     let mut total_acks = 0;
     for round in 0..KILLS {
         let durability = if round % 2 == 0 { "normal" } else { "full" };
-        let pipelined = if round % 4 < 2 { "on" } else { "off" };
+        // Both halves have early kills (kill_after 1 in round 0, 2 in round 13).
+        let pipelined = if round < KILLS / 2 { "on" } else { "off" };
         let url = format!("sqlite://{}?durability={durability}&pipelined={pipelined}", path.display());
         let mut child = process::spawn_child(TEST, "writer", &[(DB_ENV, &url), (NS_ENV, ns.as_str())]).unwrap();
         let lines = ack_lines(&mut child);

@@ -58,7 +58,8 @@ pub fn spawn_child(test_name: &str, role: &str, env: &[(&str, &str)]) -> std::io
 /// The test harness in the child prints `test <name> ... ` *without* a newline before
 /// the test body runs, so the child's first line arrives glued to it: the tag is looked
 /// for anywhere in the line, not only at its start (a parser that only took lines
-/// starting with the tag silently dropped the child's first report).
+/// starting with the tag silently dropped the child's first report). Use tags libtest
+/// never prints (upper case, like `ACK `): its own lines are lower case.
 ///
 /// ```
 /// use bot_sessions::testing::process::tagged;

@@ -110,10 +110,18 @@ pub fn writer_child() {
                                     std::process::exit(0); // the parent is gone
                                 }
                             }
-                            // Not acknowledged, so nothing to check; a server restarting
-                            // under the soak gives these.
+                            // Not acknowledged; a server restarting under the soak gives
+                            // these. An unknown outcome may still have landed: the parent
+                            // allows one more write of the key for each.
                             Err(e) => {
                                 eprintln!("soak writer: update failed: {e}");
+                                let reported = {
+                                    let mut out = std::io::stdout().lock();
+                                    writeln!(out, "FAILED {k}").and_then(|()| out.flush())
+                                };
+                                if reported.is_err() {
+                                    std::process::exit(0); // the parent is gone
+                                }
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                             }
                         }
@@ -184,10 +192,14 @@ pub fn soak(target: Target<'_>) -> Report {
         let mut child = Killed(Some(child));
         let lines = ack_lines(child.0.as_mut().expect("child"));
         let mut acked = report.last.clone();
+        let mut failed = [0u64; KEYS];
         let mut round_acks = 0u64;
-        let mut note = |(k, n): (usize, u64)| {
-            acked[k] = acked[k].max(n);
-            round_acks += 1;
+        let mut note = |line: Line| match line {
+            Line::Ack(k, n) => {
+                acked[k] = acked[k].max(n);
+                round_acks += 1;
+            }
+            Line::Failed(k) => failed[k] += 1,
         };
         if rng.random_ratio(1, 8) {
             std::thread::sleep(Duration::from_micros(rng.random_range(0..60_000)));
@@ -218,9 +230,11 @@ pub fn soak(target: Target<'_>) -> Report {
                 acked[k],
                 found[k]
             );
-            // Each writer of the key may have one update applied but not yet reported;
-            // one more may still have been on its way to a server when the child died.
-            let slack = (TASKS / KEYS) as u64 + 1;
+            // Each writer of the key may have one update applied but not yet reported
+            // (or still on its way to a server when the child died): it reports each
+            // update before it starts the next. Plus one per failed update (its outcome
+            // may have been unknown, and it may have landed).
+            let slack = (TASKS / KEYS) as u64 + failed[k];
             assert!(
                 found[k] <= acked[k] + slack,
                 "round {round}, key {k}: found {} but only {} were acknowledged; seed {seed}",
@@ -235,17 +249,30 @@ pub fn soak(target: Target<'_>) -> Report {
     report
 }
 
-/// The child's `ACK <key> <n>` lines, parsed on a thread so the parent can give up on a
-/// hung child instead of blocking on its pipe.
-fn ack_lines(child: &mut Child) -> mpsc::Receiver<(usize, u64)> {
+/// What the child reports: an acknowledged update (`ACK <key> <n>`), or an update that
+/// returned an error (`FAILED <key>`).
+enum Line {
+    Ack(usize, u64),
+    Failed(usize),
+}
+
+/// The child's report lines, parsed on a thread so the parent can give up on a hung
+/// child instead of blocking on its pipe.
+fn ack_lines(child: &mut Child) -> mpsc::Receiver<Line> {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let Some(rest) = process::tagged(&line, "ACK ") else { continue };
-            let (k, n) = rest.split_once(' ').expect("ACK <key> <n>");
-            if tx.send((k.parse().expect("key index"), n.parse().expect("counter"))).is_err() {
+            let parsed = if let Some(rest) = process::tagged(&line, "ACK ") {
+                let (k, n) = rest.split_once(' ').expect("ACK <key> <n>");
+                Line::Ack(k.parse().expect("key index"), n.parse().expect("counter"))
+            } else if let Some(k) = process::tagged(&line, "FAILED ") {
+                Line::Failed(k.parse().expect("key index"))
+            } else {
+                continue;
+            };
+            if tx.send(parsed).is_err() {
                 break;
             }
         }

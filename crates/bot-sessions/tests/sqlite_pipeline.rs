@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bot_sessions::store::sqlite::SqliteStore;
-use bot_sessions::testing::{Counter, unique_namespace};
+use bot_sessions::testing::{Counter, hammer, unique_namespace};
 use bot_sessions::{Precondition, Scope, SessionError, SessionKey, Sessions, Store, Timestamp, Write};
 use rusqlite::params;
 
@@ -270,4 +270,24 @@ async fn every_update_of_a_hot_key_counts_with_two_sessions_and_injected_conflic
     }
     assert_eq!(total, (TASKS * UPDATES) as u64);
     assert!(injected.load(Ordering::SeqCst) > 0, "no conflict was injected");
+}
+
+/// A process's first moments on a fresh file (the writer thread counts as contended
+/// for its first milliseconds, so every write is queued and chains form at once): 40
+/// fresh files, 8 tasks x 3 updates over 4 keys each, and every key holds exactly
+/// the updates made to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_update_counts_in_a_fresh_files_first_moments() {
+    for round in 0..40 {
+        let path = fresh_path("fresh");
+        let store = Arc::new(pipelined(&path).await);
+        let ns = unique_namespace("fresh");
+        let sessions = sessions(&store, ns.as_str());
+        let keys: Vec<SessionKey> = (0..4).map(|i| SessionKey::new(ns.clone(), Scope::Chat(i))).collect();
+        hammer(&sessions, &keys, 8, 3).await.unwrap();
+        for key in &keys {
+            // hammer spreads 8 x 3 updates round-robin: 6 per key.
+            assert_eq!(sessions.get(key).await.unwrap().map(|c| c.n), Some(6), "round {round}, {key}");
+        }
+    }
 }

@@ -104,24 +104,13 @@ pub fn writer_child() {
                             })
                             .await;
                         match r {
-                            Ok(n) => {
-                                let mut out = std::io::stdout().lock();
-                                if writeln!(out, "ACK {k} {n}").and_then(|()| out.flush()).is_err() {
-                                    std::process::exit(0); // the parent is gone
-                                }
-                            }
+                            Ok(n) => report(format_args!("ACK {k} {n}")),
                             // Not acknowledged; a server restarting under the soak gives
                             // these. An unknown outcome may still have landed: the parent
                             // allows one more write of the key for each.
                             Err(e) => {
                                 eprintln!("soak writer: update failed: {e}");
-                                let reported = {
-                                    let mut out = std::io::stdout().lock();
-                                    writeln!(out, "FAILED {k}").and_then(|()| out.flush())
-                                };
-                                if reported.is_err() {
-                                    std::process::exit(0); // the parent is gone
-                                }
+                                report(format_args!("FAILED {k}"));
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                             }
                         }
@@ -247,6 +236,14 @@ pub fn soak(target: Target<'_>) -> Report {
     assert!(report.acks >= target.kills as u64, "the writers acknowledged writes: {report:?}");
     eprintln!("{}: {report:?}", target.test);
     report
+}
+
+/// Prints one report line of the child and flushes it; exits if the parent is gone.
+fn report(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0); // the parent is gone
+    }
 }
 
 /// What the child reports: an acknowledged update (`ACK <key> <n>`), or an update that

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::escape::{SEPARATOR, escape_into, unescape};
+use super::escape::{SEPARATOR, escape_into, fields, unescape};
 use super::{CustomId, CustomIdError, DecodeError, SessionId, SigningKeys, Target};
 
 /// The longest accepted custom-id namespace, in bytes.
@@ -200,13 +200,18 @@ impl CustomIdCodec {
                 body
             }
         };
-        let mut fields = rest.split(SEPARATOR);
-        let session = fields
-            .next()
-            .and_then(SessionId::parse)
+        // The session id has a fixed length: its end is known without a search.
+        let (session, after) = match rest.as_bytes().get(SessionId::LEN) {
+            Some(b) if char::from(*b) == SEPARATOR => (&rest[..SessionId::LEN], Some(&rest[SessionId::LEN + 1..])),
+            None => (rest, None),
+            // Not 16 characters up to the first separator: not a session id.
+            Some(_) => ("", None),
+        };
+        let session = SessionId::parse(session)
             .ok_or_else(|| malformed("the session id is not 16 URL-safe base64 characters"))?;
-        let component = fields.next().ok_or_else(|| malformed("no component"))?;
-        let component = unescape(component).ok_or_else(|| malformed("bad %-escape"))?;
+        // At least one field follows a separator (perhaps empty: an empty component).
+        let mut fields = fields(after.ok_or_else(|| malformed("no component"))?);
+        let component = unescape(fields.next().unwrap_or_default()).ok_or_else(|| malformed("bad %-escape"))?;
         let tokens = fields.map(unescape).collect::<Option<Vec<_>>>().ok_or_else(|| malformed("bad %-escape"))?;
         Ok(CustomId { session, component, tokens })
     }
@@ -267,6 +272,20 @@ mod tests {
         }
         let long = format!("m:AAAAbbbbCCCCdd-_:go:{}", "x".repeat(100));
         assert!(matches!(codec.decode(&long), Err(DecodeError::Malformed { .. })));
+        // Around the session id's fixed length: which part is at fault.
+        let session = "the session id is not 16 URL-safe base64 characters";
+        for (text, reason) in [
+            ("m:AAAAbbbbCCCCdd-:go", session),
+            ("m:AAAAbbbbCCCCdd-_x:go", session),
+            ("m:AAAA:bbbCCCCdd-_:go", session),
+            ("m:AAAAbbbbCCCCdd-_é:go", session),
+            ("m:AAAAbbbbCCCCdd-", session),
+            ("m:AAAAbbbbCCCCdd-_", "no component"),
+            ("m:AAAAbbbbCCCCdd-_:%", "bad %-escape"),
+        ] {
+            assert_eq!(codec.decode(text), Err(DecodeError::Malformed { custom_id: text.into(), reason }), "{text:?}");
+        }
+        assert_eq!(codec.decode("m:AAAAbbbbCCCCdd-_:").map(|id| id.component().to_owned()), Ok(String::new()));
     }
 
     /// The signature binds the bot and the target: the same text, key and namespace

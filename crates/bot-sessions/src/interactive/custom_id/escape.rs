@@ -13,12 +13,28 @@ pub(super) fn escape_into(text: &str, out: &mut String) {
     }
 }
 
+/// The fields of `text` between separators (as `str::split`, with a byte search: the
+/// separator is ASCII, so it never occurs inside another character's bytes).
+pub(super) fn fields(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.bytes().position(|b| char::from(b) == SEPARATOR) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
+            }
+            None => rest.take(),
+        }
+    })
+}
+
 /// Undoes [`escape_into`]; only the two escapes it writes are accepted, so one token
 /// has exactly one spelling.
 pub(super) fn unescape(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find('%') {
+    while let Some(at) = rest.bytes().position(|b| b == b'%') {
         out.push_str(&rest[..at]);
         let escape = rest.get(at..at + 3)?;
         out.push(match escape {
@@ -44,6 +60,13 @@ mod tests {
         assert_eq!(unescape(&out).as_deref(), Some("a:b%c:é"));
         for bad in ["%", "%3", "%3a", "%41", "x%2"] {
             assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fields_split_as_str_split_does() {
+        for text in ["", ":", "a", "a:b", ":a:", "é:ü::x", "a%3Ab:c"] {
+            assert_eq!(fields(text).collect::<Vec<_>>(), text.split(SEPARATOR).collect::<Vec<_>>(), "{text:?}");
         }
     }
 }

@@ -13,6 +13,7 @@
 //! once of every session that expires ([`Sessions::sweep_expired`],
 //! [`Sessions::spawn_sweeper`], [`Sessions::purge_expired`]).
 
+mod attempts;
 mod builder;
 mod error;
 mod expiry;
@@ -60,6 +61,7 @@ pub use ttl::Ttl;
 use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;
 use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
+use attempts::Attempts;
 use locks::{KeyLock, KeyLocks};
 use sealer::Sealer;
 
@@ -375,12 +377,11 @@ where
             Some(lock) => lock,
             None => self.lock(key).await,
         };
-        let Resume { mut attempt, mut retries } = resume;
+        let retry = &self.inner.retry;
         // Resumed after `attempt - 1` conflicts elsewhere: the pause they call for.
-        self.inner.retry.pause_after_conflict(attempt.saturating_sub(1)).await;
+        retry.pause_after_conflict(resume.attempt.saturating_sub(1)).await;
+        let mut attempts = Attempts::new(retry, resume);
         let mut via = Via::Write;
-        let transient_until = self.inner.retry.transient_deadline(tokio::time::Instant::now());
-        let mut transient = 0;
         loop {
             let now = self.inner.clock.now();
             let (value, base) = match self.load_owned(key, now, via).await {
@@ -393,36 +394,20 @@ where
                 Ok(out) => out,
                 Err(e) => return Handled(Ok(Err(e))),
             };
-            let saved = self.save_owned(key, slot, ttl, &base, now).await;
-            if saved.as_ref().is_err_and(|e| matches!(e, SessionError::Store(StoreError::Conflict { .. }))) {
-                retries += 1;
-                self.inner
-                    .obs
-                    .conflict((base.from_cache || attempt < self.inner.retry.max_attempts).then_some(retries));
-            }
-            match saved {
+            let e = match self.save_owned(key, slot, ttl, &base, now).await {
                 Ok(()) => return Handled(Ok(Ok(out))),
-                // The cached copy was stale (the cache has forgotten it): load and
-                // retry at once; this is not contention.
-                Err(SessionError::Store(StoreError::Conflict { .. })) if base.from_cache => via = Via::Store,
-                Err(SessionError::Store(StoreError::Conflict { .. })) if attempt < self.inner.retry.max_attempts => {
-                    self.inner.retry.pause_after_conflict(attempt).await;
-                    attempt += 1;
-                }
-                Err(SessionError::Store(StoreError::Conflict { .. })) => {
-                    return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: attempt }));
-                }
-                // Certainly not written (an unknown outcome was resolved in `save`, or
-                // is reported as ambiguous, which is not retryable): load and run again.
-                Err(SessionError::Store(e)) if e.is_retryable() => {
-                    transient += 1;
-                    if !self.inner.retry.pause_transient(transient, transient_until).await {
-                        return Handled(Err(SessionError::Store(e)));
-                    }
-                    tracing::debug!(key = %key, error = %e, "session write failed before it was applied; trying again");
-                    via = Via::Store;
-                }
+                Err(e) => e,
+            };
+            // The key stays held through any pause (the pipelined loop lets it go).
+            let then = match attempts.after(retry, &self.inner.obs, key, e, base.from_cache) {
+                Ok(then) => then,
                 Err(e) => return Handled(Err(e)),
+            };
+            if !matches!(then, attempts::Then::AfterConflict) {
+                via = Via::Store;
+            }
+            if let Err(e) = attempts.pause(retry, key, then).await {
+                return Handled(Err(e));
             }
         }
     }

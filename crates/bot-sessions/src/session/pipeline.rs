@@ -28,11 +28,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::attempts::{Attempts, Then};
 use super::load::Loaded;
 use super::locks::{KeyLock, KeyLocks};
 use super::pending::{Pending, State};
 use super::save::Plan;
-use super::{Base, SessionError, Sessions, Ttl};
+use super::{Base, Resume, SessionError, Sessions, Ttl};
 use crate::observe::Handled;
 use crate::store::{Pipeline, Queued};
 use crate::{Record, SessionKey, StoreError, Timestamp, Write};
@@ -100,10 +101,9 @@ where
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
     {
-        let retry = self.inner.retry;
+        let retry = &self.inner.retry;
         let mut lock: Option<KeyLock<'_>> = None;
-        let (mut attempt, mut retries, mut transient) = (1, 0, 0);
-        let transient_until = retry.transient_deadline(tokio::time::Instant::now());
+        let mut attempts = Attempts::new(retry, Resume::FIRST);
         // After a failure the next attempt waits out what is queued and loads (from the
         // store itself: a cached copy may be what failed).
         let mut fresh = false;
@@ -221,36 +221,16 @@ where
                 Err(e) => e,
             };
             fresh = true;
-            match e {
-                // The cached copy was stale (the cache has forgotten it): load from the
-                // store and run again at once; this is not contention.
-                SessionError::Store(StoreError::Conflict { .. }) if from_cache => {
-                    retries += 1;
-                    self.inner.obs.conflict(Some(retries));
-                }
-                SessionError::Store(StoreError::Conflict { .. }) => {
-                    retries += 1;
-                    let more = attempt < retry.max_attempts;
-                    self.inner.obs.conflict(more.then_some(retries));
-                    if !more {
-                        return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: attempt }));
-                    }
-                    // Others go on meanwhile.
-                    drop(lock.take());
-                    retry.pause_after_conflict(attempt).await;
-                    attempt += 1;
-                }
-                // Certainly not written (an unknown outcome was resolved, or is reported
-                // as ambiguous, which is not retryable): load and run again.
-                SessionError::Store(e) if e.is_retryable() => {
-                    transient += 1;
-                    drop(lock.take());
-                    if !retry.pause_transient(transient, transient_until).await {
-                        return Handled(Err(SessionError::Store(e)));
-                    }
-                    tracing::debug!(key = %key, error = %e, "session write failed before it was applied; trying again");
-                }
-                e => return Handled(Err(e)),
+            let then = match attempts.after(retry, &self.inner.obs, key, e, from_cache) {
+                Ok(then) => then,
+                Err(e) => return Handled(Err(e)),
+            };
+            // A stale cached copy is run again at once; before a pause, others go on.
+            if !matches!(then, Then::Now) {
+                drop(lock.take());
+            }
+            if let Err(e) = attempts.pause(retry, key, then).await {
+                return Handled(Err(e));
             }
         }
     }

@@ -1,11 +1,13 @@
 //! What a failed attempt of an update leads to: another one at once, another one after
-//! a pause, or the error. One place for the update loops (`update_attempts` in
-//! `mod.rs`, `update_pipelined` in `pipeline.rs`), which differ only in what they hold
-//! while they pause.
+//! a pause, or the error. One place for the update loops: `update_attempts` in
+//! `mod.rs` (which the typed fast path in `typed.rs` hands its first conflict to) and
+//! `update_pipelined` in `pipeline.rs`. They differ in what they do around the pause:
+//! the pipelined loop lets the key go and always loads from the store next; the other
+//! keeps the key and lets the near cache serve the attempt after a conflict.
 
 use tokio::time::Instant;
 
-use super::{Resume, RetryPolicy, SessionError};
+use super::{RetryPolicy, SessionError};
 use crate::observe::Observer;
 use crate::{SessionKey, StoreError};
 
@@ -14,9 +16,13 @@ use crate::{SessionKey, StoreError};
 pub(super) struct Attempts {
     /// The attempt under way (the first is 1).
     attempt: u32,
-    /// Conflicts met, stale cached copies included (the `retries` of the metrics).
+    /// Conflicts met so far, stale cached copies included: what each conflict after
+    /// which another attempt follows reports to the metrics as its retry number.
     retries: u32,
+    /// Transient failures met so far.
     transient: u32,
+    /// When transient failures stop being tried again ([`RetryPolicy::transient_for`]
+    /// from the start).
     transient_until: Instant,
 }
 
@@ -34,14 +40,9 @@ pub(super) enum Then {
 }
 
 impl Attempts {
-    /// Attempts starting where `resume` says, under `retry`.
-    pub(super) fn new(retry: &RetryPolicy, resume: Resume) -> Self {
-        Attempts {
-            attempt: resume.attempt,
-            retries: resume.retries,
-            transient: 0,
-            transient_until: retry.transient_deadline(Instant::now()),
-        }
+    /// A first attempt, starting now, under `retry`.
+    pub(super) fn new(retry: &RetryPolicy) -> Self {
+        Attempts { attempt: 1, retries: 0, transient: 0, transient_until: retry.transient_deadline(Instant::now()) }
     }
 
     /// What the failure `e` of the attempt under way on `key` leads to (`from_cache`:

@@ -61,7 +61,7 @@ pub use ttl::Ttl;
 use crate::observe::{Handled, Observer, Op};
 use crate::store::near_cache::NearCache;
 use crate::{Clock, Codec, Context, DynStore, KeyStrategy, Namespace, Precondition, SessionKey, StoreError, Timestamp};
-use attempts::Attempts;
+use attempts::{Attempts, Then};
 use locks::{KeyLock, KeyLocks};
 use sealer::Sealer;
 
@@ -175,18 +175,6 @@ enum Via {
 /// An update's result as its caller sees it: the library's errors converted into `E`.
 fn handled<R, E: From<SessionError>>(Handled(out): Handled<R, E>) -> Result<R, E> {
     out.unwrap_or_else(|e| Err(e.into()))
-}
-
-/// Where an update's attempts start: the first, or the one after a conflict met by a
-/// first attempt made elsewhere (see `typed.rs`).
-#[derive(Debug, Clone, Copy)]
-struct Resume {
-    attempt: u32,
-    retries: u32,
-}
-
-impl Resume {
-    const FIRST: Resume = Resume { attempt: 1, retries: 0 };
 }
 
 /// What a load found, which decides how (and whether) the save writes.
@@ -361,14 +349,14 @@ where
     }
 
     /// The update: `Ok(Err(_))` is the handler's own error (nothing written). `held`:
-    /// the key's lock, when the caller took it; `resume`: where a first attempt made
-    /// elsewhere left off.
+    /// the key's lock, when the caller took it; `resumed`: the attempts of a first one
+    /// made elsewhere (the typed fast path), and what its failure calls for.
     async fn update_attempts<R, E, F>(
         &self,
         key: &SessionKey,
         mut f: F,
         held: Option<KeyLock<'_>>,
-        resume: Resume,
+        resumed: Option<(Attempts, Then)>,
     ) -> Handled<R, E>
     where
         F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
@@ -378,11 +366,24 @@ where
             None => self.lock(key).await,
         };
         let retry = &self.inner.retry;
-        // Resumed after `attempt - 1` conflicts elsewhere: the pause they call for.
-        retry.pause_after_conflict(resume.attempt.saturating_sub(1)).await;
-        let mut attempts = Attempts::new(retry, resume);
+        let (mut attempts, mut then) = match resumed {
+            Some((attempts, then)) => (attempts, Some(then)),
+            None => (Attempts::new(retry), None),
+        };
         let mut via = Via::Write;
         loop {
+            // What the last failure calls for (here, or in a first attempt made
+            // elsewhere). The key stays held through any pause.
+            if let Some(then) = then.take() {
+                // After a conflict with another writer the near cache may serve the key
+                // again; a stale copy or a failed write is followed by a load.
+                if matches!(then, Then::Now | Then::AfterTransient(_)) {
+                    via = Via::Store;
+                }
+                if let Err(e) = attempts.pause(retry, key, then).await {
+                    return Handled(Err(e));
+                }
+            }
             let now = self.inner.clock.now();
             let (value, base) = match self.load_owned(key, now, via).await {
                 Ok(loaded) => loaded,
@@ -398,17 +399,10 @@ where
                 Ok(()) => return Handled(Ok(Ok(out))),
                 Err(e) => e,
             };
-            // The key stays held through any pause (the pipelined loop lets it go).
-            let then = match attempts.after(retry, &self.inner.obs, key, e, base.from_cache) {
-                Ok(then) => then,
+            then = match attempts.after(retry, &self.inner.obs, key, e, base.from_cache) {
+                Ok(then) => Some(then),
                 Err(e) => return Handled(Err(e)),
             };
-            if !matches!(then, attempts::Then::AfterConflict) {
-                via = Via::Store;
-            }
-            if let Err(e) = attempts.pause(retry, key, then).await {
-                return Handled(Err(e));
-            }
         }
     }
 

@@ -33,7 +33,7 @@ use super::load::Loaded;
 use super::locks::{KeyLock, KeyLocks};
 use super::pending::{Pending, State};
 use super::save::Plan;
-use super::{Base, Resume, SessionError, Sessions, Ttl};
+use super::{Base, SessionError, Sessions, Ttl};
 use crate::observe::Handled;
 use crate::store::{Pipeline, Queued};
 use crate::{Record, SessionKey, StoreError, Timestamp, Write};
@@ -103,7 +103,7 @@ where
     {
         let retry = &self.inner.retry;
         let mut lock: Option<KeyLock<'_>> = None;
-        let mut attempts = Attempts::new(retry, Resume::FIRST);
+        let mut attempts = Attempts::new(retry);
         // After a failure the next attempt waits out what is queued and loads (from the
         // store itself: a cached copy may be what failed).
         let mut fresh = false;
@@ -225,8 +225,9 @@ where
                 Ok(then) => then,
                 Err(e) => return Handled(Err(e)),
             };
-            // A stale cached copy is run again at once; before a pause, others go on.
-            if !matches!(then, Then::Now) {
+            // Before a pause the key goes, so others go on meanwhile; a stale cached
+            // copy is run again at once.
+            if matches!(then, Then::AfterConflict | Then::AfterTransient(_)) {
                 drop(lock.take());
             }
             if let Err(e) = attempts.pause(retry, key, then).await {

@@ -17,9 +17,10 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::attempts::Attempts;
 use super::load::Loaded;
 use super::save::Plan;
-use super::{Base, Resume, SessionError, Sessions, Ttl, Via};
+use super::{Base, SessionError, Sessions, Ttl, Via};
 use crate::observe::Handled;
 use crate::store::{Taken, TypedValue};
 use crate::{InProcess, Precondition, SessionKey, StoreError, Timestamp, Write};
@@ -90,14 +91,14 @@ where
         }
         let fast = self.typed_store().and_then(|local| Some((local, self.inner.locks.try_lock(key.as_str())?)));
         let Some((local, lock)) = fast else {
-            return Box::pin(self.update_attempts(key, f, None, Resume::FIRST)).await;
+            return Box::pin(self.update_attempts(key, f, None, None)).await;
         };
         let now = self.inner.clock.now();
         let (mut kept, base) = match self.load_sync(local, key, now) {
             Ok(Some(loaded)) => loaded,
             // A step that needs the store (claiming an expiry, quarantining): before the
             // handler ran, so the general way starts afresh.
-            Ok(None) => return Box::pin(self.update_attempts(key, f, Some(lock), Resume::FIRST)).await,
+            Ok(None) => return Box::pin(self.update_attempts(key, f, Some(lock), None)).await,
             Err(e) => return Handled(Err(e)),
         };
         let mut ttl = base.own_ttl();
@@ -116,14 +117,13 @@ where
             Ok(()) => Handled(Ok(Ok(out))),
             // Another writer (another `Sessions` on this namespace) won: run again on
             // its value, as the general way does after a conflict.
-            Err(SessionError::Store(StoreError::Conflict { .. })) => {
-                let more = 1 < self.inner.retry.max_attempts;
-                self.inner.obs.conflict(more.then_some(1));
-                if !more {
-                    return Handled(Err(SessionError::Contention { key: key.to_string(), attempts: 1 }));
+            Err(e) if matches!(e, SessionError::Store(StoreError::Conflict { .. })) => {
+                let mut attempts = Attempts::new(&self.inner.retry);
+                // Never from the near cache: the value was kept typed in process.
+                match attempts.after(&self.inner.retry, &self.inner.obs, key, e, false) {
+                    Ok(then) => Box::pin(self.update_attempts(key, f, Some(lock), Some((attempts, then)))).await,
+                    Err(e) => Handled(Err(e)),
                 }
-                let resume = Resume { attempt: 2, retries: 1 };
-                Box::pin(self.update_attempts(key, f, Some(lock), resume)).await
             }
             Err(e) => Handled(Err(e)),
         }

@@ -279,6 +279,7 @@ mod tests {
             ("m:AAAAbbbbCCCCdd-_x:go", session),
             ("m:AAAA:bbbCCCCdd-_:go", session),
             ("m:AAAAbbbbCCCCdd-_é:go", session),
+            ("m:AAAAbbbbCCCCdd-é:go", session),
             ("m:AAAAbbbbCCCCdd-", session),
             ("m:AAAAbbbbCCCCdd-_", "no component"),
             ("m:AAAAbbbbCCCCdd-_:%", "bad %-escape"),

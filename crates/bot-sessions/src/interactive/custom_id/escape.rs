@@ -3,6 +3,10 @@
 /// The field separator of a custom id.
 pub const SEPARATOR: char = ':';
 
+// Fields are split by a byte search for it (`fields`, `CustomIdCodec::decode`): sound
+// only while it is ASCII, whose byte never occurs inside another character's bytes.
+const _: () = assert!(SEPARATOR.is_ascii());
+
 pub(super) fn escape_into(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::escape::{SEPARATOR, escape_into, fields, unescape};
+use super::escape::{SEPARATOR, SEPARATOR_BYTE, escape_into, fields, unescape};
 use super::{CustomId, CustomIdError, DecodeError, SessionId, SigningKeys, Target};
 
 /// The longest accepted custom-id namespace, in bytes.
@@ -200,15 +200,15 @@ impl CustomIdCodec {
                 body
             }
         };
+        let bad_session = || malformed("the session id is not 16 URL-safe base64 characters");
         // The session id has a fixed length: its end is known without a search.
         let (session, after) = match rest.as_bytes().get(SessionId::LEN) {
-            Some(b) if char::from(*b) == SEPARATOR => (&rest[..SessionId::LEN], Some(&rest[SessionId::LEN + 1..])),
+            Some(&SEPARATOR_BYTE) => (&rest[..SessionId::LEN], Some(&rest[SessionId::LEN + 1..])),
             None => (rest, None),
             // Not 16 characters up to the first separator: not a session id.
-            Some(_) => ("", None),
+            Some(_) => return Err(bad_session()),
         };
-        let session = SessionId::parse(session)
-            .ok_or_else(|| malformed("the session id is not 16 URL-safe base64 characters"))?;
+        let session = SessionId::parse(session).ok_or_else(bad_session)?;
         // At least one field follows a separator (perhaps empty: an empty component).
         let mut fields = fields(after.ok_or_else(|| malformed("no component"))?);
         let component = unescape(fields.next().unwrap_or_default()).ok_or_else(|| malformed("bad %-escape"))?;

@@ -7,6 +7,9 @@ pub const SEPARATOR: char = ':';
 // only while it is ASCII, whose byte never occurs inside another character's bytes.
 const _: () = assert!(SEPARATOR.is_ascii());
 
+/// [`SEPARATOR`]'s one byte (it is ASCII: asserted above).
+pub(super) const SEPARATOR_BYTE: u8 = SEPARATOR as u8;
+
 pub(super) fn escape_into(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
@@ -23,7 +26,7 @@ pub(super) fn fields(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let current = rest?;
-        match current.bytes().position(|b| char::from(b) == SEPARATOR) {
+        match current.bytes().position(|b| b == SEPARATOR_BYTE) {
             Some(at) => {
                 rest = Some(&current[at + 1..]);
                 Some(&current[..at])

@@ -272,6 +272,42 @@ async fn bad_ids_are_outcomes_and_touch_nothing() {
     assert_eq!(ends.lock().unwrap().len(), 1);
 }
 
+/// A signed id that routed once is not checked again when it comes back unchanged
+/// (`Local` keeps it): every edit of it, however small, is still forged, and only the
+/// unchanged clicks count.
+#[tokio::test]
+async fn a_remembered_signed_id_lets_no_edit_through() {
+    let (m, _clock, _ends, kind) = setup(idle(60));
+    let s = m.start(&kind, &opener(), 0).await.unwrap();
+    let good = m.codec().encode(&CustomId::new(s.id, "inc")).unwrap();
+    let (body, tag) = good.rsplit_once(':').unwrap();
+    let flipped: String =
+        tag.chars().enumerate().map(|(i, c)| if i == 0 { if c == 'A' { 'B' } else { 'A' } } else { c }).collect();
+    let edits = [
+        good.replacen(":inc:", ":done:", 1),
+        good.replacen(":inc:", ":inc:x:", 1),
+        good[..good.len() - 1].to_owned(),
+        format!("{good}A"),
+        format!("{body}:{flipped}"),
+        body.to_owned(),
+    ];
+    for round in 0..3 {
+        assert_eq!(route(&m, &opener().custom_id(&good)).await, handled(s.id), "round {round}");
+        for edit in &edits {
+            assert!(
+                matches!(route(&m, &opener().custom_id(edit)).await, RouteOutcome::Forged { .. }),
+                "round {round}: {edit:?}"
+            );
+        }
+    }
+    // Another button of the session verifies in its own right and takes the place.
+    let other = m.codec().encode(&CustomId::new(s.id, "inc").push("t")).unwrap();
+    assert_eq!(route(&m, &opener().custom_id(&other)).await, handled(s.id));
+    assert_eq!(route(&m, &opener().custom_id(&good)).await, handled(s.id));
+    route(&m, &click(&m, s.id, "done")).await;
+    assert_eq!(resolved(s.handle).await.unwrap().result, Some(5));
+}
+
 #[tokio::test]
 async fn tokens_reach_update() {
     let (m, _clock, _ends, kind) = setup(idle(60));

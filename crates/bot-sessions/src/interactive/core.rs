@@ -61,6 +61,9 @@ pub(crate) struct Kept {
     /// The kind that wrote it.
     pub(crate) kind: Arc<str>,
     pub(crate) envelope: Box<dyn Any + Send + Sync>,
+    /// The envelope's encoded parts besides its state and deadline, when the click
+    /// that kept it made them: the next click copies them (see `frame.rs`).
+    pub(crate) frame: Option<super::frame::Frame>,
 }
 
 /// The schema version interactive sessions are written with.

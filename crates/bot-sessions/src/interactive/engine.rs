@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::core::{Core, ErasedKind, Input, Kept, Loaded, Routed, Tended};
 use super::envelope::{Envelope, Phase, TextWait, TtlOverride};
+use super::frame::{Frame, Framed};
 use super::reply::Reply;
 use super::{
     Commands, CustomId, EndCx, EndEvent, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin,
@@ -81,14 +82,15 @@ impl<K: Interactive> Engine<K> {
         }
     }
 
-    /// `env` to keep typed, in `holder` when there is one.
-    fn keep(&self, holder: Option<Box<Kept>>, env: Box<Stored<K>>) -> Box<Kept> {
+    /// `env` to keep typed with its `frame`, in `holder` when there is one.
+    fn keep(&self, holder: Option<Box<Kept>>, env: Box<Stored<K>>, frame: Option<Frame>) -> Box<Kept> {
         match holder {
             Some(mut kept) => {
                 kept.envelope = env;
+                kept.frame = frame;
                 kept
             }
-            None => Box::new(Kept { kind: self.name.clone(), envelope: env }),
+            None => Box::new(Kept { kind: self.name.clone(), envelope: env, frame }),
         }
     }
 
@@ -332,6 +334,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             },
         };
+        // The kept envelope's frame: its encoded parts that the click may write again.
+        let mut frame = holder.as_mut().and_then(|h| h.frame.take());
         // The rare steps (an end, a text ask, a retry) are boxed: the future of a
         // click, moved into its box on every click, stays small.
         let mut attempt = 1;
@@ -357,6 +361,8 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                     return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
             } else {
+                // What the frame holds, to tell after `update` whether it still does.
+                let framed = frame.as_ref().map(|_| Framed::of(&env));
                 // Text is only ever the opener's (the awaiting record's key says so).
                 let filter = self.component_filters.get(clicked.component()).unwrap_or(&self.update_filter);
                 if text.is_none()
@@ -412,14 +418,30 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         env.deadline = deadline;
                         env.text = if asking { fresh.or(wait) } else { None };
                         (env.reason, env.result, env.lease) = (None, None, None);
-                        let bytes = core.encode_with(sid, |out| env.encode_into(out))?;
+                        let typed = core.typed_store();
+                        // The frame holds while its fields are unchanged; else (and
+                        // for the first click kept here) the full encode makes one.
+                        let reused = frame.take().filter(|_| framed.is_some_and(|was| was.still(&env)));
+                        let mut made = None;
+                        let bytes = match (&reused, &env.state) {
+                            (Some(f), Some(state)) => {
+                                core.encode_with(sid, |out| f.encode_into(out, state, deadline))?
+                            }
+                            _ => core.encode_with(sid, |out| {
+                                let parts = env.encode_into(out)?;
+                                if typed.is_some() {
+                                    made = Frame::of(&env, out, parts);
+                                }
+                                Ok(())
+                            })?,
+                        };
                         // Only a session that asks for text needs its origin after this.
                         let origin = (fresh.is_some() || wait.is_some()).then(|| env.origin.clone());
                         let pre = Precondition::Version(record.version);
-                        let written = match core.typed_store() {
+                        let written = match typed {
                             // Kept typed for its next click here: no decode then.
                             Some(local) => {
-                                let kept = Some(self.keep(holder.take(), env));
+                                let kept = Some(self.keep(holder.take(), env, reused.or(made)));
                                 Core::put_now(local, sid, key, bytes, expires, pre, None, now, kept)
                             }
                             None => Box::pin(core.put(sid, key, bytes, expires, pre, None, now, None)).await,
@@ -435,7 +457,10 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                             if let (false, Some(w), Some(origin)) = (asking, wait, &origin) {
                                 Box::pin(core.unask(sid, origin, w)).await;
                             }
-                            core.local.adopt(sid, deadline);
+                            // A signed id that routed here is known good (see `Local`).
+                            let verified =
+                                ctx.custom_id.as_deref().filter(|_| text.is_none() && core.codec.is_signed());
+                            core.local.adopt(sid, deadline, verified);
                             let outcome = RouteOutcome::Handled { session: sid, ended: None };
                             return Ok(Routed { outcome, reply, end_reply: None });
                         }

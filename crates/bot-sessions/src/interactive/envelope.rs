@@ -179,8 +179,9 @@ impl<'a, S, R> Envelope<&'a str, &'a S, &'a R> {
 impl<N: AsRef<str>, S: Serialize, R: Serialize> Envelope<N, S, R> {
     /// Appends the envelope's JSON to `out`: the same bytes as its `Serialize` (the
     /// derive, which the tests compare it with), without escaping the field names,
-    /// which is most of what a click's encode costs besides the state.
-    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    /// which is most of what a click's encode costs besides the state. Returns where
+    /// the state and the origin begin, for a [`Frame`](super::frame::Frame).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> serde_json::Result<Parts> {
         // Every field named: a field added to either type breaks the build here.
         let Envelope { kind, phase, reason, state, result, deadline, lease, origin, waiter, ttl, text } = self;
         let Origin { bot, chat, topic, user, message, inline_message, business_connection, at } = origin;
@@ -196,6 +197,7 @@ impl<N: AsRef<str>, S: Serialize, R: Serialize> Envelope<N, S, R> {
             out.extend_from_slice(reason.name().as_bytes());
             out.push(b'"');
         }
+        let state_at = out.len();
         if let Some(state) = state {
             out.extend_from_slice(b",\"state\":");
             serde_json::to_writer(&mut *out, state)?;
@@ -206,6 +208,7 @@ impl<N: AsRef<str>, S: Serialize, R: Serialize> Envelope<N, S, R> {
         }
         number(out, ",\"deadline\":", deadline.map(|t| t.0));
         number(out, ",\"lease\":", lease.map(|t| t.0));
+        let origin_at = out.len();
         out.extend_from_slice(b",\"origin\":{");
         // `at` is always there: the optional fields before it each end with a comma.
         for (name, value) in [
@@ -250,12 +253,22 @@ impl<N: AsRef<str>, S: Serialize, R: Serialize> Envelope<N, S, R> {
             out.push(b'}');
         }
         out.push(b'}');
-        Ok(())
+        Ok(Parts { state: state_at, origin: origin_at })
     }
 }
 
+/// Where [`Envelope::encode_into`] wrote the parts of an envelope, as offsets into its
+/// output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parts {
+    /// Where the state (and the result, the deadline and the lease after it) begin.
+    pub state: usize,
+    /// Where the origin (and every field after it) begins.
+    pub origin: usize,
+}
+
 /// `name` then `value`, when there is one.
-fn number(out: &mut Vec<u8>, name: &str, value: Option<impl Serialize>) {
+pub(super) fn number(out: &mut Vec<u8>, name: &str, value: Option<impl Serialize>) {
     if let Some(v) = value {
         out.extend_from_slice(name.as_bytes());
         // An integer to a Vec: cannot fail (and `serde_json` writes it faster than `fmt`).

@@ -25,6 +25,10 @@ struct Entry {
     waiter: Option<oneshot::Sender<Delivery>>,
     /// Where the entry sits in `due`, if anywhere.
     at: Option<Timestamp>,
+    /// The session's last signed custom id that verified and routed here: the same
+    /// text again is as good, so its signature is not checked again (a user clicking
+    /// one button over and over).
+    verified: Option<Box<str>>,
 }
 
 impl Entry {
@@ -56,25 +60,40 @@ impl Local {
         now: Timestamp,
         watch: Duration,
     ) {
-        self.entries.insert(sid, Entry { started_here: true, waiter: Some(waiter), at: None });
+        self.entries.insert(sid, Entry { started_here: true, waiter: Some(waiter), at: None, verified: None });
         self.refile(sid, deadline, now, watch);
     }
 
     /// Remembers a session routed here (started elsewhere), so that this manager can
-    /// expire it if its starter is gone. No-op when already known or without deadline.
-    pub(crate) fn adopt(&self, sid: SessionId, deadline: Option<Timestamp>) {
-        let Some(deadline) = deadline else { return };
-        if self.entries.contains_key(&sid) {
+    /// expire it if its starter is gone, and the signed custom id it was routed by
+    /// (`verified`, see [`verified`](Self::verified)). Remembers nothing new of a
+    /// session without deadline that it does not know yet.
+    pub(crate) fn adopt(&self, sid: SessionId, deadline: Option<Timestamp>, verified: Option<&str>) {
+        if let Some(entry) = self.entries.get(&sid) {
+            if verified.is_none_or(|v| entry.verified.as_deref() == Some(v)) {
+                return;
+            }
+            drop(entry);
+            if let Some(mut entry) = self.entries.get_mut(&sid) {
+                entry.verified = verified.map(Box::from);
+            }
             return;
         }
+        let Some(deadline) = deadline else { return };
         let mut fresh = false;
         self.entries.entry(sid).or_insert_with(|| {
             fresh = true;
-            Entry { started_here: false, waiter: None, at: Some(deadline) }
+            Entry { started_here: false, waiter: None, at: Some(deadline), verified: verified.map(Box::from) }
         });
         if fresh {
             self.due().insert((deadline, sid));
         }
+    }
+
+    /// Whether `custom_id` is the signed custom id that `sid` was last routed by here
+    /// (see [`adopt`](Self::adopt)): it verified then, under keys that never change.
+    pub(crate) fn verified(&self, sid: SessionId, custom_id: &str) -> bool {
+        self.entries.get(&sid).is_some_and(|e| e.verified.as_deref() == Some(custom_id))
     }
 
     /// Takes every entry due at `now` out of the index.
@@ -189,15 +208,34 @@ mod tests {
         SessionId::parse(&c.to_string().repeat(16)).unwrap()
     }
 
+    /// The routed signed id is remembered per session, replaced by the next one, and
+    /// only for a session the manager remembers.
+    #[test]
+    fn remembers_the_last_verified_id() {
+        let local = Local::default();
+        let (a, b) = (sid('a'), sid('b'));
+        local.adopt(a, Some(Timestamp(10)), Some("a:1"));
+        assert!(local.verified(a, "a:1"));
+        assert!(!local.verified(a, "a:2") && !local.verified(a, "a:1 ") && !local.verified(b, "a:1"));
+        local.adopt(a, Some(Timestamp(10)), None);
+        assert!(local.verified(a, "a:1"), "a click without an id keeps it");
+        local.adopt(a, Some(Timestamp(10)), Some("a:2"));
+        assert!(local.verified(a, "a:2") && !local.verified(a, "a:1"));
+        // Without a deadline an unknown session is not remembered, nor its id.
+        local.adopt(b, None, Some("b:1"));
+        assert!(!local.verified(b, "b:1"));
+        assert_eq!(local.len(), 1);
+    }
+
     #[test]
     fn index_pops_only_due_and_refiles() {
         let local = Local::default();
         let w = Duration::from_millis(1_000);
         let (tx, _rx) = oneshot::channel();
         local.insert_started(sid('a'), tx, Some(Timestamp(5_000)), Timestamp(0), w);
-        local.adopt(sid('b'), Some(Timestamp(2_000)));
-        local.adopt(sid('b'), Some(Timestamp(9_000)));
-        local.adopt(sid('c'), None);
+        local.adopt(sid('b'), Some(Timestamp(2_000)), None);
+        local.adopt(sid('b'), Some(Timestamp(9_000)), None);
+        local.adopt(sid('c'), None, None);
         assert_eq!(local.len(), 2);
         // `a` is watched: filed at now + watch.
         assert_eq!(local.pop_due(Timestamp(999)), vec![]);

@@ -227,6 +227,7 @@ mod error;
 mod events;
 mod expiry;
 mod filter;
+mod frame;
 mod handle;
 mod inspect;
 mod limit;

@@ -195,6 +195,18 @@ fn address(text: &str) -> (usize, usize) {
     (text.as_ptr() as usize, text.len())
 }
 
+/// A route's `outcome` label when the session took the update.
+#[cfg(feature = "interactive")]
+pub(crate) const HANDLED: &str = "handled";
+
+/// What one interactive session kind keeps for its route metrics: the handle of its
+/// `handled` counter, registered on its first use (see [`Observer::routed`]).
+#[cfg(feature = "interactive")]
+#[derive(Debug, Default)]
+pub(crate) struct KindRoutes {
+    handled: OnceLock<Counter>,
+}
+
 /// The observed identity of one `Sessions` or `Manager` (its backend and namespace),
 /// with the metric handles it registered on first use.
 pub(crate) struct Observer {
@@ -247,14 +259,24 @@ impl Observer {
             entry.1.increment(1);
             return;
         }
+        let counter = self.labelled_counter(name, kind, second);
+        counter.increment(1);
+        self.labelled.insert(key, (kind.cloned(), counter));
+    }
+
+    /// The counter `name` labelled `kind` (when given) and `second.0 = second.1`.
+    fn labelled_counter(
+        &self,
+        name: &'static str,
+        kind: Option<&Arc<str>>,
+        second: (&'static str, &'static str),
+    ) -> Counter {
         let mut labels = Vec::with_capacity(2);
         if let Some(kind) = kind {
             labels.push(("kind", SharedString::from_shared(kind.clone())));
         }
         labels.push((second.0, SharedString::const_str(second.1)));
-        let counter = self.counter(name, &labels);
-        counter.increment(1);
-        self.labelled.insert(key, (kind.cloned(), counter));
+        self.counter(name, &labels)
     }
 
     /// `backend` and `namespace`, then `more`.
@@ -391,12 +413,25 @@ impl Observer {
     }
 
     /// Counts a finished route.
-    pub(crate) fn routed(&self, span: &tracing::Span, kind: Option<Arc<str>>, outcome: &'static str, took: Duration) {
+    pub(crate) fn routed(
+        &self,
+        span: &tracing::Span,
+        kind: Option<(&Arc<str>, &KindRoutes)>,
+        outcome: &'static str,
+        took: Duration,
+    ) {
         span.record("outcome", outcome);
-        if let Some(kind) = &kind {
-            span.record("kind", &**kind);
+        if let Some((name, _)) = kind {
+            span.record("kind", &**name);
         }
-        self.count_labelled(names::ROUTES, Some(kind.as_ref().unwrap_or(&self.no_kind)), ("outcome", outcome));
+        match kind {
+            // The kind keeps the counter it uses most: no lookup for it.
+            Some((name, routes)) if outcome == HANDLED => routes
+                .handled
+                .get_or_init(|| self.labelled_counter(names::ROUTES, Some(name), ("outcome", HANDLED)))
+                .increment(1),
+            _ => self.count_labelled(names::ROUTES, Some(kind.map_or(&self.no_kind, |k| k.0)), ("outcome", outcome)),
+        }
         self.route_latency.get_or_init(|| self.histogram(names::ROUTE_SECONDS, &[])).record(took.as_secs_f64());
     }
 

@@ -7,8 +7,8 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -66,6 +66,9 @@ pub(crate) struct Kept {
     pub(crate) frame: Option<super::frame::Frame>,
 }
 
+/// The registered kinds by name.
+pub(crate) type Kinds = HashMap<Arc<str>, Arc<dyn ErasedKind>>;
+
 /// The schema version interactive sessions are written with.
 const SCHEMA: u32 = 1;
 
@@ -108,7 +111,7 @@ pub(crate) struct Core {
     pub(crate) codec: CustomIdCodec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: KeyLocks,
-    pub(crate) kinds: RwLock<HashMap<Arc<str>, Arc<dyn ErasedKind>>>,
+    pub(crate) kinds: arc_swap::ArcSwap<Kinds>,
     pub(crate) local: Local,
     /// Identifies this manager in stored sessions (whose handle it holds).
     pub(crate) instance: u64,
@@ -301,9 +304,9 @@ impl Core {
         written_or_conflict(sid, written)
     }
 
-    pub(crate) fn kinds(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<dyn ErasedKind>>> {
-        // The map is only ever changed by single inserts: a poisoned lock is still sound.
-        self.kinds.read().unwrap_or_else(|p| p.into_inner())
+    /// The registered kinds, as of now.
+    pub(crate) fn kinds(&self) -> arc_swap::Guard<Arc<Kinds>> {
+        self.kinds.load()
     }
 
     /// The kind of the session in `record`, or in `kept` (the envelope kept typed).
@@ -455,6 +458,9 @@ pub(crate) trait ErasedKind: Send + Sync + 'static {
 
     /// The kind's registered name.
     fn name(&self) -> &Arc<str>;
+
+    /// The kind's own route metric handles.
+    fn routes(&self) -> &crate::observe::KindRoutes;
 
     /// Expires the session if due, collects an end that happened elsewhere, or (with
     /// `force`) ends it now for that reason.

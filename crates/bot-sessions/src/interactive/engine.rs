@@ -30,6 +30,7 @@ pub(crate) struct Engine<K> {
     /// Filters of single components, in place of `update_filter` for their clicks.
     pub(crate) component_filters: std::collections::HashMap<String, Filter>,
     pub(crate) limit: Option<super::Limit>,
+    pub(crate) routes: crate::observe::KindRoutes,
 }
 
 /// Decodes a stored session, which must be of the kind `name`.
@@ -99,7 +100,8 @@ impl<K: Interactive> Engine<K> {
         let commands = kind.commands();
         let component_filters = kind.component_filters().into_iter().map(|(c, f)| (c.to_owned(), f)).collect();
         let limit = kind.limit();
-        Engine { name, kind, ttl, start_filter, update_filter, commands, component_filters, limit }
+        let routes = crate::observe::KindRoutes::default();
+        Engine { name, kind, ttl, start_filter, update_filter, commands, component_filters, limit, routes }
     }
 
     /// The time to live of one session: its own, or the kind's.
@@ -294,6 +296,10 @@ impl<K: Interactive> Engine<K> {
 impl<K: Interactive> ErasedKind for Engine<K> {
     fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    fn routes(&self) -> &crate::observe::KindRoutes {
+        &self.routes
     }
 
     fn takes(&self, text: &str) -> bool {

@@ -1,8 +1,8 @@
 //! The manager: registry of kinds, start, routing, expiry and shutdown.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, oneshot};
@@ -166,7 +166,7 @@ impl ManagerBuilder {
                 codec: self.codec,
                 clock: self.clock,
                 locks: KeyLocks::default(),
-                kinds: RwLock::new(HashMap::new()),
+                kinds: arc_swap::ArcSwap::from_pointee(HashMap::new()),
                 local: Local::default(),
                 instance: rand::random(),
                 closed: AtomicBool::new(false),
@@ -249,11 +249,19 @@ impl Manager {
         Namespace::new(name).map_err(|e| InteractiveError::InvalidName { name: name.into(), reason: e.to_string() })?;
         let name: Arc<str> = name.into();
         let engine = Arc::new(Engine::new(name.clone(), kind));
-        let mut kinds = self.core.kinds.write().unwrap_or_else(|p| p.into_inner());
-        if kinds.contains_key(&name) {
+        let mut taken = false;
+        // Registrations are rare: each copies the map (`rcu` retries on a race).
+        self.core.kinds.rcu(|kinds| {
+            taken = kinds.contains_key(&name);
+            let mut more = HashMap::clone(kinds);
+            if !taken {
+                more.insert(name.clone(), engine.clone() as Arc<dyn super::core::ErasedKind>);
+            }
+            more
+        });
+        if taken {
             return Err(InteractiveError::DuplicateKind { kind: name.to_string() });
         }
-        kinds.insert(name, engine.clone());
         Ok(Kind { engine })
     }
 
@@ -388,11 +396,15 @@ impl Manager {
             tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await
         };
         let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
-        self.core.obs.routed(&span, kind, outcome, start.elapsed());
+        self.core.obs.routed(&span, kind.as_deref().map(|k| (k.name(), k.routes())), outcome, start.elapsed());
         routed
     }
 
-    async fn handle_unobserved(&self, ctx: &Context, kind: &mut Option<Arc<str>>) -> Result<Routed, InteractiveError> {
+    async fn handle_unobserved(
+        &self,
+        ctx: &Context,
+        kind: &mut Option<Arc<dyn super::core::ErasedKind>>,
+    ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(Ordering::Acquire) {
             return Err(InteractiveError::ShutDown);
@@ -413,8 +425,7 @@ impl Manager {
         let Some(loaded) = core.load_kept(sid, &key, core.now()).await? else {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
-        let engine = core.engine_for(sid, loaded.kept.as_deref(), &loaded.record)?;
-        *kind = Some(engine.name().clone());
+        let engine = kind.insert(core.engine_for(sid, loaded.kept.as_deref(), &loaded.record)?);
         engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click(id)).await
     }
 

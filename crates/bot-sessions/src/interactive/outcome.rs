@@ -113,7 +113,7 @@ impl RouteOutcome {
     /// The outcome in snake case: the `outcome` label of route metrics.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            RouteOutcome::Handled { .. } => "handled",
+            RouteOutcome::Handled { .. } => crate::observe::HANDLED,
             RouteOutcome::NotOurs => "not_ours",
             RouteOutcome::Unknown { .. } => "unknown",
             RouteOutcome::Expired { .. } => "expired",

@@ -189,7 +189,7 @@ impl Manager {
             tracing::Instrument::instrument(self.handle_text_unobserved(ctx, text, &mut kind), span.clone()).await
         };
         let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
-        self.core.obs.routed(&span, kind, outcome, start.elapsed());
+        self.core.obs.routed(&span, kind.as_deref().map(|k| (k.name(), k.routes())), outcome, start.elapsed());
         routed
     }
 
@@ -197,7 +197,7 @@ impl Manager {
         &self,
         ctx: &Context,
         text: &str,
-        kind: &mut Option<std::sync::Arc<str>>,
+        kind: &mut Option<std::sync::Arc<dyn super::core::ErasedKind>>,
     ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(std::sync::atomic::Ordering::Acquire) {
@@ -225,7 +225,7 @@ impl Manager {
         if !engine.takes(text) {
             return not_ours();
         }
-        *kind = Some(engine.name().clone());
+        *kind = Some(engine.clone());
         let skey = core.key(sid);
         let _lock = core.locks.lock(skey.as_str()).await;
         let now = core.now();

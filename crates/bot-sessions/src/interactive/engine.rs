@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::core::{Core, ErasedKind, Input, Kept, Loaded, Routed, Tended};
 use super::envelope::{Envelope, Phase, TextWait, TtlOverride};
-use super::frame::{Frame, Framed};
+use super::frame::Frame;
 use super::reply::Reply;
 use super::{
     Commands, CustomId, EndCx, EndEvent, EndReason, Ended, Filter, HandleError, Interactive, InteractiveError, Origin,
@@ -83,15 +83,18 @@ impl<K: Interactive> Engine<K> {
         }
     }
 
-    /// `env` to keep typed with its `frame`, in `holder` when there is one.
-    fn keep(&self, holder: Option<Box<Kept>>, env: Box<Stored<K>>, frame: Option<Frame>) -> Box<Kept> {
+    /// `env` to keep typed, in `holder` when there is one; `made`, a frame the click
+    /// made, replaces the holder's (which, when the click made none, it used).
+    fn keep(&self, holder: Option<Box<Kept>>, env: Box<Stored<K>>, made: Option<Frame>) -> Box<Kept> {
         match holder {
             Some(mut kept) => {
                 kept.envelope = env;
-                kept.frame = frame;
+                if made.is_some() {
+                    kept.frame = made;
+                }
                 kept
             }
-            None => Box::new(Kept { kind: self.name.clone(), envelope: env, frame }),
+            None => Box::new(Kept { kind: self.name.clone(), envelope: env, frame: made }),
         }
     }
 
@@ -340,8 +343,6 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                 None => return Ok(Routed::of(RouteOutcome::Unknown { session: sid })),
             },
         };
-        // The kept envelope's frame: its encoded parts that the click may write again.
-        let mut frame = holder.as_mut().and_then(|h| h.frame.take());
         // The rare steps (an end, a text ask, a retry) are boxed: the future of a
         // click, moved into its box on every click, stays small.
         let mut attempt = 1;
@@ -367,8 +368,6 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                     return Ok(Routed { outcome: RouteOutcome::Expired { session: sid }, reply, end_reply: None });
                 }
             } else {
-                // What the frame holds, to tell after `update` whether it still does.
-                let framed = frame.as_ref().map(|_| Framed::of(&env));
                 // Text is only ever the opener's (the awaiting record's key says so).
                 let filter = self.component_filters.get(clicked.component()).unwrap_or(&self.update_filter);
                 if text.is_none()
@@ -425,13 +424,22 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         env.text = if asking { fresh.or(wait) } else { None };
                         (env.reason, env.result, env.lease) = (None, None, None);
                         let typed = core.typed_store();
-                        // The frame holds while its fields are unchanged; else (and
-                        // for the first click kept here) the full encode makes one.
-                        let reused = frame.take().filter(|_| framed.is_some_and(|was| was.still(&env)));
+                        // The kept envelope's frame (its encoded parts) serves, left
+                        // where it is, while it fits the envelope; else (and for the
+                        // first click kept here) the full encode makes one.
+                        let reused = holder.as_ref().and_then(|h| h.frame.as_ref()).filter(|f| f.fits(&env));
                         let mut made = None;
-                        let bytes = match (&reused, &env.state) {
+                        let bytes = match (reused, &env.state) {
                             (Some(f), Some(state)) => {
-                                core.encode_with(sid, |out| f.encode_into(out, state, deadline))?
+                                let bytes = core.encode_with(sid, |out| f.encode_into(out, state, deadline))?;
+                                #[cfg(debug_assertions)]
+                                {
+                                    // Every test that clicks twice checks the framed bytes.
+                                    let mut full = Vec::new();
+                                    let full = env.encode_into(&mut full).map(|_| full).ok();
+                                    debug_assert_eq!(Some(&bytes), full.as_ref(), "framed bytes of {sid}");
+                                }
+                                bytes
                             }
                             _ => core.encode_with(sid, |out| {
                                 let parts = env.encode_into(out)?;
@@ -447,7 +455,7 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                         let written = match typed {
                             // Kept typed for its next click here: no decode then.
                             Some(local) => {
-                                let kept = Some(self.keep(holder.take(), env, reused.or(made)));
+                                let kept = Some(self.keep(holder.take(), env, made));
                                 Core::put_now(local, sid, key, bytes, expires, pre, None, now, kept)
                             }
                             None => Box::pin(core.put(sid, key, bytes, expires, pre, None, now, None)).await,

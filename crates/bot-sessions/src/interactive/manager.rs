@@ -253,11 +253,12 @@ impl Manager {
         // Registrations are rare: each copies the map (`rcu` retries on a race).
         self.core.kinds.rcu(|kinds| {
             taken = kinds.contains_key(&name);
-            let mut more = HashMap::clone(kinds);
-            if !taken {
-                more.insert(name.clone(), engine.clone() as Arc<dyn super::core::ErasedKind>);
+            if taken {
+                return Arc::clone(kinds);
             }
-            more
+            let mut more = HashMap::clone(kinds);
+            more.insert(name.clone(), engine.clone() as Arc<dyn super::core::ErasedKind>);
+            Arc::new(more)
         });
         if taken {
             return Err(InteractiveError::DuplicateKind { kind: name.to_string() });

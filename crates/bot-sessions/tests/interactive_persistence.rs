@@ -31,10 +31,13 @@ pub async fn second_manager_updates_and_ends_once(s1: DynStore, s2: DynStore) {
         RouteOutcome::Handled { session: id, ended: Some(EndReason::Finished) }
     );
     // The handle is in m1; the end happened in m1's "other process". m1's next pass
-    // after one watch period reads the end from the store.
+    // after one watch period reads the end from the store. Its listener may have read
+    // it first: a store's notice connection that opens late (SQLite's, on a loaded
+    // machine) reports notices missed, and the listener then re-reads every session
+    // waited for. Either way the handle gets the end once, from the store.
     p.clock.advance(Duration::from_secs(1));
     let report = p.m1.expire_due(p.clock.now()).await;
-    assert_eq!((report.delivered, report.expired, report.errors), (1, 0, 0));
+    assert!(report.delivered <= 1 && (report.expired, report.errors) == (0, 0), "{report:?}");
     let ended = resolved(started.handle).await.unwrap();
     assert_eq!((ended.reason, ended.result), (EndReason::Finished, Some(10)));
     for m in [&p.m1, &p.m2] {

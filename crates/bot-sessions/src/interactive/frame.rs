@@ -30,7 +30,7 @@ pub(crate) struct Frame {
 /// The fields a [`Frame`] holds encoded, besides the kind (which only an envelope of
 /// the same kind is ever written with: the engine checks it when it decodes or takes
 /// one back) and the fields only a live envelope without result or lease has.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 struct Framed {
     origin: Origin,
     waiter: Option<u64>,

@@ -225,7 +225,7 @@ impl Manager {
         if !engine.takes(text) {
             return not_ours();
         }
-        *kind = Some(engine.clone());
+        let engine = kind.insert(engine);
         let skey = core.key(sid);
         let _lock = core.locks.lock(skey.as_str()).await;
         let now = core.now();

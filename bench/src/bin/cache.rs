@@ -148,7 +148,7 @@ async fn update(env: &Env, redis: bool, postgres: bool, rounds: usize, tasks: us
 /// The report's two-process update at [`TASKS`] tasks per process, with and without
 /// the cache, `rounds` times interleaved.
 async fn two(env: &Env, redis: bool, postgres: bool, rounds: usize) -> anyhow::Result<()> {
-    let plan = Plan { quick: false, cell: CELL, rounds: 1, concurrency: &[TASKS] };
+    let plan = Plan { quick: false, cell: CELL, rounds: 1, warmup: Duration::ZERO, concurrency: &[TASKS] };
     println!("\n## Two processes x {TASKS} tasks on the same {} keys\n", bot_sessions_bench::keys::TWO_PROCESS_KEYS);
     println!("load average {}\n", load_average());
     println!("| backend | no cache (ops/s) | cache (ops/s) | cache / no cache | lost | errors |");

@@ -108,6 +108,8 @@ impl Default for Config {
 pub(crate) struct Core {
     pub(crate) store: DynStore,
     pub(crate) namespace: Namespace,
+    /// Each thread's own copy of `namespace`, for the keys it builds.
+    pub(crate) namespace_here: thread_local::ThreadLocal<Namespace>,
     pub(crate) codec: CustomIdCodec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: KeyLocks,
@@ -136,8 +138,12 @@ impl Core {
         self.clock.now()
     }
 
+    /// The store key of session `sid`. Its namespace is this thread's copy: a click
+    /// clones and drops it, and cores sharing one copy would pass its reference count
+    /// back and forth (a key built here and dropped on another thread is still right).
     pub(crate) fn key(&self, sid: SessionId) -> SessionKey {
-        SessionKey::new(self.namespace.clone(), Scope::Custom { id: sid.as_str().into(), user: None })
+        let namespace = self.namespace_here.get_or(|| self.namespace.own_copy()).clone();
+        SessionKey::new(namespace, Scope::Custom { id: sid.as_str().into(), user: None })
     }
 
     /// The record's store-level expiry for a session whose own deadline is `deadline`.
@@ -304,43 +310,50 @@ impl Core {
         written_or_conflict(sid, written)
     }
 
+    /// Records a finished route: its outcome on `span`, the route counter of its kind
+    /// (`kind`, once the session's kind was known) and its latency since `start`.
+    pub(crate) fn route_done(
+        &self,
+        span: &tracing::Span,
+        kind: Option<&dyn ErasedKind>,
+        routed: &Result<Routed, InteractiveError>,
+        start: quanta::Instant,
+    ) {
+        let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
+        self.obs.routed(span, kind.map(|k| (k.name(), k.routes())), outcome, start.elapsed());
+    }
+
     /// The registered kinds, as of now.
     pub(crate) fn kinds(&self) -> arc_swap::Guard<Arc<Kinds>> {
         self.kinds.load()
     }
 
-    /// The kind of the session in `record`, or in `kept` (the envelope kept typed).
-    pub(crate) fn engine_for(
-        &self,
+    /// The kind of the session in `record`, or in `kept` (the envelope kept typed),
+    /// among `kinds` (a [`kinds`](Self::kinds) guard the caller holds for the route).
+    /// Borrowed, not cloned: a clone would write the engine's reference count, a cache
+    /// line every core's clicks would then pass back and forth.
+    pub(crate) fn engine_for<'k>(
+        kinds: &'k Kinds,
         sid: SessionId,
         kept: Option<&Kept>,
         record: &Record,
-    ) -> Result<Arc<dyn ErasedKind>, InteractiveError> {
+    ) -> Result<&'k dyn ErasedKind, InteractiveError> {
+        // One kind registered (the common case): skip reading the header; the engine
+        // checks the stored kind name when it decodes the record.
+        if kinds.len() == 1
+            && let Some(only) = kinds.values().next()
         {
-            // One kind registered (the common case): skip reading the header; the
-            // engine checks the stored kind name when it decodes the record.
-            let kinds = self.kinds();
-            if kinds.len() == 1
-                && let Some(only) = kinds.values().next()
-            {
-                return Ok(only.clone());
-            }
-            if let Some(kept) = kept {
-                return kinds
-                    .get(&kept.kind)
-                    .cloned()
-                    .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: kept.kind.to_string() });
-            }
+            return Ok(&**only);
         }
-        let header: Header<'_> = serde_json::from_slice(&record.value).map_err(|source| InteractiveError::Codec {
-            session: sid,
-            op: "decode",
-            source,
-        })?;
-        self.kinds()
-            .get(&*header.kind)
-            .cloned()
-            .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: header.kind.into_owned() })
+        let found = match kept {
+            Some(kept) => kinds.get(&kept.kind).ok_or_else(|| kept.kind.to_string()),
+            None => {
+                let header: Header<'_> = serde_json::from_slice(&record.value)
+                    .map_err(|source| InteractiveError::Codec { session: sid, op: "decode", source })?;
+                kinds.get(&*header.kind).ok_or_else(|| header.kind.into_owned())
+            }
+        };
+        found.map(|e| &**e).map_err(|kind| InteractiveError::UnknownKind { session: sid, kind })
     }
 
     /// Locks, loads and tends one session.
@@ -354,7 +367,8 @@ impl Core {
         let _lock = self.locks.lock(key.as_str()).await;
         let tended = match self.load(sid, &key, now).await? {
             Some(record) => {
-                let engine = self.engine_for(sid, None, &record)?;
+                let kinds = self.kinds();
+                let engine = Self::engine_for(&kinds, sid, None, &record)?;
                 engine.tend(self, sid, &key, record, now, force).await?
             }
             None => Tended::Gone,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, oneshot};
 
-use super::core::{Config, Core, DEFAULT_NAMESPACE, EVENT_CAPACITY, Routed, Tended};
+use super::core::{Config, Core, DEFAULT_NAMESPACE, EVENT_CAPACITY, ErasedKind, Kinds, Routed, Tended};
 use super::engine::Engine;
 use super::local::Local;
 use super::{
@@ -163,6 +163,7 @@ impl ManagerBuilder {
             core: Arc::new(Core {
                 store: self.store,
                 namespace,
+                namespace_here: thread_local::ThreadLocal::new(),
                 codec: self.codec,
                 clock: self.clock,
                 locks: KeyLocks::default(),
@@ -389,22 +390,24 @@ impl Manager {
     pub async fn handle(&self, ctx: &Context) -> Result<Routed, InteractiveError> {
         let span = self.core.obs.route_span();
         let start = quanta::Instant::now();
+        // The kinds as of this route: the session's engine is borrowed from them.
+        let kinds = self.core.kinds();
         let mut kind = None;
         // As for data sessions: no `Instrumented` layer when nobody wants the span.
         let routed = if span.is_disabled() {
-            self.handle_unobserved(ctx, &mut kind).await
+            self.handle_unobserved(ctx, &kinds, &mut kind).await
         } else {
-            tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kind), span.clone()).await
+            tracing::Instrument::instrument(self.handle_unobserved(ctx, &kinds, &mut kind), span.clone()).await
         };
-        let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
-        self.core.obs.routed(&span, kind.as_deref().map(|k| (k.name(), k.routes())), outcome, start.elapsed());
+        self.core.route_done(&span, kind, &routed, start);
         routed
     }
 
-    async fn handle_unobserved(
+    async fn handle_unobserved<'k>(
         &self,
         ctx: &Context,
-        kind: &mut Option<Arc<dyn super::core::ErasedKind>>,
+        kinds: &'k Kinds,
+        kind: &mut Option<&'k dyn ErasedKind>,
     ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(Ordering::Acquire) {
@@ -426,7 +429,7 @@ impl Manager {
         let Some(loaded) = core.load_kept(sid, &key, core.now()).await? else {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
-        let engine = kind.insert(core.engine_for(sid, loaded.kept.as_deref(), &loaded.record)?);
+        let engine = *kind.insert(Core::engine_for(kinds, sid, loaded.kept.as_deref(), &loaded.record)?);
         engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click(id)).await
     }
 

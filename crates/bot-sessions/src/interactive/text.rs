@@ -182,22 +182,24 @@ impl Manager {
     pub async fn handle_text(&self, ctx: &Context, text: &str) -> Result<Routed, InteractiveError> {
         let span = self.core.obs.route_span();
         let start = quanta::Instant::now();
+        let kinds = self.core.kinds();
         let mut kind = None;
         let routed = if span.is_disabled() {
-            self.handle_text_unobserved(ctx, text, &mut kind).await
+            self.handle_text_unobserved(ctx, text, &kinds, &mut kind).await
         } else {
-            tracing::Instrument::instrument(self.handle_text_unobserved(ctx, text, &mut kind), span.clone()).await
+            tracing::Instrument::instrument(self.handle_text_unobserved(ctx, text, &kinds, &mut kind), span.clone())
+                .await
         };
-        let outcome = routed.as_ref().map_or("error", |r| r.outcome.name());
-        self.core.obs.routed(&span, kind.as_deref().map(|k| (k.name(), k.routes())), outcome, start.elapsed());
+        self.core.route_done(&span, kind, &routed, start);
         routed
     }
 
-    async fn handle_text_unobserved(
+    async fn handle_text_unobserved<'k>(
         &self,
         ctx: &Context,
         text: &str,
-        kind: &mut Option<std::sync::Arc<dyn super::core::ErasedKind>>,
+        kinds: &'k super::core::Kinds,
+        kind: &mut Option<&'k dyn super::core::ErasedKind>,
     ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
         if core.closed.load(std::sync::atomic::Ordering::Acquire) {
@@ -217,15 +219,13 @@ impl Manager {
             tracing::warn!(key = %key, "an awaiting record names no valid session; the message is not routed");
             return not_ours();
         };
-        let engine = core
-            .kinds()
+        let engine = &**kinds
             .get(&*awaiting.kind)
-            .cloned()
             .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: awaiting.kind.to_string() })?;
         if !engine.takes(text) {
             return not_ours();
         }
-        let engine = kind.insert(engine);
+        *kind = Some(engine);
         let skey = core.key(sid);
         let _lock = core.locks.lock(skey.as_str()).await;
         let now = core.now();

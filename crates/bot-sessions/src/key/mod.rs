@@ -122,6 +122,14 @@ impl Namespace {
         Self::new_unchecked_reserved(name)
     }
 
+    /// The same name in an allocation of its own: clones of the copy count their
+    /// references apart from the original's (one copy per thread keeps the cores from
+    /// sharing a reference count).
+    #[cfg(feature = "interactive")]
+    pub(crate) fn own_copy(&self) -> Self {
+        Namespace(Arc::from(&*self.0))
+    }
+
     /// Like [`Namespace::new`] but allows the reserved `_` prefix: for the library's
     /// own namespaces.
     pub(crate) fn new_unchecked_reserved(name: &str) -> Result<Self, KeyError> {

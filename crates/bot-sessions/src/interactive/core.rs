@@ -29,8 +29,10 @@ use crate::{Clock, Context, DynStore, Namespace, Precondition, Record, Scope, Se
 /// What a routed update brings a session.
 #[derive(Debug)]
 pub(crate) enum Input<'a> {
-    /// A component update with its decoded custom id.
-    Click(super::CustomId),
+    /// A component update with its decoded custom id; `remembered`: its signed text is
+    /// the one the manager's entry for the session remembers (so there is nothing new
+    /// to remember after the click).
+    Click { id: super::CustomId, remembered: bool },
     /// A text message the session awaits.
     Text(&'a str),
 }

@@ -318,9 +318,9 @@ impl<K: Interactive> ErasedKind for Engine<K> {
         ctx: &Context,
         input: Input<'_>,
     ) -> Result<Routed, InteractiveError> {
-        let (clicked, text) = match input {
-            Input::Click(id) => (id, None),
-            Input::Text(text) => (CustomId::new(sid, ""), Some(text)),
+        let (clicked, text, remembered) = match input {
+            Input::Click { id, remembered } => (id, None, remembered),
+            Input::Text(text) => (CustomId::new(sid, ""), Some(text), false),
         };
         let Loaded { mut record, kept, at } = loaded;
         // The first attempt's time is the load's.
@@ -471,10 +471,13 @@ impl<K: Interactive> ErasedKind for Engine<K> {
                             if let (false, Some(w), Some(origin)) = (asking, wait, &origin) {
                                 Box::pin(core.unask(sid, origin, w)).await;
                             }
-                            // A signed id that routed here is known good (see `Local`).
-                            let verified =
-                                ctx.custom_id.as_deref().filter(|_| text.is_none() && core.codec.is_signed());
-                            core.local.adopt(sid, deadline, verified);
+                            // A signed id that routed here is known good (see `Local`); one
+                            // the entry remembers already leaves nothing to adopt.
+                            if !remembered {
+                                let verified =
+                                    ctx.custom_id.as_deref().filter(|_| text.is_none() && core.codec.is_signed());
+                                core.local.adopt(sid, deadline, verified);
+                            }
                             let outcome = RouteOutcome::Handled { session: sid, ended: None };
                             return Ok(Routed { outcome, reply, end_reply: None });
                         }

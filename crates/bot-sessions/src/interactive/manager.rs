@@ -415,7 +415,11 @@ impl Manager {
         }
         let Some(text) = ctx.custom_id.as_deref() else { return Ok(Routed::of(RouteOutcome::NotOurs)) };
         // A signed id this session was clicked with before needs no second check.
-        let id = match core.codec.decode_known(text, |sid| core.local.verified(sid, text)) {
+        let mut remembered = false;
+        let id = match core.codec.decode_known(text, |sid| {
+            remembered = core.local.verified(sid, text);
+            remembered
+        }) {
             Ok(id) => id,
             Err(DecodeError::NotOurs) => return Ok(Routed::of(RouteOutcome::NotOurs)),
             Err(DecodeError::Forged { custom_id }) => return Ok(Routed::of(RouteOutcome::Forged { custom_id })),
@@ -430,7 +434,7 @@ impl Manager {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
         let engine = *kind.insert(Core::engine_for(kinds, sid, loaded.kept.as_deref(), &loaded.record)?);
-        engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click(id)).await
+        engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click { id, remembered }).await
     }
 
     /// Records the message that carries `session`'s components, once the transport

@@ -203,7 +203,10 @@ impl CustomIdCodec {
             None => rest,
             Some(keys) => {
                 let forged = || DecodeError::Forged { custom_id: text.into() };
-                let (body, tag) = rest.rsplit_once(SEPARATOR).ok_or_else(forged)?;
+                // The tag is a dozen bytes at the end: a plain backward scan finds its
+                // separator sooner than `rsplit_once`'s word-at-a-time search sets up.
+                let at = rest.as_bytes().iter().rposition(|&b| b == SEPARATOR_BYTE).ok_or_else(forged)?;
+                let (body, tag) = (&rest[..at], &rest[at + 1..]);
                 let signed = &text[..text.len() - tag.len() - 1];
                 let seen = body.get(..SessionId::LEN).and_then(SessionId::parse).is_some_and(known);
                 if !seen && !keys.verify(&self.binding, signed, tag) {

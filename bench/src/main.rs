@@ -2,7 +2,7 @@
 //! reaches, this project beside the raw baselines and the peers, in one run; writes
 //! `target/bench-report/report.md`, `report.json` and SVG plots.
 //!
-//! Options: `--quick` (the short run, for CI: under two minutes), `--out DIR` (another
+//! Options: `--quick` (the short run, for CI: about two minutes), `--out DIR` (another
 //! report directory), `--only BACKEND` (that backend's cells only, no memory-per-session
 //! rows: for working on one backend; the ratios stay within the run). Environment: `BENCH_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `BENCH_POSTGRES_URL` (default

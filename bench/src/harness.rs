@@ -83,6 +83,26 @@ const MAX_ERRORS_PER_TASK: u64 = 100;
 
 /// Runs `op` on `tasks` tasks for `duration`, keys drawn from `dist` over `keys` keys.
 pub async fn run_cell(op: &OpFn, tasks: usize, duration: Duration, dist: Dist, keys: usize, mix: Mix) -> Sample {
+    run_cell_from(op, tasks, duration, dist, keys, mix, 0).await
+}
+
+/// Where round `round` of a cell starts drawing its keys and actions: far enough apart
+/// that no round repeats another's sequence (and below 2^32, where the task's bits start).
+pub fn round_start(round: usize) -> usize {
+    (round % 128) << 24
+}
+
+/// [`run_cell`], each task's sequence of keys and actions starting at its `first`-th
+/// draw instead of its first (so rounds of one cell do not repeat one another).
+pub async fn run_cell_from(
+    op: &OpFn,
+    tasks: usize,
+    duration: Duration,
+    dist: Dist,
+    keys: usize,
+    mix: Mix,
+    first: usize,
+) -> Sample {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + duration;
@@ -91,7 +111,7 @@ pub async fn run_cell(op: &OpFn, tasks: usize, duration: Duration, dist: Dist, k
         let (op, stop) = (op.clone(), stop.clone());
         handles.push(tokio::spawn(async move {
             let mut s = Sample::default();
-            let mut i = 0;
+            let mut i = first;
             // In-memory operations never wait: each task watches the deadline itself
             // and yields now and then, so tasks share the workers fairly and the
             // timer below gets to run.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backends::Env;
-use crate::harness::{Cpu, Mix, Sample, cpu_seconds, run_cell};
+use crate::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, run_cell_from};
 use crate::keys::{Dist, KEYS, TWO_PROCESS_KEYS};
 use crate::report::Row;
 use crate::subject::{Action, Subject};
@@ -81,8 +81,9 @@ async fn cells(
     for &dist in dists {
         for &c in concurrency {
             if !warm {
+                // Its own stretch of draws, apart from every measured round's.
                 for s in subjects {
-                    run_cell(&s.op, c, plan.warmup, dist, KEYS, mix).await;
+                    run_cell_from(&s.op, c, plan.warmup, dist, KEYS, mix, round_start(127)).await;
                 }
                 warm = true;
             }
@@ -93,9 +94,9 @@ async fn cells(
                 before.push((s.total)().await.ok());
             }
             let mut samples: Vec<Sample> = vec![Sample::default(); subjects.len()];
-            for _ in 0..plan.rounds {
+            for round in 0..plan.rounds {
                 for (i, s) in subjects.iter().enumerate() {
-                    samples[i].merge(run_cell(&s.op, c, plan.cell, dist, KEYS, mix).await);
+                    samples[i].merge(run_cell_from(&s.op, c, plan.cell, dist, KEYS, mix, round_start(round)).await);
                 }
             }
             let mut applied = Vec::with_capacity(subjects.len());

@@ -115,7 +115,7 @@ pub(crate) struct Core {
     pub(crate) codec: CustomIdCodec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: KeyLocks,
-    pub(crate) kinds: arc_swap::ArcSwap<Kinds>,
+    pub(crate) kinds: super::registry::Registry,
     pub(crate) local: Local,
     /// Identifies this manager in stored sessions (whose handle it holds).
     pub(crate) instance: u64,
@@ -325,15 +325,17 @@ impl Core {
         self.obs.routed(span, kind.map(|k| (k.name(), k.routes())), outcome, start.elapsed());
     }
 
-    /// The registered kinds, as of now.
+    /// The registered kinds, as of now, for a read that does not await.
     pub(crate) fn kinds(&self) -> arc_swap::Guard<Arc<Kinds>> {
-        self.kinds.load()
+        self.kinds.now()
     }
 
     /// The kind of the session in `record`, or in `kept` (the envelope kept typed),
-    /// among `kinds` (a [`kinds`](Self::kinds) guard the caller holds for the route).
+    /// among `kinds` (the registry's copy the route holds, see [`Registry::held`]).
     /// Borrowed, not cloned: a clone would write the engine's reference count, a cache
     /// line every core's clicks would then pass back and forth.
+    ///
+    /// [`Registry::held`]: super::registry::Registry::held
     pub(crate) fn engine_for<'k>(
         kinds: &'k Kinds,
         sid: SessionId,
@@ -369,7 +371,7 @@ impl Core {
         let _lock = self.locks.lock(key.as_str()).await;
         let tended = match self.load(sid, &key, now).await? {
             Some(record) => {
-                let kinds = self.kinds();
+                let kinds = self.kinds.held();
                 let engine = Self::engine_for(&kinds, sid, None, &record)?;
                 engine.tend(self, sid, &key, record, now, force).await?
             }

@@ -1,6 +1,5 @@
 //! The manager: registry of kinds, start, routing, expiry and shutdown.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -167,7 +166,7 @@ impl ManagerBuilder {
                 codec: self.codec,
                 clock: self.clock,
                 locks: KeyLocks::default(),
-                kinds: arc_swap::ArcSwap::from_pointee(HashMap::new()),
+                kinds: Default::default(),
                 local: Local::default(),
                 instance: rand::random(),
                 closed: AtomicBool::new(false),
@@ -250,18 +249,7 @@ impl Manager {
         Namespace::new(name).map_err(|e| InteractiveError::InvalidName { name: name.into(), reason: e.to_string() })?;
         let name: Arc<str> = name.into();
         let engine = Arc::new(Engine::new(name.clone(), kind));
-        let mut taken = false;
-        // Registrations are rare: each copies the map (`rcu` retries on a race).
-        self.core.kinds.rcu(|kinds| {
-            taken = kinds.contains_key(&name);
-            if taken {
-                return Arc::clone(kinds);
-            }
-            let mut more = HashMap::clone(kinds);
-            more.insert(name.clone(), engine.clone() as Arc<dyn super::core::ErasedKind>);
-            Arc::new(more)
-        });
-        if taken {
+        if !self.core.kinds.register(&name, engine.clone()) {
             return Err(InteractiveError::DuplicateKind { kind: name.to_string() });
         }
         Ok(Kind { engine })
@@ -390,14 +378,14 @@ impl Manager {
     pub async fn handle(&self, ctx: &Context) -> Result<Routed, InteractiveError> {
         let span = self.core.obs.route_span();
         let start = quanta::Instant::now();
-        // The kinds as of this route: the session's engine is borrowed from them.
-        let kinds = self.core.kinds();
+        // The kinds, once the session is loaded: its engine is borrowed from them.
+        let mut kinds = None;
         let mut kind = None;
         // As for data sessions: no `Instrumented` layer when nobody wants the span.
         let routed = if span.is_disabled() {
-            self.handle_unobserved(ctx, &kinds, &mut kind).await
+            self.handle_unobserved(ctx, &mut kinds, &mut kind).await
         } else {
-            tracing::Instrument::instrument(self.handle_unobserved(ctx, &kinds, &mut kind), span.clone()).await
+            tracing::Instrument::instrument(self.handle_unobserved(ctx, &mut kinds, &mut kind), span.clone()).await
         };
         self.core.route_done(&span, kind, &routed, start);
         routed
@@ -406,7 +394,7 @@ impl Manager {
     async fn handle_unobserved<'k>(
         &self,
         ctx: &Context,
-        kinds: &'k Kinds,
+        kinds: &'k mut Option<Arc<Kinds>>,
         kind: &mut Option<&'k dyn ErasedKind>,
     ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
@@ -433,6 +421,7 @@ impl Manager {
         let Some(loaded) = core.load_kept(sid, &key, core.now()).await? else {
             return Ok(Routed::of(RouteOutcome::Unknown { session: sid }));
         };
+        let kinds: &'k Kinds = kinds.insert(core.kinds.held());
         let engine = *kind.insert(Core::engine_for(kinds, sid, loaded.kept.as_deref(), &loaded.record)?);
         engine.apply(core, sid, &key, loaded, ctx, super::core::Input::Click { id, remembered }).await
     }

@@ -182,12 +182,12 @@ impl Manager {
     pub async fn handle_text(&self, ctx: &Context, text: &str) -> Result<Routed, InteractiveError> {
         let span = self.core.obs.route_span();
         let start = quanta::Instant::now();
-        let kinds = self.core.kinds();
+        let mut kinds = None;
         let mut kind = None;
         let routed = if span.is_disabled() {
-            self.handle_text_unobserved(ctx, text, &kinds, &mut kind).await
+            self.handle_text_unobserved(ctx, text, &mut kinds, &mut kind).await
         } else {
-            tracing::Instrument::instrument(self.handle_text_unobserved(ctx, text, &kinds, &mut kind), span.clone())
+            tracing::Instrument::instrument(self.handle_text_unobserved(ctx, text, &mut kinds, &mut kind), span.clone())
                 .await
         };
         self.core.route_done(&span, kind, &routed, start);
@@ -198,7 +198,7 @@ impl Manager {
         &self,
         ctx: &Context,
         text: &str,
-        kinds: &'k super::core::Kinds,
+        kinds: &'k mut Option<std::sync::Arc<super::core::Kinds>>,
         kind: &mut Option<&'k dyn super::core::ErasedKind>,
     ) -> Result<Routed, InteractiveError> {
         let core = &*self.core;
@@ -219,6 +219,8 @@ impl Manager {
             tracing::warn!(key = %key, "an awaiting record names no valid session; the message is not routed");
             return not_ours();
         };
+        // Only once a session awaits the text: a message nobody awaits costs no copy.
+        let kinds: &'k super::core::Kinds = kinds.insert(core.kinds.held());
         let engine = &**kinds
             .get(&*awaiting.kind)
             .ok_or_else(|| InteractiveError::UnknownKind { session: sid, kind: awaiting.kind.to_string() })?;

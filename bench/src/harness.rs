@@ -86,10 +86,11 @@ pub async fn run_cell(op: &OpFn, tasks: usize, duration: Duration, dist: Dist, k
     run_cell_from(op, tasks, duration, dist, keys, mix, 0).await
 }
 
-/// Where round `round` of a cell starts drawing its keys and actions: far enough apart
-/// that no round repeats another's sequence (and below 2^32, where the task's bits start).
+/// Where round `round` of a cell starts drawing its keys and actions: 2^28 draws
+/// apart, so no round (of up to 16) repeats another's sequence, and below 2^32, where a
+/// key's task bits start (the warm-up takes round 15).
 pub fn round_start(round: usize) -> usize {
-    (round % 128) << 24
+    (round % 16) << 28
 }
 
 /// [`run_cell`], each task's sequence of keys and actions starting at its `first`-th

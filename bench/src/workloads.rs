@@ -83,7 +83,7 @@ async fn cells(
             if !warm {
                 // Its own stretch of draws, apart from every measured round's.
                 for s in subjects {
-                    run_cell_from(&s.op, c, plan.warmup, dist, KEYS, mix, round_start(127)).await;
+                    run_cell_from(&s.op, c, plan.warmup, dist, KEYS, mix, round_start(15)).await;
                 }
                 warm = true;
             }

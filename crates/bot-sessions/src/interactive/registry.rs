@@ -20,6 +20,7 @@ use super::core::{ErasedKind, Kinds};
 /// The registered kinds: the map every registration replaces, and each thread's copy.
 #[derive(Default)]
 pub(crate) struct Registry {
+    /// Every kind registered so far: replaced whole by each registration.
     kinds: arc_swap::ArcSwap<Kinds>,
     /// Registrations so far; a thread's copy made at an older count is stale.
     registrations: AtomicU64,

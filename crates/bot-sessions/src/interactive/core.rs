@@ -115,7 +115,7 @@ pub(crate) struct Core {
     pub(crate) codec: CustomIdCodec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: KeyLocks,
-    pub(crate) kinds: super::registry::Registry,
+    pub(crate) kinds: super::registry::Registry<Arc<dyn ErasedKind>>,
     pub(crate) local: Local,
     /// Identifies this manager in stored sessions (whose handle it holds).
     pub(crate) instance: u64,

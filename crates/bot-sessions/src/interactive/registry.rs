@@ -15,27 +15,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thread_local::ThreadLocal;
 
-use super::core::{ErasedKind, Kinds};
+/// What is registered, by name (for a manager: the kinds, `core::Kinds`).
+pub(crate) type Named<V> = HashMap<Arc<str>, V>;
 
-/// The registered kinds: the map every registration replaces, and each thread's copy.
-#[derive(Default)]
-pub(crate) struct Registry {
+/// The registered kinds (`V`: a kind, as the manager keeps it): the map every
+/// registration replaces, and each thread's copy.
+pub(crate) struct Registry<V: Send + Sync> {
     /// Every kind registered so far: replaced whole by each registration.
-    kinds: arc_swap::ArcSwap<Kinds>,
+    kinds: arc_swap::ArcSwap<Named<V>>,
     /// Registrations so far; a thread's copy made at an older count is stale.
     registrations: AtomicU64,
     /// Each thread's copy, with the registration count it was made at.
-    here: ThreadLocal<RefCell<(u64, Arc<Kinds>)>>,
+    here: ThreadLocal<RefCell<(u64, Arc<Named<V>>)>>,
 }
 
-impl Registry {
+impl<V: Send + Sync> Default for Registry<V> {
+    fn default() -> Self {
+        Registry {
+            kinds: arc_swap::ArcSwap::from_pointee(HashMap::new()),
+            registrations: AtomicU64::new(0),
+            here: ThreadLocal::new(),
+        }
+    }
+}
+
+impl<V: Clone + Send + Sync> Registry<V> {
     /// The kinds as of now, for a read that does not await while it holds them.
-    pub(crate) fn now(&self) -> arc_swap::Guard<Arc<Kinds>> {
+    pub(crate) fn now(&self) -> arc_swap::Guard<Arc<Named<V>>> {
         self.kinds.load()
     }
 
     /// The kinds as of now, for a route to hold across its awaits: this thread's copy.
-    pub(crate) fn held(&self) -> Arc<Kinds> {
+    pub(crate) fn held(&self) -> Arc<Named<V>> {
         let seen = self.registrations.load(Ordering::Acquire);
         let copy = self.here.get_or(|| RefCell::new((seen, self.copy())));
         // Nothing below calls out while the cell is borrowed: no borrow can overlap.
@@ -47,13 +58,13 @@ impl Registry {
     }
 
     /// A map of this thread's own (its `Arc` counts apart from every other thread's).
-    fn copy(&self) -> Arc<Kinds> {
+    fn copy(&self) -> Arc<Named<V>> {
         Arc::new(HashMap::clone(&self.kinds.load()))
     }
 
     /// Registers `engine` under `name`; `false` (and nothing changed) when the name
     /// is taken. Registrations are rare: each copies the map (`rcu` retries on a race).
-    pub(crate) fn register(&self, name: &Arc<str>, engine: Arc<dyn ErasedKind>) -> bool {
+    pub(crate) fn register(&self, name: &Arc<str>, engine: V) -> bool {
         let mut taken = false;
         self.kinds.rcu(|kinds| {
             taken = kinds.contains_key(name);
@@ -75,39 +86,20 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interactive::engine::Engine;
-    use crate::interactive::{Interactive, StartCx, Step, UpdateCx};
-    use crate::store::BoxError;
-
-    struct Nothing;
-
-    impl Interactive for Nothing {
-        type State = ();
-        type Args = ();
-        type Output = ();
-
-        async fn start(&self, _: &mut StartCx<'_>, (): ()) -> Result<(), BoxError> {
-            Ok(())
-        }
-
-        async fn update(&self, _: &mut UpdateCx<'_>, (): &mut ()) -> Result<Step<()>, BoxError> {
-            Ok(Step::refresh())
-        }
-    }
 
     #[test]
     fn a_copy_made_before_a_registration_is_made_again() {
-        let registry = Registry::default();
+        let registry = Registry::<Arc<str>>::default();
         assert!(registry.held().is_empty());
         let held = registry.held();
         // The same thread's copy, until something registers.
         assert!(Arc::ptr_eq(&held, &registry.held()));
         let name: Arc<str> = "menu".into();
-        let engine: Arc<dyn ErasedKind> = Arc::new(Engine::new(name.clone(), Nothing));
-        assert!(registry.register(&name, engine.clone()));
-        assert!(!registry.register(&name, engine), "a taken name is refused");
+        assert!(registry.register(&name, "the menu".into()));
+        assert!(!registry.register(&name, "another menu".into()), "a taken name is refused");
         let after = registry.held();
-        assert!(after.contains_key("menu") && !Arc::ptr_eq(&held, &after));
+        assert_eq!(after.get("menu").map(|v| &**v), Some("the menu"));
+        assert!(!Arc::ptr_eq(&held, &after));
         assert!(held.is_empty(), "a route that held the old copy keeps it");
         assert!(registry.now().contains_key("menu"));
         // Another thread makes a copy of its own.

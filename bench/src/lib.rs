@@ -16,6 +16,7 @@ pub mod harness;
 pub mod interactive;
 pub mod keys;
 pub mod report;
+pub mod sketch;
 pub mod subject;
 pub mod workloads;
 

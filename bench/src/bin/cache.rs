@@ -27,7 +27,7 @@ use bot_sessions::store::near_cache::{CacheConfig, NearCache};
 use bot_sessions::{DynStore, Namespace, Scope, SessionError, SessionKey, Sessions, Store, Timestamp};
 use bot_sessions_bench::Bench;
 use bot_sessions_bench::backends::{self, Env};
-use bot_sessions_bench::harness::{Cpu, Mix, cpu_seconds, run_cell};
+use bot_sessions_bench::harness::{Cpu, Mix, cpu_seconds, round_start, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Role, Subject};
 use bot_sessions_bench::workloads::{self, Plan};
@@ -58,11 +58,11 @@ async fn compare(
     let mut errors = vec![0u64; subjects.len()];
     // CPU seconds (this process, the server) and operations, summed over the rounds.
     let mut cpu = vec![(0.0f64, 0.0f64, 0u64); subjects.len()];
-    for _ in 0..rounds {
+    for r in 0..rounds {
         for (i, s) in subjects.iter().enumerate() {
             let before = (s.total)().await?;
             let (own0, srv0) = (cpu_seconds(Cpu::Own), server_cpu(server).await);
-            let sample = run_cell(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update).await;
+            let sample = run_cell_from(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update, round_start(r)).await;
             let (own1, srv1) = (cpu_seconds(Cpu::Own), server_cpu(server).await);
             let after = (s.total)().await?;
             lost[i] += sample.acked_updates as i64 - after.saturating_sub(before) as i64;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bot_sessions::DynStore;
 use bot_sessions::store::memory::MemoryStore;
-use bot_sessions_bench::harness::{Mix, run_cell};
+use bot_sessions_bench::harness::{Mix, round_start, run_cell_from};
 use bot_sessions_bench::interactive::{clicks, data_sessions};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Action, Subject};
@@ -47,9 +47,9 @@ async fn compare(rounds: usize) -> anyhow::Result<()> {
     for tasks in [1, 64] {
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
         let mut p50: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
-        for _ in 0..rounds {
+        for r in 0..rounds {
             for (i, s) in subjects.iter().enumerate() {
-                let sample = run_cell(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update).await;
+                let sample = run_cell_from(&s.op, tasks, CELL, Dist::Uniform, KEYS, Mix::Update, round_start(r)).await;
                 if sample.errors > 0 {
                     eprintln!("  {}: {} errors, first {:?}", s.name, sample.errors, sample.first_error);
                 }

@@ -10,18 +10,22 @@
 //!    the same store, 64 tasks.
 //! 3. `memory`: memory per live session at 10^4 (data, interactive), as the report
 //!    measures it (child processes).
-//! 4. `spin SUBJECT TASKS uniform|zipf SECONDS`: one subject alone, for a profiler
+//! 4. `sketch`: a design the library does not have (`bot_sessions_bench::sketch`:
+//!    typed values under the map's entry lock), with and without serializing for the
+//!    size limit, beside `bot-sessions/memory` and `teloxide/InMemStorage` at 1, 8 and
+//!    64 tasks: what the one-task goal against teloxide would take.
+//! 5. `spin SUBJECT TASKS uniform|zipf SECONDS`: one subject alone, for a profiler
 //!    (`perf record -g -- target/release/memory spin bot-sessions/memory 1 uniform 10`).
 //!
-//! `cargo run --release --bin memory [update|click|memory]... [--rounds N]` (default:
-//! all three, 5 rounds).
+//! `cargo run --release --bin memory [update|click|memory|sketch]... [--rounds N]`
+//! (default: the first three, 5 rounds).
 
 use std::time::Duration;
 
 use bot_sessions::DynStore;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions_bench::backends::{Env, memory};
-use bot_sessions_bench::harness::{Mix, run_cell};
+use bot_sessions_bench::harness::{Mix, round_start, run_cell, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::Subject;
 
@@ -36,10 +40,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// the median ops/s of each, and prints lost updates.
 async fn compare(subjects: &[Subject], tasks: usize, dist: Dist, rounds: usize) -> Vec<f64> {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
-    for _ in 0..rounds {
+    for r in 0..rounds {
         for (i, s) in subjects.iter().enumerate() {
             let before = (s.total)().await.ok();
-            let sample = run_cell(&s.op, tasks, CELL, dist, KEYS, Mix::Update).await;
+            let sample = run_cell_from(&s.op, tasks, CELL, dist, KEYS, Mix::Update, round_start(r)).await;
             let after = (s.total)().await.ok();
             if let (Some(b), Some(a)) = (before, after)
                 && a > 0
@@ -74,6 +78,36 @@ async fn update(rounds: usize) -> anyhow::Result<()> {
                 r[2] / 1e6,
                 r[0] / r[1],
                 r[0] / r[2]
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn sketch(rounds: usize) -> anyhow::Result<()> {
+    let all = memory::subjects();
+    let pick = |n: &str| all.iter().find(|s| s.name == n).cloned();
+    let mut subjects: Vec<Subject> =
+        ["bot-sessions/memory", "teloxide/InMemStorage"].iter().filter_map(|n| pick(n)).collect();
+    subjects.push(bot_sessions_bench::sketch::typed_entry(false));
+    subjects.push(bot_sessions_bench::sketch::typed_entry(true));
+    println!(
+        "| update | ours M/s | teloxide M/s | sketch M/s | sketch+size M/s | ours/teloxide | sketch/teloxide | sketch+size/teloxide |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for dist in [Dist::Uniform, Dist::Zipf] {
+        for tasks in [1, 8, 64] {
+            let r = compare(&subjects, tasks, dist, rounds).await;
+            println!(
+                "| {} c={tasks} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                dist.label(),
+                r[0] / 1e6,
+                r[1] / 1e6,
+                r[2] / 1e6,
+                r[3] / 1e6,
+                r[0] / r[1],
+                r[2] / r[1],
+                r[3] / r[1]
             );
         }
     }
@@ -126,7 +160,11 @@ async fn spin(args: &[String]) -> anyhow::Result<()> {
             total: bot_sessions_bench::subject::total(0, |_| async { Ok(0) }),
         }
     } else {
-        memory::subjects().into_iter().find(|s| s.name == *subject).ok_or_else(|| anyhow::anyhow!("no {subject}"))?
+        memory::subjects()
+            .into_iter()
+            .chain([bot_sessions_bench::sketch::typed_entry(false), bot_sessions_bench::sketch::typed_entry(true)])
+            .find(|s| s.name == *subject)
+            .ok_or_else(|| anyhow::anyhow!("no {subject}"))?
     };
     let sample = run_cell(&s.op, tasks.parse()?, duration, dist, KEYS, Mix::Update).await;
     println!("{subject}: {:.2} M/s, {} ops, {} errors", sample.ops_per_s() / 1e6, sample.ops, sample.errors);
@@ -162,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rounds" => rounds = it.next().and_then(|n| n.parse().ok()).unwrap_or(rounds),
-            p @ ("update" | "click" | "memory") => parts.push(p.to_owned()),
+            p @ ("update" | "click" | "memory" | "sketch") => parts.push(p.to_owned()),
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
@@ -174,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
         match p.as_str() {
             "update" => update(rounds).await?,
             "click" => click(rounds).await?,
+            "sketch" => sketch(rounds).await?,
             _ => memory_per_session().await?,
         }
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, run_cell};
+use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 
 #[tokio::main]
@@ -52,10 +52,10 @@ async fn main() -> anyhow::Result<()> {
             for first in [r % 2 == 0, r % 2 != 0] {
                 let t = cpu_seconds(Cpu::Own);
                 if first {
-                    a.merge(run_cell(&ours.op, tasks, cell, dist, KEYS, Mix::Update).await);
+                    a.merge(run_cell_from(&ours.op, tasks, cell, dist, KEYS, Mix::Update, round_start(r)).await);
                     ca += cpu_seconds(Cpu::Own) - t;
                 } else {
-                    b.merge(run_cell(&raw.op, tasks, cell, dist, KEYS, Mix::Update).await);
+                    b.merge(run_cell_from(&raw.op, tasks, cell, dist, KEYS, Mix::Update, round_start(r)).await);
                     cb += cpu_seconds(Cpu::Own) - t;
                 }
             }

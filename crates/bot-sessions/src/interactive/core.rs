@@ -111,7 +111,7 @@ pub(crate) struct Core {
     pub(crate) store: DynStore,
     pub(crate) namespace: Namespace,
     /// Each thread's own copy of `namespace`, for the keys it builds.
-    pub(crate) namespace_here: thread_local::ThreadLocal<Namespace>,
+    pub(crate) namespace_here: super::per_thread::PerThread<Namespace>,
     pub(crate) codec: CustomIdCodec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: KeyLocks,
@@ -129,6 +129,8 @@ pub(crate) struct Core {
     /// Where sessions record that they await text (`<namespace>.text`); `None` when
     /// the namespace is too long for it.
     pub(crate) text_ns: Option<Namespace>,
+    /// Each thread's own copy of `text_ns`, for the awaiting keys it builds.
+    pub(crate) text_ns_here: super::per_thread::PerThread<Namespace>,
     /// The store's notices, on which ends are announced to other processes.
     pub(crate) notices: Option<crate::store::notify::Notices>,
     /// Hears those notices for the handles waiting here.
@@ -144,7 +146,7 @@ impl Core {
     /// clones and drops it, and cores sharing one copy would pass its reference count
     /// back and forth (a key built here and dropped on another thread is still right).
     pub(crate) fn key(&self, sid: SessionId) -> SessionKey {
-        let namespace = self.namespace_here.get_or(|| self.namespace.own_copy()).clone();
+        let namespace = self.namespace_here.get(0, || self.namespace.own_copy());
         SessionKey::new(namespace, Scope::Custom { id: sid.as_str().into(), user: None })
     }
 

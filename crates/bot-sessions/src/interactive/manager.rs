@@ -162,7 +162,7 @@ impl ManagerBuilder {
             core: Arc::new(Core {
                 store: self.store,
                 namespace,
-                namespace_here: thread_local::ThreadLocal::new(),
+                namespace_here: Default::default(),
                 codec: self.codec,
                 clock: self.clock,
                 locks: KeyLocks::default(),
@@ -175,6 +175,7 @@ impl ManagerBuilder {
                 obs,
                 sealer: self.sealer,
                 text_ns,
+                text_ns_here: Default::default(),
                 notices,
                 listener: Default::default(),
             }),

@@ -236,6 +236,7 @@ mod listener;
 mod local;
 mod manager;
 mod outcome;
+mod per_thread;
 mod registry;
 mod reply;
 mod rich;

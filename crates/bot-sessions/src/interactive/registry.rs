@@ -5,15 +5,14 @@
 //! every core shares: cloning the kind's `Arc` (its reference count), and an
 //! `arc_swap` guard (one of a few debt slots per thread, shared with every `ArcSwap`
 //! of the process; not meant to be held across awaits). So each thread keeps a copy of
-//! the map of its own, and a route clones that copy's `Arc`: a count only its thread
-//! writes, unless the task moves to another thread before it drops it.
+//! the map of its own ([`PerThread`], made again after a registration), and a route
+//! clones that copy's `Arc`.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use thread_local::ThreadLocal;
+use super::per_thread::PerThread;
 
 /// What is registered, by name (for a manager: the kinds, `core::Kinds`).
 pub(crate) type Named<V> = HashMap<Arc<str>, V>;
@@ -25,8 +24,8 @@ pub(crate) struct Registry<V: Send + Sync> {
     kinds: arc_swap::ArcSwap<Named<V>>,
     /// Registrations so far; a thread's copy made at an older count is stale.
     registrations: AtomicU64,
-    /// Each thread's copy, with the registration count it was made at.
-    here: ThreadLocal<RefCell<(u64, Arc<Named<V>>)>>,
+    /// Each thread's copy, made at a registration count.
+    here: PerThread<Arc<Named<V>>>,
 }
 
 impl<V: Send + Sync> Default for Registry<V> {
@@ -34,7 +33,7 @@ impl<V: Send + Sync> Default for Registry<V> {
         Registry {
             kinds: arc_swap::ArcSwap::from_pointee(HashMap::new()),
             registrations: AtomicU64::new(0),
-            here: ThreadLocal::new(),
+            here: PerThread::default(),
         }
     }
 }
@@ -47,14 +46,7 @@ impl<V: Clone + Send + Sync> Registry<V> {
 
     /// The kinds as of now, for a route to hold across its awaits: this thread's copy.
     pub(crate) fn held(&self) -> Arc<Named<V>> {
-        let seen = self.registrations.load(Ordering::Acquire);
-        let copy = self.here.get_or(|| RefCell::new((seen, self.copy())));
-        // Nothing below calls out while the cell is borrowed: no borrow can overlap.
-        let mut copy = copy.borrow_mut();
-        if copy.0 != seen {
-            *copy = (seen, self.copy());
-        }
-        Arc::clone(&copy.1)
+        self.here.get(self.registrations.load(Ordering::Acquire), || self.copy())
     }
 
     /// A map of this thread's own (its `Arc` counts apart from every other thread's).

@@ -82,12 +82,12 @@ pub(crate) fn text_namespace(namespace: &Namespace) -> Option<Namespace> {
     Namespace::new(&format!("{}.text", namespace.as_str())).ok()
 }
 
-fn await_key(ns: &Namespace, bot: Option<i64>, chat: i64, topic: Option<i64>, user: i64) -> SessionKey {
+fn await_key(ns: Namespace, bot: Option<i64>, chat: i64, topic: Option<i64>, user: i64) -> SessionKey {
     let scope = match topic {
         Some(topic) => Scope::TopicUser { chat, topic, user },
         None => Scope::ChatUser { chat, user },
     };
-    SessionKey::with_bot(ns.clone(), bot, scope)
+    SessionKey::with_bot(ns, bot, scope)
 }
 
 impl Core {
@@ -103,7 +103,7 @@ impl Core {
                 reason: "the session was opened without a chat and a user",
             });
         };
-        Ok(await_key(ns, origin.bot, chat, origin.topic, user))
+        Ok(await_key(ns.clone(), origin.bot, chat, origin.topic, user))
     }
 
     /// Records that `sid` (of `kind`) awaits its opener's next message, until
@@ -209,7 +209,8 @@ impl Manager {
         let (Some(ns), Some(chat), Some(user), None) = (&core.text_ns, ctx.chat_id, ctx.user_id, &ctx.custom_id) else {
             return not_ours();
         };
-        let key = await_key(ns, ctx.bot_id, chat, ctx.topic_id, user);
+        // This thread's copy of the namespace: every text message builds a key.
+        let key = await_key(core.text_ns_here.get(0, || ns.own_copy()), ctx.bot_id, chat, ctx.topic_id, user);
         let Some(record) = core.load_awaiting(&key, core.now()).await? else { return not_ours() };
         let Ok(awaiting) = serde_json::from_slice::<Awaiting<'_>>(&record.value) else {
             tracing::warn!(key = %key, "an awaiting record does not decode; the message is not routed");

@@ -1,18 +1,21 @@
 //! A design the library does not have, measured (issue 25, the memory store against
 //! teloxide's `InMemStorage` at one task): what an update would cost if the memory
-//! store kept each session as a typed value and ran the handler under its map's entry
-//! lock, with no key lock, store layer or byte record around it.
+//! store kept each session as a typed value and ran the handler under its map's lock
+//! (the write lock of the key's shard: dashmap has no lock per entry), with no key
+//! lock, store layer or byte record around it.
 //!
 //! Not a subject of the report (it is not a store anyone can use): `memory sketch`
-//! runs it beside `bot-sessions/memory` and teloxide's `InMemStorage`.
+//! runs it beside `bot-sessions/memory` and teloxide's `InMemStorage`, and `memory spin
+//! sketch/typed-entry ...` alone for a profiler.
 //!
-//! What it keeps of the contract: one update of a key at a time (the map's entry lock,
-//! held while the handler runs: the handler is synchronous), a version that moves on
-//! every write, the wall-clock read for an idle TTL and an expired value never handed
-//! out, nothing written when the handler fails (it works on a clone: `T: Clone`), a
-//! flag where a handler-scoped session (`Sessions::open`) would hold the key. With
-//! `SIZED`, the value is also serialized (into a byte counter, nothing kept) for the
-//! size limit checked before every write.
+//! What it keeps of the contract: one update of a key at a time (the shard's write
+//! lock, held while the handler runs: the handler is synchronous), a version that
+//! moves on every write, the wall-clock read for an idle TTL and an expired value never
+//! handed out, nothing written when the handler fails (it works on a clone: `T:
+//! Clone`; a new key is inserted only once its value is made), a flag where a
+//! handler-scoped session (`Sessions::open`) would hold the key. The `+size` form also
+//! serializes the value (into a byte counter, nothing kept) for the size limit checked
+//! before every write.
 //!
 //! What it drops: the bytes an operator reads (scan, export, the CLI), a decode of
 //! what another session type or a migration left, "nothing written when nothing
@@ -50,13 +53,15 @@ impl std::io::Write for Counter {
     }
 }
 
-/// The size limit the sketch checks with `SIZED` (the library's default).
-const LIMIT: usize = 64 * 1024;
+/// The size limit the `+size` form checks (the library's default).
+const LIMIT: usize = bot_sessions::session::DEFAULT_MAX_SIZE;
 
 /// The idle TTL the sketch refreshes on every write.
 const IDLE: Duration = Duration::from_secs(3600);
 
-/// The sketch as a subject: `typed-entry` (no serialization) or `typed-entry+size`.
+/// The sketch as a subject: `sketch/typed-entry` (no serialization) or
+/// `sketch/typed-entry+size`. Its role is `Ours` (what this project would ship), though
+/// it is no part of the library and never in the report.
 pub fn typed_entry(sized: bool) -> Subject {
     let map: Arc<dashmap::DashMap<Arc<str>, Entry, foldhash::fast::RandomState>> = Arc::default();
     let keys = crate::backends::session_keys("sketch");
@@ -73,34 +78,40 @@ pub fn typed_entry(sized: bool) -> Subject {
                 }
                 let key = &keys[k];
                 let now = SystemClock.now();
-                let mut entry = match map.get_mut(key.as_str()) {
-                    Some(entry) => entry,
-                    None => map.entry(Arc::from(key.as_str())).or_insert_with(|| Entry {
-                        value: Bench::seeded(),
-                        version: 0,
-                        expires_at: now,
-                        held: false,
-                    }),
-                };
-                if entry.held {
-                    anyhow::bail!("a handler-scoped session holds {key}: the update would wait for it");
-                }
-                // The handler works on a copy: an error writes nothing.
-                let mut next =
-                    if now.is_expired(Some(entry.expires_at)) { Bench::seeded() } else { entry.value.clone() };
-                next.count += 1;
-                if sized {
-                    let mut counter = Counter(0);
-                    serde_json::to_writer(&mut counter, &next)?;
-                    counter.flush()?;
-                    if counter.0 > LIMIT {
-                        anyhow::bail!("{key}: {} bytes over the limit", counter.0);
+                loop {
+                    let mut entry = map.get_mut(key.as_str());
+                    if entry.as_ref().is_some_and(|e| e.held) {
+                        anyhow::bail!("a handler-scoped session holds {key}: the update would wait for it");
+                    }
+                    // The handler works on a copy: an error writes nothing.
+                    let mut next = match &entry {
+                        Some(e) if !now.is_expired(Some(e.expires_at)) => e.value.clone(),
+                        _ => Bench::seeded(),
+                    };
+                    next.count += 1;
+                    if sized {
+                        let mut counter = Counter(0);
+                        serde_json::to_writer(&mut counter, &next)?;
+                        counter.flush()?;
+                        if counter.0 > LIMIT {
+                            anyhow::bail!("{key}: {} bytes over the limit", counter.0);
+                        }
+                    }
+                    let expires_at = now.saturating_add(IDLE);
+                    if let Some(e) = &mut entry {
+                        e.value = next;
+                        e.version += 1;
+                        e.expires_at = expires_at;
+                        return Ok(());
+                    }
+                    // A new key: created unless another task created it meanwhile (then
+                    // the update runs again on its value, as after a compare-and-set).
+                    drop(entry);
+                    if let dashmap::Entry::Vacant(v) = map.entry(Arc::from(key.as_str())) {
+                        v.insert(Entry { value: next, version: 1, expires_at, held: false });
+                        return Ok(());
                     }
                 }
-                entry.value = next;
-                entry.version += 1;
-                entry.expires_at = now.saturating_add(IDLE);
-                Ok(())
             }
         }),
         total: total(crate::keys::KEYS, move |k| {

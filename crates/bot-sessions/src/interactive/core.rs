@@ -129,7 +129,7 @@ pub(crate) struct Core {
     /// Where sessions record that they await text (`<namespace>.text`); `None` when
     /// the namespace is too long for it.
     pub(crate) text_ns: Option<Namespace>,
-    /// Each thread's own copy of `text_ns`, for the awaiting keys it builds.
+    /// Each thread's own copy of `text_ns`, for the keys the text route looks up.
     pub(crate) text_ns_here: super::per_thread::PerThread<Namespace>,
     /// The store's notices, on which ends are announced to other processes.
     pub(crate) notices: Option<crate::store::notify::Notices>,

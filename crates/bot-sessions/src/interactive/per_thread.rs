@@ -14,7 +14,7 @@ use thread_local::ThreadLocal;
 /// Each thread's copy of a value, with the generation it was made at; a copy made at
 /// another generation is made again.
 pub(crate) struct PerThread<T: Send> {
-    here: ThreadLocal<RefCell<(u64, T)>>,
+    here: ThreadLocal<RefCell<Option<(u64, T)>>>,
 }
 
 impl<T: Send> Default for PerThread<T> {
@@ -27,20 +27,21 @@ impl<T: Clone + Send> PerThread<T> {
     /// A clone of this thread's copy as of `generation` (a value that never changes:
     /// always the same one), made with `make` when this thread has none yet or its
     /// copy is of another generation.
+    ///
+    /// Nothing runs while the cell is borrowed but a clone of `T`: `make`, and the
+    /// drop of a copy it replaces, run with the cell free (they may even call `get`
+    /// again: the last copy stored wins).
     pub(crate) fn get(&self, generation: u64, make: impl FnOnce() -> T) -> T {
-        let Some(cell) = self.here.get() else {
-            let made = make();
-            let out = made.clone();
-            self.here.get_or(move || RefCell::new((generation, made)));
-            return out;
-        };
-        // Nothing below calls out while the cell is borrowed but `make`, which is
-        // given no way back here: no borrow can overlap.
-        let mut copy = cell.borrow_mut();
-        if copy.0 != generation {
-            *copy = (generation, make());
+        let cell = self.here.get_or(|| RefCell::new(None));
+        if let Some((made_at, copy)) = &*cell.borrow()
+            && *made_at == generation
+        {
+            return copy.clone();
         }
-        copy.1.clone()
+        let made = make();
+        let old = cell.replace(Some((generation, made.clone())));
+        drop(old);
+        made
     }
 }
 

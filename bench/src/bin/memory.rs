@@ -11,8 +11,8 @@
 //! 3. `memory`: memory per live session at 10^4 (data, interactive), as the report
 //!    measures it (child processes).
 //! 4. `sketch`: a design the library does not have (`bot_sessions_bench::sketch`:
-//!    typed values updated under the map shard's write lock), with and without serializing for the
-//!    size limit, beside `bot-sessions/memory` and `teloxide/InMemStorage` at 1, 8 and
+//!    typed values updated under the map shard's write lock), with and without
+//!    serializing for the size limit, beside `bot-sessions/memory` and `teloxide/InMemStorage` at 1, 8 and
 //!    64 tasks: what the one-task goal against teloxide would take.
 //! 5. `spin SUBJECT TASKS uniform|zipf SECONDS`: one subject alone, for a profiler
 //!    (`perf record -g -- target/release/memory spin bot-sessions/memory 1 uniform 10`).
@@ -60,11 +60,18 @@ async fn compare(subjects: &[Subject], tasks: usize, dist: Dist, rounds: usize) 
     rates.into_iter().map(median).collect()
 }
 
-async fn update(rounds: usize) -> anyhow::Result<()> {
+/// The report's memory subjects named `names`, in that order (an error for a name that
+/// is not one: the tables index them by position).
+fn memory_subjects(names: &[&str]) -> anyhow::Result<Vec<Subject>> {
     let all = memory::subjects();
-    let pick = |n: &str| all.iter().find(|s| s.name == n).cloned();
-    let subjects: Vec<Subject> =
-        ["bot-sessions/memory", "raw/dashmap", "teloxide/InMemStorage"].iter().filter_map(|n| pick(n)).collect();
+    names
+        .iter()
+        .map(|n| all.iter().find(|s| s.name == *n).cloned().ok_or_else(|| anyhow::anyhow!("no subject {n}")))
+        .collect()
+}
+
+async fn update(rounds: usize) -> anyhow::Result<()> {
+    let subjects = memory_subjects(&["bot-sessions/memory", "raw/dashmap", "teloxide/InMemStorage"])?;
     println!("| update | ours M/s | raw M/s | teloxide M/s | ours/raw | ours/teloxide |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for dist in [Dist::Uniform, Dist::Zipf] {
@@ -85,12 +92,7 @@ async fn update(rounds: usize) -> anyhow::Result<()> {
 }
 
 async fn sketch(rounds: usize) -> anyhow::Result<()> {
-    let all = memory::subjects();
-    let pick = |n: &str| all.iter().find(|s| s.name == n).cloned();
-    let mut subjects = ["bot-sessions/memory", "teloxide/InMemStorage"]
-        .iter()
-        .map(|n| pick(n).ok_or_else(|| anyhow::anyhow!("no subject {n}")))
-        .collect::<anyhow::Result<Vec<Subject>>>()?;
+    let mut subjects = memory_subjects(&["bot-sessions/memory", "teloxide/InMemStorage"])?;
     subjects.push(bot_sessions_bench::sketch::typed_entry(false));
     subjects.push(bot_sessions_bench::sketch::typed_entry(true));
     println!(

@@ -86,11 +86,34 @@ pub async fn run_cell(op: &OpFn, tasks: usize, duration: Duration, dist: Dist, k
     run_cell_from(op, tasks, duration, dist, keys, mix, 0).await
 }
 
-/// Where round `round` of a cell starts drawing its keys and actions: 2^28 draws
-/// apart, so no round (of up to 16) repeats another's sequence, and below 2^32, where a
-/// key's task bits start (the warm-up takes round 15).
+/// The most rounds a cell runs: round `MAX_ROUNDS` is the warm-up's
+/// ([`WARMUP_ROUND`]), and each round has a stretch of draws of its own below it.
+pub const MAX_ROUNDS: usize = 255;
+
+/// The round whose draws the report's warm-up takes, apart from every measured round's.
+pub const WARMUP_ROUND: usize = MAX_ROUNDS;
+
+/// Where round `round` (0 to [`MAX_ROUNDS`]) of a cell starts drawing its keys and
+/// actions: 2^24 draws apart (a task makes fewer than 2 million operations in an 800 ms
+/// cell), so no round repeats another's sequence, and below 2^32, where a key's task
+/// bits start. A round past `MAX_ROUNDS` would repeat round `round % 256`'s draws;
+/// [`rounds`] refuses such a count.
 pub fn round_start(round: usize) -> usize {
-    (round % 16) << 28
+    (round % (MAX_ROUNDS + 1)) << 24
+}
+
+/// A `--rounds` argument (`None`: not given, so `default`), from 1 to [`MAX_ROUNDS`].
+///
+/// # Errors
+///
+/// Not a number, or out of that range.
+pub fn rounds(arg: Option<&str>, default: usize) -> anyhow::Result<usize> {
+    let rounds = match arg {
+        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("--rounds takes a number, not {text:?}"))?,
+        None => default,
+    };
+    anyhow::ensure!((1..=MAX_ROUNDS).contains(&rounds), "--rounds must be from 1 to {MAX_ROUNDS}, not {rounds}");
+    Ok(rounds)
 }
 
 /// [`run_cell`], each task's sequence of keys and actions starting at its `first`-th

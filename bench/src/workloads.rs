@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backends::Env;
-use crate::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, run_cell_from};
+use crate::harness::{Cpu, Mix, Sample, WARMUP_ROUND, cpu_seconds, round_start, run_cell_from};
 use crate::keys::{Dist, KEYS, TWO_PROCESS_KEYS};
 use crate::report::Row;
 use crate::subject::{Action, Subject};
@@ -83,7 +83,7 @@ async fn cells(
             if !warm {
                 // Its own stretch of draws, apart from every measured round's.
                 for s in subjects {
-                    run_cell_from(&s.op, c, plan.warmup, dist, KEYS, mix, round_start(15)).await;
+                    run_cell_from(&s.op, c, plan.warmup, dist, KEYS, mix, round_start(WARMUP_ROUND)).await;
                 }
                 warm = true;
             }

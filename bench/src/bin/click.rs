@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bot_sessions::DynStore;
 use bot_sessions::store::memory::MemoryStore;
-use bot_sessions_bench::harness::{Mix, round_start, run_cell_from};
+use bot_sessions_bench::harness::{Mix, round_start, rounds as parse_rounds, run_cell_from};
 use bot_sessions_bench::interactive::{clicks, data_sessions};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Action, Subject};
@@ -115,12 +115,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         None | Some("compare") | Some("--rounds") => {
-            let rounds = args
-                .iter()
-                .position(|a| a == "--rounds")
-                .and_then(|i| args.get(i + 1))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(5);
+            let given = args.iter().position(|a| a == "--rounds").map(|i| args.get(i + 1).map_or("", String::as_str));
+            let rounds = parse_rounds(given, 5)?;
             eprintln!("load average {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

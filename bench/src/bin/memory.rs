@@ -25,7 +25,7 @@ use std::time::Duration;
 use bot_sessions::DynStore;
 use bot_sessions::store::memory::MemoryStore;
 use bot_sessions_bench::backends::{Env, memory};
-use bot_sessions_bench::harness::{Mix, round_start, run_cell, run_cell_from};
+use bot_sessions_bench::harness::{Mix, round_start, rounds as parse_rounds, run_cell, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::Subject;
 
@@ -203,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => rounds = it.next().and_then(|n| n.parse().ok()).unwrap_or(rounds),
+            "--rounds" => rounds = parse_rounds(Some(it.next().map_or("", String::as_str)), 5)?,
             p @ ("update" | "click" | "memory" | "sketch") => parts.push(p.to_owned()),
             other => anyhow::bail!("unknown argument {other:?}"),
         }

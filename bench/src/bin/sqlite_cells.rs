@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, run_cell_from};
+use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, rounds as parse_rounds, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let ms: u64 = args.next().map_or(Ok(500), |a| a.parse())?;
-    let rounds: usize = args.next().map_or(Ok(4), |a| a.parse())?;
+    let rounds = parse_rounds(args.next().as_deref(), 4)?;
     let dir = std::env::temp_dir().join(format!("bot-sessions-cells-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // `NEAR_CACHE=off`: ours without the near cache the SQLite store gives sessions by

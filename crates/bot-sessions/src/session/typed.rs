@@ -13,11 +13,12 @@
 
 use std::any::TypeId;
 use std::cell::Cell;
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::attempts::Attempts;
+use super::attempts::{Attempts, Then};
 use super::load::Loaded;
 use super::save::Plan;
 use super::{Base, SessionError, Sessions, Ttl, Via};
@@ -34,6 +35,16 @@ struct Kept<T> {
 
 /// A value loaded for an update, boxed as the store keeps it, and what the load found.
 type Owned<T> = (Box<Kept<T>>, Base);
+
+/// What a fast update leaves to the general way, which awaits.
+enum Rest<R> {
+    /// Everything: the handler has not run.
+    Start,
+    /// Running the handler again after a conflict, with the attempts so far.
+    Resume(Attempts, Then),
+    /// Deleting the record (the handler reset its session), then returning `R`.
+    Delete(Box<Base>, R),
+}
 
 /// `value` with its own TTL `own`, as the store keeps it.
 pub(super) fn keep<T: Send + Sync + 'static>(value: Option<T>, own: Option<Ttl>) -> TypedValue {
@@ -94,39 +105,74 @@ where
             return Box::pin(self.update_attempts(key, f, None, None)).await;
         };
         let now = self.inner.clock.now();
+        // Every await below comes after the synchronous step (`update_sync`) is over:
+        // what that step loaded and borrowed (the base, the record) is not kept in this
+        // future, which every update moves (680 bytes with it, 352 without).
+        let rest = match self.update_sync(local, key, &mut f, now) {
+            ControlFlow::Break(done) => return done,
+            ControlFlow::Continue(rest) => rest,
+        };
+        let resumed = match rest {
+            Rest::Start => None,
+            Rest::Resume(attempts, then) => Some((attempts, then)),
+            Rest::Delete(base, out) => match Box::pin(async move { self.delete_base(key, &base, now).await }).await {
+                Ok(()) => return Handled(Ok(Ok(out))),
+                Err(e) => match self.after_conflict(key, e) {
+                    Ok(resumed) => Some(resumed),
+                    Err(e) => return Handled(Err(e)),
+                },
+            },
+        };
+        Box::pin(self.update_attempts(key, f, Some(lock), resumed)).await
+    }
+
+    /// The synchronous step of [`update_fast`](Self::update_fast): load, run `f`, save.
+    /// `Continue`: what is left to do, which awaits.
+    fn update_sync<R, E, F>(
+        &self,
+        local: &dyn InProcess,
+        key: &SessionKey,
+        f: &mut F,
+        now: Timestamp,
+    ) -> ControlFlow<Handled<R, E>, Rest<R>>
+    where
+        F: FnMut(&mut Option<T>, &mut Option<Ttl>) -> Result<R, E> + Send,
+    {
         let (mut kept, base) = match self.load_sync(local, key, now) {
             Ok(Some(loaded)) => loaded,
             // A step that needs the store (claiming an expiry, quarantining): before the
             // handler ran, so the general way starts afresh.
-            Ok(None) => return Box::pin(self.update_attempts(key, f, Some(lock), None)).await,
-            Err(e) => return Handled(Err(e)),
+            Ok(None) => return ControlFlow::Continue(Rest::Start),
+            Err(e) => return ControlFlow::Break(Handled(Err(e))),
         };
         let mut ttl = base.own_ttl();
         let out = match f(&mut kept.value, &mut ttl) {
             Ok(out) => out,
-            Err(e) => return Handled(Ok(Err(e))),
+            Err(e) => return ControlFlow::Break(Handled(Ok(Err(e)))),
         };
-        let saved = match self.save_sync(local, key, kept, ttl, &base, now) {
-            Ok(true) => Ok(()),
-            // Rare (a handler that resets its session): the base goes with the boxed
-            // delete, so that it is not kept in this future.
-            Ok(false) => Box::pin(async move { self.delete_base(key, &base, now).await }).await,
-            Err(e) => Err(e),
-        };
-        match saved {
-            Ok(()) => Handled(Ok(Ok(out))),
-            // Another writer (another `Sessions` on this namespace) won: run again on
-            // its value, as the general way does after a conflict.
-            Err(e) if matches!(e, SessionError::Store(StoreError::Conflict { .. })) => {
-                let mut attempts = Attempts::new(&self.inner.retry);
-                // Never from the near cache: the value was kept typed in process.
-                match attempts.after(&self.inner.retry, &self.inner.obs, key, e, false) {
-                    Ok(then) => Box::pin(self.update_attempts(key, f, Some(lock), Some((attempts, then)))).await,
-                    Err(e) => Handled(Err(e)),
-                }
-            }
-            Err(e) => Handled(Err(e)),
+        match self.save_sync(local, key, kept, ttl, &base, now) {
+            Ok(true) => ControlFlow::Break(Handled(Ok(Ok(out)))),
+            // Rare (a handler that resets its session): boxed, so that the base is not
+            // kept in the update's future.
+            Ok(false) => ControlFlow::Continue(Rest::Delete(Box::new(base), out)),
+            Err(e) => match self.after_conflict(key, e) {
+                Ok((attempts, then)) => ControlFlow::Continue(Rest::Resume(attempts, then)),
+                Err(e) => ControlFlow::Break(Handled(Err(e))),
+            },
         }
+    }
+
+    /// After a fast save failed with `e`: a conflict (another `Sessions` on this
+    /// namespace won) runs the update again on the winner's value, as the general way
+    /// does; any other error is the update's.
+    fn after_conflict(&self, key: &SessionKey, e: SessionError) -> Result<(Attempts, Then), SessionError> {
+        if !matches!(e, SessionError::Store(StoreError::Conflict { .. })) {
+            return Err(e);
+        }
+        let mut attempts = Attempts::new(&self.inner.retry);
+        // Never from the near cache: the value was kept typed in process.
+        let then = attempts.after(&self.inner.retry, &self.inner.obs, key, e, false)?;
+        Ok((attempts, then))
     }
 
     /// Loads `key` from the in-process store `local` without waiting: the value kept

@@ -94,25 +94,31 @@ pub const MAX_ROUNDS: usize = 255;
 pub const WARMUP_ROUND: usize = MAX_ROUNDS;
 
 /// Where round `round` (0 to [`MAX_ROUNDS`]) of a cell starts drawing its keys and
-/// actions: 2^24 draws apart (a task makes fewer than 2 million operations in an 800 ms
-/// cell), so no round repeats another's sequence, and below 2^32, where a key's task
-/// bits start. A round past `MAX_ROUNDS` would repeat round `round % 256`'s draws;
-/// [`rounds`] refuses such a count.
+/// actions: 2^24 draws apart, so no round repeats another's sequence as long as a task
+/// makes fewer than 2^24 (16.7 million) operations in one cell (the fastest subject makes
+/// about 2 million a second), and every draw stays below 2^32, where a key's task bits
+/// start. A round past `MAX_ROUNDS` would repeat round `round % 256`'s draws;
+/// [`parse_rounds`] refuses such a count.
 pub fn round_start(round: usize) -> usize {
     (round % (MAX_ROUNDS + 1)) << 24
 }
 
-/// A `--rounds` argument (`None`: not given, so `default`), from 1 to [`MAX_ROUNDS`].
+/// A number of rounds given on the command line (`None`: not given, so `default`), from
+/// 1 to [`MAX_ROUNDS`]; `Some("")`: the option came without its number.
 ///
 /// # Errors
 ///
-/// Not a number, or out of that range.
-pub fn rounds(arg: Option<&str>, default: usize) -> anyhow::Result<usize> {
+/// Missing, not a number, or out of that range.
+pub fn parse_rounds(arg: Option<&str>, default: usize) -> anyhow::Result<usize> {
     let rounds = match arg {
-        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("--rounds takes a number, not {text:?}"))?,
+        Some("") => anyhow::bail!("the number of rounds is missing"),
+        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("not a number of rounds: {text:?}"))?,
         None => default,
     };
-    anyhow::ensure!((1..=MAX_ROUNDS).contains(&rounds), "--rounds must be from 1 to {MAX_ROUNDS}, not {rounds}");
+    anyhow::ensure!(
+        (1..=MAX_ROUNDS).contains(&rounds),
+        "the number of rounds must be from 1 to {MAX_ROUNDS}, not {rounds}"
+    );
     Ok(rounds)
 }
 

@@ -27,7 +27,7 @@ use bot_sessions::store::near_cache::{CacheConfig, NearCache};
 use bot_sessions::{DynStore, Namespace, Scope, SessionError, SessionKey, Sessions, Store, Timestamp};
 use bot_sessions_bench::Bench;
 use bot_sessions_bench::backends::{self, Env};
-use bot_sessions_bench::harness::{Cpu, Mix, cpu_seconds, round_start, rounds as parse_rounds, run_cell_from};
+use bot_sessions_bench::harness::{Cpu, Mix, cpu_seconds, parse_rounds, round_start, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Role, Subject};
 use bot_sessions_bench::workloads::{self, Plan};
@@ -332,9 +332,7 @@ async fn main() -> anyhow::Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => {
-                rounds = parse_rounds(Some(it.next().ok_or_else(|| anyhow::anyhow!("--rounds needs a number"))?), 5)?
-            }
+            "--rounds" => rounds = parse_rounds(Some(it.next().map_or("", String::as_str)), 5)?,
             "--tasks" => tasks = it.next().ok_or_else(|| anyhow::anyhow!("--tasks needs a number"))?.parse()?,
             "update" | "two" | "scale" | "memory" => parts.push(a.clone()),
             other => {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bot_sessions::DynStore;
 use bot_sessions::store::memory::MemoryStore;
-use bot_sessions_bench::harness::{Mix, round_start, rounds as parse_rounds, run_cell_from};
+use bot_sessions_bench::harness::{Mix, parse_rounds, round_start, run_cell_from};
 use bot_sessions_bench::interactive::{clicks, data_sessions};
 use bot_sessions_bench::keys::{Dist, KEYS};
 use bot_sessions_bench::subject::{Action, Subject};

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, round_start, rounds as parse_rounds, run_cell_from};
+use bot_sessions_bench::harness::{Cpu, Mix, Sample, cpu_seconds, parse_rounds, round_start, run_cell_from};
 use bot_sessions_bench::keys::{Dist, KEYS};
 
 #[tokio::main]

@@ -162,9 +162,9 @@ where
         }
     }
 
-    /// After a fast save failed with `e`: a conflict (another `Sessions` on this
-    /// namespace won) runs the update again on the winner's value, as the general way
-    /// does; any other error is the update's.
+    /// After the fast path's save or delete failed with `e`: a conflict (another
+    /// `Sessions` on this namespace won) runs the update again on the winner's value, as
+    /// the general way does; any other error is the update's.
     fn after_conflict(&self, key: &SessionKey, e: SessionError) -> Result<(Attempts, Then), SessionError> {
         if !matches!(e, SessionError::Store(StoreError::Conflict { .. })) {
             return Err(e);

@@ -164,11 +164,17 @@ async fn spin(args: &[String]) -> anyhow::Result<()> {
             total: bot_sessions_bench::subject::total(0, |_| async { Ok(0) }),
         }
     } else {
-        memory::subjects()
+        let mut all: Vec<Subject> = memory::subjects()
             .into_iter()
             .chain([bot_sessions_bench::sketch::typed_entry(false), bot_sessions_bench::sketch::typed_entry(true)])
-            .find(|s| s.name == *subject)
-            .ok_or_else(|| anyhow::anyhow!("no {subject}"))?
+            .collect();
+        match all.iter().position(|s| s.name == *subject) {
+            Some(i) => all.swap_remove(i),
+            None => {
+                let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                anyhow::bail!("no subject {subject}: one of click, baseline, noop, {}", names.join(", "));
+            }
+        }
     };
     let sample = run_cell(&s.op, tasks.parse()?, duration, dist, KEYS, Mix::Update).await;
     println!("{subject}: {:.2} M/s, {} ops, {} errors", sample.ops_per_s() / 1e6, sample.ops, sample.errors);

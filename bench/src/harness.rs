@@ -103,18 +103,15 @@ pub fn round_start(round: usize) -> usize {
     (round % (MAX_ROUNDS + 1)) << 24
 }
 
-/// A number of rounds given on the command line (`None`: not given, so `default`), from
-/// 1 to [`MAX_ROUNDS`]; `Some("")`: the option came without its number.
+/// The number of rounds given on the command line (`value`: what follows `--rounds`, or
+/// the positional argument), from 1 to [`MAX_ROUNDS`].
 ///
 /// # Errors
 ///
-/// Missing, not a number, or out of that range.
-pub fn parse_rounds(arg: Option<&str>, default: usize) -> anyhow::Result<usize> {
-    let rounds = match arg {
-        Some("") => anyhow::bail!("the number of rounds is missing"),
-        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("not a number of rounds: {text:?}"))?,
-        None => default,
-    };
+/// Missing (`None`), not a number, or out of that range.
+pub fn parse_rounds(value: Option<&str>) -> anyhow::Result<usize> {
+    let text = value.ok_or_else(|| anyhow::anyhow!("the number of rounds is missing"))?;
+    let rounds = text.parse().map_err(|_| anyhow::anyhow!("not a number of rounds: {text:?}"))?;
     anyhow::ensure!(
         (1..=MAX_ROUNDS).contains(&rounds),
         "the number of rounds must be from 1 to {MAX_ROUNDS}, not {rounds}"

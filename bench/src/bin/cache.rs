@@ -332,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => rounds = parse_rounds(Some(it.next().map_or("", String::as_str)), 5)?,
+            "--rounds" => rounds = parse_rounds(it.next().map(String::as_str))?,
             "--tasks" => tasks = it.next().ok_or_else(|| anyhow::anyhow!("--tasks needs a number"))?.parse()?,
             "update" | "two" | "scale" | "memory" => parts.push(a.clone()),
             other => {

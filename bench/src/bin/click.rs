@@ -115,8 +115,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         None | Some("compare") | Some("--rounds") => {
-            let given = args.iter().position(|a| a == "--rounds").map(|i| args.get(i + 1).map_or("", String::as_str));
-            let rounds = parse_rounds(given, 5)?;
+            let rounds = match args.iter().position(|a| a == "--rounds") {
+                Some(i) => parse_rounds(args.get(i + 1).map(String::as_str))?,
+                None => 5,
+            };
             eprintln!("load average {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

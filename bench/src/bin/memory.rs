@@ -209,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => rounds = parse_rounds(Some(it.next().map_or("", String::as_str)), 5)?,
+            "--rounds" => rounds = parse_rounds(it.next().map(String::as_str))?,
             p @ ("update" | "click" | "memory" | "sketch") => parts.push(p.to_owned()),
             other => anyhow::bail!("unknown argument {other:?}"),
         }

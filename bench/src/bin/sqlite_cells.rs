@@ -15,7 +15,7 @@ use bot_sessions_bench::keys::{Dist, KEYS};
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let ms: u64 = args.next().map_or(Ok(500), |a| a.parse())?;
-    let rounds = parse_rounds(args.next().as_deref(), 4)?;
+    let rounds = args.next().map_or(Ok(4), |a| parse_rounds(Some(&a)))?;
     let dir = std::env::temp_dir().join(format!("bot-sessions-cells-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // `NEAR_CACHE=off`: ours without the near cache the SQLite store gives sessions by
